@@ -1,0 +1,89 @@
+//! API errors: the caller's mistakes (4xx, with a JSON body saying what is wrong) apart from
+//! failures a retry can fix (503) and opaque ones (500).
+
+use actix_web::{
+    http::{header, StatusCode},
+    HttpResponse, ResponseError,
+};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or wrong credentials")]
+    Unauthorized {
+        /// `WWW-Authenticate` challenge(s).
+        challenge: String,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("content type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("malformed JSON: {message}")]
+    MalformedJson {
+        message: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("database unavailable, retry later")]
+    Unavailable { retry_after: u64 },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// Maps a store failure: unreachable database is retryable (503), the rest is a 500.
+    pub fn from_store(e: StoreError, retry_after: u64) -> Self {
+        match e {
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                ApiError::Unavailable { retry_after }
+            }
+            StoreError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) | ApiError::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        let mut body = json!({ "error": self.to_string() });
+        match self {
+            ApiError::Unauthorized { challenge } => {
+                response.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+            }
+            ApiError::MalformedJson { line, column, .. } => {
+                body["line"] = json!(line);
+                body["column"] = json!(column);
+            }
+            ApiError::PayloadTooLarge { limit } => body["limit_bytes"] = json!(limit),
+            ApiError::Unavailable { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
+            _ => {}
+        }
+        response.json(body)
+    }
+}

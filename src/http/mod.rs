@@ -1,0 +1,77 @@
+//! The HTTP surface: routes, shared state, and the middleware around them.
+
+mod auth;
+mod error;
+mod health;
+mod incidents;
+mod metrics;
+mod webhook;
+
+use std::time::Instant;
+
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::{from_fn, Next},
+    web, Error,
+};
+
+pub use auth::Authenticator;
+pub use error::ApiError;
+
+use crate::{metrics::Metrics, store::Store};
+
+/// What every handler may need.
+pub struct State {
+    /// The database.
+    pub store: Store,
+    /// Where handlers count what they do.
+    pub metrics: Metrics,
+    /// Largest accepted webhook body, in bytes.
+    pub body_limit: usize,
+    /// Seconds in `Retry-After` when the database is unreachable.
+    pub retry_after: u64,
+}
+
+/// Registers every route on an app that has `State` and `Authenticator` as app data.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+    )
+    .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(metrics::metrics))
+    .service(
+        web::scope("")
+            .wrap(from_fn(auth::require))
+            .route("/webhook", web::post().to(webhook::receive))
+            .route("/api/v1/incidents", web::get().to(incidents::list))
+            .route("/api/v1/incidents/{id}", web::get().to(incidents::get)),
+    )
+    .default_service(web::to(|| async {
+        Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))
+    }));
+}
+
+/// Counts every request by route pattern and status, whether a handler answered or an error did.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let metrics = req
+        .app_data::<web::Data<State>>()
+        .map(|state| state.metrics.http.clone());
+    let result = next.call(req).await;
+    let code = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    if let Some(metrics) = metrics {
+        metrics.observe(&route, &method, code, started);
+    }
+    result
+}

@@ -1,0 +1,21 @@
+//! medic receives Prometheus Alertmanager notifications and turns them into safe action.
+//!
+//! Where an alert goes after it arrives, module by module:
+//!
+//! - [`http`]: routes; the webhook handler parses, authenticates and stores, nothing more.
+//! - [`alertmanager`]: the wire format Alertmanager posts (version 4).
+//! - [`domain`]: a checked [`domain::Notification`] made of alert episodes.
+//! - [`store`]: all SQL. Incidents (one firing episode of one Alertmanager group), alerts,
+//!   deliveries, and the embedded migrations.
+//! - [`metrics`], [`telemetry`]: what medic says about itself.
+//! - [`config`], [`cli`], [`startup`]: settings, the command line, and wiring it together.
+
+pub mod alertmanager;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

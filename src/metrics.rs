@@ -1,0 +1,187 @@
+//! medic's own Prometheus metrics, on a registry of its own (never the global one).
+
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::store::Store;
+
+/// Every metric medic exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http: HttpMetrics,
+    pub intake: IntakeMetrics,
+    pub pool: PoolMetrics,
+}
+
+/// Requests served, by route pattern (never the raw path, to bound cardinality).
+#[derive(Clone)]
+pub struct HttpMetrics {
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+}
+
+/// What Alertmanager sent and what became of it.
+#[derive(Clone)]
+pub struct IntakeMetrics {
+    /// Notifications by outcome: `recorded`, `duplicate`, `rejected`, `unavailable`, `error`.
+    pub notifications: IntCounterVec,
+    /// Alerts carried by accepted notifications, by alert status.
+    pub alerts: IntCounterVec,
+    /// Deliveries that changed nothing (retries, HA twins, repeats).
+    pub duplicates: IntCounter,
+    pub incidents_opened: IntCounter,
+    pub incidents_resolved: IntCounter,
+}
+
+/// The database connection pool, read at scrape time.
+#[derive(Clone)]
+pub struct PoolMetrics {
+    /// Connections by state: `in_use` or `idle`.
+    pub connections: IntGaugeVec,
+    pub max: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Names are fixed and distinct, so registration can only fail on a programming error.
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered twice");
+    metric
+}
+
+impl HttpMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "medic_http_requests_total",
+                "HTTP requests served, by route, method and status code",
+            ),
+            &["route", "method", "code"],
+        )?;
+        let buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "medic_http_request_duration_seconds",
+                "Time to answer an HTTP request",
+            )
+            .buckets(buckets),
+            &["route", "method"],
+        )?;
+        Ok(Self {
+            requests: register(registry, requests),
+            duration: register(registry, duration),
+        })
+    }
+
+    /// Counts one answered request.
+    pub fn observe(&self, route: &str, method: &str, code: u16, started: Instant) {
+        self.requests
+            .with_label_values(&[route, method, &code.to_string()])
+            .inc();
+        self.duration
+            .with_label_values(&[route, method])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+impl IntakeMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let notifications = IntCounterVec::new(
+            Opts::new(
+                "medic_notifications_total",
+                "Alertmanager notifications received, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let alerts = IntCounterVec::new(
+            Opts::new(
+                "medic_alerts_received_total",
+                "Alerts in accepted notifications, by alert status",
+            ),
+            &["status"],
+        )?;
+        let duplicates = IntCounter::new(
+            "medic_duplicate_deliveries_total",
+            "Notifications that changed nothing: retries, HA duplicates and repeats",
+        )?;
+        let opened = IntCounter::new("medic_incidents_opened_total", "Incidents opened")?;
+        let resolved = IntCounter::new("medic_incidents_resolved_total", "Incidents resolved")?;
+        for outcome in ["recorded", "duplicate", "rejected", "unavailable", "error"] {
+            notifications.with_label_values(&[outcome]);
+        }
+        for status in ["firing", "resolved"] {
+            alerts.with_label_values(&[status]);
+        }
+        Ok(Self {
+            notifications: register(registry, notifications),
+            alerts: register(registry, alerts),
+            duplicates: register(registry, duplicates),
+            incidents_opened: register(registry, opened),
+            incidents_resolved: register(registry, resolved),
+        })
+    }
+}
+
+impl PoolMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let connections = IntGaugeVec::new(
+            Opts::new(
+                "medic_db_pool_connections",
+                "Database connections in the pool, by state",
+            ),
+            &["state"],
+        )?;
+        let max = IntGauge::new(
+            "medic_db_pool_max_connections",
+            "Largest size the database pool may grow to",
+        )?;
+        Ok(Self {
+            connections: register(registry, connections),
+            max: register(registry, max),
+        })
+    }
+
+    fn update(&self, store: &Store) {
+        let status = store.pool_status();
+        let idle = status.available as i64;
+        self.connections.with_label_values(&["idle"]).set(idle);
+        self.connections
+            .with_label_values(&["in_use"])
+            .set(status.size as i64 - idle);
+        self.max.set(status.max_size as i64);
+    }
+}
+
+impl Metrics {
+    /// All of medic's metrics plus the process collector, on a fresh registry.
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self {
+            http: HttpMetrics::new(&registry)?,
+            intake: IntakeMetrics::new(&registry)?,
+            pool: PoolMetrics::new(&registry)?,
+            registry,
+        })
+    }
+
+    /// The text exposition format, with the pool gauges read now.
+    pub fn render(&self, store: &Store) -> String {
+        self.pool.update(store);
+        let mut buffer = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

@@ -1,0 +1,109 @@
+//! Building the application: the store, the HTTP server on its listener, and the background
+//! task that brings the schema up to date.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+
+use crate::{
+    config::{Problems, Settings},
+    http::{self, Authenticator, State},
+    metrics::Metrics,
+    store::Store,
+};
+
+/// A built medic: listening, not yet serving until awaited.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+    schema: JoinHandle<()>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and starts preparing the schema in the
+    /// background, so medic serves `/healthz` and answers 503 while the database is away.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let credentials = settings.server.auth.credentials().map_err(Problems)?;
+        if credentials.is_empty() {
+            tracing::warn!("no credential configured: anyone can post to /webhook and read /api");
+        }
+        let store = Store::new(&settings.database)?;
+        let metrics = Metrics::new().context("registering metrics")?;
+        let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
+
+        let listener = TcpListener::bind(settings.server.listen)
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(State {
+            store: store.clone(),
+            metrics,
+            body_limit: settings.server.body_limit_bytes,
+            retry_after: settings.database.retry_after_seconds,
+        });
+        let authenticator = web::Data::new(Authenticator::new(credentials));
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(authenticator.clone())
+                .wrap(from_fn(http::observe))
+                .configure(http::routes)
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_seconds);
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(listen = %settings.server.listen, port, "medic listening");
+        Ok(Self {
+            port,
+            server,
+            store,
+            schema,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Lets the caller stop the server (tests; SIGTERM and SIGINT are handled already).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped; in-flight requests finish, then the pool is closed.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.schema.abort();
+        self.store.close();
+        tracing::info!("medic stopped");
+        result
+    }
+}
+
+/// Retries until the schema is current: applies migrations, or waits for another process to.
+async fn prepare_schema(store: Store, migrate: bool) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let result = if migrate {
+            store.migrate().await.map(|_| ())
+        } else {
+            store.await_schema().await
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!("database schema ready");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database not ready")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}

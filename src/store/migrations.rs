@@ -1,0 +1,70 @@
+//! Schema migrations, embedded in the binary and applied in order under an advisory lock, so
+//! that replicas starting together apply each one exactly once.
+
+use tokio_postgres::Client;
+
+use super::StoreError;
+
+/// `(version, name, sql)`, in the order they apply. Never edit one that has shipped.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "intake", include_str!("../../migrations/0001_intake.sql"))];
+
+/// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.
+const LOCK_KEY: i64 = 0x006d_6564_6963;
+
+/// The schema version this build needs.
+pub fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
+}
+
+/// Applies what is missing in one transaction; returns how many migrations ran.
+pub async fn run(client: &mut Client) -> Result<usize, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS medic_schema_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM medic_schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let mut applied = 0;
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(version, _, _)| *version > current) {
+        tx.batch_execute(sql).await.map_err(|e| {
+            StoreError::Other(anyhow::Error::new(e).context(format!("applying migration {version} {name}")))
+        })?;
+        tx.execute(
+            "INSERT INTO medic_schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        tracing::info!(version, name, "applied migration");
+        applied += 1;
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Whether the database holds at least the schema this build needs.
+pub async fn is_current(client: &Client) -> Result<bool, StoreError> {
+    let exists = client
+        .query_one("SELECT to_regclass('medic_schema_migrations') IS NOT NULL", &[])
+        .await?;
+    if !exists.get::<_, bool>(0) {
+        return Ok(false);
+    }
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM medic_schema_migrations",
+            &[],
+        )
+        .await?;
+    Ok(row.get::<_, i32>(0) >= latest())
+}

@@ -1,0 +1,140 @@
+//! All of medic's SQL. Everything outside this module speaks domain types.
+
+pub mod incidents;
+pub mod migrations;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseSettings;
+
+/// Handle on the database: a connection pool plus whether the schema is ready to use.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    /// Set once this process has seen the schema at the version it was built for.
+    schema_ready: Arc<AtomicBool>,
+}
+
+/// A database failure, split by whether a retry can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached, is restarting, or the schema is not migrated yet.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a schema mismatch; retrying will not help.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if is_unavailable(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Other(anyhow::Error::new(e))
+        }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => e.into(),
+            PoolError::Timeout(_) | PoolError::Closed => StoreError::Unavailable(e.to_string()),
+            other => StoreError::Other(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// Connection lost or refused, server shutting down or starting, too many connections.
+fn is_unavailable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    std::error::Error::source(e).is_some_and(|source| source.is::<std::io::Error>())
+}
+
+impl Store {
+    /// Builds the pool; connections are opened lazily, so this succeeds while the database is down.
+    pub fn new(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let pg_config = settings.pg_config().map_err(|p| anyhow::anyhow!("{p}"))?;
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let connect = Duration::from_secs(settings.connect_timeout_seconds);
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(settings.acquire_timeout_seconds)))
+            .create_timeout(Some(connect))
+            .recycle_timeout(Some(connect))
+            .build()?;
+        Ok(Self {
+            pool,
+            schema_ready: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// A pooled connection, refused while the schema is not ready.
+    pub async fn client(&self) -> Result<Object, StoreError> {
+        if !self.schema_ready.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "database schema is not migrated yet".into(),
+            ));
+        }
+        Ok(self.pool.get().await?)
+    }
+
+    /// Connection counts for the pool gauges.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+
+    /// Whether the database answers and holds the schema this build expects.
+    pub async fn is_ready(&self) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        migrations::is_current(&client).await
+    }
+
+    /// Applies pending migrations, then lets requests through.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.pool.get().await?;
+        let applied = migrations::run(&mut client).await?;
+        self.schema_ready.store(true, Ordering::Release);
+        Ok(applied)
+    }
+
+    /// Waits until the schema is current (another replica or `medic migrate` applies it).
+    pub async fn await_schema(&self) -> Result<(), StoreError> {
+        if self.is_ready().await? {
+            self.schema_ready.store(true, Ordering::Release);
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "database schema is not migrated yet".into(),
+            ))
+        }
+    }
+
+    /// Closes the pool: waiting requests fail, idle connections are dropped.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}

@@ -1,0 +1,182 @@
+//! Bearer and basic authentication on `/webhook` and `/api`.
+
+use base64::Engine as _;
+
+use crate::helpers::{fixture, settings, shared_postgres, spawn_app, spawn_app_with, test_env, unique_name};
+
+#[tokio::test]
+async fn a_missing_token_is_401_with_a_challenge() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .post(format!("{}/webhook", app.address))
+        .header("content-type", "application/json")
+        .body(fixture("firing.json"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="medic""#);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"].is_string());
+    assert_eq!(app.count("SELECT count(*) FROM deliveries").await, 0);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_401_on_the_webhook_and_the_api() {
+    let app = spawn_app().await;
+
+    let webhook = app
+        .client
+        .post(format!("{}/webhook", app.address))
+        .bearer_auth("test-token-0123456788")
+        .header("content-type", "application/json")
+        .body(fixture("firing.json"))
+        .send()
+        .await
+        .unwrap();
+    let api = app
+        .client
+        .get(format!("{}/api/v1/incidents", app.address))
+        .bearer_auth("x")
+        .send()
+        .await
+        .unwrap();
+    let api_without = app
+        .client
+        .get(format!("{}/api/v1/incidents/1", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(webhook.status(), 401);
+    assert_eq!(api.status(), 401);
+    assert_eq!(api_without.status(), 401);
+    assert_eq!(app.count("SELECT count(*) FROM deliveries").await, 0);
+}
+
+#[tokio::test]
+async fn probes_and_metrics_need_no_credentials() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn basic_auth_as_alertmanager_sends_it_is_accepted() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let mut env = test_env(&url);
+    env.remove("MEDIC_SERVER__AUTH__BEARER_TOKEN");
+    env.insert(
+        "MEDIC_SERVER__AUTH__BASIC_AUTH__USERNAME".into(),
+        "alertmanager".into(),
+    );
+    env.insert(
+        "MEDIC_SERVER__AUTH__BASIC_AUTH__PASSWORD".into(),
+        "s3cret:with:colons".into(),
+    );
+    let app = spawn_app_with(env).await;
+    let post = |user: &'static str, password: &'static str| {
+        app.client
+            .post(format!("{}/webhook", app.address))
+            .basic_auth(user, Some(password))
+            .header("content-type", "application/json")
+            .body(fixture("firing.json"))
+            .send()
+    };
+
+    assert_eq!(
+        post("alertmanager", "s3cret:with:colons").await.unwrap().status(),
+        200
+    );
+    let wrong_password = post("alertmanager", "s3cret").await.unwrap();
+    assert_eq!(wrong_password.status(), 401);
+    assert_eq!(
+        wrong_password.headers()["www-authenticate"],
+        r#"Basic realm="medic", charset="UTF-8""#
+    );
+    assert_eq!(post("someone", "s3cret:with:colons").await.unwrap().status(), 401);
+    let garbage = app
+        .client
+        .post(format!("{}/webhook", app.address))
+        .header(
+            "authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("nocolon")
+            ),
+        )
+        .header("content-type", "application/json")
+        .body(fixture("firing.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 401);
+}
+
+#[tokio::test]
+async fn the_token_can_come_from_a_file_as_a_kubernetes_secret_mounts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "from-a-file\n").unwrap();
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let mut env = test_env(&url);
+    env.remove("MEDIC_SERVER__AUTH__BEARER_TOKEN");
+    env.insert(
+        "MEDIC_SERVER__AUTH__BEARER_TOKEN_FILE".into(),
+        path.display().to_string(),
+    );
+    let app = spawn_app_with(env).await;
+
+    let post = |token: &'static str| {
+        app.client
+            .post(format!("{}/webhook", app.address))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(fixture("firing.json"))
+            .send()
+    };
+
+    assert_eq!(post("from-a-file").await.unwrap().status(), 200);
+    assert_eq!(post("test-token-0123456789").await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn medic_refuses_to_start_without_a_credential_unless_told_to() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let mut env = test_env(&url);
+    env.remove("MEDIC_SERVER__AUTH__BEARER_TOKEN");
+    let refused = medic::config::load(&medic::config::Source {
+        file: None,
+        env: env.clone(),
+    })
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("server.auth: no credential configured"),
+        "{refused}"
+    );
+
+    env.insert("MEDIC_SERVER__AUTH__ALLOW_UNAUTHENTICATED".into(), "true".into());
+    let app = spawn_app_with(env.clone()).await;
+    let response = app
+        .client
+        .post(format!("{}/webhook", app.address))
+        .header("content-type", "application/json")
+        .body(fixture("firing.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(settings(env).server.auth.allow_unauthenticated);
+}

@@ -1,0 +1,183 @@
+//! Settings: defaults, the YAML file, environment overrides, and `medic check-config`.
+
+use std::{collections::HashMap, process::Command};
+
+use medic::config::{load, LogFormat, Source};
+use secrecy::ExposeSecret;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn yaml(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+#[test]
+fn defaults_are_sensible() {
+    let settings = load(&Source {
+        file: None,
+        env: env(&[("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t")]),
+    })
+    .unwrap();
+    assert_eq!(settings.server.listen.to_string(), "0.0.0.0:9095");
+    assert_eq!(settings.server.body_limit_bytes, 1024 * 1024);
+    assert_eq!(settings.log.format, LogFormat::Json);
+    assert!(settings.database.migrate_on_start);
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let file = yaml(
+        "server:\n  listen: 127.0.0.1:1000\n  auth:\n    bearer_token: from-file\nlog:\n  format: text\n",
+    );
+    let settings = load(&Source {
+        file: Some(file.path().into()),
+        env: env(&[
+            ("MEDIC_SERVER__LISTEN", "127.0.0.1:2000"),
+            ("MEDIC_SERVER__AUTH__BEARER_TOKEN", "00123"),
+        ]),
+    })
+    .unwrap();
+    assert_eq!(settings.server.listen.to_string(), "127.0.0.1:2000");
+    let token = settings.server.auth.credentials().unwrap().bearer_token.unwrap();
+    assert_eq!(
+        token.expose_secret(),
+        "00123",
+        "a numeric-looking token must stay a string"
+    );
+    assert_eq!(settings.log.format, LogFormat::Text);
+}
+
+#[test]
+fn database_url_is_honoured_when_medic_database_url_is_unset() {
+    let base = [
+        ("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t"),
+        ("DATABASE_URL", "postgres://a@db-one/x"),
+    ];
+    let settings = load(&Source {
+        file: None,
+        env: env(&base),
+    })
+    .unwrap();
+    assert_eq!(settings.database.url.expose_secret(), "postgres://a@db-one/x");
+
+    let mut both = base.to_vec();
+    both.push(("MEDIC_DATABASE__URL", "postgres://b@db-two/y"));
+    let settings = load(&Source {
+        file: None,
+        env: env(&both),
+    })
+    .unwrap();
+    assert_eq!(settings.database.url.expose_secret(), "postgres://b@db-two/y");
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_every_key() {
+    let file = yaml("server:\n  listen: 127.0.0.1:1\n  lisen: x\n  auth:\n    bearer_tokn: y\ndatabse: {}\n");
+    let problems = load(&Source {
+        file: Some(file.path().into()),
+        env: env(&[
+            ("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t"),
+            ("MEDIC_LOG__LEVEL", "debug"),
+        ]),
+    })
+    .unwrap_err();
+    let text = problems.to_string();
+    for key in ["server.lisen", "server.auth.bearer_tokn", "databse", "log.level"] {
+        assert!(
+            text.contains(&format!("{key}: unknown key")),
+            "{key} missing from:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn secrets_are_never_printed() {
+    let settings = load(&Source {
+        file: None,
+        env: env(&[
+            ("MEDIC_SERVER__AUTH__BEARER_TOKEN", "very-secret-token"),
+            ("MEDIC_DATABASE__URL", "postgres://u:very-secret-password@h/db"),
+        ]),
+    })
+    .unwrap();
+    let printed = format!("{settings:?} {:?}", settings.server.auth.credentials().unwrap());
+    assert!(!printed.contains("very-secret"), "{printed}");
+
+    let problems = load(&Source {
+        file: None,
+        env: env(&[
+            ("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t"),
+            ("MEDIC_DATABASE__URL", "postgres://u:very-secret@h:notaport/db"),
+        ]),
+    })
+    .unwrap_err();
+    assert!(problems.to_string().contains("database.url"), "{problems}");
+    assert!(!problems.to_string().contains("very-secret"), "{problems}");
+}
+
+#[test]
+fn check_config_prints_every_problem_with_its_key_path_and_fails() {
+    let file = yaml(
+        "server:\n  body_limit_bytes: 0\n  auth:\n    bearer_token: a\n    bearer_token_file: /nonexistent\n  extra: 1\n\
+         database:\n  max_connections: 0\n",
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .arg("check-config")
+        .arg(file.path())
+        .env_clear()
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "server.extra: unknown key",
+        "server.auth.bearer_token: set either server.auth.bearer_token or server.auth.bearer_token_file",
+        "server.body_limit_bytes: must be greater than 0",
+        "database.max_connections: must be greater than 0",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_config_accepts_the_example_config() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/medic.example.yaml");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["check-config", example])
+        .env_clear()
+        .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t")
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn check_config_reports_a_wrong_type_with_its_path() {
+    let file = yaml("server:\n  listen: not-an-address\n  auth:\n    allow_unauthenticated: true\n");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .arg("check-config")
+        .arg(file.path())
+        .env_clear()
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("server.listen:"), "{stdout}");
+}

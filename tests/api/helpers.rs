@@ -1,0 +1,223 @@
+//! `spawn_app()`: medic on a free port over a fresh database, and a client for its endpoints.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        OnceLock,
+    },
+    time::Duration,
+};
+
+use medic::{
+    config::{self, Settings, Source},
+    startup::Application,
+};
+use serde_json::Value;
+
+#[path = "../support/postgres.rs"]
+mod postgres;
+
+pub use postgres::{Durability, TempPostgres};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// One cluster for the whole test binary; each test gets its own database in it.
+pub fn shared_postgres() -> &'static TempPostgres {
+    static POSTGRES: OnceLock<TempPostgres> = OnceLock::new();
+    POSTGRES.get_or_init(TempPostgres::shared_or_start)
+}
+
+/// A database name unique in this run.
+pub fn unique_name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "medic_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running medic.
+pub struct TestApp {
+    pub address: String,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+/// The environment a test medic reads its settings from.
+pub fn test_env(database_url: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("MEDIC_SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+        ("MEDIC_SERVER__WORKERS".into(), "2".into()),
+        ("MEDIC_SERVER__SHUTDOWN_TIMEOUT_SECONDS".into(), "1".into()),
+        ("MEDIC_SERVER__AUTH__BEARER_TOKEN".into(), TOKEN.into()),
+        ("MEDIC_DATABASE__URL".into(), database_url.into()),
+        ("MEDIC_DATABASE__CONNECT_TIMEOUT_SECONDS".into(), "1".into()),
+        ("MEDIC_DATABASE__ACQUIRE_TIMEOUT_SECONDS".into(), "1".into()),
+        ("MEDIC_DATABASE__RETRY_AFTER_SECONDS".into(), "7".into()),
+        ("MEDIC_LOG__FORMAT".into(), "text".into()),
+    ])
+}
+
+/// medic over a fresh database in the shared cluster.
+pub async fn spawn_app() -> TestApp {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    spawn_app_with(test_env(&url)).await
+}
+
+/// medic with the given environment; waits until it is ready.
+pub async fn spawn_app_with(env: HashMap<String, String>) -> TestApp {
+    let app = start(env).await;
+    app.wait_ready().await;
+    app
+}
+
+/// medic with the given environment, without waiting for the database.
+pub async fn start(env: HashMap<String, String>) -> TestApp {
+    let database_url = env["MEDIC_DATABASE__URL"].clone();
+    let settings = settings(env);
+    medic::telemetry::init(settings.log.format);
+    let app = Application::build(settings).await.expect("build medic");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        database_url,
+        client,
+        handle,
+    }
+}
+
+pub fn settings(env: HashMap<String, String>) -> Settings {
+    config::load(&Source { file: None, env }).expect("valid test settings")
+}
+
+/// The payloads a real Alertmanager sent, in `tests/fixtures/alertmanager/`.
+pub fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/alertmanager/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A notification in Alertmanager's format, built from parts.
+pub fn notification(group_key: &str, status: &str, alerts: &[(&str, &str, &str)]) -> Value {
+    let alerts: Vec<Value> = alerts
+        .iter()
+        .map(|(fingerprint, status, starts_at)| {
+            serde_json::json!({
+                "status": status,
+                "labels": {"alertname": "HighErrorRate", "fp": fingerprint, "severity": "critical"},
+                "annotations": {"summary": "error rate above 5%"},
+                "startsAt": starts_at,
+                "endsAt": if *status == "firing" { "0001-01-01T00:00:00Z" } else { "2026-11-26T16:00:00.5Z" },
+                "generatorURL": "http://prometheus.local/graph",
+                "fingerprint": fingerprint,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "receiver": "medic",
+        "status": status,
+        "alerts": alerts,
+        "groupLabels": {"alertname": "HighErrorRate"},
+        "commonLabels": {"alertname": "HighErrorRate"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.local:9093",
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0
+    })
+}
+
+impl TestApp {
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(response) = self.client.get(format!("{}/readyz", self.address)).send().await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("medic at {} never became ready", self.address);
+    }
+
+    /// Posts raw bytes to `/webhook` with the right token and content type.
+    pub async fn post_webhook_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(format!("{}/webhook", self.address))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST /webhook")
+    }
+
+    pub async fn post_webhook(&self, payload: &Value) -> reqwest::Response {
+        self.post_webhook_raw(payload.to_string()).await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON body")
+    }
+
+    /// Every incident, newest first.
+    pub async fn incidents(&self) -> Vec<Value> {
+        let body = self.get_json("/api/v1/incidents?limit=500").await;
+        body["incidents"].as_array().expect("incidents array").clone()
+    }
+
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
+    /// The value of one sample in `/metrics`, e.g. `medic_duplicate_deliveries_total`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .map(|value| value.trim().parse().expect("number"))
+            .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
+    }
+
+    /// Counts rows with SQL, straight from the database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let (client, connection) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}

@@ -1,0 +1,215 @@
+//! Bad input gets a 4xx with a JSON body that says what is wrong, and nothing is stored.
+
+use serde_json::Value;
+
+use crate::helpers::{
+    fixture, notification, shared_postgres, spawn_app, spawn_app_with, test_env, unique_name, TestApp, TOKEN,
+};
+
+async fn assert_nothing_stored(app: &TestApp) {
+    assert_eq!(app.count("SELECT count(*) FROM incidents").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM alert_groups").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM deliveries").await, 0);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_line_and_column() {
+    let app = spawn_app().await;
+
+    let response = app.post_webhook_raw("{\n  \"receiver\": \"x\",\n  oops\n}").await;
+
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().starts_with("malformed JSON"),
+        "{body}"
+    );
+    assert_eq!(body["line"], 3);
+    assert_eq!(body["column"], 3);
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_truncated_body_is_400() {
+    let app = spawn_app().await;
+    let payload = fixture("firing.json");
+
+    let response = app
+        .post_webhook_raw(payload[..payload.len() / 2].to_owned())
+        .await;
+
+    assert_eq!(response.status(), 400);
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_wrong_content_type_is_415() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .post(format!("{}/webhook", app.address))
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/plain")
+        .body(fixture("firing.json"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("application/json"),
+        "{body}"
+    );
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn json_with_a_charset_parameter_is_accepted() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .post(format!("{}/webhook", app.address))
+        .bearer_auth(TOKEN)
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(fixture("firing.json"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let mut env = test_env(&url);
+    env.insert("MEDIC_SERVER__BODY_LIMIT_BYTES".into(), "4096".into());
+    let app = spawn_app_with(env).await;
+    let alerts: Vec<(String, &str, &str)> = (0..40)
+        .map(|i| (format!("{i:04x}"), "firing", "2026-11-26T15:00:00Z"))
+        .collect();
+    let alerts: Vec<(&str, &str, &str)> = alerts.iter().map(|(f, s, t)| (f.as_str(), *s, *t)).collect();
+    let payload = notification("g", "firing", &alerts);
+    assert!(payload.to_string().len() > 4096);
+
+    let response = app.post_webhook(&payload).await;
+
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["limit_bytes"], 4096);
+    assert_nothing_stored(&app).await;
+    let small = notification("g", "firing", &alerts[..2]);
+    assert_eq!(app.post_webhook(&small).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_unsupported_version_is_422_and_says_so() {
+    let app = spawn_app().await;
+    for version in ["3", "5"] {
+        let mut payload: Value = serde_json::from_str(&fixture("firing.json")).unwrap();
+        payload["version"] = version.into();
+
+        let response = app.post_webhook(&payload).await;
+
+        assert_eq!(response.status(), 422);
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("unsupported payload version"),
+            "{body}"
+        );
+    }
+    let mut other_shape: Value = serde_json::json!({"version": "5", "groups": []});
+    let response = app.post_webhook(&other_shape).await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported payload version"),
+        "{body}"
+    );
+    other_shape["version"] = "4".into();
+    assert_eq!(app.post_webhook(&other_shape).await.status(), 422);
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_notification_missing_required_fields_is_422_naming_the_field() {
+    let app = spawn_app().await;
+    let mut payload: Value = serde_json::from_str(&fixture("firing.json")).unwrap();
+    payload.as_object_mut().unwrap().remove("groupKey");
+
+    let response = app.post_webhook(&payload).await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("groupKey"), "{body}");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn an_invalid_alert_rejects_the_whole_notification() {
+    let app = spawn_app().await;
+    let mut payload = notification(
+        "g",
+        "firing",
+        &[
+            ("aa01", "firing", "2026-11-26T15:00:00Z"),
+            ("aa02", "firing", "2026-11-26T15:00:00Z"),
+        ],
+    );
+    payload["alerts"][1]["fingerprint"] = "not hex!".into();
+
+    let response = app.post_webhook(&payload).await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().starts_with("alerts[1]"), "{body}");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn unknown_fields_from_newer_alertmanagers_are_ignored() {
+    let app = spawn_app().await;
+    let mut payload: Value = serde_json::from_str(&fixture("firing.json")).unwrap();
+    payload["notification_reason"] = "repeat".into();
+    payload["routeLabels"] = serde_json::json!({"team": "sre"});
+    payload["alerts"][0]["silenceURL"] = "http://am/silence".into();
+
+    assert_eq!(app.post_webhook(&payload).await.status(), 200);
+}
+
+#[tokio::test]
+async fn truncated_alerts_are_kept() {
+    let app = spawn_app().await;
+    let mut payload = notification("g", "firing", &[("aa01", "firing", "2026-11-26T15:00:00Z")]);
+    payload["truncatedAlerts"] = 7.into();
+
+    app.post_webhook(&payload).await;
+
+    assert_eq!(app.incidents().await[0]["truncated_alerts"], 7);
+}
+
+#[tokio::test]
+async fn go_escaped_characters_round_trip() {
+    let app = spawn_app().await;
+    let raw = fixture("firing.json").replace(
+        "Pod api-7d9f is crash looping",
+        r#"p99 \u003e 250ms \u0026 errors \u003c 5% \"quoted\""#,
+    );
+
+    assert_eq!(app.post_webhook_raw(raw).await.status(), 200);
+
+    let incident = &app.incidents().await[0];
+    assert_eq!(
+        incident["alerts"][0]["annotations"]["summary"],
+        r#"p99 > 250ms & errors < 5% "quoted""#
+    );
+}

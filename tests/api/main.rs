@@ -1,0 +1,10 @@
+mod auth;
+mod config;
+mod health;
+mod helpers;
+mod idempotency;
+mod incidents;
+mod input;
+mod metrics;
+mod outage;
+mod webhook;

@@ -1,0 +1,87 @@
+//! The database goes away while medic runs: 503 with Retry-After, then recovery, no restart.
+
+use std::time::Duration;
+
+use crate::helpers::{fixture, spawn_app_with, test_env, Durability, TempPostgres};
+
+#[tokio::test]
+async fn webhook_returns_503_while_the_database_is_down_and_recovers_when_it_returns() {
+    let postgres = TempPostgres::start(Durability::Throwaway);
+    let url = postgres.create_database("medic").await;
+    let app = spawn_app_with(test_env(&url)).await;
+    assert_eq!(app.post_webhook_raw(fixture("firing.json")).await.status(), 200);
+
+    postgres.stop();
+
+    let response = app.post_webhook_raw(fixture("resolved.json")).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("database"), "{body}");
+    let readyz = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+    let healthz = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200, "liveness must not depend on the database");
+
+    postgres.restart();
+
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app
+            .post_webhook_raw(fixture("resolved.json"))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "medic did not recover after the database came back");
+    let incidents = app.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["status"], "resolved");
+    assert_eq!(
+        app.metric(r#"medic_notifications_total{outcome="unavailable"}"#)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn medic_starts_while_the_database_is_down_and_serves_once_it_is_up() {
+    let postgres = TempPostgres::start(Durability::Throwaway);
+    let url = postgres.create_database("medic").await;
+    postgres.stop();
+
+    let app = crate::helpers::start(test_env(&url)).await;
+    let response = app.post_webhook_raw(fixture("firing.json")).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    postgres.restart();
+    app.wait_ready().await;
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app
+            .post_webhook_raw(fixture("firing.json"))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}

@@ -1,14 +1,13 @@
 -- Intake: Alertmanager groups, their incidents (firing episodes), alerts and deliveries.
 
--- One row per (receiver, groupKey). Every delivery upserts its group row first, which also
--- locks it: deliveries of one group are serialised, deliveries of different groups are not.
+-- One row per (receiver, groupKey). Every delivery locks its group's row first (creating it
+-- if need be): deliveries of one group are serialised, deliveries of different groups are not.
 CREATE TABLE alert_groups (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    receiver         text        NOT NULL,
-    group_key        text        NOT NULL,
-    group_labels     jsonb       NOT NULL,
-    first_seen_at    timestamptz NOT NULL DEFAULT now(),
-    last_delivery_at timestamptz NOT NULL DEFAULT now(),
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    receiver      text        NOT NULL,
+    group_key     text        NOT NULL,
+    group_labels  jsonb       NOT NULL,
+    first_seen_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (receiver, group_key)
 );
 
@@ -34,7 +33,6 @@ CREATE INDEX incidents_by_status ON incidents (status, id DESC);
 -- One firing episode of one alert (fingerprint + startsAt) within a group. An episode
 -- belongs to the incident during which it was first seen and never moves.
 CREATE TABLE alerts (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     incident_id   bigint      NOT NULL REFERENCES incidents (id),
     group_id      bigint      NOT NULL REFERENCES alert_groups (id),
     fingerprint   text        NOT NULL,
@@ -46,7 +44,7 @@ CREATE TABLE alerts (
     generator_url text        NOT NULL,
     first_seen_at timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (group_id, fingerprint, starts_at)
+    PRIMARY KEY (group_id, fingerprint, starts_at)
 );
 CREATE INDEX alerts_by_incident ON alerts (incident_id);
 

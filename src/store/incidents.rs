@@ -1,12 +1,16 @@
 //! Incidents, their alerts and deliveries: recording a notification and reading them back.
 //!
-//! Recording is one transaction that first upserts the group's row. The upsert locks that row,
-//! so deliveries of one group (retries, HA pairs, several replicas) are applied one after the
-//! other, while the unique constraints make a duplicate change nothing.
+//! Recording is one transaction around `medic_record_notification` (migrations/0002), which
+//! first upserts the group's row. The upsert locks that row, so deliveries of one group
+//! (retries, HA pairs, several replicas) are applied one after the other, while the unique
+//! constraints make a duplicate change nothing.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::{types::Json, Row};
+use tokio_postgres::{
+    types::{Json, ToSql},
+    Row,
+};
 
 use super::{Store, StoreError};
 use crate::{
@@ -30,162 +34,58 @@ pub struct Recorded {
     pub duplicate: bool,
 }
 
-/// Which incident a notification belongs to.
-enum Target {
-    Existing { id: i64, open: bool },
-    New(Status),
-}
-
-const UPSERT_GROUP: &str = "
-    INSERT INTO alert_groups (receiver, group_key, group_labels) VALUES ($1, $2, $3)
-    ON CONFLICT (receiver, group_key) DO UPDATE SET last_delivery_at = now()
-    RETURNING id";
-
-/// The group's open incident, the newest incident holding any of the notification's episodes,
-/// and how many of its firing episodes are already known.
-const LOOKUP: &str = "
-    WITH n AS (SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS n(fp, starts_at, status)),
-         known AS (SELECT a.incident_id, n.status FROM alerts a
-                   JOIN n ON a.fingerprint = n.fp AND a.starts_at = n.starts_at
-                   WHERE a.group_id = $1)
-    SELECT (SELECT id FROM incidents WHERE group_id = $1 AND status = 'firing'),
-           (SELECT max(incident_id) FROM known),
-           (SELECT count(*) FROM known WHERE status = 'firing')";
-
-const CREATE_INCIDENT: &str = "
-    INSERT INTO incidents (group_id, status, resolved_at, common_labels, common_annotations,
-                           external_url, truncated_alerts)
-    VALUES ($1, $2, CASE WHEN $2 = 'resolved' THEN now() END, $3, $4, $5, $6)
-    RETURNING id";
-
-/// New episodes join the target incident; known ones stay where they are. A resolved episode
-/// is final: a late firing duplicate never re-opens it.
-const UPSERT_ALERTS: &str = "
-    INSERT INTO alerts (incident_id, group_id, fingerprint, starts_at, ends_at, status, labels,
-                        annotations, generator_url)
-    SELECT $1, $2, n.* FROM unnest($3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
-                                   $7::jsonb[], $8::jsonb[], $9::text[]) AS n
-    ON CONFLICT (group_id, fingerprint, starts_at) DO UPDATE
-       SET status = EXCLUDED.status, ends_at = EXCLUDED.ends_at,
-           annotations = EXCLUDED.annotations, updated_at = now()
-       WHERE alerts.status = 'firing'
-         AND (EXCLUDED.status = 'resolved' OR alerts.annotations <> EXCLUDED.annotations)
-    RETURNING xmax = 0 AS inserted, status";
-
-/// Counts the delivery on the incident, closes it when asked, and logs the delivery.
-const FINISH: &str = "
-    WITH incident AS (
-        UPDATE incidents
-           SET deliveries = deliveries + 1, updated_at = now(),
-               status = CASE WHEN $2 THEN 'resolved' ELSE status END,
-               resolved_at = CASE WHEN $2 THEN now() ELSE resolved_at END,
-               truncated_alerts = CASE WHEN status = 'firing' THEN $3 ELSE truncated_alerts END
-         WHERE id = $1
-        RETURNING id),
-    leftover AS (
-        UPDATE alerts SET status = 'resolved', updated_at = now()
-         WHERE $2 AND incident_id = $1 AND status = 'firing')
-    INSERT INTO deliveries (incident_id, status, alerts, new_alerts, resolved_alerts,
-                            truncated_alerts, duplicate)
-    SELECT id, $4, $5, $6, $7, $3, $8 FROM incident";
+/// One round trip: BEGIN, the function (migrations/0002), COMMIT, pipelined.
+const RECORD: &str = "
+    SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate
+      FROM medic_record_notification($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 impl Store {
-    /// Records a notification durably; returns once it is committed.
+    /// Records a notification durably; returns only once it is committed.
     pub async fn record(&self, n: &Notification) -> Result<Recorded, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let upsert_group = tx.prepare_cached(UPSERT_GROUP).await?;
-        let group_id: i64 = tx
-            .query_one(
-                &upsert_group,
-                &[&n.receiver, &n.group_key, &Json(&n.group_labels)],
-            )
-            .await?
-            .get(0);
-
+        let client = self.client().await?;
+        let statement = client.prepare_cached(RECORD).await?;
         let fingerprints: Vec<&str> = n.alerts.iter().map(|a| a.fingerprint.as_ref()).collect();
         let starts: Vec<DateTime<Utc>> = n.alerts.iter().map(|a| a.starts_at).collect();
-        let statuses: Vec<&str> = n.alerts.iter().map(|a| a.status.as_str()).collect();
-        let lookup = tx.prepare_cached(LOOKUP).await?;
-        let row = tx
-            .query_one(&lookup, &[&group_id, &fingerprints, &starts, &statuses])
-            .await?;
-        let (open, known, known_firing): (Option<i64>, Option<i64>, i64) =
-            (row.get(0), row.get(1), row.get(2));
-        let unknown_firing = n.firing_count() as i64 > known_firing;
-        let target = match (open, known) {
-            (Some(id), _) => Target::Existing { id, open: true },
-            (None, _) if unknown_firing => Target::New(Status::Firing),
-            (None, Some(id)) => Target::Existing { id, open: false },
-            (None, None) => Target::New(Status::Resolved),
-        };
-        let (incident_id, new_incident, open) = match target {
-            Target::Existing { id, open } => (id, false, open),
-            Target::New(status) => {
-                let create = tx.prepare_cached(CREATE_INCIDENT).await?;
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-                    &group_id,
-                    &status.as_str(),
-                    &Json(&n.common_labels),
-                    &Json(&n.common_annotations),
-                    &n.external_url,
-                    &(n.truncated_alerts as i64),
-                ];
-                let id: i64 = tx.query_one(&create, &params).await?.get(0);
-                (id, true, status == Status::Firing)
-            }
-        };
-
         let ends: Vec<Option<DateTime<Utc>>> = n.alerts.iter().map(|a| a.ends_at).collect();
+        let statuses: Vec<&str> = n.alerts.iter().map(|a| a.status.as_str()).collect();
         let labels: Vec<Json<&KV>> = n.alerts.iter().map(|a| Json(&a.labels)).collect();
         let annotations: Vec<Json<&KV>> = n.alerts.iter().map(|a| Json(&a.annotations)).collect();
         let generators: Vec<&str> = n.alerts.iter().map(|a| a.generator_url.as_str()).collect();
-        let upsert_alerts = tx.prepare_cached(UPSERT_ALERTS).await?;
-        let changed = tx
-            .query(
-                &upsert_alerts,
-                &[
-                    &incident_id,
-                    &group_id,
-                    &fingerprints,
-                    &starts,
-                    &ends,
-                    &statuses,
-                    &labels,
-                    &annotations,
-                    &generators,
-                ],
-            )
-            .await?;
-        let new_alerts = changed.iter().filter(|r| r.get::<_, bool>(0)).count() as u32;
-        let resolved_alerts = changed
-            .iter()
-            .filter(|r| r.get::<_, &str>(1) == "resolved")
-            .count() as u32;
-
-        let close = open && n.status == Status::Resolved;
-        let duplicate = !new_incident && new_alerts == 0 && resolved_alerts == 0 && !close;
-        let finish = tx.prepare_cached(FINISH).await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
-            &incident_id,
-            &close,
-            &(n.truncated_alerts as i64),
+        let truncated = i64::try_from(n.truncated_alerts).unwrap_or(i64::MAX);
+        let params: [&(dyn ToSql + Sync); 15] = [
+            &n.receiver,
+            &n.group_key,
+            &Json(&n.group_labels),
             &n.status.as_str(),
-            &(n.alerts.len() as i32),
-            &(new_alerts as i32),
-            &(resolved_alerts as i32),
-            &duplicate,
+            &Json(&n.common_labels),
+            &Json(&n.common_annotations),
+            &n.external_url,
+            &truncated,
+            &fingerprints,
+            &starts,
+            &ends,
+            &statuses,
+            &labels,
+            &annotations,
+            &generators,
         ];
-        tx.execute(&finish, &params).await?;
-        tx.commit().await?;
-        let incident_resolved = close || (new_incident && !open);
+        // Requests on one connection are sent in the order first polled, so the three go out
+        // together. If the call fails, Postgres turns the COMMIT into a rollback.
+        let (begin, row, commit) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query_one(&statement, &params),
+            client.batch_execute("COMMIT"),
+        );
+        begin?;
+        let row = row?;
+        commit?;
         Ok(Recorded {
-            incident_id,
-            new_incident,
-            new_alerts,
-            resolved_alerts,
-            incident_resolved,
-            duplicate,
+            incident_id: row.get(0),
+            new_incident: row.get(1),
+            new_alerts: row.get::<_, i32>(2) as u32,
+            resolved_alerts: row.get::<_, i32>(3) as u32,
+            incident_resolved: row.get(4),
+            duplicate: row.get(5),
         })
     }
 }

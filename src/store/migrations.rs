@@ -6,7 +6,14 @@ use tokio_postgres::Client;
 use super::StoreError;
 
 /// `(version, name, sql)`, in the order they apply. Never edit one that has shipped.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "intake", include_str!("../../migrations/0001_intake.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "intake", include_str!("../../migrations/0001_intake.sql")),
+    (
+        2,
+        "record_notification",
+        include_str!("../../migrations/0002_record_notification.sql"),
+    ),
+];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.
 const LOCK_KEY: i64 = 0x006d_6564_6963;

@@ -1,0 +1,132 @@
+-- Recording a notification, as one function so that it costs one round trip.
+--
+-- The caller wraps the call in BEGIN ... COMMIT and answers Alertmanager only after COMMIT.
+-- Each statement below takes a fresh snapshot (READ COMMITTED, VOLATILE), so everything after
+-- the group upsert, which locks the group's row until commit, sees what earlier deliveries of
+-- the same group committed.
+CREATE FUNCTION medic_record_notification(
+    p_receiver           text,
+    p_group_key          text,
+    p_group_labels       jsonb,
+    p_status             text,
+    p_common_labels      jsonb,
+    p_common_annotations jsonb,
+    p_external_url       text,
+    p_truncated_alerts   bigint,
+    p_fingerprints       text[],
+    p_starts_at          timestamptz[],
+    p_ends_at            timestamptz[],
+    p_statuses           text[],
+    p_labels             jsonb[],
+    p_annotations        jsonb[],
+    p_generator_urls     text[],
+    OUT incident_id       bigint,
+    OUT new_incident      boolean,
+    OUT new_alerts        integer,
+    OUT resolved_alerts   integer,
+    OUT incident_resolved boolean,
+    OUT duplicate         boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    v_group        bigint;
+    v_open         bigint;
+    v_known        bigint;
+    v_known_firing integer;
+    v_is_open      boolean;
+    v_close        boolean;
+    v_new_status   text;
+BEGIN
+    -- Lock the group's row, creating it if need be. Locking an existing row writes no new
+    -- row version; of two deliveries creating it at once, the second waits, then locks.
+    SELECT g.id INTO v_group FROM alert_groups g
+     WHERE g.receiver = p_receiver AND g.group_key = p_group_key
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO alert_groups AS g (receiver, group_key, group_labels)
+        VALUES (p_receiver, p_group_key, p_group_labels)
+        ON CONFLICT (receiver, group_key) DO UPDATE SET group_labels = EXCLUDED.group_labels
+        RETURNING g.id INTO v_group;
+    END IF;
+
+    SELECT i.id INTO v_open FROM incidents i WHERE i.group_id = v_group AND i.status = 'firing';
+
+    -- The newest incident holding any of these episodes, and how many firing ones are known.
+    SELECT max(a.incident_id), count(*) FILTER (WHERE n.status = 'firing')
+      INTO v_known, v_known_firing
+      FROM alerts a
+      JOIN unnest(p_fingerprints, p_starts_at, p_statuses) AS n (fingerprint, starts_at, status)
+        ON a.fingerprint = n.fingerprint AND a.starts_at = n.starts_at
+     WHERE a.group_id = v_group;
+
+    -- The group's open incident; else a new one if an unknown episode fires; else the incident
+    -- this late duplicate belongs to; else a new, already resolved one (medic never saw it fire).
+    new_incident := false;
+    IF v_open IS NOT NULL THEN
+        incident_id := v_open;
+        v_is_open := true;
+    ELSIF coalesce(cardinality(array_positions(p_statuses, 'firing')), 0) > v_known_firing THEN
+        v_new_status := 'firing';
+    ELSIF v_known IS NOT NULL THEN
+        incident_id := v_known;
+        v_is_open := false;
+    ELSE
+        v_new_status := 'resolved';
+    END IF;
+
+    IF v_new_status IS NOT NULL THEN
+        INSERT INTO incidents AS i (group_id, status, resolved_at, deliveries, common_labels,
+                                    common_annotations, external_url, truncated_alerts)
+        VALUES (v_group, v_new_status, CASE WHEN v_new_status = 'resolved' THEN now() END, 1,
+                p_common_labels, p_common_annotations, p_external_url, p_truncated_alerts)
+        RETURNING i.id INTO incident_id;
+        new_incident := true;
+        v_is_open := v_new_status = 'firing';
+    END IF;
+
+    -- New episodes join the incident; known ones stay where they are. A resolved episode is
+    -- final: a late firing duplicate never re-opens it.
+    WITH changed AS (
+        INSERT INTO alerts AS a (incident_id, group_id, fingerprint, starts_at, ends_at, status,
+                                 labels, annotations, generator_url)
+        SELECT incident_id, v_group, n.*
+          FROM unnest(p_fingerprints, p_starts_at, p_ends_at, p_statuses, p_labels, p_annotations,
+                      p_generator_urls) AS n
+        ON CONFLICT (group_id, fingerprint, starts_at) DO UPDATE
+           SET status = EXCLUDED.status, ends_at = EXCLUDED.ends_at,
+               annotations = EXCLUDED.annotations, updated_at = now()
+         WHERE a.status = 'firing'
+           AND (EXCLUDED.status = 'resolved' OR a.annotations <> EXCLUDED.annotations)
+        RETURNING a.xmax = 0 AS inserted, a.status)
+    SELECT count(*) FILTER (WHERE c.inserted), count(*) FILTER (WHERE c.status = 'resolved')
+      INTO new_alerts, resolved_alerts
+      FROM changed c;
+
+    -- Alertmanager says "resolved" only when every alert of the group, truncated ones
+    -- included, has resolved: then the incident closes, with whatever it still holds.
+    v_close := v_is_open AND p_status = 'resolved';
+    duplicate := NOT new_incident AND new_alerts = 0 AND resolved_alerts = 0 AND NOT v_close;
+    incident_resolved := v_close OR (new_incident AND NOT v_is_open);
+
+    -- A new incident was inserted counting this delivery already.
+    IF NOT new_incident THEN
+        UPDATE incidents AS i
+           SET deliveries = i.deliveries + 1,
+               updated_at = now(),
+               status = CASE WHEN v_close THEN 'resolved' ELSE i.status END,
+               resolved_at = CASE WHEN v_close THEN now() ELSE i.resolved_at END,
+               truncated_alerts = CASE WHEN i.status = 'firing' THEN p_truncated_alerts
+                                       ELSE i.truncated_alerts END
+         WHERE i.id = incident_id;
+    END IF;
+    IF v_close THEN
+        UPDATE alerts AS a SET status = 'resolved', updated_at = now()
+         WHERE a.incident_id = incident_id AND a.status = 'firing';
+    END IF;
+
+    INSERT INTO deliveries (incident_id, status, alerts, new_alerts, resolved_alerts,
+                            truncated_alerts, duplicate)
+    VALUES (incident_id, p_status, cardinality(p_fingerprints), new_alerts, resolved_alerts,
+            p_truncated_alerts, duplicate);
+END
+$$;

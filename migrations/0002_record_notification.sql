@@ -2,8 +2,8 @@
 --
 -- The caller wraps the call in BEGIN ... COMMIT and answers Alertmanager only after COMMIT.
 -- Each statement below takes a fresh snapshot (READ COMMITTED, VOLATILE), so everything after
--- the group upsert, which locks the group's row until commit, sees what earlier deliveries of
--- the same group committed.
+-- the group's row lock, held until commit, sees what earlier deliveries of the group committed.
+-- A repeat delivery, the common case, writes only its row in `deliveries`.
 CREATE FUNCTION medic_record_notification(
     p_receiver           text,
     p_group_key          text,
@@ -30,34 +30,42 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_variable
 DECLARE
     v_group        bigint;
+    v_new_group    boolean := false;
     v_open         bigint;
     v_known        bigint;
-    v_known_firing integer;
+    v_known_count  integer := 0;
+    v_known_firing integer := 0;
+    v_changing     integer := 0;
     v_is_open      boolean;
     v_close        boolean;
     v_new_status   text;
 BEGIN
-    -- Lock the group's row, creating it if need be. Locking an existing row writes no new
-    -- row version; of two deliveries creating it at once, the second waits, then locks.
+    -- Lock the group's row, creating it if need be. Of two deliveries creating it at once,
+    -- the second waits for the first to commit, then locks the row through DO UPDATE.
     SELECT g.id INTO v_group FROM alert_groups g
      WHERE g.receiver = p_receiver AND g.group_key = p_group_key
-       FOR UPDATE;
+       FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         INSERT INTO alert_groups AS g (receiver, group_key, group_labels)
         VALUES (p_receiver, p_group_key, p_group_labels)
         ON CONFLICT (receiver, group_key) DO UPDATE SET group_labels = EXCLUDED.group_labels
-        RETURNING g.id INTO v_group;
+        RETURNING g.id, g.xmax = 0 INTO v_group, v_new_group;
     END IF;
 
-    SELECT i.id INTO v_open FROM incidents i WHERE i.group_id = v_group AND i.status = 'firing';
-
-    -- The newest incident holding any of these episodes, and how many firing ones are known.
-    SELECT max(a.incident_id), count(*) FILTER (WHERE n.status = 'firing')
-      INTO v_known, v_known_firing
-      FROM alerts a
-      JOIN unnest(p_fingerprints, p_starts_at, p_statuses) AS n (fingerprint, starts_at, status)
-        ON a.fingerprint = n.fingerprint AND a.starts_at = n.starts_at
-     WHERE a.group_id = v_group;
+    IF NOT v_new_group THEN
+        SELECT i.id INTO v_open FROM incidents i WHERE i.group_id = v_group AND i.status = 'firing';
+        -- The newest incident holding any of these episodes; how many are known, how many
+        -- of those fire, and how many the upsert below would change.
+        SELECT max(a.incident_id), count(*), count(*) FILTER (WHERE n.status = 'firing'),
+               count(*) FILTER (WHERE a.status = 'firing'
+                                  AND (n.status = 'resolved' OR a.annotations <> n.annotations))
+          INTO v_known, v_known_count, v_known_firing, v_changing
+          FROM alerts a
+          JOIN unnest(p_fingerprints, p_starts_at, p_statuses, p_annotations)
+               AS n (fingerprint, starts_at, status, annotations)
+            ON a.fingerprint = n.fingerprint AND a.starts_at = n.starts_at
+         WHERE a.group_id = v_group;
+    END IF;
 
     -- The group's open incident; else a new one if an unknown episode fires; else the incident
     -- this late duplicate belongs to; else a new, already resolved one (medic never saw it fire).
@@ -75,32 +83,36 @@ BEGIN
     END IF;
 
     IF v_new_status IS NOT NULL THEN
-        INSERT INTO incidents AS i (group_id, status, resolved_at, deliveries, common_labels,
-                                    common_annotations, external_url, truncated_alerts)
-        VALUES (v_group, v_new_status, CASE WHEN v_new_status = 'resolved' THEN now() END, 1,
+        INSERT INTO incidents AS i (group_id, status, resolved_at, common_labels, common_annotations,
+                                    external_url, truncated_alerts)
+        VALUES (v_group, v_new_status, CASE WHEN v_new_status = 'resolved' THEN now() END,
                 p_common_labels, p_common_annotations, p_external_url, p_truncated_alerts)
         RETURNING i.id INTO incident_id;
         new_incident := true;
         v_is_open := v_new_status = 'firing';
     END IF;
 
+    new_alerts := 0;
+    resolved_alerts := 0;
     -- New episodes join the incident; known ones stay where they are. A resolved episode is
     -- final: a late firing duplicate never re-opens it.
-    WITH changed AS (
-        INSERT INTO alerts AS a (incident_id, group_id, fingerprint, starts_at, ends_at, status,
-                                 labels, annotations, generator_url)
-        SELECT incident_id, v_group, n.*
-          FROM unnest(p_fingerprints, p_starts_at, p_ends_at, p_statuses, p_labels, p_annotations,
-                      p_generator_urls) AS n
-        ON CONFLICT (group_id, fingerprint, starts_at) DO UPDATE
-           SET status = EXCLUDED.status, ends_at = EXCLUDED.ends_at,
-               annotations = EXCLUDED.annotations, updated_at = now()
-         WHERE a.status = 'firing'
-           AND (EXCLUDED.status = 'resolved' OR a.annotations <> EXCLUDED.annotations)
-        RETURNING a.xmax = 0 AS inserted, a.status)
-    SELECT count(*) FILTER (WHERE c.inserted), count(*) FILTER (WHERE c.status = 'resolved')
-      INTO new_alerts, resolved_alerts
-      FROM changed c;
+    IF v_known_count < cardinality(p_fingerprints) OR v_changing > 0 THEN
+        WITH changed AS (
+            INSERT INTO alerts AS a (incident_id, group_id, fingerprint, starts_at, ends_at, status,
+                                     labels, annotations, generator_url)
+            SELECT incident_id, v_group, n.*
+              FROM unnest(p_fingerprints, p_starts_at, p_ends_at, p_statuses, p_labels,
+                          p_annotations, p_generator_urls) AS n
+            ON CONFLICT (group_id, fingerprint, starts_at) DO UPDATE
+               SET status = EXCLUDED.status, ends_at = EXCLUDED.ends_at,
+                   annotations = EXCLUDED.annotations, updated_at = now()
+             WHERE a.status = 'firing'
+               AND (EXCLUDED.status = 'resolved' OR a.annotations <> EXCLUDED.annotations)
+            RETURNING a.xmax = 0 AS inserted, a.status)
+        SELECT count(*) FILTER (WHERE c.inserted), count(*) FILTER (WHERE c.status = 'resolved')
+          INTO new_alerts, resolved_alerts
+          FROM changed c;
+    END IF;
 
     -- Alertmanager says "resolved" only when every alert of the group, truncated ones
     -- included, has resolved: then the incident closes, with whatever it still holds.
@@ -108,15 +120,12 @@ BEGIN
     duplicate := NOT new_incident AND new_alerts = 0 AND resolved_alerts = 0 AND NOT v_close;
     incident_resolved := v_close OR (new_incident AND NOT v_is_open);
 
-    -- A new incident was inserted counting this delivery already.
-    IF NOT new_incident THEN
+    IF NOT new_incident AND NOT duplicate THEN
         UPDATE incidents AS i
-           SET deliveries = i.deliveries + 1,
-               updated_at = now(),
+           SET updated_at = now(),
                status = CASE WHEN v_close THEN 'resolved' ELSE i.status END,
                resolved_at = CASE WHEN v_close THEN now() ELSE i.resolved_at END,
-               truncated_alerts = CASE WHEN i.status = 'firing' THEN p_truncated_alerts
-                                       ELSE i.truncated_alerts END
+               truncated_alerts = CASE WHEN v_is_open THEN p_truncated_alerts ELSE i.truncated_alerts END
          WHERE i.id = incident_id;
     END IF;
     IF v_close THEN

@@ -136,7 +136,7 @@ pub struct AlertRecord {
 const SELECT_INCIDENTS: &str = "
     SELECT i.id, i.status, g.receiver, g.group_key, g.group_labels, i.common_labels,
            i.common_annotations, i.external_url, i.created_at, i.updated_at, i.resolved_at,
-           i.deliveries, i.truncated_alerts
+           (SELECT count(*) FROM deliveries d WHERE d.incident_id = i.id), i.truncated_alerts
       FROM incidents i JOIN alert_groups g ON g.id = i.group_id";
 
 const SELECT_ALERTS: &str = "

@@ -47,10 +47,7 @@ async fn concurrent_duplicates_on_one_replica_make_one_incident() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(app.count("SELECT count(*) FROM incidents").await, 1);
     assert_eq!(app.count("SELECT count(*) FROM alerts").await, 1);
-    assert_eq!(
-        app.count("SELECT sum(deliveries)::bigint FROM incidents").await,
-        32
-    );
+    assert_eq!(app.count("SELECT count(*) FROM deliveries").await, 32);
 }
 
 #[tokio::test]

@@ -1,14 +1,23 @@
 //! Intake throughput and latency: `cargo bench --bench ingest`.
 //!
 //! Starts a private Postgres with durable settings (fsync and synchronous_commit on) and the
-//! release-built medic binary, then drives `POST /webhook` from 64 concurrent connections with
-//! real-format Alertmanager payloads. Every notification is a new group (a new incident and
-//! new alerts: the most work a notification can cause), except in the `repeat` scenario, which
-//! re-sends known firing groups as Alertmanager does on `repeat_interval` and from HA pairs.
-//! Prints notifications/s, alerts/s, p50/p99/max latency and medic's peak RSS.
+//! release-built medic binary, then drives `POST /webhook` over 64 connections with payloads
+//! in the format a real Alertmanager sends (built from `tests/fixtures/alertmanager/`).
 //!
+//! Scenarios, each after a warm-up that is not counted:
+//! - `new-N`: every notification is a new group of N alerts (a new incident and N new alerts,
+//!   the most work a notification can cause), sent as fast as the connections allow: the
+//!   throughput ceiling.
+//! - `repeat-10`: known firing groups sent again, as Alertmanager does on `repeat_interval`,
+//!   on retries and from HA pairs: the steady state of a real deployment.
+//! - `rate-10@R`: new 10-alert groups at a fixed R notifications/s spread over the
+//!   connections (open loop). Latency is measured from when each request was due, not when it
+//!   went out, so a stalled server cannot hide its queue (no coordinated omission).
+//!
+//! Prints notifications/s, alerts/s, p50/p99/max latency, errors, and medic's peak RSS.
 //! Environment: `BENCH_SECONDS` (default 10) per scenario, `BENCH_CONNECTIONS` (default 64),
-//! `BENCH_POOL` (medic's database pool, default 16), `BENCH_SCENARIOS` (comma-separated names).
+//! `BENCH_RATE` (default 2000), `BENCH_POOL` (medic's pool, default 16), `BENCH_SCENARIOS`
+//! (comma-separated names to run).
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
@@ -25,23 +34,36 @@ use std::{
 use postgres::{Durability, TempPostgres};
 
 const TOKEN: &str = "bench-token";
+const WARM_UP: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy)]
+enum Load {
+    /// Each connection sends again as soon as it has an answer.
+    Closed,
+    /// This many notifications per second in all, whatever the answers.
+    Rate(u64),
+}
 
 struct Scenario {
-    name: &'static str,
+    name: String,
     alerts: usize,
     /// Re-send a fixed set of groups instead of new ones.
     repeat: bool,
+    load: Load,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let connections: usize = std::env::var("BENCH_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let connections: usize = env_or("BENCH_CONNECTIONS", 64);
+    let rate: u64 = env_or("BENCH_RATE", 2000);
+    let only: String = env_or("BENCH_SCENARIOS", String::new());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -52,39 +74,54 @@ fn main() {
     let mut medic = start_medic(&url, port);
     let base = format!("http://127.0.0.1:{port}");
     runtime.block_on(wait_ready(&base));
+    let template = Template::load();
 
+    println!("ingest: {connections} connections, {seconds} s per scenario, Postgres with fsync and synchronous_commit on");
     println!(
-        "ingest: {connections} connections, {seconds} s per scenario, durable Postgres (fsync, synchronous_commit on)"
-    );
-    println!(
-        "{:<12} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "{:<14} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
         "scenario", "notif/s", "alerts/s", "p50 ms", "p99 ms", "max ms", "errors"
     );
     let scenarios = [
         Scenario {
-            name: "new-1",
+            name: "new-1".into(),
             alerts: 1,
             repeat: false,
+            load: Load::Closed,
         },
         Scenario {
-            name: "new-10",
+            name: "new-10".into(),
             alerts: 10,
             repeat: false,
+            load: Load::Closed,
         },
         Scenario {
-            name: "repeat-10",
+            name: "repeat-10".into(),
             alerts: 10,
             repeat: true,
+            load: Load::Closed,
+        },
+        Scenario {
+            name: format!("rate-10@{rate}"),
+            alerts: 10,
+            repeat: false,
+            load: Load::Rate(rate),
         },
     ];
-    let only = std::env::var("BENCH_SCENARIOS").unwrap_or_default();
-    for scenario in scenarios
+    let chosen = scenarios
         .iter()
-        .filter(|s| only.is_empty() || only.split(',').any(|o| o == s.name))
-    {
-        let result = runtime.block_on(drive(&base, scenario, connections, Duration::from_secs(seconds)));
+        .filter(|s| only.is_empty() || only.split(',').any(|o| s.name.starts_with(o)));
+    for (index, scenario) in chosen.enumerate() {
+        let drive = |duration, round| Driver {
+            url: format!("{base}/webhook"),
+            template: template.clone(),
+            run: format!("{}-{index}-{round}", std::process::id()),
+            connections,
+            duration,
+        };
+        runtime.block_on(drive(WARM_UP, "warm").run(scenario));
+        let result = runtime.block_on(drive(Duration::from_secs(seconds), "measure").run(scenario));
         println!(
-            "{:<12} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            "{:<14} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7}",
             scenario.name,
             result.per_second,
             result.per_second * scenario.alerts as f64,
@@ -111,7 +148,7 @@ fn start_medic(database_url: &str, port: u16) -> Child {
         .env("MEDIC_DATABASE__URL", database_url)
         .env(
             "MEDIC_DATABASE__MAX_CONNECTIONS",
-            std::env::var("BENCH_POOL").unwrap_or_else(|_| "16".into()),
+            env_or("BENCH_POOL", 16u32).to_string(),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -132,6 +169,57 @@ async fn wait_ready(base: &str) {
     panic!("medic did not become ready");
 }
 
+/// The captured Alertmanager payload, cut into text pieces so that building one costs little.
+#[derive(Clone)]
+struct Template {
+    head: Arc<str>,
+    alert: Arc<str>,
+}
+
+impl Template {
+    fn load() -> Self {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/alertmanager/firing.json"
+        );
+        let mut data: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut alert = data["alerts"][0].take();
+        alert["labels"]["pod"] = "@POD@".into();
+        alert["fingerprint"] = "@FP@".into();
+        data["alerts"] = serde_json::json!(["@ALERTS@"]);
+        data["groupKey"] = "@GROUP@".into();
+        Self {
+            head: data.to_string().into(),
+            alert: alert.to_string().into(),
+        }
+    }
+
+    /// One group of `alerts` alerts, keyed by `run` and `group`.
+    fn payload(&self, run: &str, group: u64, alerts: usize) -> String {
+        let items: Vec<String> = (0..alerts)
+            .map(|i| {
+                self.alert
+                    .replace("@POD@", &format!("api-{group}-{i}"))
+                    .replace("@FP@", &format!("{:016x}", (group << 8) | i as u64))
+            })
+            .collect();
+        let key = format!(r#"{{}}:{{alertname=\"PodCrashLooping\", run=\"{run}\", group=\"{group}\"}}"#);
+        self.head
+            .replace(r#"["@ALERTS@"]"#, &format!("[{}]", items.join(",")))
+            .replace("@GROUP@", &key)
+    }
+}
+
+struct Driver {
+    url: String,
+    template: Template,
+    /// Makes group keys unique per scenario and round.
+    run: String,
+    connections: usize,
+    duration: Duration,
+}
+
 struct Outcome {
     per_second: f64,
     latencies_us: Vec<u64>,
@@ -148,88 +236,79 @@ impl Outcome {
     }
 }
 
-/// 64 connections, each sending one notification after another for `duration`.
-async fn drive(base: &str, scenario: &Scenario, connections: usize, duration: Duration) -> Outcome {
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/alertmanager/firing.json"
-    ))
-    .expect("fixture");
-    let sequence = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let run = format!(
-        "{:x}",
-        std::process::id() as u64 * 1_000 + scenario.alerts as u64 + scenario.repeat as u64
-    );
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .build()
-            .unwrap();
-        let (url, template, sequence, errors, run) = (
-            format!("{base}/webhook"),
-            template.clone(),
-            sequence.clone(),
-            errors.clone(),
-            run.clone(),
-        );
-        let (alerts, repeat) = (scenario.alerts, scenario.repeat);
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let n = sequence.fetch_add(1, Ordering::Relaxed);
-                let group = if repeat { n % 256 } else { n };
-                let body = payload(&template, &run, group, alerts);
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .bearer_auth(TOKEN)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status() == 200 => latencies.push(sent.elapsed().as_micros() as u64),
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
+impl Driver {
+    async fn run(self, scenario: &Scenario) -> Outcome {
+        let sequence = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let deadline = started + self.duration;
+        let mut tasks = Vec::new();
+        for connection in 0..self.connections {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let (url, template, run) = (self.url.clone(), self.template.clone(), self.run.clone());
+            let (sequence, errors) = (sequence.clone(), errors.clone());
+            let (alerts, repeat, load, connections) =
+                (scenario.alerts, scenario.repeat, scenario.load, self.connections);
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                // Under a fixed rate each connection owns every `connections`-th slot.
+                let interval = match load {
+                    Load::Rate(rate) => Some(Duration::from_secs_f64(connections as f64 / rate as f64)),
+                    Load::Closed => None,
+                };
+                let mut due = started
+                    + interval.map_or(Duration::ZERO, |i| {
+                        i.mul_f64(connection as f64 / connections as f64)
+                    });
+                loop {
+                    if let Some(interval) = interval {
+                        tokio::time::sleep_until(due.into()).await;
+                        due += interval;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    let sent = if interval.is_some() {
+                        due - interval.unwrap_or_default()
+                    } else {
+                        now
+                    };
+                    let n = sequence.fetch_add(1, Ordering::Relaxed);
+                    let group = if repeat { n % 256 } else { n };
+                    let body = template.payload(&run, group, alerts);
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(TOKEN)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status() == 200 => latencies.push(sent.elapsed().as_micros() as u64),
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
-            }
-            latencies
-        }));
+                latencies
+            }));
+        }
+        let mut latencies_us = Vec::new();
+        for task in tasks {
+            latencies_us.extend(task.await.unwrap());
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies_us.sort_unstable();
+        Outcome {
+            per_second: latencies_us.len() as f64 / elapsed,
+            latencies_us,
+            errors: errors.load(Ordering::Relaxed),
+        }
     }
-    let mut latencies_us = Vec::new();
-    for task in tasks {
-        latencies_us.extend(task.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
-    Outcome {
-        per_second: latencies_us.len() as f64 / elapsed,
-        latencies_us,
-        errors: errors.load(Ordering::Relaxed),
-    }
-}
-
-/// The captured Alertmanager payload, as one group of `alerts` alerts with its own key.
-fn payload(template: &str, run: &str, group: u64, alerts: usize) -> String {
-    let mut data: serde_json::Value = serde_json::from_str(template).unwrap();
-    let alert = data["alerts"][0].clone();
-    let items: Vec<serde_json::Value> = (0..alerts)
-        .map(|i| {
-            let mut alert = alert.clone();
-            alert["labels"]["pod"] = format!("api-{group}-{i}").into();
-            alert["fingerprint"] = format!("{:016x}", (group << 8) | i as u64).into();
-            alert
-        })
-        .collect();
-    data["alerts"] = items.into();
-    data["groupKey"] =
-        format!("{{}}:{{alertname=\"PodCrashLooping\", run=\"{run}\", group=\"{group}\"}}").into();
-    data.to_string()
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {

@@ -48,7 +48,8 @@ CREATE TABLE alerts (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (group_id, fingerprint, starts_at)
 );
-CREATE INDEX alerts_by_incident ON alerts (incident_id);
+-- No index on incident_id: an incident's alerts are read through its group (the key's
+-- prefix), which spares every alert insert one index entry.
 
 -- Every notification received, duplicates included; an incident's delivery count is read here.
 CREATE TABLE deliveries (

@@ -130,7 +130,7 @@ BEGIN
     END IF;
     IF v_close THEN
         UPDATE alerts AS a SET status = 'resolved', updated_at = now()
-         WHERE a.incident_id = incident_id AND a.status = 'firing';
+         WHERE a.group_id = v_group AND a.incident_id = incident_id AND a.status = 'firing';
     END IF;
 
     INSERT INTO deliveries (incident_id, status, alerts, new_alerts, resolved_alerts,

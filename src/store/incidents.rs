@@ -139,10 +139,12 @@ const SELECT_INCIDENTS: &str = "
            (SELECT count(*) FROM deliveries d WHERE d.incident_id = i.id), i.truncated_alerts
       FROM incidents i JOIN alert_groups g ON g.id = i.group_id";
 
+/// Through the group (the primary key's prefix): alerts have no index of their own on incident_id.
 const SELECT_ALERTS: &str = "
-    SELECT incident_id, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url,
-           first_seen_at
-      FROM alerts WHERE incident_id = ANY($1) ORDER BY incident_id, starts_at, fingerprint";
+    SELECT a.incident_id, a.fingerprint, a.status, a.starts_at, a.ends_at, a.labels, a.annotations,
+           a.generator_url, a.first_seen_at
+      FROM incidents i JOIN alerts a ON a.group_id = i.group_id AND a.incident_id = i.id
+     WHERE i.id = ANY($1) ORDER BY a.incident_id, a.starts_at, a.fingerprint";
 
 impl Store {
     /// Incidents newest first, with their alerts.

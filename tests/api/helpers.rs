@@ -78,7 +78,10 @@ pub async fn spawn_app_with(env: HashMap<String, String>) -> TestApp {
 pub async fn start(env: HashMap<String, String>) -> TestApp {
     let database_url = env["MEDIC_DATABASE__URL"].clone();
     let settings = settings(env);
-    medic::telemetry::init(settings.log.format);
+    // Logs only on request (TEST_LOG=1): they go to stdout, past the test harness' capture.
+    if std::env::var_os("TEST_LOG").is_some() {
+        medic::telemetry::init(settings.log.format);
+    }
     let app = Application::build(settings).await.expect("build medic");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();

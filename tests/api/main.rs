@@ -1,4 +1,5 @@
 mod auth;
+mod captured;
 mod config;
 mod health;
 mod helpers;

@@ -93,6 +93,10 @@ pub struct DatabaseSettings {
     pub retry_after_seconds: u64,
     /// Apply migrations when `serve` starts (otherwise run `medic migrate`).
     pub migrate_on_start: bool,
+    /// Tasks recording notifications, each with one pooled connection at a time.
+    pub writers: usize,
+    /// Most notifications recorded in one transaction (group commit).
+    pub max_batch: usize,
 }
 
 /// Logging output.
@@ -134,6 +138,8 @@ impl Default for DatabaseSettings {
             acquire_timeout_seconds: 2,
             retry_after_seconds: 5,
             migrate_on_start: true,
+            writers: 4,
+            max_batch: 16,
         }
     }
 }
@@ -370,6 +376,13 @@ impl Settings {
             if value == 0 {
                 problems.push(Problem::new(path, "must be greater than 0"));
             }
+        }
+        if self.database.writers == 0 {
+            problems.push(Problem::new("database.writers", "must be greater than 0"));
+        }
+        // The batch's calls are pipelined in order; join_all keeps that order up to 30 futures.
+        if !(1..=30).contains(&self.database.max_batch) {
+            problems.push(Problem::new("database.max_batch", "must be between 1 and 30"));
         }
         if self.server.workers == Some(0) {
             problems.push(Problem::new("server.workers", "must be greater than 0"));

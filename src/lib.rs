@@ -5,6 +5,7 @@
 //! - [`http`]: routes; the webhook handler parses, authenticates and stores, nothing more.
 //! - [`alertmanager`]: the wire format Alertmanager posts (version 4).
 //! - [`domain`]: a checked [`domain::Notification`] made of alert episodes.
+//! - [`intake`]: group commit; notifications that arrive together share a transaction.
 //! - [`store`]: all SQL. Incidents (one firing episode of one Alertmanager group), alerts,
 //!   deliveries, and the embedded migrations.
 //! - [`metrics`], [`telemetry`]: what medic says about itself.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod intake;
 pub mod metrics;
 pub mod startup;
 pub mod store;

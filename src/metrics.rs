@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::store::Store;
@@ -36,6 +36,8 @@ pub struct IntakeMetrics {
     pub duplicates: IntCounter,
     pub incidents_opened: IntCounter,
     pub incidents_resolved: IntCounter,
+    /// Notifications per transaction (group commit).
+    pub batch_size: Histogram,
 }
 
 /// The database connection pool, read at scrape time.
@@ -113,6 +115,13 @@ impl IntakeMetrics {
         )?;
         let opened = IntCounter::new("medic_incidents_opened_total", "Incidents opened")?;
         let resolved = IntCounter::new("medic_incidents_resolved_total", "Incidents resolved")?;
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "medic_intake_batch_size",
+                "Notifications recorded per database transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 30.0]),
+        )?;
         for outcome in ["recorded", "duplicate", "rejected", "unavailable", "error"] {
             notifications.with_label_values(&[outcome]);
         }
@@ -125,6 +134,7 @@ impl IntakeMetrics {
             duplicates: register(registry, duplicates),
             incidents_opened: register(registry, opened),
             incidents_resolved: register(registry, resolved),
+            batch_size: register(registry, batch_size),
         })
     }
 }

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use crate::{
     config::{Problems, Settings},
     http::{self, Authenticator, State},
+    intake::Recorder,
     metrics::Metrics,
     store::Store,
 };
@@ -37,8 +38,15 @@ impl Application {
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
+        let recorder = Recorder::spawn(
+            store.clone(),
+            settings.database.writers,
+            settings.database.max_batch,
+            metrics.intake.batch_size.clone(),
+        );
         let state = web::Data::new(State {
             store: store.clone(),
+            recorder,
             metrics,
             body_limit: settings.server.body_limit_bytes,
             retry_after: settings.database.retry_after_seconds,

@@ -19,12 +19,14 @@ use actix_web::{
 pub use auth::Authenticator;
 pub use error::ApiError;
 
-use crate::{metrics::Metrics, store::Store};
+use crate::{intake::Recorder, metrics::Metrics, store::Store};
 
 /// What every handler may need.
 pub struct State {
     /// The database.
     pub store: Store,
+    /// Records webhook notifications, several to a transaction under load.
+    pub recorder: Recorder,
     /// Where handlers count what they do.
     pub metrics: Metrics,
     /// Largest accepted webhook body, in bytes.

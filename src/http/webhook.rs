@@ -1,6 +1,8 @@
 //! `POST /webhook`: parse, check and store one Alertmanager notification. Nothing else happens
 //! on the request path; a 200 means the notification is committed.
 
+use std::sync::Arc;
+
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -27,7 +29,8 @@ pub async fn receive(
             return Err(e);
         }
     };
-    match state.store.record(&notification).await {
+    let notification = Arc::new(notification);
+    match state.recorder.record(notification.clone()).await {
         Ok(recorded) => {
             count(&state, &notification, &recorded);
             log(&notification, &recorded);

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// What recording one notification did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
     pub incident_id: i64,
     /// A new incident was opened for this notification.
@@ -34,59 +34,104 @@ pub struct Recorded {
     pub duplicate: bool,
 }
 
-/// One round trip: BEGIN, the function (migrations/0002), COMMIT, pipelined.
+/// Records one notification; `medic_record_notification` is in migrations/0002.
 const RECORD: &str = "
     SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate
       FROM medic_record_notification($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
+/// A notification's columns, as the function takes them.
+struct Params<'a> {
+    group_labels: Json<&'a KV>,
+    status: &'a str,
+    common_labels: Json<&'a KV>,
+    common_annotations: Json<&'a KV>,
+    truncated: i64,
+    fingerprints: Vec<&'a str>,
+    starts: Vec<DateTime<Utc>>,
+    ends: Vec<Option<DateTime<Utc>>>,
+    statuses: Vec<&'a str>,
+    labels: Vec<Json<&'a KV>>,
+    annotations: Vec<Json<&'a KV>>,
+    generators: Vec<&'a str>,
+    n: &'a Notification,
+}
+
+impl<'a> Params<'a> {
+    fn new(n: &'a Notification) -> Self {
+        Self {
+            group_labels: Json(&n.group_labels),
+            status: n.status.as_str(),
+            common_labels: Json(&n.common_labels),
+            common_annotations: Json(&n.common_annotations),
+            truncated: i64::try_from(n.truncated_alerts).unwrap_or(i64::MAX),
+            fingerprints: n.alerts.iter().map(|a| a.fingerprint.as_ref()).collect(),
+            starts: n.alerts.iter().map(|a| a.starts_at).collect(),
+            ends: n.alerts.iter().map(|a| a.ends_at).collect(),
+            statuses: n.alerts.iter().map(|a| a.status.as_str()).collect(),
+            labels: n.alerts.iter().map(|a| Json(&a.labels)).collect(),
+            annotations: n.alerts.iter().map(|a| Json(&a.annotations)).collect(),
+            generators: n.alerts.iter().map(|a| a.generator_url.as_str()).collect(),
+            n,
+        }
+    }
+
+    fn as_sql(&self) -> [&(dyn ToSql + Sync); 15] {
+        [
+            &self.n.receiver,
+            &self.n.group_key,
+            &self.group_labels,
+            &self.status,
+            &self.common_labels,
+            &self.common_annotations,
+            &self.n.external_url,
+            &self.truncated,
+            &self.fingerprints,
+            &self.starts,
+            &self.ends,
+            &self.statuses,
+            &self.labels,
+            &self.annotations,
+            &self.generators,
+        ]
+    }
+}
+
 impl Store {
-    /// Records a notification durably; returns only once it is committed.
-    pub async fn record(&self, n: &Notification) -> Result<Recorded, StoreError> {
+    /// Records notifications in one transaction, in the order given; returns once committed.
+    ///
+    /// BEGIN, one call per notification and COMMIT are pipelined: requests on a connection go
+    /// out in the order first polled, so they leave together and cost one round trip. If a call
+    /// fails, Postgres turns the COMMIT into a rollback and nothing is stored. Callers order
+    /// batches by group so that concurrent batches lock groups in the same order.
+    pub async fn record(&self, batch: &[&Notification]) -> Result<Vec<Recorded>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(RECORD).await?;
-        let fingerprints: Vec<&str> = n.alerts.iter().map(|a| a.fingerprint.as_ref()).collect();
-        let starts: Vec<DateTime<Utc>> = n.alerts.iter().map(|a| a.starts_at).collect();
-        let ends: Vec<Option<DateTime<Utc>>> = n.alerts.iter().map(|a| a.ends_at).collect();
-        let statuses: Vec<&str> = n.alerts.iter().map(|a| a.status.as_str()).collect();
-        let labels: Vec<Json<&KV>> = n.alerts.iter().map(|a| Json(&a.labels)).collect();
-        let annotations: Vec<Json<&KV>> = n.alerts.iter().map(|a| Json(&a.annotations)).collect();
-        let generators: Vec<&str> = n.alerts.iter().map(|a| a.generator_url.as_str()).collect();
-        let truncated = i64::try_from(n.truncated_alerts).unwrap_or(i64::MAX);
-        let params: [&(dyn ToSql + Sync); 15] = [
-            &n.receiver,
-            &n.group_key,
-            &Json(&n.group_labels),
-            &n.status.as_str(),
-            &Json(&n.common_labels),
-            &Json(&n.common_annotations),
-            &n.external_url,
-            &truncated,
-            &fingerprints,
-            &starts,
-            &ends,
-            &statuses,
-            &labels,
-            &annotations,
-            &generators,
-        ];
-        // Requests on one connection are sent in the order first polled, so the three go out
-        // together. If the call fails, Postgres turns the COMMIT into a rollback.
-        let (begin, row, commit) = tokio::join!(
+        let params: Vec<Params> = batch.iter().map(|n| Params::new(n)).collect();
+        let calls = params.iter().map(|p| {
+            let statement = &statement;
+            let client = &client;
+            async move { client.query_one(statement, &p.as_sql()).await }
+        });
+        let (begin, rows, commit) = tokio::join!(
             client.batch_execute("BEGIN"),
-            client.query_one(&statement, &params),
+            futures_util::future::join_all(calls),
             client.batch_execute("COMMIT"),
         );
         begin?;
-        let row = row?;
+        let rows = rows.into_iter().collect::<Result<Vec<Row>, _>>()?;
         commit?;
-        Ok(Recorded {
-            incident_id: row.get(0),
-            new_incident: row.get(1),
-            new_alerts: row.get::<_, i32>(2) as u32,
-            resolved_alerts: row.get::<_, i32>(3) as u32,
-            incident_resolved: row.get(4),
-            duplicate: row.get(5),
-        })
+        Ok(rows.iter().map(recorded_from).collect())
+    }
+}
+
+fn recorded_from(row: &Row) -> Recorded {
+    Recorded {
+        incident_id: row.get(0),
+        new_incident: row.get(1),
+        new_alerts: row.get::<_, i32>(2) as u32,
+        resolved_alerts: row.get::<_, i32>(3) as u32,
+        incident_resolved: row.get(4),
+        duplicate: row.get(5),
     }
 }
 

@@ -1,0 +1,111 @@
+//! Group commit for the webhook: notifications that arrive together are recorded together.
+//!
+//! Handlers hand their notification to a few writer tasks and wait for the answer. A writer
+//! takes whatever is queued (up to `max_batch`) and records it in one transaction, so under
+//! load one commit serves many requests, and an idle server commits each notification alone
+//! without waiting. Each handler still answers only after its notification is committed.
+
+use std::sync::Arc;
+
+use prometheus::Histogram;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::{
+    domain::Notification,
+    store::{incidents::Recorded, Store, StoreError},
+};
+
+/// Requests waiting for a writer; beyond this, handlers wait to enqueue.
+const QUEUE: usize = 1024;
+
+/// The handlers' side: enqueue a notification, wait for its commit.
+#[derive(Clone)]
+pub struct Recorder {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    notification: Arc<Notification>,
+    reply: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+impl Recorder {
+    /// Starts `writers` tasks that stop once every `Recorder` clone is dropped.
+    pub fn spawn(store: Store, writers: usize, max_batch: usize, batch_sizes: Histogram) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..writers {
+            tokio::spawn(write(
+                store.clone(),
+                queue.clone(),
+                max_batch,
+                batch_sizes.clone(),
+            ));
+        }
+        Self { jobs }
+    }
+
+    /// Records one notification; returns once it is committed.
+    pub async fn record(&self, notification: Arc<Notification>) -> Result<Recorded, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("medic is shutting down".into());
+        self.jobs
+            .send(Job { notification, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One writer: takes what is queued, commits it, answers, again.
+async fn write(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize, sizes: Histogram) {
+    loop {
+        let mut batch = Vec::with_capacity(max_batch);
+        if queue.lock().await.recv_many(&mut batch, max_batch).await == 0 {
+            return;
+        }
+        sizes.observe(batch.len() as f64);
+        commit(&store, batch).await;
+    }
+}
+
+/// Records a batch in one transaction. Groups are locked in key order, so concurrent batches
+/// (in this replica or another) never wait on each other in a cycle. If the batch fails for
+/// any reason but an unreachable database, each notification is tried alone, so that one bad
+/// notification cannot fail the others.
+async fn commit(store: &Store, mut batch: Vec<Job>) {
+    batch.sort_by(|a, b| {
+        let key = |job: &Job| {
+            (
+                job.notification.receiver.clone(),
+                job.notification.group_key.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let notifications: Vec<&Notification> = batch.iter().map(|job| job.notification.as_ref()).collect();
+    match store.record(&notifications).await {
+        Ok(recorded) => {
+            for (job, recorded) in batch.into_iter().zip(recorded) {
+                let _ = job.reply.send(Ok(recorded));
+            }
+        }
+        Err(StoreError::Unavailable(reason)) => {
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            if let Some(job) = batch.pop() {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, size = batch.len(), "batch failed; recording its notifications one by one");
+            for job in batch {
+                let result = store.record(&[job.notification.as_ref()]).await;
+                let _ = job.reply.send(result.map(|mut recorded| recorded.remove(0)));
+            }
+        }
+    }
+}

@@ -264,19 +264,18 @@ impl Driver {
                         i.mul_f64(connection as f64 / connections as f64)
                     });
                 loop {
-                    if let Some(interval) = interval {
-                        tokio::time::sleep_until(due.into()).await;
-                        due += interval;
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
+                    // Open loop: latency counts from the slot's due time, however late it went out.
+                    let sent = match interval {
+                        Some(interval) => {
+                            tokio::time::sleep_until(due.into()).await;
+                            due += interval;
+                            due - interval
+                        }
+                        None => Instant::now(),
+                    };
+                    if Instant::now() >= deadline {
                         break;
                     }
-                    let sent = if interval.is_some() {
-                        due - interval.unwrap_or_default()
-                    } else {
-                        now
-                    };
                     let n = sequence.fetch_add(1, Ordering::Relaxed);
                     let group = if repeat { n % 256 } else { n };
                     let body = template.payload(&run, group, alerts);

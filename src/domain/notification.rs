@@ -79,6 +79,10 @@ impl Notification {
         if data.alerts.is_empty() {
             return invalid("alerts must not be empty");
         }
+        let top = [&data.group_labels, &data.common_labels, &data.common_annotations];
+        if has_nul([&data.receiver, &data.group_key, &data.external_url], top) {
+            return invalid("a string contains a NUL character, which Postgres cannot store");
+        }
         let mut alerts: Vec<AlertEpisode> = Vec::with_capacity(data.alerts.len());
         for (index, alert) in data.alerts.into_iter().enumerate() {
             let episode = AlertEpisode::parse(alert)
@@ -113,6 +117,9 @@ impl AlertEpisode {
         if alert.labels.is_empty() {
             return Err("labels must not be empty".into());
         }
+        if has_nul([&alert.generator_url], [&alert.labels, &alert.annotations]) {
+            return Err("a string contains a NUL character, which Postgres cannot store".into());
+        }
         Ok(Self {
             fingerprint,
             // Postgres keeps microseconds; the episode key must compare equal there and here.
@@ -124,4 +131,10 @@ impl AlertEpisode {
             generator_url: alert.generator_url,
         })
     }
+}
+
+/// Postgres' text and jsonb cannot hold U+0000; such a payload could never be stored.
+fn has_nul<const S: usize, const M: usize>(strings: [&String; S], maps: [&KV; M]) -> bool {
+    let nul = |s: &String| s.contains('\0');
+    strings.into_iter().any(nul) || maps.into_iter().flatten().any(|(k, v)| nul(k) || nul(v))
 }

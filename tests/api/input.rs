@@ -213,3 +213,16 @@ async fn go_escaped_characters_round_trip() {
         r#"p99 > 250ms & errors < 5% "quoted""#
     );
 }
+
+#[tokio::test]
+async fn a_nul_character_postgres_cannot_store_is_422_not_a_retry_loop() {
+    let app = spawn_app().await;
+    let raw = fixture("firing.json").replace("Pod api-7d9f is crash looping", r"bad \u0000 byte");
+
+    let response = app.post_webhook_raw(raw).await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("NUL"), "{body}");
+    assert_nothing_stored(&app).await;
+}

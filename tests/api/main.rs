@@ -1,4 +1,5 @@
 mod auth;
+mod batching;
 mod captured;
 mod config;
 mod health;

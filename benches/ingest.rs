@@ -16,8 +16,8 @@
 //!
 //! Prints notifications/s, alerts/s, p50/p99/max latency, errors, and medic's peak RSS.
 //! Environment: `BENCH_SECONDS` (default 10) per scenario, `BENCH_CONNECTIONS` (default 64),
-//! `BENCH_RATE` (default 2000), `BENCH_POOL` (medic's pool, default 16), `BENCH_SCENARIOS`
-//! (comma-separated names to run).
+//! `BENCH_RATE` (default 2000), `BENCH_POOL` (medic's pool, default 16), `BENCH_WRITERS`
+//! (`database.writers`, default 4), `BENCH_SCENARIOS` (comma-separated name prefixes to run).
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres;

@@ -9,9 +9,7 @@ async fn a_missing_token_is_401_with_a_challenge() {
     let app = spawn_app().await;
 
     let response = app
-        .client
-        .post(format!("{}/webhook", app.address))
-        .header("content-type", "application/json")
+        .webhook("application/json")
         .body(fixture("firing.json"))
         .send()
         .await
@@ -29,10 +27,8 @@ async fn a_wrong_token_is_401_on_the_webhook_and_the_api() {
     let app = spawn_app().await;
 
     let webhook = app
-        .client
-        .post(format!("{}/webhook", app.address))
+        .webhook("application/json")
         .bearer_auth("test-token-0123456788")
-        .header("content-type", "application/json")
         .body(fixture("firing.json"))
         .send()
         .await
@@ -44,12 +40,7 @@ async fn a_wrong_token_is_401_on_the_webhook_and_the_api() {
         .send()
         .await
         .unwrap();
-    let api_without = app
-        .client
-        .get(format!("{}/api/v1/incidents/1", app.address))
-        .send()
-        .await
-        .unwrap();
+    let api_without = app.get_anonymous("/api/v1/incidents/1").await;
 
     assert_eq!(webhook.status(), 401);
     assert_eq!(api.status(), 401);
@@ -61,12 +52,7 @@ async fn a_wrong_token_is_401_on_the_webhook_and_the_api() {
 async fn probes_and_metrics_need_no_credentials() {
     let app = spawn_app().await;
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_anonymous(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
 }
@@ -138,10 +124,8 @@ async fn the_token_can_come_from_a_file_as_a_kubernetes_secret_mounts_it() {
     let app = spawn_app_with(env).await;
 
     let post = |token: &'static str| {
-        app.client
-            .post(format!("{}/webhook", app.address))
+        app.webhook("application/json")
             .bearer_auth(token)
-            .header("content-type", "application/json")
             .body(fixture("firing.json"))
             .send()
     };
@@ -170,9 +154,7 @@ async fn medic_refuses_to_start_without_a_credential_unless_told_to() {
     env.insert("MEDIC_SERVER__AUTH__ALLOW_UNAUTHENTICATED".into(), "true".into());
     let app = spawn_app_with(env.clone()).await;
     let response = app
-        .client
-        .post(format!("{}/webhook", app.address))
-        .header("content-type", "application/json")
+        .webhook("application/json")
         .body(fixture("firing.json"))
         .send()
         .await

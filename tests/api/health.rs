@@ -6,12 +6,7 @@ use crate::helpers::{fixture, shared_postgres, spawn_app, start, test_env, uniqu
 async fn healthz_and_readyz_answer_200_when_the_database_is_migrated() {
     let app = spawn_app().await;
     for path in ["/healthz", "/readyz"] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_anonymous(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
 }
@@ -42,12 +37,7 @@ async fn readyz_is_503_when_the_schema_is_not_migrated() {
 
     let app = start(env).await;
 
-    let readyz = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let readyz = app.get_anonymous("/readyz").await;
     assert_eq!(readyz.status(), 503);
     let webhook = app.post_webhook_raw(fixture("firing.json")).await;
     assert_eq!(webhook.status(), 503);
@@ -62,13 +52,11 @@ async fn readyz_is_503_when_the_schema_is_not_migrated() {
         .unwrap();
     assert!(status.success());
     app.wait_ready().await;
-    for _ in 0..100 {
-        if app.post_webhook_raw(fixture("firing.json")).await.status() == 200 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("medic did not take notifications after `medic migrate`");
+    let status = app.post_until_recorded(&fixture("firing.json")).await;
+    assert_eq!(
+        status, 200,
+        "medic did not take notifications after `medic migrate`"
+    );
 }
 
 #[tokio::test]
@@ -83,10 +71,8 @@ async fn shutdown_lets_the_in_flight_request_finish_and_stops_accepting() {
         Ok::<_, std::io::Error>(chunk)
     });
     let request = app
-        .client
-        .post(format!("{}/webhook", app.address))
+        .webhook("application/json")
         .bearer_auth(crate::helpers::TOKEN)
-        .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))
         .send();
     let in_flight = tokio::spawn(request);

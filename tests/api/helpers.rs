@@ -154,20 +154,47 @@ impl TestApp {
         panic!("medic at {} never became ready", self.address);
     }
 
-    /// Posts raw bytes to `/webhook` with the right token and content type.
-    pub async fn post_webhook_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    /// `POST /webhook` with this content type and no credentials: the test adds what it needs.
+    pub fn webhook(&self, content_type: &str) -> reqwest::RequestBuilder {
         self.client
             .post(format!("{}/webhook", self.address))
+            .header("content-type", content_type)
+    }
+
+    /// Posts raw bytes to `/webhook` with the right token and content type.
+    pub async fn post_webhook_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.webhook("application/json")
             .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
             .body(body)
             .send()
             .await
             .expect("POST /webhook")
     }
 
+    /// Posts until medic answers 200 (it is recovering), for at most ten seconds.
+    pub async fn post_until_recorded(&self, body: &str) -> u16 {
+        let mut status = 0;
+        for _ in 0..100 {
+            status = self.post_webhook_raw(body.to_owned()).await.status().as_u16();
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        status
+    }
+
     pub async fn post_webhook(&self, payload: &Value) -> reqwest::Response {
         self.post_webhook_raw(payload.to_string()).await
+    }
+
+    /// A GET without credentials.
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

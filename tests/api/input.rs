@@ -47,10 +47,8 @@ async fn a_wrong_content_type_is_415() {
     let app = spawn_app().await;
 
     let response = app
-        .client
-        .post(format!("{}/webhook", app.address))
+        .webhook("text/plain")
         .bearer_auth(TOKEN)
-        .header("content-type", "text/plain")
         .body(fixture("firing.json"))
         .send()
         .await
@@ -70,10 +68,8 @@ async fn json_with_a_charset_parameter_is_accepted() {
     let app = spawn_app().await;
 
     let response = app
-        .client
-        .post(format!("{}/webhook", app.address))
+        .webhook("Application/JSON; charset=utf-8")
         .bearer_auth(TOKEN)
-        .header("content-type", "Application/JSON; charset=utf-8")
         .body(fixture("firing.json"))
         .send()
         .await

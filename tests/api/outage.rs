@@ -1,7 +1,5 @@
 //! The database goes away while medic runs: 503 with Retry-After, then recovery, no restart.
 
-use std::time::Duration;
-
 use crate::helpers::{fixture, spawn_app_with, test_env, Durability, TempPostgres};
 
 #[tokio::test]
@@ -18,35 +16,14 @@ async fn webhook_returns_503_while_the_database_is_down_and_recovers_when_it_ret
     assert_eq!(response.headers()["retry-after"], "7");
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("database"), "{body}");
-    let readyz = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let readyz = app.get_anonymous("/readyz").await;
     assert_eq!(readyz.status(), 503);
-    let healthz = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let healthz = app.get_anonymous("/healthz").await;
     assert_eq!(healthz.status(), 200, "liveness must not depend on the database");
 
     postgres.restart();
 
-    let mut status = 0;
-    for _ in 0..50 {
-        status = app
-            .post_webhook_raw(fixture("resolved.json"))
-            .await
-            .status()
-            .as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = app.post_until_recorded(&fixture("resolved.json")).await;
     assert_eq!(status, 200, "medic did not recover after the database came back");
     let incidents = app.incidents().await;
     assert_eq!(incidents.len(), 1);
@@ -71,17 +48,6 @@ async fn medic_starts_while_the_database_is_down_and_serves_once_it_is_up() {
 
     postgres.restart();
     app.wait_ready().await;
-    let mut status = 0;
-    for _ in 0..100 {
-        status = app
-            .post_webhook_raw(fixture("firing.json"))
-            .await
-            .status()
-            .as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = app.post_until_recorded(&fixture("firing.json")).await;
     assert_eq!(status, 200);
 }

@@ -7,7 +7,8 @@ use crate::config::LogFormat;
 /// Installs the global subscriber; `RUST_LOG` overrides the default `info` level.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout).with_ansi(colour);
     let result = match format {
         LogFormat::Json => builder
             .json()

@@ -75,13 +75,8 @@ async fn write(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: 
 /// notification cannot fail the others.
 async fn commit(store: &Store, mut batch: Vec<Job>) {
     batch.sort_by(|a, b| {
-        let key = |job: &Job| {
-            (
-                job.notification.receiver.clone(),
-                job.notification.group_key.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
+        let (a, b) = (&a.notification, &b.notification);
+        (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key))
     });
     let notifications: Vec<&Notification> = batch.iter().map(|job| job.notification.as_ref()).collect();
     match store.record(&notifications).await {

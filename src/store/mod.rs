@@ -20,7 +20,8 @@ use crate::config::DatabaseSettings;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    /// Set once this process has seen the schema at the version it was built for.
+    /// Set once this process has seen the schema at the version it was built for; until then
+    /// every request checks it first.
     schema_ready: Arc<AtomicBool>,
 }
 
@@ -92,14 +93,15 @@ impl Store {
         })
     }
 
-    /// A pooled connection, refused while the schema is not ready.
+    /// A pooled connection, refused while the schema is not at this build's version.
     pub async fn client(&self) -> Result<Object, StoreError> {
-        if !self.schema_ready.load(Ordering::Acquire) {
+        let client = self.pool.get().await?;
+        if !self.schema_ready.load(Ordering::Acquire) && !self.check_schema(&client).await? {
             return Err(StoreError::Unavailable(
                 "database schema is not migrated yet".into(),
             ));
         }
-        Ok(self.pool.get().await?)
+        Ok(client)
     }
 
     /// Connection counts for the pool gauges.
@@ -107,10 +109,19 @@ impl Store {
         self.pool.status()
     }
 
-    /// Whether the database answers and holds the schema this build expects.
+    /// Whether the database answers and holds the schema this build needs.
     pub async fn is_ready(&self) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
-        migrations::is_current(&client).await
+        self.check_schema(&client).await
+    }
+
+    /// Looks at the schema; once current (whoever migrated it), requests go through.
+    async fn check_schema(&self, client: &Object) -> Result<bool, StoreError> {
+        let current = migrations::is_current(client).await?;
+        if current {
+            self.schema_ready.store(true, Ordering::Release);
+        }
+        Ok(current)
     }
 
     /// Applies pending migrations, then lets requests through.
@@ -124,7 +135,6 @@ impl Store {
     /// Waits until the schema is current (another replica or `medic migrate` applies it).
     pub async fn await_schema(&self) -> Result<(), StoreError> {
         if self.is_ready().await? {
-            self.schema_ready.store(true, Ordering::Release);
             Ok(())
         } else {
             Err(StoreError::Unavailable(

@@ -1,9 +1,9 @@
-//! Incidents, their alerts and deliveries: recording a notification and reading them back.
+//! Incidents, their alerts and deliveries: recording notifications and reading them back.
 //!
-//! Recording is one transaction around `medic_record_notification` (migrations/0002), which
-//! first upserts the group's row. The upsert locks that row, so deliveries of one group
-//! (retries, HA pairs, several replicas) are applied one after the other, while the unique
-//! constraints make a duplicate change nothing.
+//! Recording calls `medic_record_notification` (migrations/0002) once per notification, in
+//! one transaction per batch. The function first locks the group's row (creating it if need
+//! be), so deliveries of one group (retries, HA pairs, several replicas) are applied one after
+//! the other, while the unique constraints make a duplicate change nothing.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -17,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod intake;
+pub mod matchers;
 pub mod metrics;
 pub mod startup;
 pub mod store;

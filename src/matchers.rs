@@ -1,0 +1,1 @@
+//! Alertmanager-style label matchers (placeholder, being written).

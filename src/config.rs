@@ -1,10 +1,24 @@
 //! Settings: one tree loaded from defaults, an optional YAML file and `MEDIC_*` environment
 //! variables, checked as a whole so that every problem is reported with its key path.
 
-use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+mod escalation;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    net::SocketAddr,
+    path::PathBuf,
+    time::Duration,
+};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::rules::Rules;
+pub use escalation::{
+    EngineSettings, NotifierSettings, NotifierTarget, NotifierType, RetrySettings, RuleSettings, Span,
+    StepSettings, PAGERDUTY_EVENTS_URL,
+};
 
 /// Environment variables that override the file: `MEDIC_<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "MEDIC";
@@ -37,6 +51,12 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub log: LogSettings,
+    /// Named destinations for messages (Slack, PagerDuty, webhooks).
+    pub notifiers: BTreeMap<String, NotifierSettings>,
+    /// Which alerts lead to which messages and escalations; first match wins.
+    pub rules: Vec<RuleSettings>,
+    /// The timer engine that sends messages and escalates.
+    pub engine: EngineSettings,
 }
 
 /// The HTTP listener and what it accepts.
@@ -327,15 +347,29 @@ pub fn load(source: &Source) -> Result<Settings, Problems> {
 
 fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
     let mut builder = config::Config::builder();
+    let mut notifier_names = Vec::new();
     if let Some(file) = &source.file {
-        builder = builder.add_source(config::File::from(file.as_path()).format(config::FileFormat::Yaml));
+        let file = config::File::from(file.as_path()).format(config::FileFormat::Yaml);
+        notifier_names = config::Config::builder()
+            .add_source(file.clone())
+            .build()?
+            .get_table("notifiers")
+            .map(|table| table.into_keys().collect())
+            .unwrap_or_default();
+        builder = builder.add_source(file);
     }
-    let medic_env: config::Map<String, String> = source
-        .env
-        .iter()
-        .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}_")))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+    let mut medic_env = config::Map::new();
+    for (key, value) in &source.env {
+        if !key.starts_with(&format!("{ENV_PREFIX}_")) {
+            continue;
+        }
+        match notifier_key(key, &notifier_names) {
+            Some(path) => builder = builder.set_override(path, value.as_str())?,
+            None => {
+                medic_env.insert(key.clone(), value.clone());
+            }
+        }
+    }
     builder = builder.add_source(
         config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
@@ -348,6 +382,19 @@ fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
         }
     }
     builder.build()
+}
+
+/// `MEDIC_NOTIFIERS__INCIDENTS_SLACK__URL` sets `notifiers.incidents-slack.url` when the file
+/// names that notifier: variable names cannot hold `-`, and are upper case.
+fn notifier_key(var: &str, names: &[String]) -> Option<String> {
+    let rest = var.strip_prefix(&format!("{ENV_PREFIX}_NOTIFIERS__"))?;
+    let (name, key) = rest.split_once("__")?;
+    let normalise = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let name = names.iter().find(|n| normalise(n) == normalise(name))?;
+    Some(format!(
+        "notifiers.{name}.{}",
+        key.to_ascii_lowercase().replace("__", ".")
+    ))
 }
 
 impl Settings {
@@ -387,6 +434,29 @@ impl Settings {
         if self.server.workers == Some(0) {
             problems.push(Problem::new("server.workers", "must be greater than 0"));
         }
+        self.engine.check(&mut problems);
+        if let Err(found) = self.escalation() {
+            problems.extend(found);
+        }
         problems
+    }
+
+    /// The notifiers with their secrets read, and the rules compiled against them.
+    pub fn escalation(&self) -> Result<(BTreeMap<String, NotifierTarget>, Rules), Vec<Problem>> {
+        let mut problems = Vec::new();
+        let targets = escalation::notifier_targets(&self.notifiers, &mut problems);
+        let kinds = self
+            .notifiers
+            .iter()
+            .map(|(name, notifier)| (name.clone(), notifier.kind))
+            .collect();
+        match Rules::compile(&self.rules, &kinds) {
+            Ok(rules) if problems.is_empty() => Ok((targets, rules)),
+            Ok(_) => Err(problems),
+            Err(found) => {
+                problems.extend(found);
+                Err(problems)
+            }
+        }
     }
 }

@@ -12,7 +12,11 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::{
     domain::Notification,
-    store::{incidents::Recorded, Store, StoreError},
+    rules::TimerSpec,
+    store::{
+        incidents::{Entry, Recorded},
+        Store, StoreError,
+    },
 };
 
 /// Requests waiting for a writer; beyond this, handlers wait to enqueue.
@@ -26,6 +30,7 @@ pub struct Recorder {
 
 struct Job {
     notification: Arc<Notification>,
+    timers: Vec<TimerSpec>,
     reply: oneshot::Sender<Result<Recorded, StoreError>>,
 }
 
@@ -45,15 +50,32 @@ impl Recorder {
         Self { jobs }
     }
 
-    /// Records one notification; returns once it is committed.
-    pub async fn record(&self, notification: Arc<Notification>) -> Result<Recorded, StoreError> {
+    /// Records one notification with the timers its rules ask for; returns once committed.
+    pub async fn record(
+        &self,
+        notification: Arc<Notification>,
+        timers: Vec<TimerSpec>,
+    ) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable("medic is shutting down".into());
         self.jobs
-            .send(Job { notification, reply })
+            .send(Job {
+                notification,
+                timers,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Job {
+    fn entry(&self) -> Entry<'_> {
+        Entry {
+            notification: &self.notification,
+            timers: &self.timers,
+        }
     }
 }
 
@@ -78,8 +100,8 @@ async fn commit(store: &Store, mut batch: Vec<Job>) {
         let (a, b) = (&a.notification, &b.notification);
         (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key))
     });
-    let notifications: Vec<&Notification> = batch.iter().map(|job| job.notification.as_ref()).collect();
-    match store.record(&notifications).await {
+    let entries: Vec<Entry> = batch.iter().map(Job::entry).collect();
+    match store.record(&entries).await {
         Ok(recorded) => {
             for (job, recorded) in batch.into_iter().zip(recorded) {
                 let _ = job.reply.send(Ok(recorded));
@@ -98,7 +120,7 @@ async fn commit(store: &Store, mut batch: Vec<Job>) {
         Err(e) => {
             tracing::warn!(error = %e, size = batch.len(), "batch failed; recording its notifications one by one");
             for job in batch {
-                let result = store.record(&[job.notification.as_ref()]).await;
+                let result = store.record(&[job.entry()]).await;
                 let _ = job.reply.send(result.map(|mut recorded| recorded.remove(0)));
             }
         }

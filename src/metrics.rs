@@ -1,6 +1,6 @@
 //! medic's own Prometheus metrics, on a registry of its own (never the global one).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -16,6 +16,7 @@ pub struct Metrics {
     pub http: HttpMetrics,
     pub intake: IntakeMetrics,
     pub pool: PoolMetrics,
+    pub timers: TimerMetrics,
 }
 
 /// Requests served, by route pattern (never the raw path, to bound cardinality).
@@ -38,6 +39,85 @@ pub struct IntakeMetrics {
     pub incidents_resolved: IntCounter,
     /// Notifications per transaction (group commit).
     pub batch_size: Histogram,
+}
+
+/// The timer engine: what it scheduled, fired and cancelled, how late, and every send.
+#[derive(Clone)]
+pub struct TimerMetrics {
+    pub scheduled: IntCounter,
+    /// By kind: `opened`, `escalation`, `acknowledged`, `resolved`.
+    pub fired: IntCounterVec,
+    pub cancelled: IntCounter,
+    /// Pending timers (leased ones included), read at scrape time.
+    pub pending: IntGauge,
+    /// Seconds from when a timer was due to when an engine took it.
+    pub lateness: Histogram,
+    /// Deliveries by notifier, its type and result: `sent`, `retry`, `failed`, `gave_up`.
+    pub attempts: IntCounterVec,
+    pub send_duration: HistogramVec,
+    /// Completions refused because another engine had taken the timer over.
+    pub leases_lost: IntCounter,
+}
+
+impl TimerMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let scheduled = IntCounter::new("medic_timers_scheduled_total", "Timers scheduled")?;
+        let fired = IntCounterVec::new(
+            Opts::new(
+                "medic_timers_fired_total",
+                "Timers whose message was delivered, by kind",
+            ),
+            &["kind"],
+        )?;
+        let cancelled = IntCounter::new(
+            "medic_timers_cancelled_total",
+            "Timers cancelled because their incident resolved or was acknowledged",
+        )?;
+        let pending = IntGauge::new("medic_timers_pending", "Timers waiting to fire, in all replicas")?;
+        let lateness = Histogram::with_opts(
+            HistogramOpts::new(
+                "medic_timer_lateness_seconds",
+                "Time from when a timer was due to when an engine took it",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )?;
+        let attempts = IntCounterVec::new(
+            Opts::new(
+                "medic_notifier_attempts_total",
+                "Attempts to deliver a message, by notifier, type and result",
+            ),
+            &["notifier", "type", "result"],
+        )?;
+        let send_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "medic_notifier_request_duration_seconds",
+                "Time for a notifier to answer, by type",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["type"],
+        )?;
+        let leases_lost = IntCounter::new(
+            "medic_timer_leases_lost_total",
+            "Completions dropped because the lease had passed to another engine",
+        )?;
+        for kind in crate::domain::TimerKind::ALL {
+            fired.with_label_values(&[kind.as_str()]);
+        }
+        Ok(Self {
+            scheduled: register(registry, scheduled),
+            fired: register(registry, fired),
+            cancelled: register(registry, cancelled),
+            pending: register(registry, pending),
+            lateness: register(registry, lateness),
+            attempts: register(registry, attempts),
+            send_duration: register(registry, send_duration),
+            leases_lost: register(registry, leases_lost),
+        })
+    }
 }
 
 /// The database connection pool, read at scrape time.
@@ -181,13 +261,21 @@ impl Metrics {
             http: HttpMetrics::new(&registry)?,
             intake: IntakeMetrics::new(&registry)?,
             pool: PoolMetrics::new(&registry)?,
+            timers: TimerMetrics::new(&registry)?,
             registry,
         })
     }
 
-    /// The text exposition format, with the pool gauges read now.
-    pub fn render(&self, store: &Store) -> String {
+    /// The text exposition format, with the pool and pending-timer gauges read now.
+    pub async fn render(&self, store: &Store) -> String {
         self.pool.update(store);
+        // A scrape must not hang on a database that is away: keep the last value then.
+        let pending = tokio::time::timeout(Duration::from_millis(500), store.pending_timers()).await;
+        match pending {
+            Ok(Ok(pending)) => self.timers.pending.set(pending),
+            Ok(Err(e)) => tracing::debug!(error = %e, "pending timers not counted"),
+            Err(_) => tracing::debug!("pending timers not counted: the database is slow"),
+        }
         let mut buffer = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(error = %e, "encoding metrics failed");

@@ -1,7 +1,7 @@
-//! Building the application: the store, the HTTP server on its listener, and the background
-//! task that brings the schema up to date.
+//! Building the application: the store, the HTTP server on its listener, the timer engine,
+//! and the background task that brings the schema up to date.
 
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use anyhow::Context as _;
@@ -9,9 +9,11 @@ use tokio::task::JoinHandle;
 
 use crate::{
     config::{Problems, Settings},
+    engine::{Engine, EngineHandle},
     http::{self, Authenticator, State},
     intake::Recorder,
     metrics::Metrics,
+    notify::Notifiers,
     store::Store,
 };
 
@@ -21,6 +23,8 @@ pub struct Application {
     server: Server,
     store: Store,
     schema: JoinHandle<()>,
+    /// The timer engine, unless `engine.enabled` is false.
+    engine: Option<EngineHandle>,
 }
 
 impl Application {
@@ -31,8 +35,32 @@ impl Application {
         if credentials.is_empty() {
             tracing::warn!("no credential configured: anyone can post to /webhook and read /api");
         }
+        let (targets, rules) = settings.escalation().map_err(Problems)?;
+        let rules = Arc::new(rules);
         let store = Store::new(&settings.database)?;
         let metrics = Metrics::new().context("registering metrics")?;
+        let engine = if settings.engine.enabled {
+            let notifiers = Notifiers::new(targets, settings.engine.request_timeout.0)?;
+            let engine = Engine::new(
+                store.clone(),
+                notifiers,
+                rules.clone(),
+                &settings.engine,
+                metrics.timers.clone(),
+            );
+            let pg_config = settings
+                .database
+                .pg_config()
+                .map_err(|p| anyhow::anyhow!("{p}"))?;
+            Some(engine.spawn(
+                pg_config,
+                settings.engine.concurrency,
+                settings.engine.safety_poll.0,
+            ))
+        } else {
+            tracing::info!("timer engine disabled in this process");
+            None
+        };
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
 
         let listener = TcpListener::bind(settings.server.listen)
@@ -47,6 +75,7 @@ impl Application {
         let state = web::Data::new(State {
             store: store.clone(),
             recorder,
+            rules,
             metrics,
             body_limit: settings.server.body_limit_bytes,
             retry_after: settings.database.retry_after_seconds,
@@ -70,6 +99,7 @@ impl Application {
             server,
             store,
             schema,
+            engine,
         })
     }
 
@@ -83,10 +113,14 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped; in-flight requests finish, then the pool is closed.
+    /// Serves until stopped; in-flight requests finish, the engine finishes the sends it
+    /// started, then the pool is closed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.schema.abort();
+        if let Some(engine) = self.engine {
+            engine.stop().await;
+        }
         self.store.close();
         tracing::info!("medic stopped");
         result

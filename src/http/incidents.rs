@@ -1,11 +1,18 @@
-//! `GET /api/v1/incidents` and `GET /api/v1/incidents/{id}`: the read side of the store.
+//! `GET /api/v1/incidents`, `GET /api/v1/incidents/{id}` (with its timeline) and
+//! `POST /api/v1/incidents/{id}/ack`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{ApiError, State};
-use crate::{alertmanager::Status, store::incidents::Page};
+use crate::{
+    alertmanager::Status,
+    store::{
+        incidents::{Incident, Page},
+        timers::AckResult,
+    },
+};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -55,7 +62,125 @@ pub async fn get(id: web::Path<i64>, state: web::Data<State>) -> Result<HttpResp
         .await
         .map_err(|e| ApiError::from_store(e, state.retry_after))?
     {
-        Some(incident) => Ok(HttpResponse::Ok().json(incident)),
+        Some(incident) => {
+            let timeline = timeline(&incident);
+            let mut body = serde_json::to_value(&incident).map_err(|e| ApiError::Internal(e.into()))?;
+            body["timeline"] = json!(timeline);
+            Ok(HttpResponse::Ok().json(body))
+        }
         None => Err(ApiError::NotFound(format!("no incident {id}"))),
+    }
+}
+
+/// What happened to an incident, in order: opened, each message attempt, cancelled and
+/// pending timers, the acknowledgement, the resolution.
+fn timeline(incident: &Incident) -> Vec<Value> {
+    let mut events = vec![(incident.created_at, json!({"event": "opened"}))];
+    for timer in incident.timers.iter().flatten() {
+        let about =
+            json!({"kind": timer.kind, "rule": timer.rule, "step": timer.step, "notifier": timer.notifier});
+        for attempt in &timer.attempts {
+            let mut event = about.clone();
+            event["event"] = json!(format!("message_{}", attempt.result));
+            event["attempt"] = json!(attempt.attempt);
+            event["repeat"] = json!(attempt.occurrence);
+            event["status_code"] = json!(attempt.status_code);
+            event["error"] = json!(attempt.error);
+            events.push((attempt.finished_at, event));
+        }
+        let (at, name) = match (timer.state.as_str(), timer.next_attempt_at) {
+            ("cancelled", _) => (timer.updated_at, "timer_cancelled"),
+            ("pending", Some(at)) => (at, "timer_pending"),
+            _ => continue,
+        };
+        let mut event = about;
+        event["event"] = json!(name);
+        events.push((at, event));
+    }
+    if let Some(ack) = &incident.acknowledgement {
+        events.push((
+            ack.at,
+            json!({"event": "acknowledged", "by": ack.by, "note": ack.note}),
+        ));
+    }
+    if let Some(at) = incident.resolved_at {
+        events.push((at, json!({"event": "resolved"})));
+    }
+    events.sort_by_key(|(at, _)| *at);
+    events
+        .into_iter()
+        .map(|(at, mut event)| {
+            event["at"] = json!(at);
+            event
+        })
+        .collect()
+}
+
+/// Body of `POST /api/v1/incidents/{id}/ack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Who takes the incident on.
+    by: String,
+    note: Option<String>,
+}
+
+const MAX_BY: usize = 200;
+const MAX_NOTE: usize = 2000;
+
+/// Acknowledges a firing incident: pending escalations stop, and everyone told of the incident
+/// (PagerDuty included) hears who took it. Acknowledging again changes nothing.
+pub async fn acknowledge(
+    id: web::Path<i64>,
+    body: web::Bytes,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let request: AckRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"by\": \"...\", \"note\": \"...\"}}: {e}")))?;
+    let by = request.by.trim();
+    if by.is_empty() || by.len() > MAX_BY {
+        return Err(ApiError::Unprocessable(format!(
+            "\"by\" must name who acknowledges, in 1 to {MAX_BY} bytes"
+        )));
+    }
+    let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.len() > MAX_NOTE) {
+        return Err(ApiError::Unprocessable(format!(
+            "\"note\" is longer than {MAX_NOTE} bytes"
+        )));
+    }
+    if by.contains('\0') || note.is_some_and(|n| n.contains('\0')) {
+        return Err(ApiError::Unprocessable("NUL characters are not accepted".into()));
+    }
+    let result = state
+        .store
+        .acknowledge(id, by, note)
+        .await
+        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
+    match result {
+        AckResult::NotFound => Err(ApiError::NotFound(format!("no incident {id}"))),
+        AckResult::Resolved => Err(ApiError::Conflict(format!(
+            "incident {id} is resolved; there is nothing to acknowledge"
+        ))),
+        AckResult::Acknowledged {
+            ack,
+            newly,
+            cancelled,
+            scheduled,
+        } => {
+            if newly {
+                let timers = &state.metrics.timers;
+                timers.cancelled.inc_by(cancelled as u64);
+                timers.scheduled.inc_by(scheduled as u64);
+            }
+            tracing::info!(incident_id = id, by = %ack.by, newly, timers_cancelled = cancelled, "incident acknowledged");
+            Ok(HttpResponse::Ok().json(json!({
+                "incident_id": id,
+                "acknowledged": ack,
+                "already_acknowledged": !newly,
+                "timers_cancelled": cancelled,
+            })))
+        }
     }
 }

@@ -7,7 +7,7 @@ mod incidents;
 mod metrics;
 mod webhook;
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use actix_web::{
     body::MessageBody,
@@ -19,7 +19,7 @@ use actix_web::{
 pub use auth::Authenticator;
 pub use error::ApiError;
 
-use crate::{intake::Recorder, metrics::Metrics, store::Store};
+use crate::{intake::Recorder, metrics::Metrics, rules::Rules, store::Store};
 
 /// What every handler may need.
 pub struct State {
@@ -27,6 +27,8 @@ pub struct State {
     pub store: Store,
     /// Records webhook notifications, several to a transaction under load.
     pub recorder: Recorder,
+    /// Decide which timers a notification schedules.
+    pub rules: Arc<Rules>,
     /// Where handlers count what they do.
     pub metrics: Metrics,
     /// Largest accepted webhook body, in bytes.
@@ -49,7 +51,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(auth::require))
             .route("/webhook", web::post().to(webhook::receive))
             .route("/api/v1/incidents", web::get().to(incidents::list))
-            .route("/api/v1/incidents/{id}", web::get().to(incidents::get)),
+            .route("/api/v1/incidents/{id}", web::get().to(incidents::get))
+            .route(
+                "/api/v1/incidents/{id}/ack",
+                web::post().to(incidents::acknowledge),
+            ),
     )
     .default_service(web::to(|| async {
         Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))

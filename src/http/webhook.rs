@@ -1,5 +1,5 @@
-//! `POST /webhook`: parse, check and store one Alertmanager notification. Nothing else happens
-//! on the request path; a 200 means the notification is committed.
+//! `POST /webhook`: parse, check and store one Alertmanager notification with the timers its
+//! rules ask for. Nothing else happens on the request path; a 200 means both are committed.
 
 use std::sync::Arc;
 
@@ -30,7 +30,8 @@ pub async fn receive(
         }
     };
     let notification = Arc::new(notification);
-    match state.recorder.record(notification.clone()).await {
+    let timers = state.rules.plan(&notification);
+    match state.recorder.record(notification.clone(), timers).await {
         Ok(recorded) => {
             count(&state, &notification, &recorded);
             log(&notification, &recorded);
@@ -136,6 +137,9 @@ fn count(state: &State, n: &Notification, recorded: &Recorded) {
     if recorded.incident_resolved {
         intake.incidents_resolved.inc();
     }
+    let timers = &state.metrics.timers;
+    timers.scheduled.inc_by(u64::from(recorded.timers_scheduled));
+    timers.cancelled.inc_by(u64::from(recorded.timers_cancelled));
 }
 
 fn log(n: &Notification, recorded: &Recorded) {
@@ -151,6 +155,8 @@ fn log(n: &Notification, recorded: &Recorded) {
         new_alerts = recorded.new_alerts,
         resolved_alerts = recorded.resolved_alerts,
         incident_resolved = recorded.incident_resolved,
+        timers_scheduled = recorded.timers_scheduled,
+        timers_cancelled = recorded.timers_cancelled,
         "notification received"
     );
 }

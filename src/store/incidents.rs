@@ -16,6 +16,8 @@ use super::{Store, StoreError};
 use crate::{
     alertmanager::{Status, KV},
     domain::Notification,
+    rules::TimerSpec,
+    store::timers::{Acknowledgement, TimerRecord},
 };
 
 /// What recording one notification did.
@@ -32,12 +34,26 @@ pub struct Recorded {
     pub incident_resolved: bool,
     /// Nothing changed: a retry, an HA twin, or a repeat of a known state.
     pub duplicate: bool,
+    /// Timers scheduled by the rules, or announcements of the resolution.
+    pub timers_scheduled: u32,
+    /// Pending escalations stopped because the incident resolved.
+    pub timers_cancelled: u32,
 }
 
-/// Records one notification; `medic_record_notification` is in migrations/0002.
+/// Records one notification and schedules its timers; the functions are in migrations/0002
+/// and 0003.
 const RECORD: &str = "
-    SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate
-      FROM medic_record_notification($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate,
+           timers_scheduled, timers_cancelled
+      FROM medic_record_and_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                                     $16, $17, $18, $19, $20, $21, $22)";
+
+/// A notification and the timers its rules ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub notification: &'a Notification,
+    pub timers: &'a [TimerSpec],
+}
 
 /// A notification's columns, as the function takes them.
 struct Params<'a> {
@@ -54,10 +70,42 @@ struct Params<'a> {
     annotations: Vec<Json<&'a KV>>,
     generators: Vec<&'a str>,
     n: &'a Notification,
+    timers: TimerColumns<'a>,
+}
+
+/// The timers' columns, as the function takes them.
+struct TimerColumns<'a> {
+    kinds: Vec<&'static str>,
+    rules: Vec<&'a str>,
+    steps: Vec<i32>,
+    notifiers: Vec<&'a str>,
+    channels: Vec<&'static str>,
+    after_ms: Vec<i64>,
+    repeat_ms: Vec<Option<i64>>,
+}
+
+impl<'a> TimerColumns<'a> {
+    fn new(timers: &'a [TimerSpec]) -> Self {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            kinds: timers.iter().map(|t| t.kind.as_str()).collect(),
+            rules: timers.iter().map(|t| t.rule.as_str()).collect(),
+            steps: timers.iter().map(|t| t.step).collect(),
+            notifiers: timers.iter().map(|t| t.notifier.as_str()).collect(),
+            channels: timers.iter().map(|t| t.channel.as_str()).collect(),
+            after_ms: timers.iter().map(|t| ms(t.after)).collect(),
+            repeat_ms: timers.iter().map(|t| t.repeat.map(ms)).collect(),
+        }
+    }
 }
 
 impl<'a> Params<'a> {
-    fn new(n: &'a Notification) -> Self {
+    fn new(
+        Entry {
+            notification: n,
+            timers,
+        }: Entry<'a>,
+    ) -> Self {
         Self {
             group_labels: Json(&n.group_labels),
             status: n.status.as_str(),
@@ -72,10 +120,11 @@ impl<'a> Params<'a> {
             annotations: n.alerts.iter().map(|a| Json(&a.annotations)).collect(),
             generators: n.alerts.iter().map(|a| a.generator_url.as_str()).collect(),
             n,
+            timers: TimerColumns::new(timers),
         }
     }
 
-    fn as_sql(&self) -> [&(dyn ToSql + Sync); 15] {
+    fn as_sql(&self) -> [&(dyn ToSql + Sync); 22] {
         [
             &self.n.receiver,
             &self.n.group_key,
@@ -92,6 +141,13 @@ impl<'a> Params<'a> {
             &self.labels,
             &self.annotations,
             &self.generators,
+            &self.timers.kinds,
+            &self.timers.rules,
+            &self.timers.steps,
+            &self.timers.notifiers,
+            &self.timers.channels,
+            &self.timers.after_ms,
+            &self.timers.repeat_ms,
         ]
     }
 }
@@ -103,10 +159,10 @@ impl Store {
     /// out in the order first polled, so they leave together and cost one round trip. If a call
     /// fails, Postgres turns the COMMIT into a rollback and nothing is stored. Callers order
     /// batches by group so that concurrent batches lock groups in the same order.
-    pub async fn record(&self, batch: &[&Notification]) -> Result<Vec<Recorded>, StoreError> {
+    pub async fn record(&self, batch: &[Entry<'_>]) -> Result<Vec<Recorded>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(RECORD).await?;
-        let params: Vec<Params> = batch.iter().map(|n| Params::new(n)).collect();
+        let params: Vec<Params> = batch.iter().map(|entry| Params::new(*entry)).collect();
         let calls = params.iter().map(|p| {
             let statement = &statement;
             let client = &client;
@@ -132,6 +188,8 @@ fn recorded_from(row: &Row) -> Recorded {
         resolved_alerts: row.get::<_, i32>(3) as u32,
         incident_resolved: row.get(4),
         duplicate: row.get(5),
+        timers_scheduled: row.get::<_, i32>(6) as u32,
+        timers_cancelled: row.get::<_, i32>(7) as u32,
     }
 }
 
@@ -160,7 +218,11 @@ pub struct Incident {
     pub resolved_at: Option<DateTime<Utc>>,
     pub deliveries: i64,
     pub truncated_alerts: i64,
+    pub acknowledgement: Option<Acknowledgement>,
     pub alerts: Vec<AlertRecord>,
+    /// The incident's timers with their attempts (one incident only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timers: Option<Vec<TimerRecord>>,
 }
 
 /// One alert episode of an incident.
@@ -181,7 +243,8 @@ pub struct AlertRecord {
 const SELECT_INCIDENTS: &str = "
     SELECT i.id, i.status, g.receiver, g.group_key, g.group_labels, i.common_labels,
            i.common_annotations, i.external_url, i.created_at, i.updated_at, i.resolved_at,
-           (SELECT count(*) FROM deliveries d WHERE d.incident_id = i.id), i.truncated_alerts
+           (SELECT count(*) FROM deliveries d WHERE d.incident_id = i.id), i.truncated_alerts,
+           i.acked_by, i.ack_note, i.acked_at
       FROM incidents i JOIN alert_groups g ON g.id = i.group_id";
 
 /// Through the group (the primary key's prefix): alerts have no index of their own on incident_id.
@@ -209,7 +272,7 @@ impl Store {
         Ok(incidents)
     }
 
-    /// One incident with its alerts, if it exists.
+    /// One incident with its alerts and timers, if it exists.
     pub async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         let client = self.client().await?;
         let statement = client
@@ -220,7 +283,11 @@ impl Store {
         };
         let mut incidents = vec![incident_from(&row)];
         attach_alerts(&client, &mut incidents).await?;
-        Ok(incidents.pop())
+        let mut incident = incidents.pop();
+        if let Some(incident) = &mut incident {
+            incident.timers = Some(self.incident_timers(id).await?);
+        }
+        Ok(incident)
     }
 }
 
@@ -239,7 +306,13 @@ fn incident_from(row: &Row) -> Incident {
         resolved_at: row.get(10),
         deliveries: row.get(11),
         truncated_alerts: row.get(12),
+        acknowledgement: row.get::<_, Option<String>>(13).map(|by| Acknowledgement {
+            by,
+            note: row.get(14),
+            at: row.get(15),
+        }),
         alerts: Vec::new(),
+        timers: None,
     }
 }
 

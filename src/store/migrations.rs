@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "record_notification",
         include_str!("../../migrations/0002_record_notification.sql"),
     ),
+    (3, "timers", include_str!("../../migrations/0003_timers.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -17,6 +17,9 @@ use serde_json::Value;
 
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/sink.rs"]
+#[allow(dead_code)]
+pub mod sink;
 
 pub use postgres::{Durability, TempPostgres};
 
@@ -74,10 +77,34 @@ pub async fn spawn_app_with(env: HashMap<String, String>) -> TestApp {
     app
 }
 
+/// medic over a fresh database with this YAML configuration (notifiers, rules, engine).
+pub async fn spawn_app_with_config(yaml: &str) -> TestApp {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let settings = settings_from_yaml(yaml, test_env(&url));
+    let app = start_with(settings, url).await;
+    app.wait_ready().await;
+    app
+}
+
+/// Settings from a YAML document and an environment.
+pub fn settings_from_yaml(yaml: &str, env: HashMap<String, String>) -> Settings {
+    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let source = Source {
+        file: Some(file.path().to_owned()),
+        env,
+    };
+    config::load(&source).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
 /// medic with the given environment, without waiting for the database.
 pub async fn start(env: HashMap<String, String>) -> TestApp {
     let database_url = env["MEDIC_DATABASE__URL"].clone();
-    let settings = settings(env);
+    start_with(settings(env), database_url).await
+}
+
+/// medic with these settings, without waiting for the database.
+pub async fn start_with(settings: Settings, database_url: String) -> TestApp {
     // Logs only on request (TEST_LOG=1): they go to stdout, past the test harness' capture.
     if std::env::var_os("TEST_LOG").is_some() {
         medic::telemetry::init(settings.log.format);
@@ -240,11 +267,32 @@ impl TestApp {
 
     /// Counts rows with SQL, straight from the database.
     pub async fn count(&self, sql: &str) -> i64 {
+        self.sql().await.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+
+    /// A connection of its own to medic's database.
+    pub async fn sql(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
             .await
             .expect("connect");
         tokio::spawn(connection);
-        client.query_one(sql, &[]).await.expect(sql).get(0)
+        client
+    }
+
+    /// `POST /api/v1/incidents/{id}/ack` with this JSON body.
+    pub async fn acknowledge(&self, id: i64, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/incidents/{id}/ack", self.address))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("POST ack")
+    }
+
+    /// One incident, with its timers and timeline.
+    pub async fn incident(&self, id: i64) -> Value {
+        self.get_json(&format!("/api/v1/incidents/{id}")).await
     }
 
     pub async fn stop(&self) {

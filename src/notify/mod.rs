@@ -1,0 +1,239 @@
+//! Telling people: what a fired timer says, and delivering it to Slack, PagerDuty or a webhook.
+//!
+//! Each integration builds its request and decides, as Alertmanager's notifiers do, whether a
+//! failure is worth a retry. Every message carries the incident's dedup key (PagerDuty
+//! collapses re-sent triggers into one incident) and a delivery id stable across retries.
+
+mod pagerduty;
+mod slack;
+mod webhook;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use reqwest::{header, Response, StatusCode};
+
+use crate::{
+    config::{NotifierTarget, NotifierType},
+    domain::TimerKind,
+    store::timers::Claimed,
+};
+
+/// Everything a message is made from.
+#[derive(Debug)]
+pub struct Message<'a> {
+    pub timer: &'a Claimed,
+    /// The alert's `runbook_url` annotation, else the rule's.
+    pub runbook_url: Option<&'a str>,
+}
+
+impl Message<'_> {
+    /// Same for every message about one incident: PagerDuty's `dedup_key`.
+    pub fn dedup_key(&self) -> String {
+        format!("medic-incident-{}", self.timer.incident.id)
+    }
+
+    /// Same for every attempt at one occurrence of one timer, so a receiver can drop re-sends.
+    pub fn delivery_id(&self) -> String {
+        format!("medic-{}-{}", self.timer.id, self.timer.occurrence)
+    }
+
+    fn label(&self, name: &str) -> Option<&str> {
+        self.timer.incident.labels.get(name).map(String::as_str)
+    }
+
+    fn annotation(&self, name: &str) -> Option<&str> {
+        self.timer.incident.annotations.get(name).map(String::as_str)
+    }
+
+    /// The alert's name, or the incident's number when alerts carry none.
+    pub fn alertname(&self) -> String {
+        self.label("alertname")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("incident {}", self.timer.incident.id))
+    }
+
+    pub fn severity(&self) -> Option<&str> {
+        self.label("severity")
+    }
+
+    /// `summary`, else `description`, else `message` annotation.
+    pub fn summary(&self) -> Option<&str> {
+        ["summary", "description", "message"]
+            .into_iter()
+            .find_map(|name| self.annotation(name))
+    }
+
+    /// The description when a summary is shown above it.
+    pub fn description(&self) -> Option<&str> {
+        self.annotation("summary").and(self.annotation("description"))
+    }
+
+    pub fn instance(&self) -> Option<&str> {
+        self.label("instance").or_else(|| self.label("pod"))
+    }
+
+    /// One line saying what happened, as the headline of every message.
+    pub fn headline(&self) -> String {
+        let incident = &self.timer.incident;
+        let name = self.alertname();
+        match self.timer.kind {
+            TimerKind::Opened => format!("[FIRING:{}] {name}", incident.firing_alerts),
+            TimerKind::Escalation if self.timer.occurrence > 0 => format!(
+                "[ESCALATION {}, reminder {}] {name} is still firing",
+                self.timer.step, self.timer.occurrence
+            ),
+            TimerKind::Escalation => format!(
+                "[ESCALATION {}] {name} is still firing after {}",
+                self.timer.step,
+                elapsed(incident.created_at)
+            ),
+            TimerKind::Acknowledged => {
+                let by = incident
+                    .acknowledged
+                    .as_ref()
+                    .map_or("someone", |ack| ack.by.as_str());
+                format!("[ACKNOWLEDGED] {name} by {by}")
+            }
+            TimerKind::Resolved => format!(
+                "[RESOLVED] {name} after {}",
+                elapsed_between(incident.created_at, incident.resolved_at)
+            ),
+        }
+    }
+}
+
+fn elapsed(since: chrono::DateTime<chrono::Utc>) -> String {
+    elapsed_between(since, None)
+}
+
+fn elapsed_between(
+    since: chrono::DateTime<chrono::Utc>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    let seconds = (until.unwrap_or_else(chrono::Utc::now) - since)
+        .num_seconds()
+        .max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Why a send did not succeed, and whether trying again can help.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub status: Option<u16>,
+    pub retryable: bool,
+    /// From a 429 or 503's `Retry-After`.
+    pub retry_after: Option<Duration>,
+    pub reason: String,
+}
+
+/// The configured notifiers and one HTTP client for all of them.
+#[derive(Clone)]
+pub struct Notifiers {
+    client: reqwest::Client,
+    targets: BTreeMap<String, NotifierTarget>,
+}
+
+impl Notifiers {
+    /// One pooled client, with a timeout per request.
+    pub fn new(targets: BTreeMap<String, NotifierTarget>, timeout: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client, targets })
+    }
+
+    /// The type of the named notifier, if configured.
+    pub fn kind(&self, name: &str) -> Option<NotifierType> {
+        self.targets.get(name).map(|t| t.kind)
+    }
+
+    /// Delivers one message; Ok carries the HTTP status.
+    pub async fn send(&self, notifier: &str, message: &Message<'_>) -> Result<u16, Failure> {
+        let Some(target) = self.targets.get(notifier) else {
+            return Err(Failure {
+                status: None,
+                retryable: false,
+                retry_after: None,
+                reason: format!("no notifier named {notifier:?} is configured"),
+            });
+        };
+        let request = match target.kind {
+            NotifierType::Slack => slack::request(&self.client, target, message),
+            NotifierType::Pagerduty => pagerduty::request(&self.client, target, message),
+            NotifierType::Webhook => webhook::request(&self.client, target, message),
+        };
+        match request.send().await {
+            Ok(response) => classify(response).await,
+            Err(e) => Err(Failure {
+                status: None,
+                retryable: true,
+                retry_after: None,
+                // Without the URL: for Slack it is the credential.
+                reason: transport_error(&e),
+            }),
+        }
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}: {detail}")
+    }
+}
+
+/// 2xx succeeded; 429, 408 and 5xx are worth a retry (honouring `Retry-After`); other 4xx
+/// will fail the same way again.
+async fn classify(response: Response) -> Result<u16, Failure> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(status.as_u16());
+    }
+    let retry_after = retry_after(&response);
+    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error();
+    let body = response.text().await.unwrap_or_default();
+    let body: String = body.chars().take(300).collect();
+    Err(Failure {
+        status: Some(status.as_u16()),
+        retryable,
+        retry_after,
+        reason: format!("HTTP {}: {}", status.as_u16(), body.trim()),
+    })
+}
+
+/// `Retry-After` in seconds (the HTTP date form is read as "soon": one second).
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    match value.parse::<u64>() {
+        Ok(seconds) => Some(Duration::from_secs(seconds)),
+        Err(_) => httpdate_seconds(value).map(Duration::from_secs),
+    }
+}
+
+fn httpdate_seconds(value: &str) -> Option<u64> {
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let seconds = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+    Some(seconds.max(1) as u64)
+}

@@ -1,0 +1,87 @@
+//! PagerDuty Events API v2: trigger, acknowledge and resolve, all under the incident's
+//! `dedup_key`, so that re-sent triggers (retries, repeats, a crash) stay one PagerDuty incident.
+//!
+//! PagerDuty answers 202 when it accepts an event, 400 for an invalid one (not worth a retry),
+//! 429 when rate limited and 5xx when it has trouble.
+
+use reqwest::{Client, RequestBuilder};
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use super::Message;
+use crate::{config::NotifierTarget, domain::TimerKind};
+
+/// PagerDuty's limit on `payload.summary`.
+const SUMMARY_LIMIT: usize = 1024;
+
+/// The POST for one event.
+pub fn request(client: &Client, target: &NotifierTarget, message: &Message<'_>) -> RequestBuilder {
+    client.post(target.url.clone()).json(&body(target, message))
+}
+
+fn body(target: &NotifierTarget, message: &Message<'_>) -> Value {
+    let routing_key = target
+        .routing_key
+        .as_ref()
+        .map(|key| key.expose_secret().to_owned())
+        .unwrap_or_default();
+    let action = match message.timer.kind {
+        TimerKind::Opened | TimerKind::Escalation => "trigger",
+        TimerKind::Acknowledged => "acknowledge",
+        TimerKind::Resolved => "resolve",
+    };
+    let mut body = json!({
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": message.dedup_key(),
+    });
+    if action == "trigger" {
+        body["payload"] = payload(message);
+        body["client"] = json!("medic");
+        let incident = &message.timer.incident;
+        if !incident.external_url.is_empty() {
+            body["client_url"] = json!(incident.external_url);
+        }
+        if let Some(runbook) = message.runbook_url {
+            body["links"] = json!([{"href": runbook, "text": "Runbook"}]);
+        }
+    }
+    body
+}
+
+fn payload(message: &Message<'_>) -> Value {
+    let incident = &message.timer.incident;
+    let mut summary = message.alertname();
+    if let Some(text) = message.summary() {
+        summary = format!("{summary}: {text}");
+    }
+    let summary: String = summary.chars().take(SUMMARY_LIMIT).collect();
+    json!({
+        "summary": summary,
+        "source": message.instance().unwrap_or("medic"),
+        "severity": severity(message.severity()),
+        "class": message.alertname(),
+        "component": incident.labels.get("job"),
+        "group": incident.labels.get("namespace"),
+        "custom_details": {
+            "labels": incident.labels,
+            "annotations": incident.annotations,
+            "firing_alerts": incident.firing_alerts,
+            "medic_incident": incident.id,
+            "rule": message.timer.rule,
+            "escalation_step": message.timer.step,
+        },
+    })
+}
+
+/// PagerDuty knows critical, error, warning and info; an alert without a known severity is
+/// an error, as in Alertmanager's PagerDuty integration.
+fn severity(severity: Option<&str>) -> &'static str {
+    match crate::rules::severity_rank(severity) {
+        4 => "critical",
+        3 => "error",
+        2 => "warning",
+        1 => "info",
+        _ => "error",
+    }
+}

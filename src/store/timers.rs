@@ -1,0 +1,444 @@
+//! Timers: claiming due ones under a lease, recording what their sends did, acknowledgements,
+//! and reading an incident's timeline.
+//!
+//! A claim is one statement: due rows are locked with `FOR UPDATE SKIP LOCKED` (so concurrent
+//! engines take disjoint sets), stamped with the engine's token, and their `due_at` pushed to
+//! the end of the lease. If the engine dies, the timer simply comes due again when the lease
+//! ends and any engine takes it. A completion applies only while the token still matches, so
+//! an engine that lost its lease cannot overwrite what the new holder did.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::{types::Json, Row};
+
+use super::{Store, StoreError};
+use crate::{alertmanager::KV, domain::TimerKind};
+
+/// Channel engines LISTEN on; scheduling a timer NOTIFYs it so sleeping engines wake early.
+pub const CHANNEL: &str = "medic_timers";
+
+/// A timer this engine now holds, with what its message needs to say.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    /// The engine's lease token; the completion must present it.
+    pub claim: i64,
+    pub kind: TimerKind,
+    pub rule: String,
+    pub step: i32,
+    pub notifier: String,
+    pub occurrence: i32,
+    /// 1 for the first attempt at this occurrence.
+    pub attempt: i32,
+    pub scheduled_at: DateTime<Utc>,
+    /// Seconds between `scheduled_at` and the claim, by the database's clock.
+    pub lateness: f64,
+    /// An acknowledge or resolve that must wait: a message about the same incident to the same
+    /// notifier is being sent right now, and PagerDuty must see the trigger first.
+    pub behind_inflight: bool,
+    pub incident: IncidentView,
+}
+
+/// The incident as a message describes it.
+#[derive(Debug, Clone)]
+pub struct IncidentView {
+    pub id: i64,
+    pub firing: bool,
+    pub acknowledged: Option<Acknowledgement>,
+    /// The incident's common labels over those of its first alert (so `instance` and
+    /// `severity` are there even when alerts differ).
+    pub labels: KV,
+    pub annotations: KV,
+    pub external_url: String,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub firing_alerts: i64,
+    pub alerts: i64,
+}
+
+/// Who acknowledged an incident, when, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// What became of one claimed timer.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: i64,
+    pub claim: i64,
+    pub occurrence: i32,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// A timer's fate after one claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered; repeats are scheduled again, the rest are done.
+    Sent,
+    /// Failed in a way a retry can fix: due again after this many milliseconds.
+    Retry { delay_ms: i64 },
+    /// Failed for good (a 4xx, an unknown notifier).
+    Failed,
+    /// Retried past the horizon.
+    GaveUp,
+    /// Not sent: the incident resolved or was acknowledged before the step came due.
+    Cancelled,
+    /// Not attempted now (it waits for another send): due again after this many milliseconds.
+    Requeue { delay_ms: i64 },
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed => "failed",
+            Outcome::GaveUp => "gave_up",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Requeue { .. } => "requeue",
+        }
+    }
+
+    fn delay_ms(self) -> i64 {
+        match self {
+            Outcome::Retry { delay_ms } | Outcome::Requeue { delay_ms } => delay_ms,
+            _ => 0,
+        }
+    }
+}
+
+const CLAIM: &str = "
+    WITH due AS (
+        SELECT t.id FROM timers t
+         WHERE t.state = 'pending' AND t.due_at <= now()
+         ORDER BY t.due_at
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED),
+    claimed AS (
+        UPDATE timers t
+           SET claim = $2, attempts = t.attempts + 1, updated_at = now(),
+               due_at = now() + $3::bigint * interval '1 millisecond'
+          FROM due WHERE t.id = due.id
+        RETURNING t.*)
+    SELECT c.id, c.kind, c.rule, c.step, c.notifier, c.occurrence, c.attempts, c.scheduled_at,
+           extract(epoch FROM clock_timestamp() - c.scheduled_at)::float8,
+           c.kind IN ('acknowledged', 'resolved') AND EXISTS (
+               SELECT 1 FROM timers e
+                WHERE e.incident_id = c.incident_id AND e.notifier = c.notifier
+                  AND e.kind IN ('opened', 'escalation') AND e.state = 'pending'
+                  AND e.claim IS NOT NULL AND e.claim <> $2),
+           i.id, i.status = 'firing', i.acked_by, i.ack_note, i.acked_at,
+           coalesce(f.labels, '{}') || i.common_labels,
+           coalesce(f.annotations, '{}') || i.common_annotations,
+           i.external_url, i.created_at, i.resolved_at, n.firing, n.total
+      FROM claimed c
+      JOIN incidents i ON i.id = c.incident_id
+      LEFT JOIN LATERAL (
+          SELECT a.labels, a.annotations FROM alerts a
+           WHERE a.group_id = i.group_id AND a.incident_id = i.id
+           ORDER BY a.starts_at, a.fingerprint LIMIT 1) f ON true
+      CROSS JOIN LATERAL (
+          SELECT count(*) FILTER (WHERE a.status = 'firing') AS firing, count(*) AS total
+            FROM alerts a WHERE a.group_id = i.group_id AND a.incident_id = i.id) n";
+
+const COMPLETE: &str = "
+    WITH u AS (
+        SELECT u.*, (u.outcome = 'sent' AND t.kind = 'escalation' AND t.repeat_every IS NOT NULL
+                     AND i.status = 'firing' AND i.acked_at IS NULL) AS again
+          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])
+               AS u (id, claim, outcome, delay_ms, error)
+          JOIN timers t ON t.id = u.id
+          JOIN incidents i ON i.id = t.incident_id),
+    attempts AS (
+        INSERT INTO timer_attempts (timer_id, occurrence, attempt, started_at, result, status_code, error)
+        SELECT a.* FROM unnest($1::bigint[], $6::integer[], $7::integer[], $8::timestamptz[],
+                               $3::text[], $9::integer[], $5::text[])
+                        AS a (id, occurrence, attempt, started_at, result, status_code, error)
+         WHERE a.result NOT IN ('cancelled', 'requeue')
+        ON CONFLICT DO NOTHING),
+    updated AS (
+        UPDATE timers t SET
+            state = CASE WHEN u.again OR u.outcome IN ('retry', 'requeue') THEN 'pending'
+                         WHEN u.outcome = 'sent' THEN 'done'
+                         WHEN u.outcome = 'cancelled' THEN 'cancelled'
+                         ELSE 'failed' END,
+            scheduled_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
+                                ELSE t.scheduled_at END,
+            due_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
+                          ELSE now() + u.delay_ms * interval '1 millisecond' END,
+            occurrence = t.occurrence + CASE WHEN u.again THEN 1 ELSE 0 END,
+            attempts = CASE WHEN u.again THEN 0
+                            WHEN u.outcome = 'requeue' THEN t.attempts - 1
+                            ELSE t.attempts END,
+            claim = NULL,
+            fired_at = CASE WHEN u.outcome = 'sent' THEN now() ELSE t.fired_at END,
+            last_error = CASE WHEN u.outcome = 'requeue' THEN t.last_error ELSE u.error END,
+            updated_at = now()
+          FROM u
+         WHERE t.id = u.id AND t.claim = u.claim
+        RETURNING t.id)
+    SELECT id FROM updated";
+
+const NEXT_DUE: &str = "
+    SELECT extract(epoch FROM min(due_at) - clock_timestamp())::float8
+      FROM timers WHERE state = 'pending'";
+
+impl Store {
+    /// Claims up to `limit` due timers for `lease_ms` under `token`, most overdue first.
+    pub async fn claim_timers(
+        &self,
+        limit: i64,
+        token: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(CLAIM).await?;
+        let rows = client.query(&statement, &[&limit, &token, &lease_ms]).await?;
+        Ok(rows.iter().filter_map(|row| claimed_from(row, token)).collect())
+    }
+
+    /// Records what became of claimed timers, with their attempts; returns the ids whose
+    /// lease was still this engine's (the others were taken over and are left alone).
+    pub async fn complete_timers(&self, completions: &[Completion]) -> Result<Vec<i64>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(COMPLETE).await?;
+        let column = |f: fn(&Completion) -> i64| completions.iter().map(f).collect::<Vec<i64>>();
+        let ids = column(|c| c.id);
+        let claims = column(|c| c.claim);
+        let delays = column(|c| c.outcome.delay_ms());
+        let outcomes: Vec<&str> = completions.iter().map(|c| c.outcome.as_str()).collect();
+        let errors: Vec<Option<&str>> = completions.iter().map(|c| c.error.as_deref()).collect();
+        let occurrences: Vec<i32> = completions.iter().map(|c| c.occurrence).collect();
+        let attempts: Vec<i32> = completions.iter().map(|c| c.attempt).collect();
+        let started: Vec<DateTime<Utc>> = completions.iter().map(|c| c.started_at).collect();
+        let codes: Vec<Option<i32>> = completions.iter().map(|c| c.status_code).collect();
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &ids,
+                    &claims,
+                    &outcomes,
+                    &delays,
+                    &errors,
+                    &occurrences,
+                    &attempts,
+                    &started,
+                    &codes,
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Seconds until the earliest pending timer is due (negative if overdue); None if none is.
+    pub async fn next_timer_due(&self) -> Result<Option<f64>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(NEXT_DUE).await?;
+        Ok(client.query_one(&statement, &[]).await?.get(0))
+    }
+
+    /// Timers waiting to fire (leased ones included), for the gauge.
+    pub async fn pending_timers(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM timers WHERE state = 'pending'", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
+    let acknowledged = row.get::<_, Option<String>>(12).map(|by| Acknowledgement {
+        by,
+        note: row.get(13),
+        at: row.get(14),
+    });
+    Some(Claimed {
+        id: row.get(0),
+        claim,
+        kind: TimerKind::parse(row.get(1))?,
+        rule: row.get(2),
+        step: row.get(3),
+        notifier: row.get(4),
+        occurrence: row.get(5),
+        attempt: row.get(6),
+        scheduled_at: row.get(7),
+        lateness: row.get(8),
+        behind_inflight: row.get(9),
+        incident: IncidentView {
+            id: row.get(10),
+            firing: row.get(11),
+            acknowledged,
+            labels: row.get::<_, Json<KV>>(15).0,
+            annotations: row.get::<_, Json<KV>>(16).0,
+            external_url: row.get(17),
+            created_at: row.get(18),
+            resolved_at: row.get(19),
+            firing_alerts: row.get(20),
+            alerts: row.get(21),
+        },
+    })
+}
+
+/// What acknowledging did.
+#[derive(Debug)]
+pub enum AckResult {
+    NotFound,
+    /// Resolved incidents are not acknowledged.
+    Resolved,
+    Acknowledged {
+        ack: Acknowledgement,
+        /// False when it was acknowledged before: nothing changed.
+        newly: bool,
+        /// Pending escalations stopped.
+        cancelled: i32,
+        /// Announcements scheduled.
+        scheduled: i32,
+    },
+}
+
+impl Store {
+    /// Acknowledges a firing incident: records who and why, stops its pending escalations and
+    /// schedules the announcement, all in one transaction. Acknowledging twice changes nothing.
+    pub async fn acknowledge(
+        &self,
+        incident: i64,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<AckResult, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT status, acked_by, ack_note, acked_at FROM incidents WHERE id = $1 FOR UPDATE",
+                &[&incident],
+            )
+            .await?
+        else {
+            return Ok(AckResult::NotFound);
+        };
+        if let Some(by) = row.get::<_, Option<String>>(1) {
+            let ack = Acknowledgement {
+                by,
+                note: row.get(2),
+                at: row.get(3),
+            };
+            return Ok(AckResult::Acknowledged {
+                ack,
+                newly: false,
+                cancelled: 0,
+                scheduled: 0,
+            });
+        }
+        if row.get::<_, &str>(0) != "firing" {
+            return Ok(AckResult::Resolved);
+        }
+        let at: DateTime<Utc> = tx
+            .query_one(
+                "UPDATE incidents SET acked_at = now(), acked_by = $2, ack_note = $3, updated_at = now()
+                  WHERE id = $1 RETURNING acked_at",
+                &[&incident, &by, &note],
+            )
+            .await?
+            .get(0);
+        let closed = tx
+            .query_one(
+                "SELECT cancelled, scheduled FROM medic_close_timers($1, 'acknowledged')",
+                &[&incident],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(AckResult::Acknowledged {
+            ack: Acknowledgement {
+                by: by.to_owned(),
+                note: note.map(str::to_owned),
+                at,
+            },
+            newly: true,
+            cancelled: closed.get(0),
+            scheduled: closed.get(1),
+        })
+    }
+}
+
+/// One timer as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct TimerRecord {
+    pub id: i64,
+    pub kind: String,
+    pub rule: String,
+    pub step: i32,
+    pub notifier: String,
+    pub channel: String,
+    pub state: String,
+    pub scheduled_at: DateTime<Utc>,
+    /// When an engine will next try (pending timers only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub repeats: i32,
+    pub fired_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// One attempt to deliver a timer's message.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct AttemptRecord {
+    pub occurrence: i32,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub result: String,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+const SELECT_TIMERS: &str = "
+    SELECT t.id, t.kind, t.rule, t.step, t.notifier, t.channel, t.state, t.scheduled_at,
+           CASE WHEN t.state = 'pending' THEN t.due_at END, t.occurrence, t.fired_at, t.last_error,
+           t.updated_at,
+           coalesce((SELECT json_agg(json_build_object(
+                         'occurrence', a.occurrence, 'attempt', a.attempt, 'started_at', a.started_at,
+                         'finished_at', a.finished_at, 'result', a.result,
+                         'status_code', a.status_code, 'error', a.error)
+                       ORDER BY a.occurrence, a.attempt)
+                       FROM timer_attempts a WHERE a.timer_id = t.id), '[]')
+      FROM timers t WHERE t.incident_id = $1
+     ORDER BY t.scheduled_at, t.id";
+
+impl Store {
+    /// An incident's timers with every attempt, in the order they were due.
+    pub async fn incident_timers(&self, incident: i64) -> Result<Vec<TimerRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(SELECT_TIMERS).await?;
+        let rows = client.query(&statement, &[&incident]).await?;
+        Ok(rows.iter().map(timer_from).collect())
+    }
+}
+
+fn timer_from(row: &Row) -> TimerRecord {
+    TimerRecord {
+        id: row.get(0),
+        kind: row.get(1),
+        rule: row.get(2),
+        step: row.get(3),
+        notifier: row.get(4),
+        channel: row.get(5),
+        state: row.get(6),
+        scheduled_at: row.get(7),
+        next_attempt_at: row.get(8),
+        repeats: row.get(9),
+        fired_at: row.get(10),
+        last_error: row.get(11),
+        updated_at: row.get(12),
+        attempts: serde_json::from_value(row.get(13)).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,215 @@
+//! Several engines (separate pools, as separate replicas), a killed engine, a restarted
+//! database: every timer fires, none twice.
+
+use std::{collections::BTreeMap, collections::HashMap, sync::Arc, time::Duration};
+
+use medic::{
+    config::{DatabaseSettings, EngineSettings, NotifierTarget, NotifierType, Span},
+    engine::Engine,
+    metrics::Metrics,
+    notify::Notifiers,
+    rules::Rules,
+    store::Store,
+};
+use secrecy::SecretString;
+
+use crate::helpers::{
+    notification, settings_from_yaml, shared_postgres,
+    sink::{Reply, Sink},
+    start_with, test_env, unique_name, Durability, TempPostgres,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn store(url: &str) -> Store {
+    let settings = DatabaseSettings {
+        url: SecretString::from(url.to_owned()),
+        max_connections: 4,
+        connect_timeout_seconds: 1,
+        acquire_timeout_seconds: 1,
+        ..DatabaseSettings::default()
+    };
+    let store = Store::new(&settings).unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn engine_settings(lease: Duration, request_timeout: Duration) -> EngineSettings {
+    EngineSettings {
+        lease: Span(lease),
+        request_timeout: Span(request_timeout),
+        batch: 64,
+        concurrency: 32,
+        ..EngineSettings::default()
+    }
+}
+
+/// An engine with its own pool, sending every timer to the sink's `/hook`.
+async fn engine(url: &str, sink: &Sink, settings: &EngineSettings) -> medic::engine::EngineHandle {
+    let target = NotifierTarget {
+        name: "sink".into(),
+        kind: NotifierType::Webhook,
+        url: reqwest::Url::parse(&sink.url("/hook")).unwrap(),
+        channel: None,
+        username: None,
+        routing_key: None,
+        bearer_token: None,
+    };
+    let notifiers = Notifiers::new(
+        BTreeMap::from([("sink".to_owned(), target)]),
+        settings.request_timeout.0,
+    )
+    .unwrap();
+    let metrics = Metrics::new().unwrap();
+    let engine = Engine::new(
+        store(url).await,
+        notifiers,
+        Arc::new(Rules::default()),
+        settings,
+        metrics.timers,
+    );
+    let pg_config: tokio_postgres::Config = url.parse().unwrap();
+    engine.spawn(pg_config, settings.concurrency, Duration::from_secs(30))
+}
+
+/// An open incident and `count` escalation timers for it, due over `spread_ms` from now.
+async fn schedule(url: &str, count: i32, spread_ms: i32) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "INSERT INTO alert_groups (receiver, group_key, group_labels) VALUES ('r', 'g', '{{}}');
+             INSERT INTO incidents (group_id, status, common_labels, common_annotations, external_url)
+                  SELECT id, 'firing', '{{}}', '{{}}', '' FROM alert_groups;
+             INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at)
+                  SELECT i.id, 'escalation', 'test', g, 'sink', 'webhook', d, d
+                    FROM incidents i, generate_series(1, {count}) g,
+                         LATERAL (SELECT now() + (g % {spread_ms}) * interval '1 millisecond' AS d) due;
+             NOTIFY medic_timers;"
+        ))
+        .await
+        .unwrap();
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_engines_fire_thousands_of_timers_each_exactly_once() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let sink = Sink::start(2).await;
+    let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
+    let mut engines = Vec::new();
+    for _ in 0..3 {
+        engines.push(engine(&url, &sink, &settings).await);
+    }
+    schedule(&url, 3000, 2000).await;
+
+    let received = sink.wait_for("/hook", 3000, WAIT).await;
+    sink.expect_no_more("/hook", 3000, Duration::from_millis(500))
+        .await;
+    let mut per_delivery: HashMap<String, usize> = HashMap::new();
+    for request in &received {
+        *per_delivery
+            .entry(request.headers["idempotency-key"].clone())
+            .or_default() += 1;
+    }
+    assert_eq!(per_delivery.len(), 3000, "some timers never fired");
+    assert!(per_delivery.values().all(|n| *n == 1), "some timers fired twice");
+    for engine in engines {
+        engine.stop().await;
+    }
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM timers WHERE state = 'done'").await,
+        3000
+    );
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM timer_attempts WHERE result = 'sent'").await,
+        3000
+    );
+}
+
+#[tokio::test]
+async fn a_timer_whose_engine_dies_mid_send_is_sent_by_another_after_the_lease() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let sink = Sink::start(2).await;
+    sink.enqueue(
+        "/hook",
+        vec![Reply::status(200).with_delay(Duration::from_secs(5))],
+    );
+    let settings = engine_settings(Duration::from_millis(1500), Duration::from_secs(1));
+    let doomed = engine(&url, &sink, &settings).await;
+    schedule(&url, 1, 1).await;
+
+    let first = sink.wait_for("/hook", 1, WAIT).await;
+    doomed.kill();
+    let survivor = engine(&url, &sink, &settings).await;
+
+    let both = sink.wait_for("/hook", 2, WAIT).await;
+    let taken_over_after = both[1].at.duration_since(first[0].at).unwrap();
+    assert!(
+        taken_over_after >= Duration::from_millis(1000),
+        "taken over after {taken_over_after:?}, before the lease ended"
+    );
+    assert_eq!(
+        both[0].headers["idempotency-key"],
+        both[1].headers["idempotency-key"]
+    );
+    assert_eq!(both[0].body["dedup_key"], both[1].body["dedup_key"]);
+    sink.expect_no_more("/hook", 2, Duration::from_millis(500)).await;
+    survivor.stop().await;
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM timers WHERE state = 'done'").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &url,
+            "SELECT max(attempt)::bigint FROM timer_attempts WHERE result = 'sent'"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_escalation_due_while_postgres_restarts_fires_once_it_is_back() {
+    let postgres = TempPostgres::start(Durability::Throwaway);
+    let url = postgres.create_database("medic").await;
+    let sink = Sink::start(1).await;
+    sink.set_default("/pagerduty", Reply::status(202));
+    let yaml = format!(
+        r#"
+notifiers:
+  pagerduty: {{type: pagerduty, url: "{pd}", routing_key: "rk"}}
+rules:
+  - name: page
+    escalation: [{{after: 2s, notify: [pagerduty]}}]
+engine: {{lease: 5s, request_timeout: 2s}}
+"#,
+        pd = sink.url("/pagerduty")
+    );
+    let app = start_with(settings_from_yaml(&yaml, test_env(&url)), url.clone()).await;
+    app.wait_ready().await;
+    let payload = notification(
+        "g",
+        "firing",
+        &[("00000000000000bb", "firing", "2026-11-26T10:00:00Z")],
+    );
+    assert_eq!(app.post_webhook(&payload).await.status(), 200);
+
+    postgres.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        sink.received_at("/pagerduty").is_empty(),
+        "paged while the database was down?"
+    );
+    postgres.restart();
+
+    let pages = sink.wait_for("/pagerduty", 1, WAIT).await;
+    assert_eq!(pages[0].body["event_action"], "trigger");
+    sink.expect_no_more("/pagerduty", 1, Duration::from_secs(1)).await;
+}

@@ -324,7 +324,7 @@ pub fn load(source: &Source) -> Result<Settings, Problems> {
     let merged = merge(source).map_err(|e| Problems(vec![Problem::new("<source>", e.to_string())]))?;
     let mut problems = Vec::new();
     let mut unknown = |path: serde_ignored::Path| {
-        problems.push(Problem::new(path.to_string(), "unknown key"));
+        problems.push(Problem::new(key_path(&path), "unknown key"));
     };
     let parsed: Result<Settings, _> =
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(merged, &mut unknown));
@@ -342,6 +342,22 @@ pub fn load(source: &Source) -> Result<Settings, Problems> {
     match settings {
         Some(settings) if problems.is_empty() => Ok(settings),
         _ => Err(Problems(problems)),
+    }
+}
+
+/// `rules[0].notify`, as serde_path_to_error writes paths (serde_ignored writes `rules.0.notify`).
+fn key_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            key_path(parent)
+        }
     }
 }
 
@@ -390,7 +406,11 @@ fn notifier_key(var: &str, names: &[String]) -> Option<String> {
     let rest = var.strip_prefix(&format!("{ENV_PREFIX}_NOTIFIERS__"))?;
     let (name, key) = rest.split_once("__")?;
     let normalise = |s: &str| s.to_ascii_lowercase().replace('-', "_");
-    let name = names.iter().find(|n| normalise(n) == normalise(name))?;
+    // A name written exactly so wins over one that only matches once `-` is read as `_`.
+    let name = names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .or_else(|| names.iter().find(|n| normalise(n) == normalise(name)))?;
     Some(format!(
         "notifiers.{name}.{}",
         key.to_ascii_lowercase().replace("__", ".")

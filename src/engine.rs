@@ -81,15 +81,20 @@ pub struct EngineHandle {
 
 impl EngineHandle {
     /// Stops claiming, lets sends in flight finish and records them, then returns.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-        self.listener.abort();
+        let _ = (&mut self.task).await;
     }
 
     /// Drops everything at once, sends in flight included, as a crashed process would.
     pub fn kill(self) {
         self.task.abort();
+    }
+}
+
+impl Drop for EngineHandle {
+    /// The engine itself stops once it sees its handle gone; the LISTEN task is ended here.
+    fn drop(&mut self) {
         self.listener.abort();
     }
 }
@@ -414,8 +419,9 @@ struct Idle {
 }
 
 impl Idle {
+    /// Stopped on request, or when the handle was dropped.
     fn is_stopped(&self) -> bool {
-        *self.stopped.borrow()
+        *self.stopped.borrow() || self.stopped.has_changed().is_err()
     }
 
     async fn sleep(&mut self, wait: Duration) {

@@ -12,15 +12,18 @@ use super::{secret_from, Problem};
 pub struct Span(pub Duration);
 
 impl Span {
-    /// Parses `1h30m`, `5m`, `10s`, `250ms`, `2d`; units in decreasing order, each at most once.
+    /// Parses `1h30m`, `5m`, `10s`, `250ms`, `2d` (units in decreasing order, each at most
+    /// once), or a bare number of seconds (as environment variables give it).
     pub fn parse(text: &str) -> Result<Span, String> {
-        const UNITS: [(&str, u64); 6] = [
+        if let Ok(seconds) = text.trim().parse::<u64>() {
+            return Ok(Span(Duration::from_secs(seconds)));
+        }
+        const UNITS: [(&str, u64); 5] = [
             ("d", 86_400_000),
             ("h", 3_600_000),
             ("m", 60_000),
             ("s", 1_000),
             ("ms", 1),
-            ("", 0),
         ];
         let bad = || format!("{text:?} is not a duration such as 90s, 5m or 1h30m");
         let mut rest = text.trim();
@@ -36,9 +39,9 @@ impl Span {
             let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
-            let position = UNITS[..5].iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
-            // "ms" must come last and "m" before "s": enforce decreasing order, each unit once.
-            let rank = if unit == "ms" { 5 } else { position + 1 };
+            let position = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
+            // Units in the table's order (d, h, m, s, ms), each at most once.
+            let rank = position + 1;
             if rank <= last_unit {
                 return Err(bad());
             }
@@ -391,7 +394,12 @@ mod tests {
         assert_eq!(ms("250ms"), Ok(250));
         assert_eq!(ms("1m30s500ms"), Ok(90_500));
         assert_eq!(ms("2d"), Ok(172_800_000));
-        for bad in ["", "5", "m", "5x", "30s1m", "1m1m", "-5s", "5 m"] {
+        assert_eq!(
+            ms("30"),
+            Ok(30_000),
+            "bare seconds, as environment variables give them"
+        );
+        for bad in ["", "m", "5x", "30s1m", "1m1m", "-5s", "5 m", "1.5s"] {
             assert!(Span::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -5,6 +5,7 @@ mod config;
 mod delivery;
 mod engines;
 mod escalation;
+mod escalation_config;
 mod health;
 mod helpers;
 mod idempotency;

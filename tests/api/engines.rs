@@ -44,8 +44,8 @@ fn engine_settings(lease: Duration, request_timeout: Duration) -> EngineSettings
     }
 }
 
-/// An engine with its own pool, sending every timer to the sink's `/hook`.
-async fn engine(url: &str, sink: &Sink, settings: &EngineSettings) -> medic::engine::EngineHandle {
+/// One webhook notifier, `sink`, posting to the sink's `/hook`.
+fn notifiers(sink: &Sink, settings: &EngineSettings) -> Notifiers {
     let target = NotifierTarget {
         name: "sink".into(),
         kind: NotifierType::Webhook,
@@ -55,15 +55,19 @@ async fn engine(url: &str, sink: &Sink, settings: &EngineSettings) -> medic::eng
         routing_key: None,
         bearer_token: None,
     };
-    let notifiers = Notifiers::new(
+    Notifiers::new(
         BTreeMap::from([("sink".to_owned(), target)]),
         settings.request_timeout.0,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// An engine with its own pool, sending every timer to the sink's `/hook`.
+async fn engine(url: &str, sink: &Sink, settings: &EngineSettings) -> medic::engine::EngineHandle {
     let metrics = Metrics::new().unwrap();
     let engine = Engine::new(
         store(url).await,
-        notifiers,
+        notifiers(sink, settings),
         Arc::new(Rules::default()),
         settings,
         metrics.timers,
@@ -212,4 +216,44 @@ engine: {{lease: 5s, request_timeout: 2s}}
     let pages = sink.wait_for("/pagerduty", 1, WAIT).await;
     assert_eq!(pages[0].body["event_action"], "trigger");
     sink.expect_no_more("/pagerduty", 1, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn an_escalation_whose_incident_resolved_meanwhile_is_cancelled_not_sent() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let sink = Sink::start(1).await;
+    let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
+    let engine = Engine::new(
+        store(&url).await,
+        notifiers(&sink, &settings),
+        Arc::new(Rules::default()),
+        &settings,
+        Metrics::new().unwrap().timers,
+    );
+    schedule(&url, 2, 1).await;
+    // Resolved behind the timers' back, as if the resolve raced their claim.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("UPDATE incidents SET status = 'resolved', resolved_at = now()")
+        .await
+        .unwrap();
+
+    assert_eq!(engine.try_execute_batch().await.unwrap(), 2);
+    assert_eq!(
+        engine.try_execute_batch().await.unwrap(),
+        0,
+        "cancelled timers came due again"
+    );
+    assert!(
+        sink.received().is_empty(),
+        "sent an escalation for a resolved incident"
+    );
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM timers WHERE state = 'cancelled'").await,
+        2
+    );
+    assert_eq!(count(&url, "SELECT count(*) FROM timer_attempts").await, 0);
 }

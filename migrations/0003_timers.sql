@@ -7,17 +7,24 @@ ALTER TABLE incidents
     ADD COLUMN ack_note  text;
 
 -- One message to one notifier about one incident: the announcement when it opens, each
--- escalation step (repeating, if the policy says so), the acknowledgement and the resolution.
+-- escalation step (repeating, if the policy says so), the acknowledgement and the resolution;
+-- or one remediation of one alert episode (`subject`), and the report of what it did.
 -- The unique key makes scheduling idempotent: a redelivered notification schedules nothing new.
 CREATE TABLE timers (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     incident_id  bigint      NOT NULL REFERENCES incidents (id),
-    kind         text        NOT NULL CHECK (kind IN ('opened', 'escalation', 'acknowledged', 'resolved')),
+    kind         text        NOT NULL CHECK (kind IN ('opened', 'escalation', 'acknowledged', 'resolved',
+                                                      'remediation', 'remediated')),
     rule         text        NOT NULL,
     step         integer     NOT NULL,
+    -- The notifier, or the action of a remediation.
     notifier     text        NOT NULL,
-    -- The notifier's type when scheduled (slack, pagerduty, webhook).
+    -- The notifier's type when scheduled (slack, pagerduty, webhook), or 'remediation'.
     channel      text        NOT NULL,
+    -- A remediation's alert episode (fingerprint@startsAt), or the remediation a report is about.
+    subject      text        NOT NULL DEFAULT '',
+    -- A remediation's rendered parameters and alert.
+    payload      jsonb,
     state        text        NOT NULL DEFAULT 'pending'
                              CHECK (state IN ('pending', 'done', 'cancelled', 'failed')),
     -- When this occurrence is meant to fire; lateness is measured from here.
@@ -35,7 +42,7 @@ CREATE TABLE timers (
     last_error   text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (incident_id, kind, rule, step, notifier)
+    UNIQUE (incident_id, kind, rule, step, notifier, subject)
 );
 CREATE INDEX timers_due ON timers (due_at) WHERE state = 'pending';
 
@@ -53,7 +60,7 @@ CREATE TABLE timer_attempts (
     PRIMARY KEY (timer_id, occurrence, attempt)
 );
 
--- Stops an incident's pending escalations and announces `p_kind` ('acknowledged' or
+-- Stops an incident's pending escalations and remediations and announces `p_kind` ('acknowledged' or
 -- 'resolved') to every notifier that heard of the incident: those told when it opened and
 -- those an escalation reached (PagerDuty gets its acknowledge or resolve event this way).
 -- A timer being sent right now (leased) finishes; its engine does not repeat it.
@@ -62,8 +69,8 @@ CREATE FUNCTION medic_close_timers(p_incident bigint, p_kind text,
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE timers t SET state = 'cancelled', updated_at = now()
-     WHERE t.incident_id = p_incident AND t.state = 'pending' AND t.kind = 'escalation'
-       AND t.claim IS NULL;
+     WHERE t.incident_id = p_incident AND t.state = 'pending'
+       AND t.kind IN ('escalation', 'remediation') AND t.claim IS NULL;
     GET DIAGNOSTICS cancelled = ROW_COUNT;
 
     INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at)
@@ -109,6 +116,8 @@ CREATE FUNCTION medic_record_and_schedule(
     p_timer_channels     text[],
     p_timer_after_ms     bigint[],
     p_timer_repeat_ms    bigint[],
+    p_timer_subjects     text[],
+    p_timer_payloads     jsonb[],
     OUT incident_id       bigint,
     OUT new_incident      boolean,
     OUT new_alerts        integer,
@@ -151,14 +160,15 @@ BEGIN
     IF v_status = 'firing' AND v_acked IS NULL AND (new_incident OR new_alerts > 0)
        AND cardinality(p_timer_kinds) > 0 THEN
         INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
-                            repeat_every)
+                            repeat_every, subject, payload)
         SELECT incident_id, t.kind, t.rule, t.step, t.notifier, t.channel,
                v_created + t.after_ms * interval '1 millisecond',
                v_created + t.after_ms * interval '1 millisecond',
-               t.repeat_ms * interval '1 millisecond'
+               t.repeat_ms * interval '1 millisecond', t.subject, t.payload
           FROM unnest(p_timer_kinds, p_timer_rules, p_timer_steps, p_timer_notifiers,
-                      p_timer_channels, p_timer_after_ms, p_timer_repeat_ms)
-               AS t (kind, rule, step, notifier, channel, after_ms, repeat_ms)
+                      p_timer_channels, p_timer_after_ms, p_timer_repeat_ms, p_timer_subjects,
+                      p_timer_payloads)
+               AS t (kind, rule, step, notifier, channel, after_ms, repeat_ms, subject, payload)
         ON CONFLICT DO NOTHING;
         GET DIAGNOSTICS timers_scheduled = ROW_COUNT;
         IF timers_scheduled > 0 THEN

@@ -2,6 +2,7 @@
 //! variables, checked as a whole so that every problem is reported with its key path.
 
 mod escalation;
+mod remediation;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,8 +17,12 @@ use serde::Deserialize;
 
 use crate::rules::Rules;
 pub use escalation::{
-    EngineSettings, NotifierSettings, NotifierTarget, NotifierType, RetrySettings, RuleSettings, Span,
-    StepSettings, PAGERDUTY_EVENTS_URL,
+    EngineSettings, NotifierSettings, NotifierTarget, NotifierType, RemediateSettings, RetrySettings,
+    RuleSettings, Span, StepSettings, PAGERDUTY_EVENTS_URL,
+};
+pub use remediation::{
+    Budget, BudgetSettings, FlappingSettings, KubernetesSettings, NamespaceSettings, RemediationSettings,
+    TargetDatabase,
 };
 
 /// Environment variables that override the file: `MEDIC_<SECTION>__<KEY>`.
@@ -57,6 +62,12 @@ pub struct Settings {
     pub rules: Vec<RuleSettings>,
     /// The timer engine that sends messages and escalates.
     pub engine: EngineSettings,
+    /// Plan and record every remediation, change nothing.
+    pub dry_run: bool,
+    /// Guard rails for every rule's remediation.
+    pub remediation: RemediationSettings,
+    /// How medic reaches the cluster.
+    pub kubernetes: KubernetesSettings,
 }
 
 /// The HTTP listener and what it accepts.
@@ -455,6 +466,11 @@ impl Settings {
             problems.push(Problem::new("server.workers", "must be greater than 0"));
         }
         self.engine.check(&mut problems);
+        self.remediation.check(&mut problems);
+        problems.extend(crate::remediation::check_databases(
+            &self.rules,
+            &self.remediation,
+        ));
         if let Err(found) = self.escalation() {
             problems.extend(found);
         }

@@ -33,6 +33,7 @@ use crate::{
     domain::TimerKind,
     metrics::TimerMetrics,
     notify::{Failure, Message, Notifiers},
+    remediation::{Done, Remediator},
     rules::Rules,
     store::{
         timers::{Claimed, Completion, Outcome, CHANNEL},
@@ -42,6 +43,8 @@ use crate::{
 
 /// How long an acknowledge or resolve waits for a trigger being sent to the same notifier.
 const INFLIGHT_WAIT_MS: i64 = 250;
+/// How soon a remediation waiting for another action on its target tries again.
+const BUSY_RETRY_MS: i64 = 1000;
 /// Poll interval while the LISTEN connection is down.
 const FAST_POLL: Duration = Duration::from_secs(1);
 /// Pause when due timers exist but other engines hold every one of them.
@@ -62,6 +65,8 @@ pub struct Engine {
     batch: usize,
     retry: Retry,
     metrics: TimerMetrics,
+    /// Runs remediation timers; without it they fail.
+    remediator: Option<Arc<Remediator>>,
 }
 
 /// Backoff for failed sends.
@@ -121,7 +126,14 @@ impl Engine {
                 give_up_after: settings.retry.give_up_after.0,
             },
             metrics,
+            remediator: None,
         }
+    }
+
+    /// Lets this engine run remediation timers.
+    pub fn with_remediator(mut self, remediator: Arc<Remediator>) -> Self {
+        self.remediator = Some(remediator);
+        self
     }
 
     /// Starts the engine and its LISTEN connection (to `pg_config`) as background tasks.
@@ -245,6 +257,10 @@ impl Engine {
             status_code,
             error,
         };
+        if timer.kind == TimerKind::Remediation {
+            let outcome = self.remediate(&timer).await;
+            return completion(outcome.0, None, outcome.1);
+        }
         let stale = timer.kind == TimerKind::Escalation
             && (!timer.incident.firing || timer.incident.acknowledged.is_some());
         if stale {
@@ -296,6 +312,27 @@ impl Engine {
             tracing::error!(timer_id = timer.id, incident_id = timer.incident.id, kind = event, rule = %timer.rule,
                 step = timer.step, notifier = %timer.notifier, attempt = timer.attempt, result,
                 status_code = c.status_code, error = c.error.as_deref(), "message not delivered");
+        }
+    }
+
+    /// Runs a remediation behind its guard rails; the decision is recorded by the remediator.
+    async fn remediate(&self, timer: &Claimed) -> (Outcome, Option<String>) {
+        let Some(remediator) = &self.remediator else {
+            return (Outcome::Failed, Some("this replica runs no remediation".into()));
+        };
+        match remediator.run(timer).await {
+            Ok(Done::Finished) => (Outcome::Sent, None),
+            Ok(Done::Busy) => (
+                Outcome::Requeue {
+                    delay_ms: BUSY_RETRY_MS,
+                },
+                None,
+            ),
+            Err(e) => {
+                tracing::warn!(timer_id = timer.id, error = %e, "remediation could not be decided; retrying");
+                let delay = self.retry.initial.as_millis() as i64;
+                (Outcome::Retry { delay_ms: delay }, Some(e.to_string()))
+            }
         }
     }
 

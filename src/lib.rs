@@ -10,7 +10,8 @@
 //! - [`store`]: all SQL. Incidents (one firing episode of one Alertmanager group), alerts,
 //!   deliveries, timers and their attempts, and the embedded migrations.
 //! - [`engine`]: the timer engine every replica runs: claims due timers under a lease and
-//!   sends their messages through [`notify`] (Slack, PagerDuty, webhooks).
+//!   sends their messages through [`notify`] (Slack, PagerDuty, webhooks), or runs their
+//!   [`remediation`] behind its guard rails (Kubernetes through kube, or a database).
 //! - [`metrics`], [`telemetry`]: what medic says about itself.
 //! - [`config`], [`cli`], [`startup`]: settings, the command line, and wiring it together.
 
@@ -24,6 +25,7 @@ pub mod intake;
 pub mod matchers;
 pub mod metrics;
 pub mod notify;
+pub mod remediation;
 pub mod rules;
 pub mod startup;
 pub mod store;

@@ -7,6 +7,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+pub use crate::remediation::RemediationMetrics;
 use crate::store::Store;
 
 /// Every metric medic exports.
@@ -17,6 +18,7 @@ pub struct Metrics {
     pub intake: IntakeMetrics,
     pub pool: PoolMetrics,
     pub timers: TimerMetrics,
+    pub remediation: RemediationMetrics,
 }
 
 /// Requests served, by route pattern (never the raw path, to bound cardinality).
@@ -118,6 +120,38 @@ impl TimerMetrics {
             leases_lost: register(registry, leases_lost),
         })
     }
+}
+
+fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMetrics> {
+    let remediations = IntCounterVec::new(
+        Opts::new(
+            "medic_remediations_total",
+            "Remediation decisions, by action and result",
+        ),
+        &["action", "result"],
+    )?;
+    let duration = HistogramVec::new(
+        HistogramOpts::new(
+            "medic_remediation_duration_seconds",
+            "Time from taking a remediation to recording its outcome, by action",
+        )
+        .buckets(vec![
+            0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+        ]),
+        &["action"],
+    )?;
+    let kube_requests = IntCounterVec::new(
+        Opts::new(
+            "medic_kubernetes_requests_total",
+            "Kubernetes API calls, by verb and status code",
+        ),
+        &["verb", "code"],
+    )?;
+    Ok(RemediationMetrics {
+        remediations: register(registry, remediations),
+        duration: register(registry, duration),
+        kube_requests: register(registry, kube_requests),
+    })
 }
 
 /// The database connection pool, read at scrape time.
@@ -262,6 +296,7 @@ impl Metrics {
             intake: IntakeMetrics::new(&registry)?,
             pool: PoolMetrics::new(&registry)?,
             timers: TimerMetrics::new(&registry)?,
+            remediation: remediation_metrics(&registry)?,
             registry,
         })
     }

@@ -7,11 +7,14 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use serde_json::{json, Value};
+
 use crate::{
     alertmanager::{Status, KV},
-    config::{NotifierType, Problem, RuleSettings, StepSettings},
-    domain::{Notification, TimerKind},
+    config::{NotifierType, Problem, RemediateSettings, RuleSettings, StepSettings},
+    domain::{AlertEpisode, Notification, TimerKind},
     matchers::Matchers,
+    remediation::{Action, Param, Params},
 };
 
 /// The checked rules, in config order.
@@ -32,6 +35,30 @@ pub struct Rule {
     /// Linked when the alert carries no `runbook_url` annotation.
     pub runbook_url: Option<String>,
     continue_matching: bool,
+    pub remediate: Option<Remediate>,
+}
+
+/// A rule's remediation, checked.
+#[derive(Debug)]
+pub struct Remediate {
+    pub action: Action,
+    params: BTreeMap<String, Param>,
+    /// None: the global default.
+    pub cooldown: Option<Duration>,
+    /// None: the global `dry_run`.
+    pub dry_run: Option<bool>,
+    pub escalate_on_failure: bool,
+}
+
+impl Remediate {
+    /// The parameters for one alert, or why they cannot be rendered.
+    pub fn render(&self, labels: &KV, annotations: &KV) -> Result<Params, String> {
+        self.params
+            .iter()
+            .map(|(name, param)| Ok((name.clone(), param.render(labels, annotations)?)))
+            .collect::<Result<_, String>>()
+            .map(Params)
+    }
 }
 
 /// One escalation step, compiled.
@@ -57,11 +84,17 @@ pub struct TimerSpec {
     pub rule: String,
     /// 1-based escalation step; 0 for the announcement.
     pub step: i32,
+    /// The notifier, or the action for a remediation.
     pub notifier: String,
-    pub channel: NotifierType,
+    /// The notifier's type, or `remediation`.
+    pub channel: &'static str,
     /// From when the incident opened.
     pub after: Duration,
     pub repeat: Option<Duration>,
+    /// The alert episode a remediation is for (`fingerprint@startsAt`); empty otherwise.
+    pub subject: String,
+    /// A remediation's rendered parameters and the alert it is for.
+    pub payload: Option<Value>,
 }
 
 /// How urgent a severity label is, so that an incident takes its most urgent alert's.
@@ -155,9 +188,11 @@ impl Rules {
     /// announcement and the escalation steps that apply to the severities of the alerts it took.
     pub fn plan(&self, notification: &Notification) -> Vec<TimerSpec> {
         let mut taken: Vec<(&Rule, Vec<Option<&str>>)> = Vec::new();
+        let mut remediations = Vec::new();
         for alert in notification.alerts.iter().filter(|a| a.status == Status::Firing) {
             let severity = alert.labels.get("severity").map(String::as_str);
             for rule in self.matching(&alert.labels) {
+                remediations.extend(rule.remediation(alert));
                 match taken.iter_mut().find(|(r, _)| std::ptr::eq(*r, rule)) {
                     Some((_, severities)) if !severities.contains(&severity) => severities.push(severity),
                     Some(_) => {}
@@ -168,20 +203,49 @@ impl Rules {
         taken
             .into_iter()
             .flat_map(|(rule, severities)| rule.timers(&severities))
+            .chain(remediations)
             .collect()
     }
 }
 
 impl Rule {
+    /// The remediation timer for one firing alert episode: due at once, keyed by the episode
+    /// so that it runs once however often the alert is delivered.
+    fn remediation(&self, alert: &AlertEpisode) -> Option<TimerSpec> {
+        let remediate = self.remediate.as_ref()?;
+        let params = remediate.render(&alert.labels, &alert.annotations);
+        let subject = episode_key(alert);
+        let payload = json!({
+            "params": params.as_ref().ok(),
+            "error": params.as_ref().err(),
+            "fingerprint": alert.fingerprint.as_ref(),
+            "starts_at": alert.starts_at,
+            "labels": alert.labels,
+        });
+        Some(TimerSpec {
+            kind: TimerKind::Remediation,
+            rule: self.name.clone(),
+            step: 0,
+            notifier: remediate.action.as_str().to_owned(),
+            channel: "remediation",
+            after: Duration::ZERO,
+            repeat: None,
+            subject,
+            payload: Some(payload),
+        })
+    }
+
     fn timers(&self, severities: &[Option<&str>]) -> Vec<TimerSpec> {
         let spec = |kind, step, target: &Target, after, repeat| TimerSpec {
             kind,
             rule: self.name.clone(),
             step,
             notifier: target.name.clone(),
-            channel: target.kind,
+            channel: target.kind.as_str(),
             after,
             repeat,
+            subject: String::new(),
+            payload: None,
         };
         let announce = self
             .notify
@@ -219,6 +283,10 @@ fn compile_rule(
         .map(|(j, step)| compile_step(&format!("{at}.escalation[{j}]"), step, notifiers, problems))
         .collect();
     check_steps(at, &rule.escalation, problems);
+    let remediate = rule
+        .remediate
+        .as_ref()
+        .and_then(|r| compile_remediate(&format!("{at}.remediate"), r, problems));
     if problems.len() > start {
         return None;
     }
@@ -230,6 +298,78 @@ fn compile_rule(
         steps,
         runbook_url: rule.runbook_url.clone(),
         continue_matching: rule.continue_matching,
+        remediate,
+    })
+}
+
+/// `fingerprint@startsAt`: one firing episode of one alert.
+pub fn episode_key(alert: &AlertEpisode) -> String {
+    format!(
+        "{}@{}",
+        alert.fingerprint.as_ref(),
+        alert
+            .starts_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    )
+}
+
+fn compile_remediate(
+    at: &str,
+    settings: &RemediateSettings,
+    problems: &mut Vec<Problem>,
+) -> Option<Remediate> {
+    let Some(action) = Action::parse(&settings.action) else {
+        let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        problems.push(Problem::new(
+            format!("{at}.action"),
+            format!(
+                "unknown action {:?}; known: {}",
+                settings.action,
+                known.join(", ")
+            ),
+        ));
+        return None;
+    };
+    let specs = action.params();
+    let mut params = BTreeMap::new();
+    for (name, value) in &settings.params {
+        let key = format!("{at}.params.{name}");
+        match specs.iter().find(|spec| spec.name == name) {
+            None => problems.push(Problem::new(
+                key,
+                format!("{} takes no parameter {name:?}", action.as_str()),
+            )),
+            Some(spec) => match Param::compile(value, spec) {
+                Ok(param) => {
+                    params.insert(name.clone(), param);
+                }
+                Err(e) => problems.push(Problem::new(key, e)),
+            },
+        }
+    }
+    for spec in specs.iter().filter(|spec| spec.required) {
+        if !settings.params.contains_key(spec.name) {
+            problems.push(Problem::new(
+                format!("{at}.params.{}", spec.name),
+                format!("required by {}", action.as_str()),
+            ));
+        }
+    }
+    if action == Action::RestartPods
+        && !settings.params.contains_key("selector")
+        && !settings.params.contains_key("pod")
+    {
+        problems.push(Problem::new(
+            format!("{at}.params"),
+            "restart_pods needs selector or pod",
+        ));
+    }
+    Some(Remediate {
+        action,
+        params,
+        cooldown: settings.cooldown.map(|c| c.0),
+        dry_run: settings.dry_run,
+        escalate_on_failure: settings.escalate_on_failure,
     })
 }
 
@@ -627,14 +767,16 @@ mod tests {
                 {"after": "1h", "notify": ["pd", "slack"], "repeat": "30m"},
             ],
         }]));
-        let spec = |kind, step, notifier: &str, channel, after, repeat| TimerSpec {
+        let spec = |kind, step, notifier: &str, channel: NotifierType, after, repeat| TimerSpec {
             kind,
             rule: "db".to_owned(),
             step,
             notifier: notifier.to_owned(),
-            channel,
+            channel: channel.as_str(),
             after,
             repeat,
+            subject: String::new(),
+            payload: None,
         };
         let n = notification(&[firing(&[("alertname", "X")])]);
         assert_eq!(

@@ -14,6 +14,7 @@ use crate::{
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
+    remediation::{Kube, Remediator},
     store::Store,
 };
 
@@ -41,13 +42,15 @@ impl Application {
         let metrics = Metrics::new().context("registering metrics")?;
         let engine = if settings.engine.enabled {
             let notifiers = Notifiers::new(targets, settings.engine.request_timeout.0)?;
+            let remediator = remediator(&settings, store.clone(), rules.clone(), &metrics).await?;
             let engine = Engine::new(
                 store.clone(),
                 notifiers,
                 rules.clone(),
                 &settings.engine,
                 metrics.timers.clone(),
-            );
+            )
+            .with_remediator(Arc::new(remediator));
             let pg_config = settings
                 .database
                 .pg_config()
@@ -125,6 +128,36 @@ impl Application {
         tracing::info!("medic stopped");
         result
     }
+}
+
+/// The remediator: Kubernetes if enabled and reachable in config (a failure is recorded per
+/// action, not fatal), and the databases `postgres_relieve_pool` may act on.
+async fn remediator(
+    settings: &Settings,
+    store: Store,
+    rules: Arc<crate::rules::Rules>,
+    metrics: &Metrics,
+) -> anyhow::Result<Remediator> {
+    let kube = if settings.kubernetes.enabled {
+        Kube::connect(&settings.kubernetes, metrics.remediation.kube_requests.clone())
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "no Kubernetes configuration: actions on the cluster will fail");
+                format!("no usable Kubernetes configuration: {e}")
+            })
+    } else {
+        Err("kubernetes.enabled is false".to_owned())
+    };
+    let databases = settings.remediation.databases().map_err(Problems)?;
+    Ok(Remediator::new(
+        store,
+        rules,
+        Arc::new(settings.remediation.clone()),
+        settings.dry_run,
+        kube,
+        databases,
+        metrics.remediation.clone(),
+    ))
 }
 
 /// Retries until the schema is current: applies migrations, or waits for another process to.

@@ -268,6 +268,25 @@ pub struct RuleSettings {
     /// Keep matching later rules (default: the first matching rule wins).
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
+    /// What to do about a matching alert, beyond telling people.
+    pub remediate: Option<RemediateSettings>,
+}
+
+/// A rule's `remediate:` block.
+#[derive(Debug, Deserialize)]
+pub struct RemediateSettings {
+    /// `restart_pods`, `scale_up`, `scale_to`, `rollout_restart` or `postgres_relieve_pool`.
+    pub action: String,
+    /// The action's parameters; text may use `{{ labels.NAME }}` and `{{ annotations.NAME }}`.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// No second action on the same target within this; default `remediation.cooldown`.
+    pub cooldown: Option<Span>,
+    /// Plan and record, change nothing; default: the global `dry_run`.
+    pub dry_run: Option<bool>,
+    /// A failed or skipped action brings the first pending escalation step forward to now.
+    #[serde(default)]
+    pub escalate_on_failure: bool,
 }
 
 /// One escalation step.

@@ -1,4 +1,4 @@
-//! What a timer is for: the four messages medic sends about an incident.
+//! What a timer is for: the messages medic sends about an incident, and its remediations.
 
 /// Why a timer exists; a fired timer's message depends only on this and the incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -11,6 +11,10 @@ pub enum TimerKind {
     Acknowledged,
     /// The incident resolved.
     Resolved,
+    /// A rule's remediation for one alert episode.
+    Remediation,
+    /// Tell the rule's `notify` list what a remediation did.
+    Remediated,
 }
 
 impl TimerKind {
@@ -21,15 +25,19 @@ impl TimerKind {
             TimerKind::Escalation => "escalation",
             TimerKind::Acknowledged => "acknowledged",
             TimerKind::Resolved => "resolved",
+            TimerKind::Remediation => "remediation",
+            TimerKind::Remediated => "remediated",
         }
     }
 
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [TimerKind; 4] = [
+    pub const ALL: [TimerKind; 6] = [
         TimerKind::Opened,
         TimerKind::Escalation,
         TimerKind::Acknowledged,
         TimerKind::Resolved,
+        TimerKind::Remediation,
+        TimerKind::Remediated,
     ];
 
     /// The kind stored under `name`.

@@ -98,6 +98,17 @@ impl Message<'_> {
                 "[RESOLVED] {name} after {}",
                 elapsed_between(incident.created_at, incident.resolved_at)
             ),
+            TimerKind::Remediation | TimerKind::Remediated => {
+                let payload = self.timer.payload.clone().unwrap_or_default();
+                let text = |key: &str| payload[key].as_str().unwrap_or("?").to_owned();
+                format!(
+                    "[REMEDIATION {}] {name}: {} {}: {}",
+                    text("result").to_uppercase(),
+                    text("action"),
+                    text("target"),
+                    text("summary")
+                )
+            }
         }
     }
 }

@@ -28,7 +28,8 @@ fn body(target: &NotifierTarget, message: &Message<'_>) -> Value {
     let action = match message.timer.kind {
         TimerKind::Opened | TimerKind::Escalation => "trigger",
         TimerKind::Acknowledged => "acknowledge",
-        TimerKind::Resolved => "resolve",
+        // Remediation reports are not scheduled for PagerDuty; a resolve would be wrong.
+        TimerKind::Resolved | TimerKind::Remediation | TimerKind::Remediated => "resolve",
     };
     let mut body = json!({
         "routing_key": routing_key,

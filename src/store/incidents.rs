@@ -46,7 +46,7 @@ const RECORD: &str = "
     SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate,
            timers_scheduled, timers_cancelled
       FROM medic_record_and_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                     $16, $17, $18, $19, $20, $21, $22)";
+                                     $16, $17, $18, $19, $20, $21, $22, $23, $24)";
 
 /// A notification and the timers its rules ask for.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +82,8 @@ struct TimerColumns<'a> {
     channels: Vec<&'static str>,
     after_ms: Vec<i64>,
     repeat_ms: Vec<Option<i64>>,
+    subjects: Vec<&'a str>,
+    payloads: Vec<Option<&'a serde_json::Value>>,
 }
 
 impl<'a> TimerColumns<'a> {
@@ -92,9 +94,11 @@ impl<'a> TimerColumns<'a> {
             rules: timers.iter().map(|t| t.rule.as_str()).collect(),
             steps: timers.iter().map(|t| t.step).collect(),
             notifiers: timers.iter().map(|t| t.notifier.as_str()).collect(),
-            channels: timers.iter().map(|t| t.channel.as_str()).collect(),
+            channels: timers.iter().map(|t| t.channel).collect(),
             after_ms: timers.iter().map(|t| ms(t.after)).collect(),
             repeat_ms: timers.iter().map(|t| t.repeat.map(ms)).collect(),
+            subjects: timers.iter().map(|t| t.subject.as_str()).collect(),
+            payloads: timers.iter().map(|t| t.payload.as_ref()).collect(),
         }
     }
 }
@@ -124,7 +128,7 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn as_sql(&self) -> [&(dyn ToSql + Sync); 22] {
+    fn as_sql(&self) -> [&(dyn ToSql + Sync); 24] {
         [
             &self.n.receiver,
             &self.n.group_key,
@@ -148,6 +152,8 @@ impl<'a> Params<'a> {
             &self.timers.channels,
             &self.timers.after_ms,
             &self.timers.repeat_ms,
+            &self.timers.subjects,
+            &self.timers.payloads,
         ]
     }
 }

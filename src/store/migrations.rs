@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0002_record_notification.sql"),
     ),
     (3, "timers", include_str!("../../migrations/0003_timers.sql")),
+    (
+        4,
+        "remediation",
+        include_str!("../../migrations/0004_remediation.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

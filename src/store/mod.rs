@@ -2,6 +2,7 @@
 
 pub mod incidents;
 pub mod migrations;
+pub mod remediations;
 pub mod timers;
 
 use std::{

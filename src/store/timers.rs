@@ -37,6 +37,10 @@ pub struct Claimed {
     /// notifier is being sent right now, and PagerDuty must see the trigger first.
     pub behind_inflight: bool,
     pub incident: IncidentView,
+    /// A remediation's alert episode, or the remediation a report is about.
+    pub subject: String,
+    /// A remediation's rendered parameters and alert; a report's outcome.
+    pub payload: Option<serde_json::Value>,
 }
 
 /// The incident as a message describes it.
@@ -137,7 +141,7 @@ const CLAIM: &str = "
            i.id, i.status = 'firing', i.acked_by, i.ack_note, i.acked_at,
            coalesce(f.labels, '{}') || i.common_labels,
            coalesce(f.annotations, '{}') || i.common_annotations,
-           i.external_url, i.created_at, i.resolved_at, n.firing, n.total
+           i.external_url, i.created_at, i.resolved_at, n.firing, n.total, c.subject, c.payload
       FROM claimed c
       JOIN incidents i ON i.id = c.incident_id
       LEFT JOIN LATERAL (
@@ -285,6 +289,8 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
             firing_alerts: row.get(20),
             alerts: row.get(21),
         },
+        subject: row.get(22),
+        payload: row.get(23),
     })
 }
 

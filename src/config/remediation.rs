@@ -1,0 +1,222 @@
+//! Settings for acting: guard rails shared by every rule, Kubernetes access, and the databases
+//! `postgres_relieve_pool` may touch.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use secrecy::SecretString;
+use serde::{de, Deserialize, Deserializer};
+
+use super::{Problem, Span};
+
+/// `remediation:`: what every rule's action must respect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RemediationSettings {
+    pub namespaces: NamespaceSettings,
+    pub budget: BudgetSettings,
+    /// Default per-target cooldown when a rule sets none.
+    pub cooldown: Span,
+    /// An alert that fired more often than this escalates instead of being acted on.
+    pub flapping: FlappingSettings,
+    /// How long a started action holds its target before another may act on it.
+    pub action_timeout: Span,
+    /// Databases `postgres_relieve_pool` may act on, by name.
+    pub databases: BTreeMap<String, TargetDatabase>,
+}
+
+/// Namespaces medic may act in, checked by medic itself (not only through RBAC).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NamespaceSettings {
+    /// Empty: any namespace not denied.
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+/// Most actions per window, counted in Postgres across replicas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BudgetSettings {
+    /// On one target (a Deployment, a pod selector, a database).
+    pub per_target: Budget,
+    /// By one rule, on any target.
+    pub per_rule: Budget,
+    /// By all rules.
+    pub global: Budget,
+}
+
+/// Re-fires of one alert (its fingerprint) within a window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FlappingSettings {
+    pub max_fires: u32,
+    pub window: Span,
+}
+
+/// `N/window`, e.g. `3/1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub actions: u32,
+    pub window: Duration,
+}
+
+impl Budget {
+    /// Parses `3/1h`.
+    pub fn parse(text: &str) -> Result<Budget, String> {
+        let bad = || format!("{text:?} is not a budget such as 3/1h");
+        let (count, window) = text.split_once('/').ok_or_else(bad)?;
+        let actions = count.trim().parse().map_err(|_| bad())?;
+        let window = Span::parse(window.trim()).map_err(|_| bad())?.0;
+        if window.is_zero() {
+            return Err(bad());
+        }
+        Ok(Budget { actions, window })
+    }
+}
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Budget::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// A database `postgres_relieve_pool` may terminate queries on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetDatabase {
+    /// Connection string; a secret (also `url_file`, or `MEDIC_REMEDIATION__DATABASES__<NAME>__URL`).
+    pub url: Option<SecretString>,
+    pub url_file: Option<PathBuf>,
+    /// Only backends of these users are terminated; empty means none.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+/// `kubernetes:`: how medic reaches the cluster.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct KubernetesSettings {
+    /// Off: actions that need Kubernetes are recorded as failed and escalation proceeds.
+    pub enabled: bool,
+    /// A kubeconfig file; by default in-cluster configuration, then `KUBECONFIG`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Longest wait for one API call.
+    pub request_timeout: Span,
+}
+
+impl Default for RemediationSettings {
+    fn default() -> Self {
+        Self {
+            namespaces: NamespaceSettings::default(),
+            budget: BudgetSettings::default(),
+            cooldown: Span(Duration::from_secs(600)),
+            flapping: FlappingSettings::default(),
+            action_timeout: Span(Duration::from_secs(600)),
+            databases: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for NamespaceSettings {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            deny: vec!["kube-system".into()],
+        }
+    }
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        let hour = Duration::from_secs(3600);
+        Self {
+            per_target: Budget {
+                actions: 3,
+                window: hour,
+            },
+            per_rule: Budget {
+                actions: 10,
+                window: hour,
+            },
+            global: Budget {
+                actions: 20,
+                window: hour,
+            },
+        }
+    }
+}
+
+impl Default for FlappingSettings {
+    fn default() -> Self {
+        Self {
+            max_fires: 5,
+            window: Span(Duration::from_secs(3600)),
+        }
+    }
+}
+
+impl Default for KubernetesSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            kubeconfig: None,
+            request_timeout: Span(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl RemediationSettings {
+    /// Problems the types cannot rule out.
+    pub fn check(&self, problems: &mut Vec<Problem>) {
+        match self.databases() {
+            Ok(databases) => {
+                for (name, database) in databases {
+                    if secrecy::ExposeSecret::expose_secret(&database.url)
+                        .parse::<tokio_postgres::Config>()
+                        .is_err()
+                    {
+                        let key = format!("remediation.databases.{name}.url");
+                        problems.push(Problem::new(key, "not a valid connection string"));
+                    }
+                }
+            }
+            Err(found) => problems.extend(found),
+        }
+        if self.action_timeout.0.is_zero() {
+            problems.push(Problem::new(
+                "remediation.action_timeout",
+                "must be greater than 0",
+            ));
+        }
+    }
+
+    /// The databases with their connection strings read.
+    pub fn databases(&self) -> Result<BTreeMap<String, crate::remediation::Database>, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut databases = BTreeMap::new();
+        for (name, database) in &self.databases {
+            let key = format!("remediation.databases.{name}.url");
+            if let Some(url) = super::secret_from(
+                &key,
+                database.url.as_ref(),
+                database.url_file.as_ref(),
+                &mut problems,
+            ) {
+                let users = database.users.clone();
+                databases.insert(name.clone(), crate::remediation::Database { url, users });
+            }
+        }
+        if problems.is_empty() {
+            Ok(databases)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Whether medic may act in `namespace`.
+    pub fn namespace_allowed(&self, namespace: &str) -> bool {
+        let allowed =
+            self.namespaces.allow.is_empty() || self.namespaces.allow.iter().any(|n| n == namespace);
+        allowed && !self.namespaces.deny.iter().any(|n| n == namespace)
+    }
+}

@@ -1,0 +1,171 @@
+//! `postgres_relieve_pool`: on an allow-listed database, terminate the client backends of
+//! allow-listed users whose active query has run longer than `threshold` (never medic's own,
+//! replication or superuser sessions; at most `max_terminations`), and optionally raise the
+//! application's pool size through an environment variable on its Deployment, up to a cap.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::{action::Params, kube::Kube, Report};
+
+/// Long-running queries that may be terminated, oldest first.
+const VICTIMS: &str = "
+    SELECT a.pid, a.usename::text, extract(epoch FROM now() - a.query_start)::float8,
+           left(a.query, 200)
+      FROM pg_stat_activity a
+      JOIN pg_roles r ON r.rolname = a.usename
+     WHERE a.state = 'active' AND a.backend_type = 'client backend'
+       AND a.pid <> pg_backend_pid() AND a.application_name <> 'medic'
+       AND NOT r.rolsuper AND NOT r.rolreplication
+       AND a.usename = ANY($1)
+       AND now() - a.query_start > $2 * interval '1 millisecond'
+     ORDER BY a.query_start
+     LIMIT $3";
+
+/// A database medic may act on.
+#[derive(Clone)]
+pub struct Database {
+    pub url: SecretString,
+    pub users: Vec<String>,
+}
+
+pub async fn relieve(
+    database: &Database,
+    kube: Option<&Kube>,
+    params: &Params,
+    dry_run: bool,
+) -> Result<Report, String> {
+    let threshold = params.duration("threshold", Duration::from_secs(60))?;
+    let limit = params.integer("max_terminations", 5)?.max(0);
+    let client = connect(&database.url).await?;
+    let rows = client
+        .query(
+            VICTIMS,
+            &[&database.users, &(threshold.as_millis() as i64), &limit],
+        )
+        .await
+        .map_err(|e| format!("listing long queries: {e}"))?;
+    let victims: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"pid": r.get::<_, i32>(0), "user": r.get::<_, String>(1),
+                   "seconds": r.get::<_, f64>(2), "query": r.get::<_, String>(3)})
+        })
+        .collect();
+    let pool = match params.text("env") {
+        Some(env) => Some(plan_pool(kube, params, env).await?),
+        None => None,
+    };
+    let detail = json!({"terminated": victims, "pool": pool});
+    if dry_run {
+        let summary = format!(
+            "would terminate {} backends running over {threshold:?}{}",
+            victims.len(),
+            pool_text(&pool)
+        );
+        return Ok(Report::dry_run(summary, detail));
+    }
+    let mut terminated = 0;
+    for row in &rows {
+        let pid: i32 = row.get(0);
+        let done: bool = client
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .map_err(|e| format!("terminating backend {pid}: {e}"))?
+            .get(0);
+        terminated += usize::from(done);
+    }
+    if let Some(pool) = &pool {
+        apply_pool(kube, params, pool).await?;
+    }
+    let summary = format!(
+        "terminated {terminated} backends running over {threshold:?}{}",
+        pool_text(&pool)
+    );
+    if terminated == 0 && pool.is_none() {
+        return Ok(Report::noop(format!(
+            "no query has run longer than {threshold:?}: nothing done"
+        )));
+    }
+    Ok(Report::success(summary, detail))
+}
+
+async fn connect(url: &SecretString) -> Result<tokio_postgres::Client, String> {
+    let mut config: tokio_postgres::Config = url
+        .expose_secret()
+        .parse()
+        .map_err(|_| "the database's connection string is not valid".to_owned())?;
+    config
+        .application_name("medic")
+        .connect_timeout(Duration::from_secs(5));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connecting to the database: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// The env var's value before and after: + `pool_step` (default 5), at most `pool_max`.
+async fn plan_pool(kube: Option<&Kube>, params: &Params, env: &str) -> Result<Value, String> {
+    let kube = kube.ok_or("raising the pool needs Kubernetes, which is not available")?;
+    let (namespace, name) = (params.required("namespace")?, params.required("deployment")?);
+    let step = params.integer("pool_step", 5)?;
+    let max = params.integer("pool_max", i64::MAX)?;
+    let deployment = kube
+        .deployment(namespace, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let container = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers.into_iter().next())
+        .ok_or_else(|| format!("deployment/{name} has no container"))?;
+    let current = container
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == env)
+        .and_then(|e| e.value)
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| format!("deployment/{name} sets no numeric {env}"))?;
+    let after = (current + step).min(max);
+    Ok(json!({"container": container.name, "env": env, "before": current, "after": after}))
+}
+
+async fn apply_pool(kube: Option<&Kube>, params: &Params, pool: &Value) -> Result<(), String> {
+    let (Some(kube), Some(env)) = (kube, pool["env"].as_str()) else {
+        return Ok(());
+    };
+    if pool["after"] == pool["before"] {
+        return Ok(());
+    }
+    let (namespace, name) = (params.required("namespace")?, params.required("deployment")?);
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{
+        "name": pool["container"],
+        "env": [{"name": env, "value": pool["after"].to_string()}],
+    }]}}}});
+    kube.patch_deployment(namespace, name, &patch)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn pool_text(pool: &Option<Value>) -> String {
+    match pool {
+        Some(p) if p["after"] != p["before"] => format!(
+            "; {} {} → {}",
+            p["env"].as_str().unwrap_or(""),
+            p["before"],
+            p["after"]
+        ),
+        Some(p) => format!(
+            "; {} already at its cap ({})",
+            p["env"].as_str().unwrap_or(""),
+            p["before"]
+        ),
+        None => String::new(),
+    }
+}

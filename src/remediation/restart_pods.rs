@@ -1,0 +1,194 @@
+//! `restart_pods`: evict unhealthy pods one at a time through the Eviction API (so
+//! PodDisruptionBudgets hold), each with a UID precondition, waiting for a replacement to be
+//! Ready before the next, and stopping at the first that does not come up.
+//!
+//! Unhealthy: waiting in CrashLoopBackOff, restarted more than `max_restarts` times, or not
+//! Ready for longer than `grace_period`. A pod named by the `pod` parameter is restarted
+//! whatever its state: the alert named it.
+
+use std::{collections::HashSet, time::Duration};
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+
+use super::{action::Params, kube::Kube, Report};
+
+const POLL: Duration = Duration::from_millis(250);
+
+pub async fn restart_pods(kube: &Kube, params: &Params, dry_run: bool) -> Result<Report, String> {
+    let namespace = params.required("namespace")?;
+    let grace = params.duration("grace_period", Duration::from_secs(300))?;
+    let max_restarts = params.integer("max_restarts", 5)?;
+    let max_pods = usize::try_from(params.integer("max_pods", 3)?.max(1)).unwrap_or(1);
+    let ready_timeout = params.duration("ready_timeout", Duration::from_secs(120))?;
+    let candidates = match params.text("pod") {
+        Some(name) => kube
+            .pod(namespace, name)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect(),
+        None => {
+            let selector = params.required("selector")?;
+            let pods = kube.pods(namespace, selector).await.map_err(|e| e.to_string())?;
+            pods.into_iter()
+                .filter(|pod| unhealthy(pod, grace, max_restarts))
+                .collect::<Vec<_>>()
+        }
+    };
+    let chosen: Vec<&Pod> = candidates.iter().take(max_pods).collect();
+    let names: Vec<String> = chosen.iter().map(|p| name(p)).collect();
+    if chosen.is_empty() {
+        return Ok(Report::noop("no unhealthy pod to restart".into()));
+    }
+    let detail = json!({"namespace": namespace, "pods": names});
+    if dry_run {
+        return Ok(Report::dry_run(
+            format!("would evict {}, one at a time", names.join(", ")),
+            detail,
+        ));
+    }
+    let mut restarted = Vec::new();
+    for pod in chosen {
+        if let Some(report) = restart_one(kube, namespace, pod, ready_timeout, &restarted).await? {
+            return Ok(report);
+        }
+        restarted.push(name(pod));
+    }
+    let detail = json!({"namespace": namespace, "restarted": restarted});
+    Ok(Report::success(
+        format!(
+            "evicted {} and each replacement became Ready",
+            restarted.join(", ")
+        ),
+        detail,
+    ))
+}
+
+/// Evicts one pod and waits for its replacement; a report when the run must stop here.
+async fn restart_one(
+    kube: &Kube,
+    namespace: &str,
+    pod: &Pod,
+    ready_timeout: Duration,
+    done: &[String],
+) -> Result<Option<Report>, String> {
+    let pod_name = name(pod);
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let selector = selector_of(pod);
+    let before: HashSet<String> = match &selector {
+        Some(selector) => kube
+            .pods(namespace, selector)
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect(),
+        None => HashSet::new(),
+    };
+    match kube.evict(namespace, &pod_name, &uid).await {
+        Ok(()) => {}
+        Err(e) if e.code == 429 => {
+            let detail = json!({"pod": pod_name, "restarted": done, "causes": e.causes});
+            return Ok(Some(Report::new(
+                "skipped_pdb",
+                format!(
+                    "the PodDisruptionBudget refused to evict {pod_name}: {}",
+                    e.causes.join("; ")
+                ),
+                detail,
+            )));
+        }
+        Err(e) if e.code == 404 => return Ok(None),
+        Err(e) => return Err(format!("evicting {pod_name}: {e}")),
+    }
+    let Some(selector) = selector else {
+        return Ok(None);
+    };
+    if wait_replacement(kube, namespace, &selector, &before, ready_timeout).await? {
+        return Ok(None);
+    }
+    let detail =
+        json!({"pod": pod_name, "restarted": done, "ready_timeout_seconds": ready_timeout.as_secs()});
+    Ok(Some(Report::new(
+        "failure",
+        format!("evicted {pod_name} but no replacement became Ready within {ready_timeout:?}; stopped there"),
+        detail,
+    )))
+}
+
+/// Polls until a pod that did not exist before the eviction is Ready.
+async fn wait_replacement(
+    kube: &Kube,
+    namespace: &str,
+    selector: &str,
+    before: &HashSet<String>,
+    timeout: Duration,
+) -> Result<bool, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        let pods = kube.pods(namespace, selector).await.map_err(|e| e.to_string())?;
+        let replaced = pods
+            .iter()
+            .any(|p| p.metadata.uid.as_ref().is_some_and(|uid| !before.contains(uid)) && is_ready(p));
+        if replaced {
+            return Ok(true);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(false)
+}
+
+/// The pod's own labels as a selector: its replacement from the same template carries them.
+fn selector_of(pod: &Pod) -> Option<String> {
+    let labels = pod.metadata.labels.as_ref().filter(|l| !l.is_empty())?;
+    Some(
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+fn name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    ready_condition(pod).is_some_and(|(ready, _)| ready)
+}
+
+/// The Ready condition: whether it holds, and since when.
+fn ready_condition(pod: &Pod) -> Option<(bool, Option<chrono::DateTime<Utc>>)> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+    let since = ready
+        .last_transition_time
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp_millis(t.0.as_millisecond()));
+    Some((ready.status == "True", since))
+}
+
+/// Crash-looping, restarted too often, or not Ready for longer than the grace period.
+pub fn unhealthy(pod: &Pod, grace: Duration, max_restarts: i64) -> bool {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let crash_looping = statuses.iter().any(|c| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+            == Some("CrashLoopBackOff")
+    });
+    let restarts = statuses.iter().any(|c| i64::from(c.restart_count) > max_restarts);
+    let not_ready_too_long = match ready_condition(pod) {
+        Some((false, Some(since))) => (Utc::now() - since).to_std().is_ok_and(|d| d > grace),
+        _ => false,
+    };
+    crash_looping || restarts || not_ready_too_long
+}

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate` and `check-config`.
+//! The command line: `serve`, `migrate`, `check-config` and `explain`.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -37,6 +37,14 @@ enum Command {
         /// The YAML file to check.
         file: PathBuf,
     },
+    /// Show what medic would do with an Alertmanager payload: the rule each alert matches, the
+    /// action with its resolved parameters, and the timers it would schedule. Touches nothing.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// An Alertmanager webhook payload (JSON).
+        payload: PathBuf,
+    },
 }
 
 impl Cli {
@@ -46,6 +54,7 @@ impl Cli {
             Command::Serve { config } => with_settings(config, serve).await,
             Command::Migrate { config } => with_settings(config, migrate).await,
             Command::CheckConfig { file } => check(file),
+            Command::Explain { config, payload } => crate::explain::run(&config, &payload),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod explain;
 pub mod http;
 pub mod intake;
 pub mod matchers;

@@ -97,6 +97,11 @@ fn timeline(incident: &Incident) -> Vec<Value> {
         event["event"] = json!(name);
         events.push((at, event));
     }
+    for r in incident.remediations.iter().flatten() {
+        let event = json!({"event": "remediation", "rule": r.rule, "action": r.action, "target": r.target,
+                           "result": r.result, "dry_run": r.dry_run, "summary": r.summary});
+        events.push((r.finished_at.unwrap_or(r.started_at), event));
+    }
     if let Some(ack) = &incident.acknowledgement {
         events.push((
             ack.at,

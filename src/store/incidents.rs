@@ -17,7 +17,10 @@ use crate::{
     alertmanager::{Status, KV},
     domain::Notification,
     rules::TimerSpec,
-    store::timers::{Acknowledgement, TimerRecord},
+    store::{
+        remediations::RemediationRecord,
+        timers::{Acknowledgement, TimerRecord},
+    },
 };
 
 /// What recording one notification did.
@@ -229,6 +232,9 @@ pub struct Incident {
     /// The incident's timers with their attempts (one incident only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timers: Option<Vec<TimerRecord>>,
+    /// Every remediation decision (one incident only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediations: Option<Vec<RemediationRecord>>,
 }
 
 /// One alert episode of an incident.
@@ -292,6 +298,7 @@ impl Store {
         let mut incident = incidents.pop();
         if let Some(incident) = &mut incident {
             incident.timers = Some(self.incident_timers(id).await?);
+            incident.remediations = Some(self.incident_remediations(id).await?);
         }
         Ok(incident)
     }
@@ -319,6 +326,7 @@ fn incident_from(row: &Row) -> Incident {
         }),
         alerts: Vec::new(),
         timers: None,
+        remediations: None,
     }
 }
 

@@ -1,0 +1,139 @@
+//! `medic explain`: what medic would do with a payload, from the config alone.
+
+use std::{fmt::Write as _, path::Path, process::ExitCode};
+
+use crate::{
+    alertmanager::{Data, Status},
+    config::{self, Settings, Source},
+    domain::{Notification, TimerKind},
+    remediation,
+    rules::{episode_key, Rules},
+};
+
+/// Prints the explanation; exit 1 if the config or the payload is not valid.
+pub fn run(config_file: &Path, payload: &Path) -> ExitCode {
+    match explain(config_file, payload) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The explanation as text.
+pub fn explain(config_file: &Path, payload: &Path) -> Result<String, String> {
+    let mut source = Source::from_process(Some(config_file.to_owned()));
+    // Explaining needs no credential for the webhook.
+    source
+        .env
+        .insert("MEDIC_SERVER__AUTH__ALLOW_UNAUTHENTICATED".into(), "true".into());
+    let settings = config::load(&source).map_err(|p| p.to_string())?;
+    let (_, rules) = settings
+        .escalation()
+        .map_err(|p| config::Problems(p).to_string())?;
+    let text = std::fs::read_to_string(payload).map_err(|e| format!("{}: {e}", payload.display()))?;
+    let data: Data = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", payload.display()))?;
+    let notification = Notification::parse(data).map_err(|e| format!("{}: {e}", payload.display()))?;
+    Ok(describe(&settings, &rules, &notification))
+}
+
+fn describe(settings: &Settings, rules: &Rules, n: &Notification) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "group {} ({}), {} alert(s)",
+        n.group_key,
+        n.status.as_str(),
+        n.alerts.len()
+    );
+    for alert in &n.alerts {
+        let name = alert
+            .labels
+            .get("alertname")
+            .map_or("(no alertname)", String::as_str);
+        let _ = writeln!(
+            out,
+            "\nalert {name} [{}] {}",
+            alert.status.as_str(),
+            episode_key(alert)
+        );
+        if alert.status != Status::Firing {
+            let _ = writeln!(out, "  resolved: no rule acts on it");
+            continue;
+        }
+        let mut matched = false;
+        for rule in rules.matching(&alert.labels) {
+            matched = true;
+            let _ = writeln!(out, "  rule {}", rule.name);
+            let Some(remediate) = &rule.remediate else {
+                let _ = writeln!(out, "    no remediation");
+                continue;
+            };
+            let dry_run = remediate.dry_run.unwrap_or(settings.dry_run);
+            match remediate.render(&alert.labels, &alert.annotations) {
+                Ok(params) => {
+                    let target = remediation::target(remediate.action, &params);
+                    let params = serde_json::to_string(&params.0).unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "    remediate: {} on {target} with {params}",
+                        remediate.action.as_str()
+                    );
+                    let namespace_ok = serde_json::from_str::<serde_json::Value>(&params)
+                        .ok()
+                        .and_then(|p| {
+                            p["namespace"]
+                                .as_str()
+                                .map(|ns| settings.remediation.namespace_allowed(ns))
+                        })
+                        .unwrap_or(true);
+                    let _ = writeln!(
+                        out,
+                        "    dry run: {dry_run}; namespace allowed: {namespace_ok}; cooldown: {}",
+                        config::Span(remediate.cooldown.unwrap_or(settings.remediation.cooldown.0))
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "    remediate: {} would fail: {e}",
+                        remediate.action.as_str()
+                    );
+                }
+            }
+        }
+        if !matched {
+            let _ = writeln!(out, "  no rule matches");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\ntimers (if this notification opens the incident or adds these alerts):"
+    );
+    let plan = rules.plan(n);
+    if plan.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for timer in plan {
+        let what = match timer.kind {
+            TimerKind::Escalation => format!("escalation step {}", timer.step),
+            kind => kind.as_str().to_owned(),
+        };
+        let repeat = timer
+            .repeat
+            .map(|r| format!(", repeating every {}", config::Span(r)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  +{:<8} {what:<20} {} (rule {}){repeat}",
+            config::Span(timer.after).to_string(),
+            timer.notifier,
+            timer.rule
+        );
+    }
+    out
+}

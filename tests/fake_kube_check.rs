@@ -518,3 +518,206 @@ async fn auth_unknown_never_ready_and_kubeconfig() {
     assert_eq!(requests[0].status, 401);
     assert_eq!(requests[0].method, "GET");
 }
+
+mod with_kube {
+    use super::*;
+    use k8s_openapi::api::{
+        apps::v1::Deployment,
+        autoscaling::v2::HorizontalPodAutoscaler,
+        core::v1::Pod,
+        policy::v1::{Eviction, PodDisruptionBudget},
+    };
+    use kube::{
+        api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, Preconditions},
+        config::{KubeConfigOptions, Kubeconfig},
+        Api, Client, Config,
+    };
+
+    async fn client(kube: &FakeKube) -> (Client, tempfile::NamedTempFile) {
+        let file = kube.kubeconfig();
+        let config = Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(file.path()).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(config.default_namespace, "default");
+        (Client::try_from(config).unwrap(), file)
+    }
+
+    fn api_error(e: kube::Error) -> (u16, String) {
+        match e {
+            kube::Error::Api(status) => (status.code, status.reason.clone()),
+            other => panic!("not an API error: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn kube_client_round_trip() {
+        let kube = FakeKube::start().await;
+        kube.add_deployment("default", "web", 2, &[("app", "web")]);
+        kube.set_ready_after("default", "web", Duration::from_millis(30));
+        kube.add_pdb("default", "web-pdb", &[("app", "web")], Some(2), None);
+        kube.add_hpa("default", "web-hpa", "web", 1, 5);
+        let (client, _file) = client(&kube).await;
+        let pods: Api<Pod> = Api::default_namespaced(client.clone());
+        let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+        let ready = kube.wait_ready_pods("default", "web", 2, SECS).await;
+
+        let listed = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+        assert_eq!(listed.items.len(), 2);
+        let pod = pods
+            .get(ready[0]["metadata"]["name"].as_str().unwrap())
+            .await
+            .unwrap();
+        let name = pod.metadata.name.clone().unwrap();
+        assert_eq!(pod.metadata.owner_references.as_ref().unwrap()[0].name, "web-rs");
+        assert_eq!(
+            api_error(pods.get("nope").await.unwrap_err()),
+            (404, "NotFound".into())
+        );
+
+        // kube-rs' evict sends `delete_options`, which is ignored: blocked by the PDB.
+        let ep = EvictParams {
+            delete_options: Some(DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some("x".into()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            api_error(pods.evict(&name, &ep).await.unwrap_err()),
+            (429, "TooManyRequests".into())
+        );
+        assert_eq!(kube.requests().last().unwrap().preconditions, None);
+
+        // A proper Eviction via create_subresource, with a wrong uid.
+        let mut eviction = Eviction::default();
+        eviction.metadata.name = Some(name.clone());
+        eviction.metadata.namespace = Some("default".into());
+        eviction.delete_options = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions {
+            preconditions: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Preconditions {
+                uid: Some("x".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        });
+        let err = pods
+            .create_subresource::<Eviction, kube::core::Status>(
+                "eviction",
+                &name,
+                &PostParams::default(),
+                &eviction,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(api_error(err), (409, "Conflict".into()));
+
+        // Delete with a stale uid, then the right one.
+        let stale = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some("stale".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(api_error(pods.delete(&name, &stale).await.unwrap_err()).0, 409);
+        let right = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        let deleted = pods.delete(&name, &right).await.unwrap();
+        assert!(deleted.left().is_some());
+
+        // Patches and scale.
+        let restart = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}});
+        let dep = deployments
+            .patch("web", &PatchParams::default(), &Patch::Strategic(&restart))
+            .await
+            .unwrap();
+        assert_eq!(dep.metadata.generation, Some(2));
+        let dep = deployments
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"labels": {"x": "y"}}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(dep.metadata.labels.unwrap()["x"], "y");
+        let apply = deployments
+            .patch("web", &PatchParams::apply("medic"), &Patch::Apply(&json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(api_error(apply).0, 415);
+        let scale = deployments.get_scale("web").await.unwrap();
+        assert_eq!(scale.spec.unwrap().replicas, Some(2));
+        let scale = deployments
+            .patch_scale(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(scale.spec.unwrap().replicas, Some(3));
+        let mut scale = deployments.get_scale("web").await.unwrap();
+        scale.spec.as_mut().unwrap().replicas = Some(1);
+        scale.metadata.resource_version = Some("1".into());
+        assert_eq!(
+            api_error(
+                deployments
+                    .replace_scale("web", &PostParams::default(), &scale)
+                    .await
+                    .unwrap_err()
+            )
+            .0,
+            409
+        );
+        kube.wait_ready_pods("default", "web", 3, SECS).await;
+        let dep = deployments.get("web").await.unwrap();
+        assert_eq!(dep.status.unwrap().ready_replicas, Some(3));
+        assert_eq!(
+            deployments
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+
+        let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
+        let hpa = hpas
+            .patch(
+                "web-hpa",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"minReplicas": 4}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(hpa.spec.unwrap().min_replicas, Some(4));
+        assert_eq!(hpas.list(&ListParams::default()).await.unwrap().items.len(), 1);
+        kube.wait_ready_pods("default", "web", 4, SECS).await;
+        let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(client.clone());
+        let pdb = &pdbs.list(&ListParams::default()).await.unwrap().items[0];
+        assert_eq!(pdb.status.as_ref().unwrap().disruptions_allowed, 2);
+
+        // Eviction that succeeds through kube-rs (no preconditions: the PDB now allows it).
+        let victim = kube.wait_ready_pods("default", "web", 4, SECS).await[0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let status = pods.evict(&victim, &EvictParams::default()).await.unwrap();
+        assert_eq!(status.code, 201);
+        kube.wait_ready_pods("default", "web", 4, SECS).await;
+        let v = client.apiserver_version().await.unwrap();
+        assert_eq!(v.major, "1");
+    }
+}

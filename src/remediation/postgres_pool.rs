@@ -20,7 +20,7 @@ const VICTIMS: &str = "
        AND a.pid <> pg_backend_pid() AND a.application_name <> 'medic'
        AND NOT r.rolsuper AND NOT r.rolreplication
        AND a.usename = ANY($1)
-       AND now() - a.query_start > $2 * interval '1 millisecond'
+       AND now() - a.query_start > $2::bigint * interval '1 millisecond'
      ORDER BY a.query_start
      LIMIT $3";
 

@@ -65,7 +65,9 @@ const BEGIN: &str = "
 /// Records the outcome, then tells the rule's `notify` list (except PagerDuty) about it.
 const FINISH: &str = "
     WITH done AS (
-        UPDATE remediations SET result = $2, summary = $3, detail = $4, finished_at = now()
+        UPDATE remediations SET result = $2, summary = $3, detail = $4, finished_at = now(),
+                                -- Only what may have changed something counts for cooldowns and budgets.
+                                acted = acted AND $2 IN ('success', 'failure')
          WHERE id = $1
         RETURNING id, incident_id, rule, action, target, result, summary)
     INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,

@@ -13,4 +13,5 @@ mod incidents;
 mod input;
 mod metrics;
 mod outage;
+mod remediation;
 mod webhook;

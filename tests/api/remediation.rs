@@ -1,0 +1,353 @@
+//! Remediation behind its guard rails, against real Postgres: `postgres_relieve_pool` on real
+//! `pg_sleep` sessions, dry runs, cooldowns, namespaces, Kubernetes being unavailable, and two
+//! medic instances receiving the same alert.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    notification, settings_from_yaml, sink::Sink, spawn_app_with_config, start_with, test_env, TestApp,
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A login role of its own (roles are cluster-wide), and sessions of it running `pg_sleep`.
+struct Sessions {
+    role: String,
+    url: String,
+}
+
+impl Sessions {
+    async fn new(app: &TestApp) -> Sessions {
+        let role = format!("app_{}", std::process::id() as u64 * 1000 + rand_suffix());
+        app.sql()
+            .await
+            .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+            .await
+            .unwrap();
+        let url = app
+            .database_url
+            .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+        Sessions { role, url }
+    }
+
+    /// Starts a session running `pg_sleep(60)`; the handle finishes when it is terminated.
+    async fn sleep(&self) -> tokio::task::JoinHandle<Result<(), String>> {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        tokio::spawn(async move {
+            client
+                .batch_execute("SELECT pg_sleep(60)")
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn config(sink: &Sink, database_url: &str, role: &str, rule_extra: &str) -> String {
+    format!(
+        r#"
+kubernetes: {{enabled: false}}
+notifiers:
+  slack: {{type: slack, url: "{slack}"}}
+  oncall: {{type: slack, url: "{oncall}"}}
+remediation:
+  databases:
+    app: {{url: "{database_url}", users: [{role}]}}
+rules:
+  - name: pool
+    matchers: ['alertname="DatabaseConnectionPoolHigh"']
+    notify: [slack]
+    remediate:
+      action: postgres_relieve_pool
+      params: {{database: app, threshold: 300ms, max_terminations: 2}}
+      cooldown: 1h
+      {rule_extra}
+  - name: memory
+    matchers: ['alertname="HighMemoryUsage"']
+    notify: [slack]
+    escalation: [{{after: 1h, notify: [oncall]}}]
+    remediate:
+      action: scale_up
+      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: app}}
+      escalate_on_failure: true
+engine: {{lease: 10s, request_timeout: 2s}}
+"#,
+        slack = sink.url("/slack"),
+        oncall = sink.url("/oncall"),
+    )
+}
+
+fn alert(group: &str, alertname: &str, fingerprint: &str, labels: Value) -> Value {
+    let mut payload = notification(
+        group,
+        "firing",
+        &[(fingerprint, "firing", "2026-11-26T10:00:00Z")],
+    );
+    let mut all = json!({"alertname": alertname});
+    for (k, v) in labels.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    payload["alerts"][0]["labels"] = all;
+    payload
+}
+
+/// Waits until the incident has `n` finished remediations, and returns them.
+async fn remediations(app: &TestApp, id: i64, n: usize) -> Vec<Value> {
+    for _ in 0..300 {
+        let incident = app.incident(id).await;
+        let done: Vec<Value> = incident["remediations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["result"] != "running")
+            .cloned()
+            .collect();
+        if done.len() >= n {
+            return done;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no remediation finished: {}", app.incident(id).await);
+}
+
+async fn post(app: &TestApp, payload: &Value) -> i64 {
+    let response = app.post_webhook(payload).await;
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn active_sleeps(app: &TestApp, role: &str) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}' AND query LIKE '%pg_sleep%' AND state = 'active'"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn relieve_pool_terminates_the_oldest_long_queries_of_allowed_users_only() {
+    let sink = Sink::start(1).await;
+    let probe = crate::helpers::spawn_app().await;
+    let allowed = Sessions::new(&probe).await;
+    let other = Sessions::new(&probe).await;
+    let app = spawn_app_with_config(&config(&sink, &probe.database_url, &allowed.role, "")).await;
+    let sleeping = [
+        allowed.sleep().await,
+        allowed.sleep().await,
+        allowed.sleep().await,
+    ];
+    let bystander = other.sleep().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let id = post(
+        &app,
+        &alert(
+            "pool",
+            "DatabaseConnectionPoolHigh",
+            "00000000000000a1",
+            json!({}),
+        ),
+    )
+    .await;
+    let done = remediations(&app, id, 1).await;
+    assert_eq!(done[0]["result"], "success", "{done:?}");
+    assert_eq!(done[0]["detail"]["terminated"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        active_sleeps(&app, &allowed.role).await,
+        1,
+        "max_terminations is 2"
+    );
+    assert_eq!(
+        active_sleeps(&app, &other.role).await,
+        1,
+        "another user's query was terminated"
+    );
+    let mut terminated = 0;
+    for handle in sleeping {
+        if tokio::time::timeout(Duration::from_millis(500), handle)
+            .await
+            .is_ok()
+        {
+            terminated += 1;
+        }
+    }
+    assert_eq!(terminated, 2);
+    drop(bystander);
+
+    let report = sink.wait_for("/slack", 2, WAIT).await;
+    let text = report[1].body["text"].as_str().unwrap();
+    assert!(
+        text.contains("[REMEDIATION SUCCESS]") && text.contains("terminated 2 backends"),
+        "{text}"
+    );
+    let counted = r#"medic_remediations_total{action="postgres_relieve_pool",result="success"}"#;
+    assert_eq!(app.metric(counted).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_and_records_but_terminates_nothing() {
+    let sink = Sink::start(1).await;
+    let probe = crate::helpers::spawn_app().await;
+    let allowed = Sessions::new(&probe).await;
+    let app = spawn_app_with_config(&config(
+        &sink,
+        &probe.database_url,
+        &allowed.role,
+        "dry_run: true",
+    ))
+    .await;
+    let _sleeping = allowed.sleep().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let id = post(
+        &app,
+        &alert("dry", "DatabaseConnectionPoolHigh", "00000000000000b1", json!({})),
+    )
+    .await;
+    let done = remediations(&app, id, 1).await;
+    assert_eq!(done[0]["result"], "dry_run");
+    assert_eq!(done[0]["dry_run"], true);
+    assert!(
+        done[0]["summary"].as_str().unwrap().contains("would terminate 1"),
+        "{done:?}"
+    );
+    assert_eq!(
+        active_sleeps(&app, &allowed.role).await,
+        1,
+        "a dry run terminated a query"
+    );
+}
+
+#[tokio::test]
+async fn a_second_alert_on_the_same_target_within_the_cooldown_is_skipped() {
+    let sink = Sink::start(1).await;
+    let probe = crate::helpers::spawn_app().await;
+    let allowed = Sessions::new(&probe).await;
+    let app = spawn_app_with_config(&config(&sink, &probe.database_url, &allowed.role, "")).await;
+
+    let first = post(
+        &app,
+        &alert("a", "DatabaseConnectionPoolHigh", "00000000000000c1", json!({})),
+    )
+    .await;
+    assert_eq!(remediations(&app, first, 1).await[0]["result"], "skipped_noop");
+    let _sleeping = allowed.sleep().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = post(
+        &app,
+        &alert("b", "DatabaseConnectionPoolHigh", "00000000000000c2", json!({})),
+    )
+    .await;
+    let second = remediations(&app, second, 1).await;
+    assert_eq!(
+        second[0]["result"], "success",
+        "nothing was done the first time, so no cooldown"
+    );
+
+    let _again = allowed.sleep().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let third = post(
+        &app,
+        &alert("c", "DatabaseConnectionPoolHigh", "00000000000000c3", json!({})),
+    )
+    .await;
+    assert_eq!(
+        remediations(&app, third, 1).await[0]["result"],
+        "skipped_cooldown"
+    );
+    assert_eq!(active_sleeps(&app, &allowed.role).await, 1);
+    let skipped = r#"medic_remediations_total{action="postgres_relieve_pool",result="skipped_cooldown"}"#;
+    assert_eq!(app.metric(skipped).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_denied_namespace_is_skipped_and_unavailable_kubernetes_fails_and_escalates() {
+    let sink = Sink::start(1).await;
+    let probe = crate::helpers::spawn_app().await;
+    let app = spawn_app_with_config(&config(&sink, &probe.database_url, "nobody", "")).await;
+
+    let denied = post(
+        &app,
+        &alert(
+            "ks",
+            "HighMemoryUsage",
+            "00000000000000d1",
+            json!({"namespace": "kube-system"}),
+        ),
+    )
+    .await;
+    let done = remediations(&app, denied, 1).await;
+    assert_eq!(done[0]["result"], "skipped_namespace", "{done:?}");
+
+    let failing = post(
+        &app,
+        &alert(
+            "prod",
+            "HighMemoryUsage",
+            "00000000000000d2",
+            json!({"namespace": "prod"}),
+        ),
+    )
+    .await;
+    let done = remediations(&app, failing, 1).await;
+    assert_eq!(done[0]["result"], "failure");
+    assert!(
+        done[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Kubernetes is not available"),
+        "{done:?}"
+    );
+    // escalate_on_failure: the step due in an hour goes out now (once per incident).
+    let escalated = sink.wait_for("/oncall", 2, WAIT).await;
+    assert!(escalated
+        .iter()
+        .all(|e| e.body["text"].as_str().unwrap().contains("[ESCALATION 1]")));
+}
+
+#[tokio::test]
+async fn two_medic_instances_receiving_the_same_alert_act_once() {
+    let sink = Sink::start(1).await;
+    let probe = crate::helpers::spawn_app().await;
+    let allowed = Sessions::new(&probe).await;
+    let yaml = config(&sink, &probe.database_url, &allowed.role, "");
+    let first = spawn_app_with_config(&yaml).await;
+    let second = start_with(
+        settings_from_yaml(&yaml, test_env(&first.database_url)),
+        first.database_url.clone(),
+    )
+    .await;
+    second.wait_ready().await;
+    let sleeping = [
+        allowed.sleep().await,
+        allowed.sleep().await,
+        allowed.sleep().await,
+    ];
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let payload = alert("ha", "DatabaseConnectionPoolHigh", "00000000000000e1", json!({}));
+    let (a, b) = tokio::join!(post(&first, &payload), post(&second, &payload));
+    assert_eq!(a, b);
+    let done = remediations(&first, a, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        first.count("SELECT count(*) FROM remediations").await,
+        1,
+        "{done:?}"
+    );
+    assert_eq!(active_sleeps(&first, &allowed.role).await, 1, "acted twice");
+    drop(sleeping);
+}

@@ -29,9 +29,10 @@ CREATE INDEX remediations_by_incident ON remediations (incident_id);
 
 -- Decides whether a remediation may act now, and records the decision, in one transaction
 -- serialised per target (an advisory lock), so two replicas cannot both pass the checks.
--- Returns the remediation's id and one of: act, dry_run, busy (another action on the target
--- is running: try later), duplicate (already decided for this episode), interrupted (a
--- replica died during the action: not retried, as it may have happened), or a skipped_* result.
+-- Returns the remediation's id and one of: act, dry_run, busy (another action on the target,
+-- or this one, is running: try later), duplicate (already decided for this episode),
+-- interrupted (the action ran past action_timeout without an outcome: its replica died; not
+-- retried, as it may have happened), or a skipped_* result.
 CREATE FUNCTION medic_begin_remediation(
     p_incident        bigint,
     p_rule            text,
@@ -65,6 +66,11 @@ BEGIN
     SELECT * INTO v_existing FROM remediations r WHERE r.rule = p_rule AND r.episode = p_episode;
     IF FOUND THEN
         remediation_id := v_existing.id;
+        -- Still within its time: the replica acting is alive (its timer's lease ran out first).
+        IF v_existing.result = 'running' AND v_existing.started_at > now() - p_action_timeout_ms * ms THEN
+            decision := 'busy';
+            RETURN;
+        END IF;
         IF v_existing.result = 'running' THEN
             UPDATE remediations SET result = 'failure', finished_at = now(),
                    summary = 'interrupted: the replica acting stopped; not retried, as the action may have happened'

@@ -6,6 +6,7 @@ mod delivery;
 mod engines;
 mod escalation;
 mod escalation_config;
+mod guard_rails;
 mod health;
 mod helpers;
 mod idempotency;

@@ -15,6 +15,9 @@ use medic::{
 };
 use serde_json::Value;
 
+#[path = "../support/fake_kube.rs"]
+#[allow(dead_code)]
+pub mod fake_kube;
 #[path = "../support/postgres.rs"]
 mod postgres;
 #[path = "../support/sink.rs"]

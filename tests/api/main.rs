@@ -12,6 +12,7 @@ mod helpers;
 mod idempotency;
 mod incidents;
 mod input;
+mod kubernetes;
 mod metrics;
 mod outage;
 mod remediation;

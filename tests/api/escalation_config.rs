@@ -406,7 +406,7 @@ fn steps_must_come_in_the_order_they_fire() {
     assert_problem(
         &problems,
         "rules[0].escalation[1].after",
-        "must not be earlier than the step before (1800s)",
+        "must not be earlier than the step before (30m)",
     );
     assert_eq!(problems.len(), 1, "{problems:#?}");
 }

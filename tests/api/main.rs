@@ -16,4 +16,5 @@ mod kubernetes;
 mod metrics;
 mod outage;
 mod remediation;
+mod remediation_config;
 mod webhook;

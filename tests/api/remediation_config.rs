@@ -1,0 +1,178 @@
+//! Remediation settings: `remediate` blocks checked when the config loads (action, parameters,
+//! templates), the guard rails' settings, and `medic explain`.
+
+use std::{collections::HashMap, process::Command};
+
+use medic::config::{load, Budget, Problem, Source};
+
+const AUTH: &str = "server:\n  auth:\n    allow_unauthenticated: true\n";
+
+fn problems_in(yaml: &str) -> Vec<Problem> {
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(file.path(), format!("{AUTH}{yaml}")).unwrap();
+    let source = Source {
+        file: Some(file.path().to_owned()),
+        env: HashMap::new(),
+    };
+    match load(&source) {
+        Ok(_) => panic!("loaded, but should not have:\n{yaml}"),
+        Err(problems) => problems.0,
+    }
+}
+
+#[track_caller]
+fn assert_problem(problems: &[Problem], path: &str, message: &str) {
+    let found = problems.iter().find(|p| p.path == path);
+    match found {
+        Some(problem) => assert!(
+            problem.message.contains(message),
+            "{path}: {problem:?}; all: {problems:#?}"
+        ),
+        None => panic!("no problem at {path}; all: {problems:#?}"),
+    }
+}
+
+fn rule(remediate: &str) -> String {
+    format!("rules:\n  - name: r\n    matchers: ['alertname=\"X\"']\n    remediate: {remediate}\n")
+}
+
+#[test]
+fn an_unknown_action_is_refused_with_the_known_ones() {
+    let problems = problems_in(&rule("{action: reboot_cluster}"));
+    assert_problem(
+        &problems,
+        "rules[0].remediate.action",
+        "unknown action \"reboot_cluster\"",
+    );
+    assert_problem(&problems, "rules[0].remediate.action", "scale_up");
+}
+
+#[test]
+fn unknown_missing_and_mistyped_parameters_are_refused() {
+    let problems = problems_in(&rule(
+        "{action: scale_up, params: {namespace: prod, replicas: 3, step: two}}",
+    ));
+    assert_problem(
+        &problems,
+        "rules[0].remediate.params.replicas",
+        "scale_up takes no parameter",
+    );
+    assert_problem(
+        &problems,
+        "rules[0].remediate.params.deployment",
+        "required by scale_up",
+    );
+    assert_problem(&problems, "rules[0].remediate.params.step", "expected an integer");
+}
+
+#[test]
+fn a_template_that_names_nothing_is_refused() {
+    let problems = problems_in(&rule(
+        "{action: rollout_restart, params: {namespace: '{{ namespace }}', deployment: '{{ labels.app }}'}}",
+    ));
+    assert_problem(&problems, "rules[0].remediate.params.namespace", "names nothing");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+}
+
+#[test]
+fn restart_pods_needs_a_selector_or_a_pod_and_relieve_pool_a_known_database() {
+    let problems = problems_in(&rule("{action: restart_pods, params: {namespace: prod}}"));
+    assert_problem(&problems, "rules[0].remediate.params", "needs selector or pod");
+    let problems = problems_in(&rule(
+        "{action: postgres_relieve_pool, params: {database: orders}}",
+    ));
+    assert_problem(
+        &problems,
+        "rules[0].remediate.params.database",
+        "not under remediation.databases",
+    );
+}
+
+#[test]
+fn budgets_read_as_actions_per_window() {
+    assert_eq!(Budget::parse("3/1h").unwrap().actions, 3);
+    assert_eq!(Budget::parse("20/30m").unwrap().window.as_secs(), 1800);
+    for bad in ["3", "three/1h", "3/", "3/0s"] {
+        assert!(Budget::parse(bad).is_err(), "{bad} accepted");
+    }
+    let problems = problems_in("remediation:\n  budget: {per_target: three an hour}\n");
+    assert_problem(&problems, "remediation.budget.per_target", "not a budget");
+}
+
+#[test]
+fn check_config_names_the_rule_of_a_bad_remediation() {
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(
+        file.path(),
+        format!("{AUTH}{}", rule("{action: scale_up, params: {namespace: p}}")),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .arg("check-config")
+        .arg(file.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("rules[0].remediate.params.deployment: required by scale_up"),
+        "{stdout}"
+    );
+}
+
+fn explain(payload: &str) -> (bool, String) {
+    let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::fs::write(file.path(), payload).unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/medic.example.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["explain", "--config", example])
+        .arg(file.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn payload(labels: &str) -> String {
+    format!(
+        r#"{{"receiver":"medic","status":"firing","alerts":[{{"status":"firing","labels":{labels},
+        "annotations":{{}},"startsAt":"2026-11-26T10:00:00Z","endsAt":"0001-01-01T00:00:00Z",
+        "generatorURL":"","fingerprint":"0123456789abcdef"}}],"groupLabels":{{}},"commonLabels":{{}},
+        "commonAnnotations":{{}},"externalURL":"","version":"4","groupKey":"g","truncatedAlerts":0}}"#
+    )
+}
+
+#[test]
+fn explain_shows_the_rule_the_resolved_action_and_the_timers() {
+    let (ok, text) = explain(&payload(
+        r#"{"alertname":"HighMemoryUsage","namespace":"whiteboard-production","severity":"critical"}"#,
+    ));
+    assert!(ok, "{text}");
+    assert!(text.contains("rule high-memory"), "{text}");
+    assert!(
+        text.contains("remediate: scale_up on deployment/whiteboard-production/whiteboard-app"),
+        "{text}"
+    );
+    assert!(text.contains(r#""step":2"#), "{text}");
+    assert!(text.contains("+10m") && text.contains("pagerduty"), "{text}");
+}
+
+#[test]
+fn explain_says_when_an_alert_lacks_what_a_template_needs() {
+    let (ok, text) = explain(&payload(r#"{"alertname":"HighMemoryUsage"}"#));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(r#"would fail: the alert has no label "namespace""#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("pagerduty"),
+        "a step for critical alerts planned for one without severity: {text}"
+    );
+}

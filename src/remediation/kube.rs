@@ -10,7 +10,7 @@ use k8s_openapi::api::{
     core::v1::Pod,
 };
 use kube::{
-    api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions},
+    api::{ListParams, Patch, PatchParams},
     core::Status,
     Api, Client,
 };
@@ -183,19 +183,6 @@ impl Kube {
     pub async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, KubeError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         self.call("get", api.get_opt(name)).await
-    }
-
-    /// Deletes a pod only if it is still the one we looked at (its UID).
-    pub async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<(), KubeError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: Some(uid.to_owned()),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        self.call("delete", api.delete(name, &params)).await.map(|_| ())
     }
 
     /// Evicts a pod through the Eviction API, so PodDisruptionBudgets are honoured, with a UID

@@ -312,3 +312,33 @@ async fn restart_pods_stops_at_the_first_replacement_that_never_becomes_ready() 
         .count();
     assert_eq!(evictions, 1, "went on after a replacement failed");
 }
+
+#[tokio::test]
+async fn an_unreachable_cluster_records_the_failure_and_medic_runs_on() {
+    let kube = FakeKube::start().await;
+    let kubeconfig = kube.kubeconfig();
+    drop(kube);
+    let yaml = format!(
+        r#"
+kubernetes: {{kubeconfig: "{}", request_timeout: 2s}}
+rules:
+  - name: memory
+    matchers: ['alertname="HighMemoryUsage"']
+    remediate:
+      action: scale_up
+      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: web}}
+"#,
+        kubeconfig.path().display()
+    );
+    let app = spawn_app_with_config(&yaml).await;
+    let id = fire(&app, "HighMemoryUsage", "0000000000000901", json!({})).await;
+    let done = outcome(&app, id).await;
+    assert_eq!(done["result"], "failure", "{done}");
+    assert!(
+        done["summary"].as_str().unwrap().contains("Kubernetes API"),
+        "{done}"
+    );
+    assert_eq!(app.get_anonymous("/readyz").await.status(), 200);
+    let metric = r#"medic_kubernetes_requests_total{code="error",verb="get"}"#;
+    assert_eq!(app.metric(metric).await, 1.0);
+}

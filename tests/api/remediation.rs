@@ -351,3 +351,61 @@ async fn two_medic_instances_receiving_the_same_alert_act_once() {
     assert_eq!(active_sleeps(&first, &allowed.role).await, 1, "acted twice");
     drop(sleeping);
 }
+
+#[tokio::test]
+async fn relieve_pool_also_raises_the_pool_size_variable_up_to_its_cap() {
+    use crate::helpers::fake_kube::{FakeKube, TOKEN};
+    let kube = FakeKube::start().await;
+    kube.add_deployment("prod", "app", 1, &[("app", "app")]);
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "env": [{"name": "DB_POOL_MAX", "value": "18"}]}]}}}});
+    let response = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/prod/deployments/app",
+            kube.url()
+        ))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let kubeconfig = kube.kubeconfig();
+    let sink = Sink::start(1).await;
+    let probe = crate::helpers::spawn_app().await;
+    let allowed = Sessions::new(&probe).await;
+    let yaml = config(&sink, &probe.database_url, &allowed.role, "")
+        .replace("kubernetes: {enabled: false}", &format!("kubernetes: {{kubeconfig: \"{}\"}}", kubeconfig.path().display()))
+        .replace(
+            "params: {database: app, threshold: 300ms, max_terminations: 2}",
+            "params: {database: app, threshold: 300ms, namespace: prod, deployment: app, env: DB_POOL_MAX, pool_step: 5, pool_max: 20}",
+        );
+    let app = spawn_app_with_config(&yaml).await;
+    let _sleeping = allowed.sleep().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let id = post(
+        &app,
+        &alert(
+            "pool-env",
+            "DatabaseConnectionPoolHigh",
+            "00000000000000f1",
+            json!({}),
+        ),
+    )
+    .await;
+    let done = remediations(&app, id, 1).await;
+    assert_eq!(done[0]["result"], "success", "{done:?}");
+    assert!(
+        done[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("DB_POOL_MAX 18 → 20"),
+        "{done:?}"
+    );
+    let deployment = kube.deployment("prod", "app").unwrap();
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env[0]["value"], "20", "{env}");
+    assert_eq!(active_sleeps(&app, &allowed.role).await, 0);
+}

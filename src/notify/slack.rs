@@ -37,9 +37,15 @@ fn body(target: &NotifierTarget, message: &Message<'_>) -> Value {
 /// Red for critical, orange for errors, yellow for warnings, blue for the rest; green once
 /// resolved, grey once acknowledged.
 fn colour(message: &Message<'_>) -> &'static str {
+    let payload = message.timer.payload.as_ref();
     match message.timer.kind {
         TimerKind::Resolved => "#2EB67D",
         TimerKind::Acknowledged => "#9E9E9E",
+        TimerKind::Remediated => match payload.and_then(|p| p["result"].as_str()) {
+            Some("success") => "#2EB67D",
+            Some("failure") => "#E01E5A",
+            _ => "#9E9E9E",
+        },
         _ => match crate::rules::severity_rank(message.severity()) {
             4 => "#E01E5A",
             3 => "#F2711C",

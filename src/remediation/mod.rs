@@ -255,7 +255,10 @@ impl Remediator {
             .duration
             .with_label_values(&[action])
             .observe(started.elapsed().as_secs_f64());
-        let escalate = remediate.escalate_on_failure && !matches!(report.result, "success" | "dry_run");
+        // An exhausted budget or a flapping alert always escalates instead of acting; other
+        // failures and skips do when the rule asks.
+        let escalate = matches!(report.result, "skipped_budget" | "skipped_flapping")
+            || (remediate.escalate_on_failure && !matches!(report.result, "success" | "dry_run"));
         tracing::info!(
             incident_id = timer.incident.id, rule = %timer.rule, action, target, episode = %timer.subject,
             result = report.result, summary = %report.summary, escalate, "remediation"

@@ -554,7 +554,8 @@ mod with_kube {
 
     #[tokio::test]
     async fn kube_client_round_trip() {
-        static T0: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
+        static T0: std::sync::LazyLock<std::time::Instant> =
+            std::sync::LazyLock::new(std::time::Instant::now);
         let _ = *T0;
         let kube = FakeKube::start().await;
         eprintln!("step 1 {:?}", T0.elapsed());

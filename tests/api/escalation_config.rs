@@ -80,7 +80,7 @@ fn load_yaml(text: &str, vars: &[(&str, &str)]) -> Result<Settings, Problems> {
 }
 
 /// The problems a config has; panics if it loads.
-fn problems_in(text: &str) -> Vec<Problem> {
+pub fn problems_in(text: &str) -> Vec<Problem> {
     match load_yaml(text, &[]) {
         Ok(_) => panic!("loaded, but should not have:\n{text}"),
         Err(problems) => problems.0,
@@ -89,7 +89,7 @@ fn problems_in(text: &str) -> Vec<Problem> {
 
 /// The problem at `path`, whose message must contain `message`.
 #[track_caller]
-fn assert_problem(problems: &[Problem], path: &str, message: &str) {
+pub fn assert_problem(problems: &[Problem], path: &str, message: &str) {
     let found = problems.iter().find(|p| p.path == path);
     match found {
         Some(problem) => assert!(

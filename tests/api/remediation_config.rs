@@ -1,36 +1,13 @@
 //! Remediation settings: `remediate` blocks checked when the config loads (action, parameters,
 //! templates), the guard rails' settings, and `medic explain`.
 
-use std::{collections::HashMap, process::Command};
+use std::process::Command;
 
-use medic::config::{load, Budget, Problem, Source};
+use medic::config::Budget;
+
+use crate::escalation_config::{assert_problem, problems_in};
 
 const AUTH: &str = "server:\n  auth:\n    allow_unauthenticated: true\n";
-
-fn problems_in(yaml: &str) -> Vec<Problem> {
-    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::fs::write(file.path(), format!("{AUTH}{yaml}")).unwrap();
-    let source = Source {
-        file: Some(file.path().to_owned()),
-        env: HashMap::new(),
-    };
-    match load(&source) {
-        Ok(_) => panic!("loaded, but should not have:\n{yaml}"),
-        Err(problems) => problems.0,
-    }
-}
-
-#[track_caller]
-fn assert_problem(problems: &[Problem], path: &str, message: &str) {
-    let found = problems.iter().find(|p| p.path == path);
-    match found {
-        Some(problem) => assert!(
-            problem.message.contains(message),
-            "{path}: {problem:?}; all: {problems:#?}"
-        ),
-        None => panic!("no problem at {path}; all: {problems:#?}"),
-    }
-}
 
 fn rule(remediate: &str) -> String {
     format!("rules:\n  - name: r\n    matchers: ['alertname=\"X\"']\n    remediate: {remediate}\n")

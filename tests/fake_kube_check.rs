@@ -535,13 +535,14 @@ mod with_kube {
 
     async fn client(kube: &FakeKube) -> (Client, tempfile::NamedTempFile) {
         let file = kube.kubeconfig();
-        let config = Config::from_custom_kubeconfig(
+        let mut config = Config::from_custom_kubeconfig(
             Kubeconfig::read_from(file.path()).unwrap(),
             &KubeConfigOptions::default(),
         )
         .await
         .unwrap();
         assert_eq!(config.default_namespace, "default");
+        config.default_retry = false;
         (Client::try_from(config).unwrap(), file)
     }
 
@@ -554,45 +555,28 @@ mod with_kube {
 
     #[tokio::test]
     async fn kube_client_round_trip() {
-        static T0: std::sync::LazyLock<std::time::Instant> =
-            std::sync::LazyLock::new(std::time::Instant::now);
-        let _ = *T0;
         let kube = FakeKube::start().await;
-        eprintln!("step 1 {:?}", T0.elapsed());
         kube.add_deployment("default", "web", 2, &[("app", "web")]);
-        eprintln!("step 2 {:?}", T0.elapsed());
         kube.set_ready_after("default", "web", Duration::from_millis(30));
-        eprintln!("step 3 {:?}", T0.elapsed());
         kube.add_pdb("default", "web-pdb", &[("app", "web")], Some(2), None);
-        eprintln!("step 4 {:?}", T0.elapsed());
         kube.add_hpa("default", "web-hpa", "web", 1, 5);
-        eprintln!("step 5 {:?}", T0.elapsed());
         let (client, _file) = client(&kube).await;
-        eprintln!("step 6 {:?}", T0.elapsed());
         let pods: Api<Pod> = Api::default_namespaced(client.clone());
-        eprintln!("step 7 {:?}", T0.elapsed());
         let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
-        eprintln!("step 8 {:?}", T0.elapsed());
         let ready = kube.wait_ready_pods("default", "web", 2, SECS).await;
-        eprintln!("step 9 {:?}", T0.elapsed());
 
         let listed = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
-        eprintln!("step 10 {:?}", T0.elapsed());
         assert_eq!(listed.items.len(), 2);
-        eprintln!("step 11 {:?}", T0.elapsed());
         let pod = pods
             .get(ready[0]["metadata"]["name"].as_str().unwrap())
             .await
             .unwrap();
         let name = pod.metadata.name.clone().unwrap();
-        eprintln!("step 12 {:?}", T0.elapsed());
         assert_eq!(pod.metadata.owner_references.as_ref().unwrap()[0].name, "web-rs");
-        eprintln!("step 13 {:?}", T0.elapsed());
         assert_eq!(
             api_error(pods.get("nope").await.unwrap_err()),
             (404, "NotFound".into())
         );
-        eprintln!("step 14 {:?}", T0.elapsed());
 
         // kube-rs' evict sends `delete_options`, which is ignored: blocked by the PDB.
         let ep = EvictParams {
@@ -605,22 +589,16 @@ mod with_kube {
             }),
             ..Default::default()
         };
-        eprintln!("step 15 {:?}", T0.elapsed());
         assert_eq!(
             api_error(pods.evict(&name, &ep).await.unwrap_err()),
             (429, "TooManyRequests".into())
         );
-        eprintln!("step 16 {:?}", T0.elapsed());
         assert_eq!(kube.requests().last().unwrap().preconditions, None);
-        eprintln!("step 17 {:?}", T0.elapsed());
 
         // A proper Eviction via create_subresource, with a wrong uid.
         let mut eviction = Eviction::default();
-        eprintln!("step 18 {:?}", T0.elapsed());
         eviction.metadata.name = Some(name.clone());
-        eprintln!("step 19 {:?}", T0.elapsed());
         eviction.metadata.namespace = Some("default".into());
-        eprintln!("step 20 {:?}", T0.elapsed());
         eviction.delete_options = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions {
             preconditions: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Preconditions {
                 uid: Some("x".into()),
@@ -628,7 +606,6 @@ mod with_kube {
             }),
             ..Default::default()
         });
-        eprintln!("step 21 {:?}", T0.elapsed());
         let err = pods
             .create_subresource::<Eviction, kube::core::Status>(
                 "eviction",
@@ -639,7 +616,6 @@ mod with_kube {
             .await
             .unwrap_err();
         assert_eq!(api_error(err), (409, "Conflict".into()));
-        eprintln!("step 22 {:?}", T0.elapsed());
 
         // Delete with a stale uid, then the right one.
         let stale = DeleteParams {
@@ -649,9 +625,7 @@ mod with_kube {
             }),
             ..Default::default()
         };
-        eprintln!("step 23 {:?}", T0.elapsed());
         assert_eq!(api_error(pods.delete(&name, &stale).await.unwrap_err()).0, 409);
-        eprintln!("step 24 {:?}", T0.elapsed());
         let right = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: pod.metadata.uid.clone(),
@@ -659,21 +633,16 @@ mod with_kube {
             }),
             ..Default::default()
         };
-        eprintln!("step 25 {:?}", T0.elapsed());
         let deleted = pods.delete(&name, &right).await.unwrap();
-        eprintln!("step 26 {:?}", T0.elapsed());
         assert!(deleted.left().is_some());
-        eprintln!("step 27 {:?}", T0.elapsed());
 
         // Patches and scale.
         let restart = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}});
-        eprintln!("step 28 {:?}", T0.elapsed());
         let dep = deployments
             .patch("web", &PatchParams::default(), &Patch::Strategic(&restart))
             .await
             .unwrap();
         assert_eq!(dep.metadata.generation, Some(2));
-        eprintln!("step 29 {:?}", T0.elapsed());
         let dep = deployments
             .patch(
                 "web",
@@ -683,17 +652,13 @@ mod with_kube {
             .await
             .unwrap();
         assert_eq!(dep.metadata.labels.unwrap()["x"], "y");
-        eprintln!("step 30 {:?}", T0.elapsed());
         let apply = deployments
             .patch("web", &PatchParams::apply("medic"), &Patch::Apply(&json!({})))
             .await
             .unwrap_err();
         assert_eq!(api_error(apply).0, 415);
-        eprintln!("step 31 {:?}", T0.elapsed());
         let scale = deployments.get_scale("web").await.unwrap();
-        eprintln!("step 32 {:?}", T0.elapsed());
         assert_eq!(scale.spec.unwrap().replicas, Some(2));
-        eprintln!("step 33 {:?}", T0.elapsed());
         let scale = deployments
             .patch_scale(
                 "web",
@@ -703,13 +668,9 @@ mod with_kube {
             .await
             .unwrap();
         assert_eq!(scale.spec.unwrap().replicas, Some(3));
-        eprintln!("step 34 {:?}", T0.elapsed());
         let mut scale = deployments.get_scale("web").await.unwrap();
-        eprintln!("step 35 {:?}", T0.elapsed());
         scale.spec.as_mut().unwrap().replicas = Some(1);
-        eprintln!("step 36 {:?}", T0.elapsed());
         scale.metadata.resource_version = Some("1".into());
-        eprintln!("step 37 {:?}", T0.elapsed());
         assert_eq!(
             api_error(
                 deployments
@@ -720,13 +681,9 @@ mod with_kube {
             .0,
             409
         );
-        eprintln!("step 38 {:?}", T0.elapsed());
         kube.wait_ready_pods("default", "web", 3, SECS).await;
-        eprintln!("step 39 {:?}", T0.elapsed());
         let dep = deployments.get("web").await.unwrap();
-        eprintln!("step 40 {:?}", T0.elapsed());
         assert_eq!(dep.status.unwrap().ready_replicas, Some(3));
-        eprintln!("step 41 {:?}", T0.elapsed());
         assert_eq!(
             deployments
                 .list(&ListParams::default())
@@ -736,10 +693,8 @@ mod with_kube {
                 .len(),
             1
         );
-        eprintln!("step 42 {:?}", T0.elapsed());
 
         let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
-        eprintln!("step 43 {:?}", T0.elapsed());
         let hpa = hpas
             .patch(
                 "web-hpa",
@@ -749,17 +704,11 @@ mod with_kube {
             .await
             .unwrap();
         assert_eq!(hpa.spec.unwrap().min_replicas, Some(4));
-        eprintln!("step 44 {:?}", T0.elapsed());
         assert_eq!(hpas.list(&ListParams::default()).await.unwrap().items.len(), 1);
-        eprintln!("step 45 {:?}", T0.elapsed());
         kube.wait_ready_pods("default", "web", 4, SECS).await;
-        eprintln!("step 46 {:?}", T0.elapsed());
         let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(client.clone());
-        eprintln!("step 47 {:?}", T0.elapsed());
         let pdb = &pdbs.list(&ListParams::default()).await.unwrap().items[0];
-        eprintln!("step 48 {:?}", T0.elapsed());
         assert_eq!(pdb.status.as_ref().unwrap().disruptions_allowed, 2);
-        eprintln!("step 49 {:?}", T0.elapsed());
 
         // Eviction that succeeds through kube-rs (no preconditions: the PDB now allows it).
         let victim = kube.wait_ready_pods("default", "web", 4, SECS).await[0]["metadata"]["name"]
@@ -767,14 +716,9 @@ mod with_kube {
             .unwrap()
             .to_owned();
         let status = pods.evict(&victim, &EvictParams::default()).await.unwrap();
-        eprintln!("step 50 {:?}", T0.elapsed());
         assert_eq!(status.code, 201);
-        eprintln!("step 51 {:?}", T0.elapsed());
         kube.wait_ready_pods("default", "web", 4, SECS).await;
-        eprintln!("step 52 {:?}", T0.elapsed());
         let v = client.apiserver_version().await.unwrap();
-        eprintln!("step 53 {:?}", T0.elapsed());
         assert_eq!(v.major, "1");
-        eprintln!("step 54 {:?}", T0.elapsed());
     }
 }

@@ -564,9 +564,10 @@ impl Call {
 
     /// The body, which must be a JSON object.
     fn object(&self) -> Result<&Value, Reply> {
-        match self.body.is_object() {
-            true => Ok(&self.body),
-            false => Err(bad_request("the request body must be a JSON object")),
+        if self.body.is_object() {
+            Ok(&self.body)
+        } else {
+            Err(bad_request("the request body must be a JSON object"))
         }
     }
 
@@ -911,10 +912,14 @@ impl Store {
             "apiVersion": "autoscaling/v1", "kind": "Scale",
             "metadata": {
                 "name": name, "namespace": ns, "uid": metadata["uid"],
-                "resourceVersion": metadata["resourceVersion"], "creationTimestamp": metadata["creationTimestamp"],
+                "resourceVersion": metadata["resourceVersion"],
+                "creationTimestamp": metadata["creationTimestamp"],
             },
             "spec": {"replicas": deployment["spec"]["replicas"]},
-            "status": {"replicas": deployment["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")},
+            "status": {
+                "replicas": deployment["status"]["replicas"].as_i64().unwrap_or(0),
+                "selector": selector.join(","),
+            },
         }))
     }
 
@@ -1072,7 +1077,9 @@ impl Store {
                 break name;
             }
         };
-        let template = self.deployments[&key(ns, deployment)].json["spec"]["template"].clone();
+        let owner = &self.deployments[&key(ns, deployment)].json;
+        let template = owner["spec"]["template"].clone();
+        let replica_set_uid = format!("rs-{}", owner["metadata"]["uid"].as_str().unwrap_or_default());
         let mut metadata = self.metadata(ns, &name, template["metadata"]["labels"].clone());
         if let Some(annotations) = template["metadata"]["annotations"].as_object() {
             metadata["annotations"] = json!(annotations);
@@ -1080,7 +1087,7 @@ impl Store {
         metadata["generateName"] = json!(format!("{deployment}-"));
         metadata["ownerReferences"] = json!([{
             "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-rs"),
-            "uid": format!("rs-{}", self.deployments[&key(ns, deployment)].json["metadata"]["uid"].as_str().unwrap_or_default()),
+            "uid": replica_set_uid,
             "controller": true, "blockOwnerDeletion": true,
         }]);
         let mut spec = template["spec"].clone();
@@ -1286,7 +1293,10 @@ impl FakeKube {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
             "spec": {
                 "replicas": replicas, "selector": {"matchLabels": labels},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+                },
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {"containers": [{"name": "app", "image": "app:1"}]},
@@ -1402,7 +1412,10 @@ impl FakeKube {
         if let Some(max) = max_unavailable {
             spec["maxUnavailable"] = json!(max);
         }
-        let json = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata, "spec": spec, "status": {}});
+        let json = json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": metadata, "spec": spec, "status": {},
+        });
         store.pdbs.insert(key(namespace, name), json);
         store.reconcile();
     }
@@ -1413,7 +1426,8 @@ impl FakeKube {
         let mut store = self.store();
         let mut metadata = store.metadata(namespace, name, json!({}));
         metadata["generation"] = json!(1);
-        let metric = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}});
+        let target = json!({"type": "Utilization", "averageUtilization": 80});
+        let metric = json!({"type": "Resource", "resource": {"name": "cpu", "target": target}});
         let json = json!({
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata,
             "spec": {
@@ -1481,7 +1495,8 @@ impl FakeKube {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "fake kube: expected {n} Ready pods of deployment {namespace}/{deployment} within {timeout:?}, \
+                    "fake kube: expected {n} Ready pods of deployment {namespace}/{deployment} \
+                     within {timeout:?}, \
                      got {}; the namespace's pods:\n{}",
                     ready.len(),
                     self.describe_pods(namespace)

@@ -387,7 +387,7 @@ fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
     }
     let mut medic_env = config::Map::new();
     for (key, value) in &source.env {
-        if !key.starts_with(&format!("{ENV_PREFIX}_")) {
+        if !is_setting(key) {
             continue;
         }
         match notifier_key(key, &notifier_names) {
@@ -409,6 +409,30 @@ fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
         }
     }
     builder.build()
+}
+
+/// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "server",
+    "database",
+    "log",
+    "notifiers",
+    "rules",
+    "engine",
+    "dry_run",
+    "remediation",
+    "kubernetes",
+];
+
+/// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
+/// alone: Kubernetes injects `MEDIC_SERVICE_HOST`, `MEDIC_PORT_9095_TCP` and the like for a
+/// Service named `medic`.
+fn is_setting(var: &str) -> bool {
+    let Some(rest) = var.strip_prefix(&format!("{ENV_PREFIX}_")) else {
+        return false;
+    };
+    let top = rest.split("__").next().unwrap_or_default().to_ascii_lowercase();
+    TOP_LEVEL_KEYS.contains(&top.as_str())
 }
 
 /// `MEDIC_NOTIFIERS__INCIDENTS_SLACK__URL` sets `notifiers.incidents-slack.url` when the file

@@ -204,11 +204,12 @@ impl Engine {
         let count = claimed.len();
         let mut first = Some(first);
         for timer in claimed {
+            // Only this loop takes permits, so the room counted above is still there.
             let permit = match first.take() {
                 Some(permit) => permit,
-                None => match permits.clone().try_acquire_owned() {
+                None => match permits.clone().acquire_owned().await {
                     Ok(permit) => permit,
-                    Err(_) => break,
+                    Err(_) => return Ok(count),
                 },
             };
             let (engine, done) = (self.clone(), done.clone());
@@ -404,9 +405,11 @@ impl Engine {
     /// its timer's `due_at`, so the idle claimer is woken to look again.
     async fn record_completions(self, mut completions: mpsc::Receiver<Completion>, wake: Arc<Notify>) {
         let mut batch = Vec::with_capacity(self.batch);
+        let mut vacuum = Vacuum::default();
         while completions.recv_many(&mut batch, self.batch).await > 0 {
             self.complete_with_retries(&batch).await;
             wake.notify_one();
+            vacuum.after(batch.len(), &self.store);
             batch.clear();
         }
     }
@@ -444,6 +447,38 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Vacuums the timers table after every `VACUUM_EVERY` completions (at most every
+/// `VACUUM_INTERVAL`), in the background: see [`Store::vacuum_timers`].
+#[derive(Default)]
+struct Vacuum {
+    completed: usize,
+    last: Option<Instant>,
+    running: Option<JoinHandle<()>>,
+}
+
+const VACUUM_EVERY: usize = 5_000;
+const VACUUM_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Vacuum {
+    fn after(&mut self, completed: usize, store: &Store) {
+        self.completed += completed;
+        let due =
+            self.completed >= VACUUM_EVERY && self.last.is_none_or(|at| at.elapsed() >= VACUUM_INTERVAL);
+        let idle = self.running.as_ref().is_none_or(|task| task.is_finished());
+        if !(due && idle) {
+            return;
+        }
+        self.completed = 0;
+        self.last = Some(Instant::now());
+        let store = store.clone();
+        self.running = Some(tokio::spawn(async move {
+            if let Err(e) = store.vacuum_timers().await {
+                tracing::warn!(error = %e, "vacuuming timers failed");
+            }
+        }));
     }
 }
 

@@ -181,3 +181,27 @@ fn check_config_reports_a_wrong_type_with_its_path() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("server.listen:"), "{stdout}");
 }
+
+#[test]
+fn variables_kubernetes_injects_for_a_service_named_medic_are_not_settings() {
+    let settings = load(&Source {
+        file: None,
+        env: env(&[
+            ("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t"),
+            ("MEDIC_SERVICE_HOST", "10.0.0.1"),
+            ("MEDIC_SERVICE_PORT_HTTP", "9095"),
+            ("MEDIC_PORT", "tcp://10.0.0.1:9095"),
+            ("MEDIC_PORT_9095_TCP_ADDR", "10.0.0.1"),
+        ]),
+    });
+    assert!(settings.is_ok(), "{:?}", settings.err());
+    let typo = load(&Source {
+        file: None,
+        env: env(&[
+            ("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t"),
+            ("MEDIC_SERVER__LISTN", "x"),
+        ]),
+    });
+    let problems = typo.unwrap_err().0;
+    assert_eq!(problems[0].path, "server.listn", "{problems:?}");
+}

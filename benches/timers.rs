@@ -14,7 +14,7 @@
 //! includes the claim, the HTTP request and everything in between. Prints firings/s, lateness
 //! p50/p99/max, drain time, duplicates (deliveries of one timer beyond the first) and losses
 //! (timers never delivered). `BENCH_SCENARIOS` picks scenarios by name prefix (`rate-1`,
-//! `burst-3`, ...).
+//! `burst-3`, ...); `BENCH_WORST=1` also prints the worst lateness per 5 s of due times.
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
@@ -206,6 +206,9 @@ fn measure(sink: &Sink, due: &HashMap<i64, f64>) -> Outcome {
         .filter_map(|(id, at)| due.get(id).map(|due| (at - due) * 1000.0))
         .collect();
     lateness.sort_by(f64::total_cmp);
+    if std::env::var_os("BENCH_WORST").is_some() {
+        print_worst(&deliveries, due);
+    }
     let percentile = |q: f64| {
         if lateness.is_empty() {
             return f64::NAN;
@@ -224,6 +227,22 @@ fn measure(sink: &Sink, due: &HashMap<i64, f64>) -> Outcome {
         duplicates,
         lost: due.len() as i64 - due.keys().filter(|id| deliveries.contains_key(id)).count() as i64,
     }
+}
+
+/// The worst lateness in each 5-second slice of due times, to see whether lateness comes in
+/// stalls and when (`BENCH_WORST=1`).
+fn print_worst(deliveries: &HashMap<i64, f64>, due: &HashMap<i64, f64>) {
+    let first = due.values().copied().fold(f64::INFINITY, f64::min);
+    let mut worst: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
+    for (id, at) in deliveries {
+        if let Some(d) = due.get(id) {
+            let slice = ((d - first) / 5.0) as u64 * 5;
+            let entry = worst.entry(slice).or_default();
+            *entry = entry.max((at - d) * 1000.0);
+        }
+    }
+    let line: Vec<String> = worst.iter().map(|(s, ms)| format!("+{s}s:{ms:.0}")).collect();
+    println!("    worst ms per 5 s of due times: {}", line.join(" "));
 }
 
 fn config_file(hook: &str) -> tempfile::NamedTempFile {

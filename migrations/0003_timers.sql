@@ -45,6 +45,9 @@ CREATE TABLE timers (
     UNIQUE (incident_id, kind, rule, step, notifier, subject)
 );
 CREATE INDEX timers_due ON timers (due_at) WHERE state = 'pending';
+-- Every claim and completion rewrites a row. Vacuum must never truncate the table's end: that
+-- takes an exclusive lock, and every engine's claim would wait behind it.
+ALTER TABLE timers SET (vacuum_truncate = false);
 
 -- Every attempt to deliver a timer's message, whatever its result.
 CREATE TABLE timer_attempts (

@@ -29,9 +29,11 @@ CREATE TABLE timers (
                              CHECK (state IN ('pending', 'done', 'cancelled', 'failed')),
     -- When this occurrence is meant to fire; lateness is measured from here.
     scheduled_at timestamptz NOT NULL,
-    -- When an engine may next take it: scheduled_at, then a retry's time, or the end of the
-    -- lease of the engine that holds it (so a dead engine's timer comes due again by itself).
+    -- When an engine may take it: scheduled_at, then a retry's time.
     due_at       timestamptz NOT NULL,
+    -- While an engine holds it: until when. A dead engine's timer is taken again after this.
+    -- Not indexed, so that a claim is a HOT update that leaves every index alone.
+    lease_until  timestamptz,
     repeat_every interval,
     occurrence   integer     NOT NULL DEFAULT 0,
     -- Attempts at the current occurrence.
@@ -43,7 +45,7 @@ CREATE TABLE timers (
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (incident_id, kind, rule, step, notifier, subject)
-);
+) WITH (fillfactor = 50);  -- room on each page for the claim's HOT update
 CREATE INDEX timers_due ON timers (due_at) WHERE state = 'pending';
 -- Every claim and completion rewrites a row. Vacuum must never truncate the table's end: that
 -- takes an exclusive lock, and every engine's claim would wait behind it.

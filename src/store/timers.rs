@@ -2,10 +2,11 @@
 //! and reading an incident's timeline.
 //!
 //! A claim is one statement: due rows are locked with `FOR UPDATE SKIP LOCKED` (so concurrent
-//! engines take disjoint sets), stamped with the engine's token, and their `due_at` pushed to
-//! the end of the lease. If the engine dies, the timer simply comes due again when the lease
-//! ends and any engine takes it. A completion applies only while the token still matches, so
-//! an engine that lost its lease cannot overwrite what the new holder did.
+//! engines take disjoint sets) and stamped with the engine's token and a `lease_until`. If the
+//! engine dies, the timer can be taken again once the lease ends. `lease_until` is not
+//! indexed, so a claim is a HOT update: under load the due-time index changes only when a
+//! timer completes. A completion applies only while the token still matches, so an engine that
+//! lost its lease cannot overwrite what the new holder did.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -122,13 +123,14 @@ const CLAIM: &str = "
     WITH due AS (
         SELECT t.id FROM timers t
          WHERE t.state = 'pending' AND t.due_at <= now()
+           AND (t.lease_until IS NULL OR t.lease_until <= now())
          ORDER BY t.due_at
          LIMIT $1
            FOR UPDATE SKIP LOCKED),
     claimed AS (
         UPDATE timers t
            SET claim = $2, attempts = t.attempts + 1, updated_at = now(),
-               due_at = now() + $3::bigint * interval '1 millisecond'
+               lease_until = now() + $3::bigint * interval '1 millisecond'
           FROM due WHERE t.id = due.id
         RETURNING t.*)
     SELECT c.id, c.kind, c.rule, c.step, c.notifier, c.occurrence, c.attempts, c.scheduled_at,
@@ -176,12 +178,15 @@ const COMPLETE: &str = "
             scheduled_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
                                 ELSE t.scheduled_at END,
             due_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
-                          ELSE now() + u.delay_ms * interval '1 millisecond' END,
+                          WHEN u.outcome IN ('retry', 'requeue')
+                               THEN now() + u.delay_ms * interval '1 millisecond'
+                          ELSE t.due_at END,
             occurrence = t.occurrence + CASE WHEN u.again THEN 1 ELSE 0 END,
             attempts = CASE WHEN u.again THEN 0
                             WHEN u.outcome = 'requeue' THEN t.attempts - 1
                             ELSE t.attempts END,
             claim = NULL,
+            lease_until = NULL,
             fired_at = CASE WHEN u.outcome = 'sent' THEN now() ELSE t.fired_at END,
             last_error = CASE WHEN u.outcome = 'requeue' THEN t.last_error ELSE u.error END,
             updated_at = now()
@@ -190,9 +195,14 @@ const COMPLETE: &str = "
         RETURNING t.id)
     SELECT id FROM updated";
 
+/// The earliest of: a free timer coming due, or a held one whose lease runs out.
 const NEXT_DUE: &str = "
-    SELECT extract(epoch FROM min(due_at) - clock_timestamp())::float8
-      FROM timers WHERE state = 'pending'";
+    SELECT extract(epoch FROM least(
+               (SELECT min(due_at) FROM timers
+                 WHERE state = 'pending' AND (lease_until IS NULL OR lease_until <= now())),
+               (SELECT min(lease_until) FROM timers
+                 WHERE state = 'pending' AND due_at <= now() AND lease_until > now()))
+           - clock_timestamp())::float8";
 
 impl Store {
     /// Claims up to `limit` due timers for `lease_ms` under `token`, most overdue first.
@@ -259,8 +269,8 @@ impl Store {
         Ok(client.query_one(&statement, &[]).await?.get(0))
     }
 
-    /// Reclaims the index entries that fired timers leave behind. Every claim and completion
-    /// moves a timer's `due_at`, so under sustained load the due-time index fills with dead
+    /// Reclaims the index entries that fired timers leave behind. Every completion takes a
+    /// timer out of the due-time index, so under sustained load the index fills with dead
     /// entries that each claim must step over until autovacuum (at most once a minute per
     /// database) gets to them. Skipped if another replica is vacuuming already.
     pub async fn vacuum_timers(&self) -> Result<(), StoreError> {

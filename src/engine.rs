@@ -2,9 +2,9 @@
 //! record the outcome; sleep until the next one is due.
 //!
 //! - **Exactly one replica fires a timer**: claims use `FOR UPDATE SKIP LOCKED` and a lease
-//!   token (see `store::timers`). A replica that dies mid-send loses the lease; the timer comes
-//!   due again when it ends and another replica sends it, under the same dedup key.
-//! - **Exact wake-up**: an idle engine sleeps until the earliest `due_at`, and is woken early
+//!   token (see `store::timers`). A replica that dies mid-send loses the lease; when it ends
+//!   another replica takes the timer and sends it, under the same dedup key.
+//! - **Exact wake-up**: an idle engine sleeps until the next timer is due (or a lease ends), and is woken early
 //!   by `NOTIFY medic_timers` when a timer is scheduled; a slow safety poll covers a missed
 //!   notification. While the LISTEN connection is down, the poll is fast instead.
 //! - **Never blocked by one slow notifier**: sends run concurrently (up to `concurrency`);

@@ -112,12 +112,11 @@ BEGIN
         RETURN;
     END IF;
 
-    INSERT INTO remediations (incident_id, rule, action, target, episode, result, acted, dry_run,
-                              finished_at)
+    -- finished_at stays empty until the caller records the outcome and its summary.
+    INSERT INTO remediations (incident_id, rule, action, target, episode, result, acted, dry_run)
     VALUES (p_incident, p_rule, p_action, p_target, p_episode,
             CASE WHEN decision IN ('act', 'dry_run') THEN 'running' ELSE decision END,
-            decision = 'act', p_dry_run,
-            CASE WHEN decision IN ('act', 'dry_run') THEN NULL ELSE now() END)
+            decision = 'act', p_dry_run)
     RETURNING id INTO remediation_id;
 END
 $$;

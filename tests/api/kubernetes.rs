@@ -104,7 +104,7 @@ async fn outcome(app: &TestApp, id: i64) -> Value {
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["result"] != "running")
+            .find(|r| !r["finished_at"].is_null())
         {
             return done.clone();
         }

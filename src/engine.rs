@@ -62,6 +62,8 @@ pub struct Engine {
     /// This engine's lease token, random per process.
     token: i64,
     lease: Duration,
+    /// How far ahead of their due time timers are claimed (then sent on time).
+    ahead: Duration,
     batch: usize,
     retry: Retry,
     metrics: TimerMetrics,
@@ -119,6 +121,7 @@ impl Engine {
             rules,
             token: RandomState::new().hash_one(Instant::now()) as i64,
             lease: settings.lease.0,
+            ahead: settings.claim_ahead.0,
             batch: settings.batch,
             retry: Retry {
                 initial: settings.retry.initial_backoff.0,
@@ -199,7 +202,12 @@ impl Engine {
         let room = (permits.available_permits() + 1).min(self.batch);
         let claimed = self
             .store
-            .claim_timers(room as i64, self.token, self.lease.as_millis() as i64)
+            .claim_timers(
+                room as i64,
+                self.token,
+                self.lease.as_millis() as i64,
+                self.ahead.as_millis() as i64,
+            )
             .await?;
         let count = claimed.len();
         let mut first = Some(first);
@@ -229,9 +237,11 @@ impl Engine {
         } else {
             FAST_POLL
         };
+        // Timers become claimable `ahead` of their due time.
+        let ahead = self.ahead.as_secs_f64();
         let wait = match self.store.next_timer_due().await {
-            Ok(Some(seconds)) if seconds <= 0.0 => CONTENDED,
-            Ok(Some(seconds)) => Duration::from_secs_f64(seconds).min(poll),
+            Ok(Some(seconds)) if seconds - ahead <= 0.0 => CONTENDED,
+            Ok(Some(seconds)) => Duration::from_secs_f64(seconds - ahead).min(poll),
             Ok(None) => poll,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the next timer failed");
@@ -243,7 +253,12 @@ impl Engine {
 
     /// Fires one claimed timer: decides whether it still applies, sends it, and says what
     /// became of it. Tests call this through [`Engine::try_execute_batch`].
-    pub async fn try_execute(&self, timer: Claimed) -> Completion {
+    pub async fn try_execute(&self, mut timer: Claimed) -> Completion {
+        // Claimed ahead of time: wait for the moment it is due.
+        if timer.due_in > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(timer.due_in)).await;
+            timer.lateness += timer.due_in;
+        }
         if timer.attempt == 1 {
             self.metrics.lateness.observe(timer.lateness.max(0.0));
         }
@@ -392,7 +407,7 @@ impl Engine {
     pub async fn try_execute_batch(&self) -> Result<usize, StoreError> {
         let claimed = self
             .store
-            .claim_timers(self.batch as i64, self.token, self.lease.as_millis() as i64)
+            .claim_timers(self.batch as i64, self.token, self.lease.as_millis() as i64, 0)
             .await?;
         let count = claimed.len();
         let completions =

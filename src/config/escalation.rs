@@ -316,6 +316,9 @@ pub struct EngineSettings {
     pub safety_poll: Span,
     /// Timers claimed per query.
     pub batch: usize,
+    /// Timers due this soon are claimed together and sent at their due time, so that at a
+    /// high rate one query serves many timers. Precision comes from the local sleep.
+    pub claim_ahead: Span,
     /// Messages being sent at once by this replica.
     pub concurrency: usize,
     /// Longest wait for a notifier's answer.
@@ -341,6 +344,7 @@ impl Default for EngineSettings {
             lease: Span(Duration::from_secs(60)),
             safety_poll: Span(Duration::from_secs(30)),
             batch: 256,
+            claim_ahead: Span(Duration::from_millis(50)),
             concurrency: 64,
             request_timeout: Span(Duration::from_secs(10)),
             retry: RetrySettings::default(),
@@ -381,6 +385,12 @@ impl EngineSettings {
                      taken over and sent twice",
                     self.request_timeout
                 ),
+            ));
+        }
+        if self.claim_ahead.0 * 2 > self.lease.0 {
+            problems.push(Problem::new(
+                "engine.claim_ahead",
+                "must be at most half of engine.lease",
             ));
         }
         if self.batch == 0 || self.batch > 10_000 {

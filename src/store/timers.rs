@@ -32,8 +32,11 @@ pub struct Claimed {
     /// 1 for the first attempt at this occurrence.
     pub attempt: i32,
     pub scheduled_at: DateTime<Utc>,
-    /// Seconds between `scheduled_at` and the claim, by the database's clock.
+    /// Seconds between `scheduled_at` and the claim, by the database's clock (negative for a
+    /// timer claimed ahead of time).
     pub lateness: f64,
+    /// Seconds from the claim until the timer is due (positive when claimed ahead of time).
+    pub due_in: f64,
     /// An acknowledge or resolve that must wait: a message about the same incident to the same
     /// notifier is being sent right now, and PagerDuty must see the trigger first.
     pub behind_inflight: bool,
@@ -122,7 +125,7 @@ impl Outcome {
 const CLAIM: &str = "
     WITH due AS (
         SELECT t.id FROM timers t
-         WHERE t.state = 'pending' AND t.due_at <= now()
+         WHERE t.state = 'pending' AND t.due_at <= now() + $4::bigint * interval '1 millisecond'
            AND (t.lease_until IS NULL OR t.lease_until <= now())
          ORDER BY t.due_at
          LIMIT $1
@@ -135,6 +138,7 @@ const CLAIM: &str = "
         RETURNING t.*)
     SELECT c.id, c.kind, c.rule, c.step, c.notifier, c.occurrence, c.attempts, c.scheduled_at,
            extract(epoch FROM clock_timestamp() - c.scheduled_at)::float8,
+           extract(epoch FROM c.due_at - clock_timestamp())::float8,
            c.kind IN ('acknowledged', 'resolved') AND EXISTS (
                SELECT 1 FROM timers e
                 WHERE e.incident_id = c.incident_id AND e.notifier = c.notifier
@@ -205,18 +209,20 @@ const NEXT_DUE: &str = "
            - clock_timestamp())::float8";
 
 impl Store {
-    /// Claims up to `limit` due timers for `lease_ms` under `token`, most overdue first.
+    /// Claims up to `limit` timers due within `ahead_ms` for `lease_ms` under `token`, most
+    /// overdue first.
     pub async fn claim_timers(
         &self,
         limit: i64,
         token: i64,
         lease_ms: i64,
+        ahead_ms: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(CLAIM).await?;
         // A claim need not wait for its WAL to reach disk: if Postgres crashes and forgets
         // it, the timer is simply still pending and fires then. Pipelined: one round trip.
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&limit, &token, &lease_ms];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&limit, &token, &lease_ms, &ahead_ms];
         let (begin, rows, commit) = tokio::join!(
             client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
             client.query(&statement, &params),
@@ -292,10 +298,10 @@ impl Store {
 }
 
 fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
-    let acknowledged = row.get::<_, Option<String>>(12).map(|by| Acknowledgement {
+    let acknowledged = row.get::<_, Option<String>>(13).map(|by| Acknowledgement {
         by,
-        note: row.get(13),
-        at: row.get(14),
+        note: row.get(14),
+        at: row.get(15),
     });
     Some(Claimed {
         id: row.get(0),
@@ -308,21 +314,22 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
         attempt: row.get(6),
         scheduled_at: row.get(7),
         lateness: row.get(8),
-        behind_inflight: row.get(9),
+        due_in: row.get(9),
+        behind_inflight: row.get(10),
         incident: IncidentView {
-            id: row.get(10),
-            firing: row.get(11),
+            id: row.get(11),
+            firing: row.get(12),
             acknowledged,
-            labels: row.get::<_, Json<KV>>(15).0,
-            annotations: row.get::<_, Json<KV>>(16).0,
-            external_url: row.get(17),
-            created_at: row.get(18),
-            resolved_at: row.get(19),
-            firing_alerts: row.get(20),
-            alerts: row.get(21),
+            labels: row.get::<_, Json<KV>>(16).0,
+            annotations: row.get::<_, Json<KV>>(17).0,
+            external_url: row.get(18),
+            created_at: row.get(19),
+            resolved_at: row.get(20),
+            firing_alerts: row.get(21),
+            alerts: row.get(22),
         },
-        subject: row.get(22),
-        payload: row.get(23),
+        subject: row.get(23),
+        payload: row.get(24),
     })
 }
 

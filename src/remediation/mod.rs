@@ -17,10 +17,9 @@ use prometheus::{HistogramVec, IntCounterVec};
 use serde_json::{json, Value};
 
 pub use self::{
-    action::{Action, Kind, Param, ParamSpec, Params, Piece},
-    kube::{Kube, KubeError},
+    action::{Action, Param, Params},
+    kube::Kube,
     postgres_pool::Database,
-    restart_pods::unhealthy,
 };
 use crate::{
     config::{Problem, RemediationSettings},

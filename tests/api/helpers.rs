@@ -171,7 +171,30 @@ pub fn notification(group_key: &str, status: &str, alerts: &[(&str, &str, &str)]
     })
 }
 
+/// One firing alert named `alertname`, with these labels besides, in group `group`.
+pub fn firing_alert(group: &str, alertname: &str, fingerprint: &str, labels: Value) -> Value {
+    let mut payload = notification(
+        group,
+        "firing",
+        &[(fingerprint, "firing", "2026-11-26T10:00:00Z")],
+    );
+    let mut all = serde_json::json!({"alertname": alertname});
+    for (k, v) in labels.as_object().expect("labels object") {
+        all[k] = v.clone();
+    }
+    payload["alerts"][0]["labels"] = all;
+    payload
+}
+
 impl TestApp {
+    /// Posts a notification that must be recorded; returns its incident's id.
+    pub async fn post_for_incident(&self, payload: &Value) -> i64 {
+        let response = self.post_webhook(payload).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("JSON body");
+        body["incident_id"].as_i64().expect("incident_id")
+    }
+
     pub async fn wait_ready(&self) {
         for _ in 0..200 {
             if let Ok(response) = self.client.get(format!("{}/readyz", self.address)).send().await {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{fake_kube::FakeKube, notification, sink::Sink, spawn_app_with_config, TestApp};
+use crate::helpers::{fake_kube::FakeKube, firing_alert, sink::Sink, spawn_app_with_config, TestApp};
 
 const NS: &str = "whiteboard-production";
 const WAIT: Duration = Duration::from_secs(20);
@@ -78,22 +78,10 @@ rules:
     }
 }
 
-async fn fire(app: &TestApp, alertname: &str, fingerprint: &str, labels: Value) -> i64 {
-    let mut payload = notification(
-        fingerprint,
-        "firing",
-        &[(fingerprint, "firing", "2026-11-26T10:00:00Z")],
-    );
-    let mut all = json!({"alertname": alertname, "namespace": NS});
-    for (k, v) in labels.as_object().unwrap() {
-        all[k] = v.clone();
-    }
-    payload["alerts"][0]["labels"] = all;
-    let response = app.post_webhook(&payload).await;
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["incident_id"]
-        .as_i64()
-        .unwrap()
+async fn fire(app: &TestApp, alertname: &str, fingerprint: &str, mut labels: Value) -> i64 {
+    labels["namespace"] = json!(NS);
+    app.post_for_incident(&firing_alert(fingerprint, alertname, fingerprint, labels))
+        .await
 }
 
 /// The incident's first finished remediation.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    notification, settings_from_yaml, sink::Sink, spawn_app_with_config, start_with, test_env, TestApp,
+    firing_alert, settings_from_yaml, sink::Sink, spawn_app_with_config, start_with, test_env, TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -89,20 +89,6 @@ engine: {{lease: 10s, request_timeout: 2s}}
     )
 }
 
-fn alert(group: &str, alertname: &str, fingerprint: &str, labels: Value) -> Value {
-    let mut payload = notification(
-        group,
-        "firing",
-        &[(fingerprint, "firing", "2026-11-26T10:00:00Z")],
-    );
-    let mut all = json!({"alertname": alertname});
-    for (k, v) in labels.as_object().unwrap() {
-        all[k] = v.clone();
-    }
-    payload["alerts"][0]["labels"] = all;
-    payload
-}
-
 /// Waits until the incident has `n` finished remediations, and returns them.
 async fn remediations(app: &TestApp, id: i64, n: usize) -> Vec<Value> {
     for _ in 0..300 {
@@ -120,14 +106,6 @@ async fn remediations(app: &TestApp, id: i64, n: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no remediation finished: {}", app.incident(id).await);
-}
-
-async fn post(app: &TestApp, payload: &Value) -> i64 {
-    let response = app.post_webhook(payload).await;
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["incident_id"]
-        .as_i64()
-        .unwrap()
 }
 
 async fn active_sleeps(app: &TestApp, role: &str) -> i64 {
@@ -152,16 +130,14 @@ async fn relieve_pool_terminates_the_oldest_long_queries_of_allowed_users_only()
     let bystander = other.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let id = post(
-        &app,
-        &alert(
+    let id = app
+        .post_for_incident(&firing_alert(
             "pool",
             "DatabaseConnectionPoolHigh",
             "00000000000000a1",
             json!({}),
-        ),
-    )
-    .await;
+        ))
+        .await;
     let done = remediations(&app, id, 1).await;
     assert_eq!(done[0]["result"], "success", "{done:?}");
     assert_eq!(done[0]["detail"]["terminated"].as_array().unwrap().len(), 2);
@@ -212,11 +188,14 @@ async fn a_dry_run_plans_and_records_but_terminates_nothing() {
     let _sleeping = allowed.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let id = post(
-        &app,
-        &alert("dry", "DatabaseConnectionPoolHigh", "00000000000000b1", json!({})),
-    )
-    .await;
+    let id = app
+        .post_for_incident(&firing_alert(
+            "dry",
+            "DatabaseConnectionPoolHigh",
+            "00000000000000b1",
+            json!({}),
+        ))
+        .await;
     let done = remediations(&app, id, 1).await;
     assert_eq!(done[0]["result"], "dry_run");
     assert_eq!(done[0]["dry_run"], true);
@@ -238,19 +217,25 @@ async fn a_second_alert_on_the_same_target_within_the_cooldown_is_skipped() {
     let allowed = Sessions::new(&probe).await;
     let app = spawn_app_with_config(&config(&sink, &probe.database_url, &allowed.role, "")).await;
 
-    let first = post(
-        &app,
-        &alert("a", "DatabaseConnectionPoolHigh", "00000000000000c1", json!({})),
-    )
-    .await;
+    let first = app
+        .post_for_incident(&firing_alert(
+            "a",
+            "DatabaseConnectionPoolHigh",
+            "00000000000000c1",
+            json!({}),
+        ))
+        .await;
     assert_eq!(remediations(&app, first, 1).await[0]["result"], "skipped_noop");
     let _sleeping = allowed.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let second = post(
-        &app,
-        &alert("b", "DatabaseConnectionPoolHigh", "00000000000000c2", json!({})),
-    )
-    .await;
+    let second = app
+        .post_for_incident(&firing_alert(
+            "b",
+            "DatabaseConnectionPoolHigh",
+            "00000000000000c2",
+            json!({}),
+        ))
+        .await;
     let second = remediations(&app, second, 1).await;
     assert_eq!(
         second[0]["result"], "success",
@@ -259,11 +244,14 @@ async fn a_second_alert_on_the_same_target_within_the_cooldown_is_skipped() {
 
     let _again = allowed.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let third = post(
-        &app,
-        &alert("c", "DatabaseConnectionPoolHigh", "00000000000000c3", json!({})),
-    )
-    .await;
+    let third = app
+        .post_for_incident(&firing_alert(
+            "c",
+            "DatabaseConnectionPoolHigh",
+            "00000000000000c3",
+            json!({}),
+        ))
+        .await;
     assert_eq!(
         remediations(&app, third, 1).await[0]["result"],
         "skipped_cooldown"
@@ -279,29 +267,25 @@ async fn a_denied_namespace_is_skipped_and_unavailable_kubernetes_fails_and_esca
     let probe = crate::helpers::spawn_app().await;
     let app = spawn_app_with_config(&config(&sink, &probe.database_url, "nobody", "")).await;
 
-    let denied = post(
-        &app,
-        &alert(
+    let denied = app
+        .post_for_incident(&firing_alert(
             "ks",
             "HighMemoryUsage",
             "00000000000000d1",
             json!({"namespace": "kube-system"}),
-        ),
-    )
-    .await;
+        ))
+        .await;
     let done = remediations(&app, denied, 1).await;
     assert_eq!(done[0]["result"], "skipped_namespace", "{done:?}");
 
-    let failing = post(
-        &app,
-        &alert(
+    let failing = app
+        .post_for_incident(&firing_alert(
             "prod",
             "HighMemoryUsage",
             "00000000000000d2",
             json!({"namespace": "prod"}),
-        ),
-    )
-    .await;
+        ))
+        .await;
     let done = remediations(&app, failing, 1).await;
     assert_eq!(done[0]["result"], "failure");
     assert!(
@@ -338,8 +322,11 @@ async fn two_medic_instances_receiving_the_same_alert_act_once() {
     ];
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let payload = alert("ha", "DatabaseConnectionPoolHigh", "00000000000000e1", json!({}));
-    let (a, b) = tokio::join!(post(&first, &payload), post(&second, &payload));
+    let payload = firing_alert("ha", "DatabaseConnectionPoolHigh", "00000000000000e1", json!({}));
+    let (a, b) = tokio::join!(
+        first.post_for_incident(&payload),
+        second.post_for_incident(&payload)
+    );
     assert_eq!(a, b);
     let done = remediations(&first, a, 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -385,16 +372,14 @@ async fn relieve_pool_also_raises_the_pool_size_variable_up_to_its_cap() {
     let _sleeping = allowed.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let id = post(
-        &app,
-        &alert(
+    let id = app
+        .post_for_incident(&firing_alert(
             "pool-env",
             "DatabaseConnectionPoolHigh",
             "00000000000000f1",
             json!({}),
-        ),
-    )
-    .await;
+        ))
+        .await;
     let done = remediations(&app, id, 1).await;
     assert_eq!(done[0]["result"], "success", "{done:?}");
     assert!(

@@ -11,8 +11,7 @@ use prometheus::Histogram;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::{
-    domain::Notification,
-    rules::TimerSpec,
+    domain::{Notification, PlannedTimer},
     store::{
         incidents::{Entry, Recorded},
         Store, StoreError,
@@ -25,19 +24,20 @@ const QUEUE: usize = 1024;
 /// The handlers' side: enqueue a notification, wait for its commit.
 #[derive(Clone)]
 pub struct Recorder {
-    jobs: mpsc::Sender<Job>,
+    pending: mpsc::Sender<Pending>,
 }
 
-struct Job {
+/// A notification waiting for a writer, and where its answer goes.
+struct Pending {
     notification: Arc<Notification>,
-    timers: Vec<TimerSpec>,
+    timers: Vec<PlannedTimer>,
     reply: oneshot::Sender<Result<Recorded, StoreError>>,
 }
 
 impl Recorder {
     /// Starts `writers` tasks that stop once every `Recorder` clone is dropped.
     pub fn spawn(store: Store, writers: usize, max_batch: usize, batch_sizes: Histogram) -> Self {
-        let (jobs, queue) = mpsc::channel(QUEUE);
+        let (pending, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..writers {
             tokio::spawn(write(
@@ -47,19 +47,19 @@ impl Recorder {
                 batch_sizes.clone(),
             ));
         }
-        Self { jobs }
+        Self { pending }
     }
 
     /// Records one notification with the timers its rules ask for; returns once committed.
     pub async fn record(
         &self,
         notification: Arc<Notification>,
-        timers: Vec<TimerSpec>,
+        timers: Vec<PlannedTimer>,
     ) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable("medic is shutting down".into());
-        self.jobs
-            .send(Job {
+        self.pending
+            .send(Pending {
                 notification,
                 timers,
                 reply,
@@ -70,7 +70,7 @@ impl Recorder {
     }
 }
 
-impl Job {
+impl Pending {
     fn entry(&self) -> Entry<'_> {
         Entry {
             notification: &self.notification,
@@ -80,7 +80,7 @@ impl Job {
 }
 
 /// One writer: takes what is queued, commits it, answers, again.
-async fn write(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize, sizes: Histogram) {
+async fn write(store: Store, queue: Arc<Mutex<mpsc::Receiver<Pending>>>, max_batch: usize, sizes: Histogram) {
     loop {
         let mut batch = Vec::with_capacity(max_batch);
         if queue.lock().await.recv_many(&mut batch, max_batch).await == 0 {
@@ -95,12 +95,12 @@ async fn write(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: 
 /// (in this replica or another) never wait on each other in a cycle. If the batch fails for
 /// any reason but an unreachable database, each notification is tried alone, so that one bad
 /// notification cannot fail the others.
-async fn commit(store: &Store, mut batch: Vec<Job>) {
+async fn commit(store: &Store, mut batch: Vec<Pending>) {
     batch.sort_by(|a, b| {
         let (a, b) = (&a.notification, &b.notification);
         (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key))
     });
-    let entries: Vec<Entry> = batch.iter().map(Job::entry).collect();
+    let entries: Vec<Entry> = batch.iter().map(Pending::entry).collect();
     match store.record(&entries).await {
         Ok(recorded) => {
             for (job, recorded) in batch.into_iter().zip(recorded) {

@@ -1,33 +1,37 @@
 //! medic receives Prometheus Alertmanager notifications and turns them into safe action.
 //!
-//! Where an alert goes after it arrives, module by module:
+//! The house has floors; each module imports only floors below its own, and
+//! `scripts/check-layers` (run by CI) keeps it so. From the top:
 //!
-//! - [`http`]: routes; the webhook handler parses, authenticates and stores, nothing more.
-//! - [`alertmanager`]: the wire format Alertmanager posts (version 4).
-//! - [`domain`]: a checked [`domain::Notification`] made of alert episodes.
-//! - [`intake`]: group commit; notifications that arrive together share a transaction.
-//! - [`rules`]: which rule takes an alert ([`matchers`]), and the timers it schedules.
-//! - [`store`]: all SQL. Incidents (one firing episode of one Alertmanager group), alerts,
-//!   deliveries, timers and their attempts, and the embedded migrations.
-//! - [`engine`]: the timer engine every replica runs: claims due timers under a lease and
-//!   sends their messages through [`notify`] (Slack, PagerDuty, webhooks), or runs their
-//!   [`remediation`] behind its guard rails (Kubernetes through kube, or a database).
-//! - [`metrics`], [`telemetry`]: what medic says about itself.
-//! - [`config`], [`cli`], [`startup`]: settings, the command line, and wiring it together.
+//! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`).
+//! 2. [`startup`]: wires the compiled plan, the store, metrics, the HTTP server and the
+//!    engine together, once.
+//! 3. [`http`]: routes; the webhook handler parses, authenticates and stores, nothing more.
+//!    [`engine`]: the timer engine every replica runs: the claim loop, firing a timer by its
+//!    kind, the retry policy and the completion writer.
+//! 4. [`intake`]: group commit of notifications. [`notify`]: Slack, PagerDuty and webhooks.
+//!    [`remediation`]: guard rails, then the actions on Kubernetes and Postgres.
+//!    [`metrics`]: what medic says about itself. [`telemetry`]: logs.
+//! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
+//!    timers and their attempts, remediations, and the embedded migrations.
+//! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
+//!    rails, databases) with every check that spans sections; matching alerts to rules and
+//!    planning the timers a notification asks for.
+//! 7. [`config`]: the settings as plain data, with single-field checks.
+//! 8. [`domain`], [`alertmanager`]: the shared vocabulary, and the wire format Alertmanager
+//!    posts (version 4).
 
 pub mod alertmanager;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
-pub mod explain;
 pub mod http;
 pub mod intake;
-pub mod matchers;
 pub mod metrics;
 pub mod notify;
+pub mod plan;
 pub mod remediation;
-pub mod rules;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

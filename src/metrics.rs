@@ -7,8 +7,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-pub use crate::remediation::RemediationMetrics;
-use crate::store::Store;
+use crate::{domain::TimerKind, store::Store};
 
 /// Every metric medic exports.
 #[derive(Clone)]
@@ -106,7 +105,7 @@ impl TimerMetrics {
             "medic_timer_leases_lost_total",
             "Completions dropped because the lease had passed to another engine",
         )?;
-        for kind in crate::domain::TimerKind::ALL {
+        for kind in TimerKind::ALL {
             fired.with_label_values(&[kind.as_str()]);
         }
         Ok(Self {
@@ -120,6 +119,17 @@ impl TimerMetrics {
             leases_lost: register(registry, leases_lost),
         })
     }
+}
+
+/// Remediation: every decision, how long it took, and every Kubernetes call.
+#[derive(Clone)]
+pub struct RemediationMetrics {
+    /// `medic_remediations_total{action, result}`.
+    pub remediations: IntCounterVec,
+    /// `medic_remediation_duration_seconds{action}`.
+    pub duration: HistogramVec,
+    /// `medic_kubernetes_requests_total{verb, code}`.
+    pub kube_requests: IntCounterVec,
 }
 
 fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMetrics> {

@@ -1,5 +1,6 @@
-//! Building the application: the store, the HTTP server on its listener, the timer engine,
-//! and the background task that brings the schema up to date.
+//! Building the application, once: the compiled plan, the store, metrics, the HTTP server on
+//! its listener, the timer engine with its remediation runner, and the background task that
+//! brings the schema up to date.
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
@@ -8,13 +9,14 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 
 use crate::{
-    config::{Problems, Settings},
+    config::Settings,
     engine::{Engine, EngineHandle},
     http::{self, Authenticator, State},
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
-    remediation::{Kube, Remediator},
+    plan::Plan,
+    remediation::{Kube, Runner},
     store::Store,
 };
 
@@ -31,18 +33,31 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free one) and starts preparing the schema in the
     /// background, so medic serves `/healthz` and answers 503 while the database is away.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let credentials = settings.server.auth.credentials().map_err(Problems)?;
+    pub async fn build(settings: Settings, plan: Plan) -> anyhow::Result<Self> {
+        let Plan {
+            credentials,
+            notifiers,
+            rules,
+            guard_rails,
+            databases,
+        } = plan;
         if credentials.is_empty() {
             tracing::warn!("no credential configured: anyone can post to /webhook and read /api");
         }
-        let (targets, rules) = settings.escalation().map_err(Problems)?;
         let rules = Arc::new(rules);
         let store = Store::new(&settings.database)?;
         let metrics = Metrics::new().context("registering metrics")?;
         let engine = if settings.engine.enabled {
-            let notifiers = Notifiers::new(targets, settings.engine.request_timeout.0)?;
-            let remediator = remediator(&settings, store.clone(), rules.clone(), &metrics).await?;
+            let notifiers = Notifiers::new(notifiers, settings.engine.request_timeout.0)?;
+            let kube = kube(&settings, &metrics).await;
+            let runner = Runner::new(
+                store.clone(),
+                rules.clone(),
+                guard_rails,
+                kube,
+                databases,
+                metrics.remediation.clone(),
+            );
             let engine = Engine::new(
                 store.clone(),
                 notifiers,
@@ -50,7 +65,7 @@ impl Application {
                 &settings.engine,
                 metrics.timers.clone(),
             )
-            .with_remediator(Arc::new(remediator));
+            .with_remediations(Arc::new(runner));
             let pg_config = settings
                 .database
                 .pg_config()
@@ -130,34 +145,20 @@ impl Application {
     }
 }
 
-/// The remediator: Kubernetes if enabled and reachable in config (a failure is recorded per
-/// action, not fatal), and the databases `postgres_relieve_pool` may act on.
-async fn remediator(
-    settings: &Settings,
-    store: Store,
-    rules: Arc<crate::rules::Rules>,
-    metrics: &Metrics,
-) -> anyhow::Result<Remediator> {
-    let kube = if settings.kubernetes.enabled {
-        Kube::connect(&settings.kubernetes, metrics.remediation.kube_requests.clone())
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "no Kubernetes configuration: actions on the cluster will fail");
-                format!("no usable Kubernetes configuration: {e}")
-            })
-    } else {
-        Err("kubernetes.enabled is false".to_owned())
-    };
-    let databases = settings.remediation.databases().map_err(Problems)?;
-    Ok(Remediator::new(
-        store,
-        rules,
-        Arc::new(settings.remediation.clone()),
-        settings.dry_run,
-        kube,
-        databases,
-        metrics.remediation.clone(),
-    ))
+/// The cluster if enabled and configured; otherwise why not (a failure recorded per action,
+/// not fatal).
+async fn kube(settings: &Settings, metrics: &Metrics) -> Result<Kube, String> {
+    let kubernetes = &settings.kubernetes;
+    if !kubernetes.enabled {
+        return Err("kubernetes.enabled is false".to_owned());
+    }
+    let requests = metrics.remediation.kube_requests.clone();
+    Kube::connect(kubernetes.kubeconfig.as_deref(), kubernetes.request_timeout.0, requests)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "no Kubernetes configuration: actions on the cluster will fail");
+            format!("no usable Kubernetes configuration: {e}")
+        })
 }
 
 /// Retries until the schema is current: applies migrations, or waits for another process to.

@@ -1,96 +1,12 @@
 //! Settings for telling people: notifiers, the rules that pick them, and the timer engine.
 
-use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::{de, Deserialize, Deserializer};
+use secrecy::SecretString;
+use serde::Deserialize;
 
-use super::{secret_from, Problem};
-
-/// A duration written as Prometheus does (`90s`, `5m`, `1h30m`, `250ms`) or as whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Span(pub Duration);
-
-impl Span {
-    /// Parses `1h30m`, `5m`, `10s`, `250ms`, `2d` (units in decreasing order, each at most
-    /// once), or a bare number of seconds (as environment variables give it).
-    pub fn parse(text: &str) -> Result<Span, String> {
-        if let Ok(seconds) = text.trim().parse::<u64>() {
-            return Ok(Span(Duration::from_secs(seconds)));
-        }
-        const UNITS: [(&str, u64); 5] = [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-            ("ms", 1),
-        ];
-        let bad = || format!("{text:?} is not a duration such as 90s, 5m or 1h30m");
-        let mut rest = text.trim();
-        if rest.is_empty() {
-            return Err(bad());
-        }
-        let mut total_ms: u64 = 0;
-        let mut last_unit = 0;
-        while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
-            rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-            let unit = &rest[..unit_len];
-            rest = &rest[unit_len..];
-            let position = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
-            // Units in the table's order (d, h, m, s, ms), each at most once.
-            let rank = position + 1;
-            if rank <= last_unit {
-                return Err(bad());
-            }
-            last_unit = rank;
-            total_ms = number
-                .checked_mul(UNITS[position].1)
-                .and_then(|ms| total_ms.checked_add(ms))
-                .ok_or_else(bad)?;
-        }
-        Ok(Span(Duration::from_millis(total_ms)))
-    }
-}
-
-impl fmt::Display for Span {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        match ms {
-            0 => write!(f, "0s"),
-            ms if ms % 3_600_000 == 0 => write!(f, "{}h", ms / 3_600_000),
-            ms if ms % 60_000 == 0 => write!(f, "{}m", ms / 60_000),
-            ms if ms % 1000 == 0 => write!(f, "{}s", ms / 1000),
-            ms => write!(f, "{ms}ms"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl de::Visitor<'_> for Visitor {
-            type Value = Span;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as 90s, 5m or 1h30m")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Span, E> {
-                Ok(Span(Duration::from_secs(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Span, E> {
-                u64::try_from(v)
-                    .map(|v| Span(Duration::from_secs(v)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Span, E> {
-                Span::parse(v).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
+use super::Problem;
+use crate::domain::HumanDuration;
 
 /// Where a notifier sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -140,115 +56,6 @@ pub struct NotifierSettings {
     pub bearer_token_file: Option<PathBuf>,
 }
 
-/// A notifier with its secrets read and checked.
-#[derive(Clone)]
-pub struct NotifierTarget {
-    pub name: String,
-    pub kind: NotifierType,
-    pub url: reqwest::Url,
-    pub channel: Option<String>,
-    pub username: Option<String>,
-    pub routing_key: Option<SecretString>,
-    pub bearer_token: Option<SecretString>,
-}
-
-impl fmt::Debug for NotifierTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL itself may be the credential (Slack): show only where it points.
-        f.debug_struct("NotifierTarget")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("host", &self.url.host_str())
-            .field("channel", &self.channel)
-            .finish_non_exhaustive()
-    }
-}
-
-impl NotifierSettings {
-    /// Reads the secrets and checks what this type of notifier needs.
-    pub fn target(&self, name: &str, problems: &mut Vec<Problem>) -> Option<NotifierTarget> {
-        let key = |k: &str| format!("notifiers.{name}.{k}");
-        let start = problems.len();
-        let url = secret_from(&key("url"), self.url.as_ref(), self.url_file.as_ref(), problems);
-        let routing_key = secret_from(
-            &key("routing_key"),
-            self.routing_key.as_ref(),
-            self.routing_key_file.as_ref(),
-            problems,
-        );
-        let bearer_token = secret_from(
-            &key("bearer_token"),
-            self.bearer_token.as_ref(),
-            self.bearer_token_file.as_ref(),
-            problems,
-        );
-        let url = match (url, self.kind) {
-            (Some(url), _) => parse_url(url.expose_secret(), &key("url"), problems),
-            (None, NotifierType::Pagerduty) => reqwest::Url::parse(PAGERDUTY_EVENTS_URL).ok(),
-            (None, _) => {
-                problems.push(Problem::new(key("url"), "required (or url_file)"));
-                None
-            }
-        };
-        self.check_keys(name, routing_key.is_some(), bearer_token.is_some(), problems);
-        let url = url.filter(|_| problems.len() == start)?;
-        Some(NotifierTarget {
-            name: name.to_owned(),
-            kind: self.kind,
-            url,
-            channel: self.channel.clone(),
-            username: self.username.clone(),
-            routing_key,
-            bearer_token,
-        })
-    }
-
-    /// Keys that belong to another type are mistakes, not silently ignored.
-    fn check_keys(&self, name: &str, routing_key: bool, bearer: bool, problems: &mut Vec<Problem>) {
-        let key = |k: &str| format!("notifiers.{name}.{k}");
-        let kind = self.kind.as_str();
-        let misplaced = |k: &str, present: bool, problems: &mut Vec<Problem>| {
-            if present {
-                problems.push(Problem::new(key(k), format!("not used by a {kind} notifier")));
-            }
-        };
-        match self.kind {
-            NotifierType::Slack => {
-                misplaced("routing_key", routing_key, problems);
-                misplaced("bearer_token", bearer, problems);
-            }
-            NotifierType::Pagerduty => {
-                if !routing_key {
-                    problems.push(Problem::new(key("routing_key"), "required (or routing_key_file)"));
-                }
-                misplaced("bearer_token", bearer, problems);
-                misplaced("channel", self.channel.is_some(), problems);
-                misplaced("username", self.username.is_some(), problems);
-            }
-            NotifierType::Webhook => {
-                misplaced("routing_key", routing_key, problems);
-                misplaced("channel", self.channel.is_some(), problems);
-                misplaced("username", self.username.is_some(), problems);
-            }
-        }
-    }
-}
-
-fn parse_url(text: &str, key: &str, problems: &mut Vec<Problem>) -> Option<reqwest::Url> {
-    match reqwest::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
-        // Never echo the URL: for Slack it is the credential.
-        Ok(_) => {
-            problems.push(Problem::new(key, "must be an http or https URL"));
-            None
-        }
-        Err(e) => {
-            problems.push(Problem::new(key, format!("not a URL: {e}")));
-            None
-        }
-    }
-}
-
 /// One entry of `rules:`: which alerts it takes and whom it tells, when.
 #[derive(Debug, Deserialize)]
 pub struct RuleSettings {
@@ -283,7 +90,7 @@ pub struct RemediateSettings {
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
     /// No second action on the same target within this; default `remediation.cooldown`.
-    pub cooldown: Option<Span>,
+    pub cooldown: Option<HumanDuration>,
     /// Plan and record, change nothing; default: the global `dry_run`.
     pub dry_run: Option<bool>,
     /// A failed or skipped action brings the first pending escalation step forward to now.
@@ -295,13 +102,13 @@ pub struct RemediateSettings {
 #[derive(Debug, Deserialize)]
 pub struct StepSettings {
     /// From when the incident opened.
-    pub after: Span,
+    pub after: HumanDuration,
     pub notify: Vec<String>,
     /// When given, the step applies only to incidents of these severities.
     #[serde(default)]
     pub severities: Vec<String>,
     /// Last step only: send it again this often until resolved or acknowledged.
-    pub repeat: Option<Span>,
+    pub repeat: Option<HumanDuration>,
 }
 
 /// The timer engine every replica runs.
@@ -311,18 +118,18 @@ pub struct EngineSettings {
     /// Run the engine in this process (replicas that only take webhooks may turn it off).
     pub enabled: bool,
     /// How long a claimed timer is held; an engine that dies loses it after this.
-    pub lease: Span,
+    pub lease: HumanDuration,
     /// Slowest check for due timers, should a wake-up be missed (LISTEN/NOTIFY does the rest).
-    pub safety_poll: Span,
+    pub safety_poll: HumanDuration,
     /// Timers claimed per query.
     pub batch: usize,
     /// Timers due this soon are claimed together and sent at their due time, so that at a
     /// high rate one query serves many timers. Precision comes from the local sleep.
-    pub claim_ahead: Span,
+    pub claim_ahead: HumanDuration,
     /// Messages being sent at once by this replica.
     pub concurrency: usize,
     /// Longest wait for a notifier's answer.
-    pub request_timeout: Span,
+    pub request_timeout: HumanDuration,
     pub retry: RetrySettings,
 }
 
@@ -331,22 +138,22 @@ pub struct EngineSettings {
 #[serde(default)]
 pub struct RetrySettings {
     /// First delay; it doubles each attempt, with jitter.
-    pub initial_backoff: Span,
-    pub max_backoff: Span,
+    pub initial_backoff: HumanDuration,
+    pub max_backoff: HumanDuration,
     /// After this long since the timer was due, stop and record it as failed.
-    pub give_up_after: Span,
+    pub give_up_after: HumanDuration,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            lease: Span(Duration::from_secs(60)),
-            safety_poll: Span(Duration::from_secs(30)),
+            lease: HumanDuration(Duration::from_secs(60)),
+            safety_poll: HumanDuration(Duration::from_secs(30)),
             batch: 256,
-            claim_ahead: Span(Duration::from_millis(50)),
+            claim_ahead: HumanDuration(Duration::from_millis(50)),
             concurrency: 64,
-            request_timeout: Span(Duration::from_secs(10)),
+            request_timeout: HumanDuration(Duration::from_secs(10)),
             retry: RetrySettings::default(),
         }
     }
@@ -355,9 +162,9 @@ impl Default for EngineSettings {
 impl Default for RetrySettings {
     fn default() -> Self {
         Self {
-            initial_backoff: Span(Duration::from_secs(1)),
-            max_backoff: Span(Duration::from_secs(300)),
-            give_up_after: Span(Duration::from_secs(3600)),
+            initial_backoff: HumanDuration(Duration::from_secs(1)),
+            max_backoff: HumanDuration(Duration::from_secs(300)),
+            give_up_after: HumanDuration(Duration::from_secs(3600)),
         }
     }
 }
@@ -398,40 +205,6 @@ impl EngineSettings {
         }
         if self.concurrency == 0 {
             problems.push(Problem::new("engine.concurrency", "must be greater than 0"));
-        }
-    }
-}
-
-/// Reads every notifier's secrets; problems carry the notifier's key path.
-pub fn notifier_targets(
-    notifiers: &BTreeMap<String, NotifierSettings>,
-    problems: &mut Vec<Problem>,
-) -> BTreeMap<String, NotifierTarget> {
-    notifiers
-        .iter()
-        .filter_map(|(name, settings)| Some((name.clone(), settings.target(name, problems)?)))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_read_like_prometheus_durations() {
-        let ms = |text| Span::parse(text).map(|s| s.0.as_millis());
-        assert_eq!(ms("5m"), Ok(300_000));
-        assert_eq!(ms("1h30m"), Ok(5_400_000));
-        assert_eq!(ms("250ms"), Ok(250));
-        assert_eq!(ms("1m30s500ms"), Ok(90_500));
-        assert_eq!(ms("2d"), Ok(172_800_000));
-        assert_eq!(
-            ms("30"),
-            Ok(30_000),
-            "bare seconds, as environment variables give them"
-        );
-        for bad in ["", "m", "5x", "30s1m", "1m1m", "-5s", "5 m", "1.5s"] {
-            assert!(Span::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
 }

@@ -6,7 +6,8 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use secrecy::SecretString;
 use serde::{de, Deserialize, Deserializer};
 
-use super::{Problem, Span};
+use super::Problem;
+use crate::domain::HumanDuration;
 
 /// `remediation:`: what every rule's action must respect.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,13 +16,13 @@ pub struct RemediationSettings {
     pub namespaces: NamespaceSettings,
     pub budget: BudgetSettings,
     /// Default per-target cooldown when a rule sets none.
-    pub cooldown: Span,
+    pub cooldown: HumanDuration,
     /// An alert that fired more often than this escalates instead of being acted on.
     pub flapping: FlappingSettings,
     /// How long a started action holds its target before another may act on it.
-    pub action_timeout: Span,
+    pub action_timeout: HumanDuration,
     /// Databases `postgres_relieve_pool` may act on, by name.
-    pub databases: BTreeMap<String, TargetDatabase>,
+    pub databases: BTreeMap<String, TargetDatabaseSettings>,
 }
 
 /// Namespaces medic may act in, checked by medic itself (not only through RBAC).
@@ -50,7 +51,7 @@ pub struct BudgetSettings {
 #[serde(default)]
 pub struct FlappingSettings {
     pub max_fires: u32,
-    pub window: Span,
+    pub window: HumanDuration,
 }
 
 /// `N/window`, e.g. `3/1h`.
@@ -66,7 +67,7 @@ impl Budget {
         let bad = || format!("{text:?} is not a budget such as 3/1h");
         let (count, window) = text.split_once('/').ok_or_else(bad)?;
         let actions = count.trim().parse().map_err(|_| bad())?;
-        let window = Span::parse(window.trim()).map_err(|_| bad())?.0;
+        let window = HumanDuration::parse(window.trim()).map_err(|_| bad())?.0;
         if window.is_zero() {
             return Err(bad());
         }
@@ -83,7 +84,7 @@ impl<'de> Deserialize<'de> for Budget {
 
 /// A database `postgres_relieve_pool` may terminate queries on.
 #[derive(Debug, Clone, Deserialize)]
-pub struct TargetDatabase {
+pub struct TargetDatabaseSettings {
     /// Connection string; a secret (also `url_file`, or `MEDIC_REMEDIATION__DATABASES__<NAME>__URL`).
     pub url: Option<SecretString>,
     pub url_file: Option<PathBuf>,
@@ -101,7 +102,7 @@ pub struct KubernetesSettings {
     /// A kubeconfig file; by default in-cluster configuration, then `KUBECONFIG`.
     pub kubeconfig: Option<PathBuf>,
     /// Longest wait for one API call.
-    pub request_timeout: Span,
+    pub request_timeout: HumanDuration,
 }
 
 impl Default for RemediationSettings {
@@ -109,9 +110,9 @@ impl Default for RemediationSettings {
         Self {
             namespaces: NamespaceSettings::default(),
             budget: BudgetSettings::default(),
-            cooldown: Span(Duration::from_secs(600)),
+            cooldown: HumanDuration(Duration::from_secs(600)),
             flapping: FlappingSettings::default(),
-            action_timeout: Span(Duration::from_secs(600)),
+            action_timeout: HumanDuration(Duration::from_secs(600)),
             databases: BTreeMap::new(),
         }
     }
@@ -150,7 +151,7 @@ impl Default for FlappingSettings {
     fn default() -> Self {
         Self {
             max_fires: 5,
-            window: Span(Duration::from_secs(3600)),
+            window: HumanDuration(Duration::from_secs(3600)),
         }
     }
 }
@@ -160,63 +161,19 @@ impl Default for KubernetesSettings {
         Self {
             enabled: true,
             kubeconfig: None,
-            request_timeout: Span(Duration::from_secs(10)),
+            request_timeout: HumanDuration(Duration::from_secs(10)),
         }
     }
 }
 
 impl RemediationSettings {
-    /// Problems the types cannot rule out.
+    /// Problems the types cannot rule out; the databases' secrets are read by the plan.
     pub fn check(&self, problems: &mut Vec<Problem>) {
-        match self.databases() {
-            Ok(databases) => {
-                for (name, database) in databases {
-                    if secrecy::ExposeSecret::expose_secret(&database.url)
-                        .parse::<tokio_postgres::Config>()
-                        .is_err()
-                    {
-                        let key = format!("remediation.databases.{name}.url");
-                        problems.push(Problem::new(key, "not a valid connection string"));
-                    }
-                }
-            }
-            Err(found) => problems.extend(found),
-        }
         if self.action_timeout.0.is_zero() {
             problems.push(Problem::new(
                 "remediation.action_timeout",
                 "must be greater than 0",
             ));
         }
-    }
-
-    /// The databases with their connection strings read.
-    pub fn databases(&self) -> Result<BTreeMap<String, crate::remediation::Database>, Vec<Problem>> {
-        let mut problems = Vec::new();
-        let mut databases = BTreeMap::new();
-        for (name, database) in &self.databases {
-            let key = format!("remediation.databases.{name}.url");
-            if let Some(url) = super::secret_from(
-                &key,
-                database.url.as_ref(),
-                database.url_file.as_ref(),
-                &mut problems,
-            ) {
-                let users = database.users.clone();
-                databases.insert(name.clone(), crate::remediation::Database { url, users });
-            }
-        }
-        if problems.is_empty() {
-            Ok(databases)
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// Whether medic may act in `namespace`.
-    pub fn namespace_allowed(&self, namespace: &str) -> bool {
-        let allowed =
-            self.namespaces.allow.is_empty() || self.namespaces.allow.iter().any(|n| n == namespace);
-        allowed && !self.namespaces.deny.iter().any(|n| n == namespace)
     }
 }

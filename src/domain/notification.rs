@@ -112,6 +112,16 @@ impl Notification {
 }
 
 impl AlertEpisode {
+    /// `fingerprint@startsAt`: names this episode in timers and remediations, so that it is
+    /// acted on once however often it is delivered.
+    pub fn key(&self) -> String {
+        format!(
+            "{}@{}",
+            self.fingerprint.as_ref(),
+            self.starts_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        )
+    }
+
     fn parse(alert: alertmanager::Alert) -> Result<Self, String> {
         let fingerprint = Fingerprint::parse(alert.fingerprint)?;
         if alert.labels.is_empty() {

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::config::Credentials;
+use crate::plan::Credentials;
 
 /// Checks the `Authorization` header against the configured credentials.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use actix_web::{
 pub use auth::Authenticator;
 pub use error::ApiError;
 
-use crate::{intake::Recorder, metrics::Metrics, rules::Rules, store::Store};
+use crate::{intake::Recorder, metrics::Metrics, plan::Rules, store::Store};
 
 /// What every handler may need.
 pub struct State {

@@ -12,11 +12,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use reqwest::{header, Response, StatusCode};
 
-use crate::{
-    config::{NotifierTarget, NotifierType},
-    domain::TimerKind,
-    store::timers::Claimed,
-};
+use crate::{config::NotifierType, domain::TimerKind, plan::NotifierEndpoint, store::timers::Claimed};
 
 /// Everything a message is made from.
 #[derive(Debug)]
@@ -145,28 +141,28 @@ pub struct Failure {
 #[derive(Clone)]
 pub struct Notifiers {
     client: reqwest::Client,
-    targets: BTreeMap<String, NotifierTarget>,
+    endpoints: BTreeMap<String, NotifierEndpoint>,
 }
 
 impl Notifiers {
     /// One pooled client, with a timeout per request.
-    pub fn new(targets: BTreeMap<String, NotifierTarget>, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(endpoints: BTreeMap<String, NotifierEndpoint>, timeout: Duration) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, targets })
+        Ok(Self { client, endpoints })
     }
 
     /// The type of the named notifier, if configured.
     pub fn kind(&self, name: &str) -> Option<NotifierType> {
-        self.targets.get(name).map(|t| t.kind)
+        self.endpoints.get(name).map(|t| t.kind)
     }
 
     /// Delivers one message; Ok carries the HTTP status.
     pub async fn send(&self, notifier: &str, message: &Message<'_>) -> Result<u16, Failure> {
-        let Some(target) = self.targets.get(notifier) else {
+        let Some(endpoint) = self.endpoints.get(notifier) else {
             return Err(Failure {
                 status: None,
                 retryable: false,
@@ -174,10 +170,10 @@ impl Notifiers {
                 reason: format!("no notifier named {notifier:?} is configured"),
             });
         };
-        let request = match target.kind {
-            NotifierType::Slack => slack::request(&self.client, target, message),
-            NotifierType::Pagerduty => pagerduty::request(&self.client, target, message),
-            NotifierType::Webhook => webhook::request(&self.client, target, message),
+        let request = match endpoint.kind {
+            NotifierType::Slack => slack::request(&self.client, endpoint, message),
+            NotifierType::Pagerduty => pagerduty::request(&self.client, endpoint, message),
+            NotifierType::Webhook => webhook::request(&self.client, endpoint, message),
         };
         match request.send().await {
             Ok(response) => classify(response).await,

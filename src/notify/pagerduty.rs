@@ -9,18 +9,21 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::Message;
-use crate::{config::NotifierTarget, domain::TimerKind};
+use crate::{
+    domain::{Severity, TimerKind},
+    plan::NotifierEndpoint,
+};
 
 /// PagerDuty's limit on `payload.summary`.
 const SUMMARY_LIMIT: usize = 1024;
 
 /// The POST for one event.
-pub fn request(client: &Client, target: &NotifierTarget, message: &Message<'_>) -> RequestBuilder {
-    client.post(target.url.clone()).json(&body(target, message))
+pub fn request(client: &Client, endpoint: &NotifierEndpoint, message: &Message<'_>) -> RequestBuilder {
+    client.post(endpoint.url.clone()).json(&body(endpoint, message))
 }
 
-fn body(target: &NotifierTarget, message: &Message<'_>) -> Value {
-    let routing_key = target
+fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
+    let routing_key = endpoint
         .routing_key
         .as_ref()
         .map(|key| key.expose_secret().to_owned())
@@ -78,11 +81,10 @@ fn payload(message: &Message<'_>) -> Value {
 /// PagerDuty knows critical, error, warning and info; an alert without a known severity is
 /// an error, as in Alertmanager's PagerDuty integration.
 fn severity(severity: Option<&str>) -> &'static str {
-    match crate::rules::severity_rank(severity) {
-        4 => "critical",
-        3 => "error",
-        2 => "warning",
-        1 => "info",
-        _ => "error",
+    match Severity::from_label(severity) {
+        Severity::Critical => "critical",
+        Severity::Error | Severity::Unknown => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
     }
 }

@@ -8,14 +8,17 @@ use reqwest::{Client, RequestBuilder};
 use serde_json::{json, Value};
 
 use super::Message;
-use crate::{config::NotifierTarget, domain::TimerKind};
+use crate::{
+    domain::{Severity, TimerKind},
+    plan::NotifierEndpoint,
+};
 
 /// The POST for one message.
-pub fn request(client: &Client, target: &NotifierTarget, message: &Message<'_>) -> RequestBuilder {
-    client.post(target.url.clone()).json(&body(target, message))
+pub fn request(client: &Client, endpoint: &NotifierEndpoint, message: &Message<'_>) -> RequestBuilder {
+    client.post(endpoint.url.clone()).json(&body(endpoint, message))
 }
 
-fn body(target: &NotifierTarget, message: &Message<'_>) -> Value {
+fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
     let headline = message.headline();
     let mut body = json!({
         "text": headline,
@@ -25,10 +28,10 @@ fn body(target: &NotifierTarget, message: &Message<'_>) -> Value {
             "blocks": blocks(message),
         }],
     });
-    if let Some(channel) = &target.channel {
+    if let Some(channel) = &endpoint.channel {
         body["channel"] = json!(channel);
     }
-    if let Some(username) = &target.username {
+    if let Some(username) = &endpoint.username {
         body["username"] = json!(username);
     }
     body
@@ -46,11 +49,11 @@ fn colour(message: &Message<'_>) -> &'static str {
             Some("failure") => "#E01E5A",
             _ => "#9E9E9E",
         },
-        _ => match crate::rules::severity_rank(message.severity()) {
-            4 => "#E01E5A",
-            3 => "#F2711C",
-            2 => "#ECB22E",
-            _ => "#36C5F0",
+        _ => match Severity::from_label(message.severity()) {
+            Severity::Critical => "#E01E5A",
+            Severity::Error => "#F2711C",
+            Severity::Warning => "#ECB22E",
+            Severity::Info | Severity::Unknown => "#36C5F0",
         },
     }
 }

@@ -6,16 +6,16 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::Message;
-use crate::config::NotifierTarget;
+use crate::plan::NotifierEndpoint;
 
 /// The POST for one delivery.
-pub fn request(client: &Client, target: &NotifierTarget, message: &Message<'_>) -> RequestBuilder {
+pub fn request(client: &Client, endpoint: &NotifierEndpoint, message: &Message<'_>) -> RequestBuilder {
     let delivery_id = message.delivery_id();
     let mut request = client
-        .post(target.url.clone())
+        .post(endpoint.url.clone())
         .header("Idempotency-Key", &delivery_id)
         .json(&body(message, &delivery_id));
-    if let Some(token) = &target.bearer_token {
+    if let Some(token) = &endpoint.bearer_token {
         request = request.bearer_auth(token.expose_secret());
     }
     request

@@ -2,7 +2,7 @@
 //! and status code, with the client's automatic retries off (a PodDisruptionBudget's 429 is an
 //! answer, not a reason to wait minutes) and eviction sent as Kubernetes reads it.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -17,7 +17,6 @@ use kube::{
 use prometheus::IntCounterVec;
 use serde_json::{json, Value};
 
-use crate::config::KubernetesSettings;
 
 /// A client for the cluster, or why there is none.
 #[derive(Clone)]
@@ -67,9 +66,14 @@ impl From<kube::Error> for KubeError {
 }
 
 impl Kube {
-    /// In-cluster configuration, or the kubeconfig named in the settings, or `KUBECONFIG`.
-    pub async fn connect(settings: &KubernetesSettings, requests: IntCounterVec) -> anyhow::Result<Kube> {
-        let mut config = match &settings.kubeconfig {
+    /// In-cluster configuration, or the `kubeconfig` file if given, or `KUBECONFIG`; each API
+    /// call waits at most `request_timeout`.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        request_timeout: Duration,
+        requests: IntCounterVec,
+    ) -> anyhow::Result<Kube> {
+        let mut config = match kubeconfig {
             Some(path) => {
                 let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
@@ -77,9 +81,9 @@ impl Kube {
             None => kube::Config::infer().await?,
         };
         config.default_retry = false;
-        config.read_timeout = Some(settings.request_timeout.0);
-        config.write_timeout = Some(settings.request_timeout.0);
-        config.connect_timeout = Some(settings.request_timeout.0.min(Duration::from_secs(5)));
+        config.read_timeout = Some(request_timeout);
+        config.write_timeout = Some(request_timeout);
+        config.connect_timeout = Some(request_timeout.min(Duration::from_secs(5)));
         Ok(Kube {
             client: Client::try_from(config)?,
             requests,

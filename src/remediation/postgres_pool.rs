@@ -8,7 +8,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use super::{action::Params, kube::Kube, Report};
+use super::{kube::Kube, Report};
+use crate::{domain::ActionParams, plan::TargetDatabase};
 
 /// Long-running queries that may be terminated, oldest first.
 const VICTIMS: &str = "
@@ -24,17 +25,10 @@ const VICTIMS: &str = "
      ORDER BY a.query_start
      LIMIT $3";
 
-/// A database medic may act on.
-#[derive(Clone)]
-pub struct Database {
-    pub url: SecretString,
-    pub users: Vec<String>,
-}
-
 pub async fn relieve(
-    database: &Database,
+    database: &TargetDatabase,
     kube: Option<&Kube>,
-    params: &Params,
+    params: &ActionParams,
     dry_run: bool,
 ) -> Result<Report, String> {
     let threshold = params.duration("threshold", Duration::from_secs(60))?;
@@ -109,7 +103,7 @@ async fn connect(url: &SecretString) -> Result<tokio_postgres::Client, String> {
 }
 
 /// The env var's value before and after: + `pool_step` (default 5), at most `pool_max`.
-async fn plan_pool(kube: Option<&Kube>, params: &Params, env: &str) -> Result<Value, String> {
+async fn plan_pool(kube: Option<&Kube>, params: &ActionParams, env: &str) -> Result<Value, String> {
     let kube = kube.ok_or("raising the pool needs Kubernetes, which is not available")?;
     let (namespace, name) = (params.required("namespace")?, params.required("deployment")?);
     let step = params.integer("pool_step", 5)?;
@@ -135,7 +129,7 @@ async fn plan_pool(kube: Option<&Kube>, params: &Params, env: &str) -> Result<Va
     Ok(json!({"container": container.name, "env": env, "before": current, "after": after}))
 }
 
-async fn apply_pool(kube: Option<&Kube>, params: &Params, pool: &Value) -> Result<(), String> {
+async fn apply_pool(kube: Option<&Kube>, params: &ActionParams, pool: &Value) -> Result<(), String> {
     let (Some(kube), Some(env)) = (kube, pool["env"].as_str()) else {
         return Ok(());
     };

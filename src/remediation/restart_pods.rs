@@ -12,11 +12,12 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
-use super::{action::Params, kube::Kube, Report};
+use super::{kube::Kube, Report};
+use crate::domain::{ActionParams, RemediationResult};
 
 const POLL: Duration = Duration::from_millis(250);
 
-pub async fn restart_pods(kube: &Kube, params: &Params, dry_run: bool) -> Result<Report, String> {
+pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> Result<Report, String> {
     let namespace = params.required("namespace")?;
     let grace = params.duration("grace_period", Duration::from_secs(300))?;
     let max_restarts = params.integer("max_restarts", 5)?;
@@ -92,7 +93,7 @@ async fn restart_one(
         Err(e) if e.code == 429 => {
             let detail = json!({"pod": pod_name, "restarted": done, "causes": e.causes});
             return Ok(Some(Report::new(
-                "skipped_pdb",
+                RemediationResult::SkippedPdb,
                 format!(
                     "the PodDisruptionBudget refused to evict {pod_name}: {}",
                     e.causes.join("; ")
@@ -112,7 +113,7 @@ async fn restart_one(
     let detail =
         json!({"pod": pod_name, "restarted": done, "ready_timeout_seconds": ready_timeout.as_secs()});
     Ok(Some(Report::new(
-        "failure",
+        RemediationResult::Failure,
         format!("evicted {pod_name} but no replacement became Ready within {ready_timeout:?}; stopped there"),
         detail,
     )))

@@ -3,12 +3,13 @@
 
 use serde_json::json;
 
-use super::{action::Params, kube::Kube, Report};
+use super::{kube::Kube, Report};
+use crate::domain::ActionParams;
 
 /// The annotation kubectl sets.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
-pub async fn rollout_restart(kube: &Kube, params: &Params, dry_run: bool) -> Result<Report, String> {
+pub async fn rollout_restart(kube: &Kube, params: &ActionParams, dry_run: bool) -> Result<Report, String> {
     let (namespace, name) = (params.required("namespace")?, params.required("deployment")?);
     // Fails early, with Kubernetes' answer, if the Deployment is not there.
     kube.deployment(namespace, name)

@@ -3,10 +3,11 @@
 
 use serde_json::json;
 
-use super::{action::Params, kube::Kube, Report};
+use super::{kube::Kube, Report};
+use crate::domain::ActionParams;
 
 /// Replicas + `step` (default 2), at most `max` (default 10).
-pub async fn scale_up(kube: &Kube, params: &Params, dry_run: bool) -> Result<Report, String> {
+pub async fn scale_up(kube: &Kube, params: &ActionParams, dry_run: bool) -> Result<Report, String> {
     let (namespace, name) = (params.required("namespace")?, params.required("deployment")?);
     let step = params.integer("step", 2)?;
     let max = params.integer("max", 10)?;
@@ -21,7 +22,7 @@ pub async fn scale_up(kube: &Kube, params: &Params, dry_run: bool) -> Result<Rep
 }
 
 /// At least `replicas`; a Deployment that has as many or more is left alone.
-pub async fn scale_to(kube: &Kube, params: &Params, dry_run: bool) -> Result<Report, String> {
+pub async fn scale_to(kube: &Kube, params: &ActionParams, dry_run: bool) -> Result<Report, String> {
     let (namespace, name) = (params.required("namespace")?, params.required("deployment")?);
     let wanted = params.integer("replicas", 0)?;
     let current = current_replicas(kube, namespace, name).await?;

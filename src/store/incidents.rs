@@ -1,7 +1,7 @@
 //! Incidents, their alerts and deliveries: recording notifications and reading them back.
 //!
-//! Recording calls `medic_record_notification` (migrations/0002) once per notification, in
-//! one transaction per batch. The function first locks the group's row (creating it if need
+//! Recording calls `medic_record` (migrations/0005) once per notification, in one transaction
+//! per batch, with named arguments. The function first locks the group's row (creating it if need
 //! be), so deliveries of one group (retries, HA pairs, several replicas) are applied one after
 //! the other, while the unique constraints make a duplicate change nothing.
 
@@ -15,8 +15,7 @@ use tokio_postgres::{
 use super::{Store, StoreError};
 use crate::{
     alertmanager::{Status, KV},
-    domain::Notification,
-    rules::TimerSpec,
+    domain::{Notification, PlannedTimer},
     store::{
         remediations::RemediationRecord,
         timers::{Acknowledgement, TimerRecord},
@@ -43,23 +42,30 @@ pub struct Recorded {
     pub timers_cancelled: u32,
 }
 
-/// Records one notification and schedules its timers; the functions are in migrations/0002
-/// and 0003.
+/// Records one notification and schedules its timers (migrations/0005). The arguments are
+/// named, in the order of [`RecordArgs::as_sql`].
 const RECORD: &str = "
     SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate,
            timers_scheduled, timers_cancelled
-      FROM medic_record_and_schedule($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                     $16, $17, $18, $19, $20, $21, $22, $23, $24)";
+      FROM medic_record(
+           p_receiver => $1, p_group_key => $2, p_group_labels => $3, p_status => $4,
+           p_common_labels => $5, p_common_annotations => $6, p_external_url => $7,
+           p_truncated_alerts => $8,
+           p_fingerprints => $9, p_starts_at => $10, p_ends_at => $11, p_statuses => $12,
+           p_labels => $13, p_annotations => $14, p_generator_urls => $15,
+           p_timer_kinds => $16, p_timer_rules => $17, p_timer_steps => $18,
+           p_timer_notifiers => $19, p_timer_channels => $20, p_timer_after_ms => $21,
+           p_timer_repeat_ms => $22, p_timer_subjects => $23, p_timer_payloads => $24)";
 
 /// A notification and the timers its rules ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
     pub notification: &'a Notification,
-    pub timers: &'a [TimerSpec],
+    pub timers: &'a [PlannedTimer],
 }
 
-/// A notification's columns, as the function takes them.
-struct Params<'a> {
+/// A notification's arguments, as the function takes them.
+struct RecordArgs<'a> {
     group_labels: Json<&'a KV>,
     status: &'a str,
     common_labels: Json<&'a KV>,
@@ -90,7 +96,7 @@ struct TimerColumns<'a> {
 }
 
 impl<'a> TimerColumns<'a> {
-    fn new(timers: &'a [TimerSpec]) -> Self {
+    fn new(timers: &'a [PlannedTimer]) -> Self {
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Self {
             kinds: timers.iter().map(|t| t.kind.as_str()).collect(),
@@ -106,7 +112,7 @@ impl<'a> TimerColumns<'a> {
     }
 }
 
-impl<'a> Params<'a> {
+impl<'a> RecordArgs<'a> {
     fn new(
         Entry {
             notification: n,
@@ -171,8 +177,8 @@ impl Store {
     pub async fn record(&self, batch: &[Entry<'_>]) -> Result<Vec<Recorded>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(RECORD).await?;
-        let params: Vec<Params> = batch.iter().map(|entry| Params::new(*entry)).collect();
-        let calls = params.iter().map(|p| {
+        let args: Vec<RecordArgs> = batch.iter().map(|entry| RecordArgs::new(*entry)).collect();
+        let calls = args.iter().map(|p| {
             let statement = &statement;
             let client = &client;
             async move { client.query_one(statement, &p.as_sql()).await }

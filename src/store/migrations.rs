@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "remediation",
         include_str!("../../migrations/0004_remediation.sql"),
     ),
+    (
+        5,
+        "explicit_boundary",
+        include_str!("../../migrations/0005_explicit_boundary.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -1,24 +1,25 @@
 //! Remediation decisions: deciding under a per-target lock whether an action may run
-//! (`medic_begin_remediation`, migrations/0004), recording what it did, and reading them back.
+//! (`medic_decide_remediation`, migrations/0005), recording what it did, and reading them back.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{Store, StoreError};
+use crate::domain::{Action, RemediationDecision, RemediationResult};
 
 /// What a remediation is about to do, and the limits it must respect.
 #[derive(Debug, Clone)]
 pub struct Intent<'a> {
     pub incident_id: i64,
     pub rule: &'a str,
-    pub action: &'a str,
+    pub action: Action,
     pub target: &'a str,
     pub episode: &'a str,
     pub fingerprint: &'a str,
     pub starts_at: DateTime<Utc>,
     /// A result decided before the database was asked (`skipped_namespace`, `failure`).
-    pub skip: Option<&'a str>,
+    pub skip: Option<RemediationResult>,
     pub dry_run: bool,
     pub limits: Limits,
 }
@@ -36,10 +37,12 @@ pub struct Limits {
 
 /// What the database decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct Decided {
+    /// The remediation's record; none when it is busy and nothing was recorded.
     pub remediation_id: Option<i64>,
-    /// `act`, `dry_run`, `busy`, `duplicate`, `interrupted` or a `skipped_*` result.
-    pub decision: String,
+    pub decision: RemediationDecision,
+    /// What was recorded for people, when the database wrote it (an interrupted action).
+    pub summary: Option<String>,
 }
 
 /// A remediation as the API shows it.
@@ -58,9 +61,17 @@ pub struct RemediationRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const BEGIN: &str = "
-    SELECT remediation_id, decision FROM medic_begin_remediation(
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+/// The arguments are named, in the order of [`Store::decide_remediation`]'s list.
+const DECIDE: &str = "
+    SELECT remediation_id, decision, summary FROM medic_decide_remediation(
+        p_incident => $1, p_rule => $2, p_action => $3, p_target => $4, p_episode => $5,
+        p_fingerprint => $6, p_starts_at => $7, p_skip => $8, p_dry_run => $9,
+        p_cooldown_ms => $10,
+        p_target_budget => $11, p_target_window_ms => $12,
+        p_rule_budget => $13, p_rule_window_ms => $14,
+        p_global_budget => $15, p_global_window_ms => $16,
+        p_flap_max => $17, p_flap_window_ms => $18,
+        p_action_timeout_ms => $19)";
 
 /// Records the outcome, then tells the rule's `notify` list (except PagerDuty) about it.
 const FINISH: &str = "
@@ -91,22 +102,24 @@ const ESCALATE_NOW: &str = "
 
 impl Store {
     /// Checks the guard rails and records the decision, atomically per target.
-    pub async fn begin_remediation(&self, intent: &Intent<'_>) -> Result<Decision, StoreError> {
+    pub async fn decide_remediation(&self, intent: &Intent<'_>) -> Result<Decided, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(BEGIN).await?;
+        let statement = client.prepare_cached(DECIDE).await?;
         let l = &intent.limits;
+        let action = intent.action.as_str();
+        let skip = intent.skip.map(RemediationResult::as_str);
         let row = client
             .query_one(
                 &statement,
                 &[
                     &intent.incident_id,
                     &intent.rule,
-                    &intent.action,
+                    &action,
                     &intent.target,
                     &intent.episode,
                     &intent.fingerprint,
                     &intent.starts_at,
-                    &intent.skip,
+                    &skip,
                     &intent.dry_run,
                     &l.cooldown_ms,
                     &l.per_target.0,
@@ -121,9 +134,13 @@ impl Store {
                 ],
             )
             .await?;
-        Ok(Decision {
+        let word: &str = row.get(1);
+        let decision = RemediationDecision::parse(word)
+            .ok_or_else(|| anyhow::anyhow!("medic_decide_remediation returned {word:?}"))?;
+        Ok(Decided {
             remediation_id: row.get(0),
-            decision: row.get(1),
+            decision,
+            summary: row.get(2),
         })
     }
 
@@ -131,12 +148,13 @@ impl Store {
     pub async fn finish_remediation(
         &self,
         id: i64,
-        result: &str,
+        result: RemediationResult,
         summary: &str,
         detail: &Value,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(FINISH).await?;
+        let result = result.as_str();
         let scheduled = client
             .execute(&statement, &[&id, &result, &summary, detail])
             .await?;

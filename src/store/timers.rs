@@ -13,7 +13,10 @@ use serde::Serialize;
 use tokio_postgres::{types::Json, Row};
 
 use super::{Store, StoreError};
-use crate::{alertmanager::KV, domain::TimerKind};
+use crate::{
+    alertmanager::KV,
+    domain::{TimerKind, TimerOutcome},
+};
 
 /// Channel engines LISTEN on; scheduling a timer NOTIFYs it so sleeping engines wake early.
 pub const CHANNEL: &str = "medic_timers";
@@ -80,46 +83,9 @@ pub struct Completion {
     pub occurrence: i32,
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
-    pub outcome: Outcome,
+    pub outcome: TimerOutcome,
     pub status_code: Option<i32>,
     pub error: Option<String>,
-}
-
-/// A timer's fate after one claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Delivered; repeats are scheduled again, the rest are done.
-    Sent,
-    /// Failed in a way a retry can fix: due again after this many milliseconds.
-    Retry { delay_ms: i64 },
-    /// Failed for good (a 4xx, an unknown notifier).
-    Failed,
-    /// Retried past the horizon.
-    GaveUp,
-    /// Not sent: the incident resolved or was acknowledged before the step came due.
-    Cancelled,
-    /// Not attempted now (it waits for another send): due again after this many milliseconds.
-    Requeue { delay_ms: i64 },
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Sent => "sent",
-            Outcome::Retry { .. } => "retry",
-            Outcome::Failed => "failed",
-            Outcome::GaveUp => "gave_up",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Requeue { .. } => "requeue",
-        }
-    }
-
-    fn delay_ms(self) -> i64 {
-        match self {
-            Outcome::Retry { delay_ms } | Outcome::Requeue { delay_ms } => delay_ms,
-            _ => 0,
-        }
-    }
 }
 
 const CLAIM: &str = "
@@ -127,6 +93,8 @@ const CLAIM: &str = "
         SELECT t.id FROM timers t
          WHERE t.state = 'pending' AND t.due_at <= now() + $4::bigint * interval '1 millisecond'
            AND (t.lease_until IS NULL OR t.lease_until <= now())
+           -- Kinds a newer replica may have written are left to it.
+           AND t.kind = ANY($5::text[])
          ORDER BY t.due_at
          LIMIT $1
            FOR UPDATE SKIP LOCKED),
@@ -199,18 +167,26 @@ const COMPLETE: &str = "
         RETURNING t.id)
     SELECT id FROM updated";
 
-/// The earliest of: a free timer coming due, or a held one whose lease runs out.
+/// The earliest of: a free timer of a known kind coming due, or a held one whose lease runs out.
 const NEXT_DUE: &str = "
     SELECT extract(epoch FROM least(
                (SELECT min(due_at) FROM timers
-                 WHERE state = 'pending' AND (lease_until IS NULL OR lease_until <= now())),
+                 WHERE state = 'pending' AND (lease_until IS NULL OR lease_until <= now())
+                   AND kind = ANY($1::text[])),
                (SELECT min(lease_until) FROM timers
-                 WHERE state = 'pending' AND due_at <= now() AND lease_until > now()))
+                 WHERE state = 'pending' AND due_at <= now() AND lease_until > now()
+                   AND kind = ANY($1::text[])))
            - clock_timestamp())::float8";
+
+/// The kinds this build knows how to fire, as stored.
+fn known_kinds() -> Vec<&'static str> {
+    TimerKind::ALL.iter().map(|kind| kind.as_str()).collect()
+}
 
 impl Store {
     /// Claims up to `limit` timers due within `ahead_ms` for `lease_ms` under `token`, most
-    /// overdue first.
+    /// overdue first. Only kinds this build knows are claimed: a timer written by a newer
+    /// replica during a rolling update waits for one that knows it.
     pub async fn claim_timers(
         &self,
         limit: i64,
@@ -222,7 +198,9 @@ impl Store {
         let statement = client.prepare_cached(CLAIM).await?;
         // A claim need not wait for its WAL to reach disk: if Postgres crashes and forgets
         // it, the timer is simply still pending and fires then. Pipelined: one round trip.
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&limit, &token, &lease_ms, &ahead_ms];
+        let kinds = known_kinds();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&limit, &token, &lease_ms, &ahead_ms, &kinds];
         let (begin, rows, commit) = tokio::join!(
             client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
             client.query(&statement, &params),
@@ -272,7 +250,7 @@ impl Store {
     pub async fn next_timer_due(&self) -> Result<Option<f64>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(NEXT_DUE).await?;
-        Ok(client.query_one(&statement, &[]).await?.get(0))
+        Ok(client.query_one(&statement, &[&known_kinds()]).await?.get(0))
     }
 
     /// Reclaims the index entries that fired timers leave behind. Every completion takes a

@@ -1,13 +1,13 @@
-//! `medic explain`: what medic would do with a payload, from the config alone.
+//! `medic explain`: what medic would do with a payload, from the compiled settings alone.
 
 use std::{fmt::Write as _, path::Path, process::ExitCode};
 
 use crate::{
     alertmanager::{Data, Status},
-    config::{self, Settings, Source},
-    domain::{Notification, TimerKind},
+    config::Source,
+    domain::{HumanDuration, Notification, TimerKind},
+    plan::{self, Plan},
     remediation,
-    rules::{episode_key, Rules},
 };
 
 /// Prints the explanation; exit 1 if the config or the payload is not valid.
@@ -31,17 +31,15 @@ pub fn explain(config_file: &Path, payload: &Path) -> Result<String, String> {
     source
         .env
         .insert("MEDIC_SERVER__AUTH__ALLOW_UNAUTHENTICATED".into(), "true".into());
-    let settings = config::load(&source).map_err(|p| p.to_string())?;
-    let (_, rules) = settings
-        .escalation()
-        .map_err(|p| config::Problems(p).to_string())?;
+    let (_, plan) = plan::load(&source).map_err(|p| p.to_string())?;
     let text = std::fs::read_to_string(payload).map_err(|e| format!("{}: {e}", payload.display()))?;
     let data: Data = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", payload.display()))?;
     let notification = Notification::parse(data).map_err(|e| format!("{}: {e}", payload.display()))?;
-    Ok(describe(&settings, &rules, &notification))
+    Ok(describe(&plan, &notification))
 }
 
-fn describe(settings: &Settings, rules: &Rules, n: &Notification) -> String {
+fn describe(plan: &Plan, n: &Notification) -> String {
+    let rails = &plan.guard_rails;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -59,24 +57,24 @@ fn describe(settings: &Settings, rules: &Rules, n: &Notification) -> String {
             out,
             "\nalert {name} [{}] {}",
             alert.status.as_str(),
-            episode_key(alert)
+            alert.key()
         );
         if alert.status != Status::Firing {
             let _ = writeln!(out, "  resolved: no rule acts on it");
             continue;
         }
         let mut matched = false;
-        for rule in rules.matching(&alert.labels) {
+        for rule in plan.rules.matching(&alert.labels) {
             matched = true;
             let _ = writeln!(out, "  rule {}", rule.name);
             let Some(remediate) = &rule.remediate else {
                 let _ = writeln!(out, "    no remediation");
                 continue;
             };
-            let dry_run = remediate.dry_run.unwrap_or(settings.dry_run);
+            let dry_run = remediate.dry_run.unwrap_or(rails.dry_run);
             match remediate.render(&alert.labels, &alert.annotations) {
                 Ok(params) => {
-                    let target = remediation::target(remediate.action, &params);
+                    let target = remediation::target_key(remediate.action, &params);
                     let params = serde_json::to_string(&params.0).unwrap_or_default();
                     let _ = writeln!(
                         out,
@@ -88,13 +86,13 @@ fn describe(settings: &Settings, rules: &Rules, n: &Notification) -> String {
                         .and_then(|p| {
                             p["namespace"]
                                 .as_str()
-                                .map(|ns| settings.remediation.namespace_allowed(ns))
+                                .map(|ns| rails.namespace_allowed(ns))
                         })
                         .unwrap_or(true);
                     let _ = writeln!(
                         out,
                         "    dry run: {dry_run}; namespace allowed: {namespace_ok}; cooldown: {}",
-                        config::Span(remediate.cooldown.unwrap_or(settings.remediation.cooldown.0))
+                        HumanDuration(remediate.cooldown.unwrap_or(rails.cooldown))
                     );
                 }
                 Err(e) => {
@@ -114,23 +112,23 @@ fn describe(settings: &Settings, rules: &Rules, n: &Notification) -> String {
         out,
         "\ntimers (if this notification opens the incident or adds these alerts):"
     );
-    let plan = rules.plan(n);
-    if plan.is_empty() {
+    let timers = plan.rules.plan(n);
+    if timers.is_empty() {
         let _ = writeln!(out, "  none");
     }
-    for timer in plan {
+    for timer in timers {
         let what = match timer.kind {
             TimerKind::Escalation => format!("escalation step {}", timer.step),
             kind => kind.as_str().to_owned(),
         };
         let repeat = timer
             .repeat
-            .map(|r| format!(", repeating every {}", config::Span(r)))
+            .map(|r| format!(", repeating every {}", HumanDuration(r)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "  +{:<8} {what:<20} {} (rule {}){repeat}",
-            config::Span(timer.after).to_string(),
+            HumanDuration(timer.after).to_string(),
             timer.notifier,
             timer.rule
         );

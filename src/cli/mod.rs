@@ -1,0 +1,72 @@
+//! The command line: `serve`, `migrate`, `check-config` and `explain`, one file each.
+
+mod check_config;
+mod explain;
+mod migrate;
+mod serve;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+pub use explain::explain;
+
+/// medic: Alertmanager webhook receiver that turns alerts into safe action.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive notifications over HTTP until SIGTERM or SIGINT.
+    Serve {
+        /// YAML settings; `MEDIC_<SECTION>__<KEY>` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a settings file (with the environment's overrides); print every problem.
+    CheckConfig {
+        /// The YAML file to check.
+        file: PathBuf,
+    },
+    /// Show what medic would do with an Alertmanager payload: the rule each alert matches, the
+    /// action with its resolved parameters, and the timers it would schedule. Touches nothing.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// An Alertmanager webhook payload (JSON).
+        payload: PathBuf,
+    },
+}
+
+impl Cli {
+    /// Runs the chosen command.
+    pub async fn run(self) -> ExitCode {
+        match self.command {
+            Command::Serve { config } => serve::run(config).await,
+            Command::Migrate { config } => migrate::run(config).await,
+            Command::CheckConfig { file } => check_config::run(&file),
+            Command::Explain { config, payload } => explain::run(&config, &payload),
+        }
+    }
+}
+
+/// Exit status and the error's whole chain on stderr (and in the log).
+fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "medic failed");
+            eprintln!("error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Settings as plain data: one tree loaded from defaults, an optional YAML file and `MEDIC_*`
+//! environment variables, with the checks that need only the settings themselves. Every
+//! problem is reported with its key path. Reading secret files, compiling rules and every check
+//! that spans sections belong to [`crate::plan`]; this module imports only the vocabulary.
+
+mod escalation;
+mod remediation;
+mod server;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    path::PathBuf,
+};
+
+use serde::Deserialize;
+
+pub use escalation::{
+    EngineSettings, NotifierSettings, NotifierType, RemediateSettings, RetrySettings, RuleSettings,
+    StepSettings, PAGERDUTY_EVENTS_URL,
+};
+pub use remediation::{
+    Budget, BudgetSettings, FlappingSettings, KubernetesSettings, NamespaceSettings, RemediationSettings,
+    TargetDatabaseSettings,
+};
+pub use server::{
+    AuthSettings, BasicAuthSettings, DatabaseSettings, LogFormat, LogSettings, ServerSettings,
+};
+
+/// Environment variables that override the file: `MEDIC_<SECTION>__<KEY>`.
+const ENV_PREFIX: &str = "MEDIC";
+/// Honoured for `database.url` when `MEDIC_DATABASE__URL` is unset, as most tooling sets it.
+const DATABASE_URL_FALLBACK: &str = "DATABASE_URL";
+
+/// Where settings come from. The environment is passed in, so tests need not mutate the process's.
+#[derive(Debug, Default, Clone)]
+pub struct Source {
+    /// A YAML file; absent means defaults and environment only.
+    pub file: Option<PathBuf>,
+    /// The environment variables to read (normally `std::env::vars()`).
+    pub env: HashMap<String, String>,
+}
+
+impl Source {
+    /// Settings from `file` and the process environment.
+    pub fn from_process(file: Option<PathBuf>) -> Self {
+        Self {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+/// The whole configuration of a medic process.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    /// Named destinations for messages (Slack, PagerDuty, webhooks).
+    pub notifiers: BTreeMap<String, NotifierSettings>,
+    /// Which alerts lead to which messages and escalations; first match wins.
+    pub rules: Vec<RuleSettings>,
+    /// The timer engine that sends messages and escalates.
+    pub engine: EngineSettings,
+    /// Plan and record every remediation, change nothing.
+    pub dry_run: bool,
+    /// Guard rails for every rule's remediation.
+    pub remediation: RemediationSettings,
+    /// How medic reaches the cluster.
+    pub kubernetes: KubernetesSettings,
+}
+
+/// One thing wrong with the configuration, at a key path such as `server.auth.bearer_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads and checks the settings; on failure returns every problem found. Secrets and rules
+/// are not looked at here: [`crate::plan::load`] does both steps and reports all problems.
+pub fn load(source: &Source) -> Result<Settings, Problems> {
+    match read(source) {
+        (Some(settings), problems) if problems.is_empty() => Ok(settings),
+        (_, problems) => Err(Problems(problems)),
+    }
+}
+
+/// The settings, if they could be parsed at all, and every problem found in them.
+pub fn read(source: &Source) -> (Option<Settings>, Vec<Problem>) {
+    let merged = match merge(source) {
+        Ok(merged) => merged,
+        Err(e) => return (None, vec![Problem::new("<source>", e.to_string())]),
+    };
+    let mut problems = Vec::new();
+    let mut unknown = |path: serde_ignored::Path| {
+        problems.push(Problem::new(key_path(&path), "unknown key"));
+    };
+    let parsed: Result<Settings, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(merged, &mut unknown));
+    let settings = match parsed {
+        Ok(settings) => Some(settings),
+        Err(e) => {
+            let path = e.path().to_string();
+            problems.push(Problem::new(path, e.into_inner().to_string()));
+            None
+        }
+    };
+    if let Some(settings) = &settings {
+        problems.extend(settings.check());
+    }
+    (settings, problems)
+}
+
+/// `rules[0].notify`, as serde_path_to_error writes paths (serde_ignored writes `rules.0.notify`).
+fn key_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            key_path(parent)
+        }
+    }
+}
+
+fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
+    let mut builder = config::Config::builder();
+    let mut notifier_names = Vec::new();
+    if let Some(file) = &source.file {
+        let file = config::File::from(file.as_path()).format(config::FileFormat::Yaml);
+        notifier_names = config::Config::builder()
+            .add_source(file.clone())
+            .build()?
+            .get_table("notifiers")
+            .map(|table| table.into_keys().collect())
+            .unwrap_or_default();
+        builder = builder.add_source(file);
+    }
+    let mut medic_env = config::Map::new();
+    for (key, value) in &source.env {
+        if !is_setting(key) {
+            continue;
+        }
+        match notifier_key(key, &notifier_names) {
+            Some(path) => builder = builder.set_override(path, value.as_str())?,
+            None => {
+                medic_env.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .source(Some(medic_env.clone())),
+    );
+    if !medic_env.contains_key("MEDIC_DATABASE__URL") {
+        if let Some(url) = source.env.get(DATABASE_URL_FALLBACK) {
+            builder = builder.set_override("database.url", url.as_str())?;
+        }
+    }
+    builder.build()
+}
+
+/// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "server",
+    "database",
+    "log",
+    "notifiers",
+    "rules",
+    "engine",
+    "dry_run",
+    "remediation",
+    "kubernetes",
+];
+
+/// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
+/// alone: Kubernetes injects `MEDIC_SERVICE_HOST`, `MEDIC_PORT_9095_TCP` and the like for a
+/// Service named `medic`.
+fn is_setting(var: &str) -> bool {
+    let Some(rest) = var.strip_prefix(&format!("{ENV_PREFIX}_")) else {
+        return false;
+    };
+    let top = rest.split("__").next().unwrap_or_default().to_ascii_lowercase();
+    TOP_LEVEL_KEYS.contains(&top.as_str())
+}
+
+/// `MEDIC_NOTIFIERS__INCIDENTS_SLACK__URL` sets `notifiers.incidents-slack.url` when the file
+/// names that notifier: variable names cannot hold `-`, and are upper case.
+fn notifier_key(var: &str, names: &[String]) -> Option<String> {
+    let rest = var.strip_prefix(&format!("{ENV_PREFIX}_NOTIFIERS__"))?;
+    let (name, key) = rest.split_once("__")?;
+    let normalise = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    // A name written exactly so wins over one that only matches once `-` is read as `_`.
+    let name = names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .or_else(|| names.iter().find(|n| normalise(n) == normalise(name)))?;
+    Some(format!(
+        "notifiers.{name}.{}",
+        key.to_ascii_lowercase().replace("__", ".")
+    ))
+}
+
+impl Settings {
+    /// Problems that the types alone cannot rule out, each within one section.
+    fn check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Err(problem) = self.database.pg_config() {
+            problems.push(problem);
+        }
+        let positive = [
+            ("server.body_limit_bytes", self.server.body_limit_bytes as u64),
+            ("database.max_connections", self.database.max_connections as u64),
+            (
+                "database.connect_timeout_seconds",
+                self.database.connect_timeout_seconds,
+            ),
+            (
+                "database.acquire_timeout_seconds",
+                self.database.acquire_timeout_seconds,
+            ),
+        ];
+        for (path, value) in positive {
+            if value == 0 {
+                problems.push(Problem::new(path, "must be greater than 0"));
+            }
+        }
+        if self.database.writers == 0 {
+            problems.push(Problem::new("database.writers", "must be greater than 0"));
+        }
+        // The batch's calls are pipelined in order; join_all keeps that order up to 30 futures.
+        if !(1..=30).contains(&self.database.max_batch) {
+            problems.push(Problem::new("database.max_batch", "must be between 1 and 30"));
+        }
+        if self.server.workers == Some(0) {
+            problems.push(Problem::new("server.workers", "must be greater than 0"));
+        }
+        self.engine.check(&mut problems);
+        self.remediation.check(&mut problems);
+        problems
+    }
+}

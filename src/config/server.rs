@@ -1,0 +1,128 @@
+//! Settings of the process itself: the HTTP listener and its credentials, medic's database,
+//! and logging.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::Problem;
+
+/// The HTTP listener and what it accepts.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body; Alertmanager groups of thousands of alerts fit in 1 MiB.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout_seconds: u64,
+    /// HTTP worker threads; defaults to the number of CPUs.
+    pub workers: Option<usize>,
+    pub auth: AuthSettings,
+}
+
+/// Credentials callers of `/webhook` and `/api` must present.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// Token for Alertmanager's `http_config.authorization` (type Bearer).
+    pub bearer_token: Option<SecretString>,
+    /// File holding the token, e.g. a mounted Kubernetes Secret; surrounding whitespace is trimmed.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Credentials for Alertmanager's `http_config.basic_auth`.
+    pub basic_auth: Option<BasicAuthSettings>,
+    /// Must be set explicitly to run without any credential.
+    pub allow_unauthenticated: bool,
+}
+
+/// HTTP basic authentication.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthSettings {
+    pub username: String,
+    pub password: Option<SecretString>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// The Postgres database that holds all of medic's state.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/db` or a key=value connection string.
+    pub url: SecretString,
+    /// Connections in this replica's pool.
+    pub max_connections: usize,
+    /// How long to wait for a new connection before calling the database unreachable.
+    pub connect_timeout_seconds: u64,
+    /// How long a request waits for a free pooled connection before answering 503.
+    pub acquire_timeout_seconds: u64,
+    /// `Retry-After` sent with a 503 when the database is unreachable.
+    pub retry_after_seconds: u64,
+    /// Apply migrations when `serve` starts (otherwise run `medic migrate`).
+    pub migrate_on_start: bool,
+    /// Tasks recording notifications, each with one pooled connection at a time.
+    pub writers: usize,
+    /// Most notifications recorded in one transaction (group commit).
+    pub max_batch: usize,
+}
+
+/// Logging output.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// How log events are written to stdout.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9095)),
+            body_limit_bytes: 1024 * 1024,
+            shutdown_timeout_seconds: 30,
+            workers: None,
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://medic@localhost:5432/medic"),
+            max_connections: 16,
+            connect_timeout_seconds: 5,
+            acquire_timeout_seconds: 2,
+            retry_after_seconds: 5,
+            migrate_on_start: true,
+            writers: 4,
+            max_batch: 16,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The connection settings; fails on a malformed URL without echoing it (it holds a password).
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, Problem> {
+        let mut config: tokio_postgres::Config = self
+            .url
+            .expose_secret()
+            .parse()
+            .map_err(|e| Problem::new("database.url", format!("not a valid connection string: {e}")))?;
+        config.connect_timeout(Duration::from_secs(self.connect_timeout_seconds));
+        config.application_name("medic");
+        Ok(config)
+    }
+}

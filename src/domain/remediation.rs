@@ -1,0 +1,262 @@
+//! What became of a remediation: the results stored in `remediations.result` (a CHECK
+//! constraint in migrations/0005 lists the same words) and the decisions the guard rails make.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ActionParams, AlertEpisode};
+use crate::alertmanager::KV;
+
+/// A remediation's result, as stored, counted (`medic_remediations_total{result}`) and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RemediationResult {
+    /// Decided to act (or to plan, in a dry run); the outcome is not recorded yet.
+    Running,
+    /// The action changed what it set out to change.
+    Success,
+    /// The action, or the attempt to decide it, failed; the summary says why.
+    Failure,
+    /// Planned and recorded; nothing was changed.
+    DryRun,
+    /// The target was acted on within its cooldown.
+    SkippedCooldown,
+    /// A budget (per target, per rule or global) is spent.
+    SkippedBudget,
+    /// The alert stopped firing before the action was decided.
+    SkippedResolved,
+    /// The target's namespace is not allowed.
+    SkippedNamespace,
+    /// A PodDisruptionBudget refused an eviction.
+    SkippedPdb,
+    /// The alert fired too often within the flapping window.
+    SkippedFlapping,
+    /// A person acknowledged the incident.
+    SkippedAcknowledged,
+    /// Nothing to do: at the cap, enough replicas already, no unhealthy pod.
+    SkippedNoop,
+}
+
+impl RemediationResult {
+    /// Every result, for pre-registering metric labels and the migration's CHECK constraint.
+    pub const ALL: [RemediationResult; 12] = [
+        RemediationResult::Running,
+        RemediationResult::Success,
+        RemediationResult::Failure,
+        RemediationResult::DryRun,
+        RemediationResult::SkippedCooldown,
+        RemediationResult::SkippedBudget,
+        RemediationResult::SkippedResolved,
+        RemediationResult::SkippedNamespace,
+        RemediationResult::SkippedPdb,
+        RemediationResult::SkippedFlapping,
+        RemediationResult::SkippedAcknowledged,
+        RemediationResult::SkippedNoop,
+    ];
+
+    /// The word stored in the database and used in metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemediationResult::Running => "running",
+            RemediationResult::Success => "success",
+            RemediationResult::Failure => "failure",
+            RemediationResult::DryRun => "dry_run",
+            RemediationResult::SkippedCooldown => "skipped_cooldown",
+            RemediationResult::SkippedBudget => "skipped_budget",
+            RemediationResult::SkippedResolved => "skipped_resolved",
+            RemediationResult::SkippedNamespace => "skipped_namespace",
+            RemediationResult::SkippedPdb => "skipped_pdb",
+            RemediationResult::SkippedFlapping => "skipped_flapping",
+            RemediationResult::SkippedAcknowledged => "skipped_acknowledged",
+            RemediationResult::SkippedNoop => "skipped_noop",
+        }
+    }
+
+    /// The result stored under `word`.
+    pub fn parse(word: &str) -> Option<RemediationResult> {
+        RemediationResult::ALL.into_iter().find(|r| r.as_str() == word)
+    }
+
+    /// Whether people must take over: an exhausted budget or a flapping alert always
+    /// escalates instead of acting.
+    pub fn always_escalates(self) -> bool {
+        matches!(self, RemediationResult::SkippedBudget | RemediationResult::SkippedFlapping)
+    }
+
+    /// Whether the action did what was asked (for real or as a plan).
+    pub fn is_done(self) -> bool {
+        matches!(self, RemediationResult::Success | RemediationResult::DryRun)
+    }
+
+    /// Why a remediation was not acted on, for people, when the guard rails decided it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            RemediationResult::SkippedCooldown => "the target was acted on within its cooldown",
+            RemediationResult::SkippedBudget => "the action budget (per target, rule or global) is spent",
+            RemediationResult::SkippedResolved => "the alert is no longer firing",
+            RemediationResult::SkippedFlapping => "the alert fired too often in the flapping window",
+            RemediationResult::SkippedAcknowledged => "the incident was acknowledged: a person has it",
+            RemediationResult::SkippedNamespace => "the namespace is not allowed",
+            RemediationResult::SkippedPdb => "a PodDisruptionBudget refused the eviction",
+            RemediationResult::SkippedNoop => "there was nothing to do",
+            RemediationResult::Running
+            | RemediationResult::Success
+            | RemediationResult::Failure
+            | RemediationResult::DryRun => "not skipped",
+        }
+    }
+}
+
+impl fmt::Display for RemediationResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the guard rails decided for one remediation (`medic_decide_remediation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemediationDecision {
+    /// Act now.
+    Act,
+    /// Plan and record, change nothing.
+    DryRun,
+    /// Another action on the target (or this one, by another replica) is running: try later.
+    Busy,
+    /// Already decided for this alert episode.
+    Duplicate,
+    /// The replica acting stopped before recording an outcome; recorded as a failure and not
+    /// retried, as the action may have happened.
+    Interrupted,
+    /// Not acted on, for this reason.
+    Skipped(RemediationResult),
+}
+
+impl RemediationDecision {
+    /// The decision the database function returned.
+    pub fn parse(word: &str) -> Option<RemediationDecision> {
+        Some(match word {
+            "act" => RemediationDecision::Act,
+            "dry_run" => RemediationDecision::DryRun,
+            "busy" => RemediationDecision::Busy,
+            "duplicate" => RemediationDecision::Duplicate,
+            "interrupted" => RemediationDecision::Interrupted,
+            other => match RemediationResult::parse(other)? {
+                skip if other.starts_with("skipped_") || skip == RemediationResult::Failure => {
+                    RemediationDecision::Skipped(skip)
+                }
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// What a remediation timer carries (its `payload`): the parameters rendered for the alert,
+/// or why they could not be, and the alert episode it is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationJob {
+    pub params: Option<ActionParams>,
+    /// Why the parameters could not be rendered.
+    pub error: Option<String>,
+    pub fingerprint: String,
+    pub starts_at: DateTime<Utc>,
+    pub labels: KV,
+}
+
+impl RemediationJob {
+    /// The job for one firing alert episode.
+    pub fn new(alert: &AlertEpisode, params: Result<ActionParams, String>) -> Self {
+        let (params, error) = match params {
+            Ok(params) => (Some(params), None),
+            Err(error) => (None, Some(error)),
+        };
+        Self {
+            params,
+            error,
+            fingerprint: alert.fingerprint.as_ref().to_owned(),
+            starts_at: alert.starts_at,
+            labels: alert.labels.clone(),
+        }
+    }
+
+    /// The payload stored with the timer.
+    pub fn to_payload(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// Reads a timer's payload back; a payload that is not a job (written by another version,
+    /// or damaged) is an error with the reason, never a made-up episode.
+    pub fn decode(payload: Option<&Value>) -> Result<Self, String> {
+        let payload = payload.ok_or("the remediation timer has no payload")?;
+        let job = Self::deserialize(payload).map_err(|e| format!("undecodable remediation job: {e}"))?;
+        if job.fingerprint.is_empty() {
+            return Err("undecodable remediation job: empty fingerprint".into());
+        }
+        if job.params.is_none() && job.error.is_none() {
+            return Err("undecodable remediation job: neither params nor error".into());
+        }
+        Ok(job)
+    }
+
+    /// The rendered parameters, or why there are none.
+    pub fn params(&self) -> Result<&ActionParams, &str> {
+        match (&self.params, &self.error) {
+            (_, Some(error)) => Err(error),
+            (Some(params), None) => Ok(params),
+            (None, None) => Err("no parameters"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_reads_back_as_itself() {
+        for result in RemediationResult::ALL {
+            assert_eq!(RemediationResult::parse(result.as_str()), Some(result));
+        }
+        assert_eq!(RemediationResult::parse("succeeded"), None);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_a_job_is_an_error_not_an_episode() {
+        let job = RemediationJob::decode(Some(&serde_json::json!({
+            "params": {"namespace": "prod"}, "error": null, "fingerprint": "abc",
+            "starts_at": "2026-11-26T15:53:17.755987Z", "labels": {"alertname": "X"},
+        })))
+        .unwrap();
+        assert_eq!(job.params().unwrap().text("namespace"), Some("prod"));
+        assert_eq!(RemediationJob::decode(Some(&job.to_payload())), Ok(job));
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"params": {}, "fingerprint": "", "starts_at": "2026-11-26T15:53:17Z", "labels": {}}),
+            serde_json::json!({"params": {}, "fingerprint": "abc", "labels": {}}),
+            serde_json::json!({"fingerprint": "abc", "starts_at": "2026-11-26T15:53:17Z", "labels": {}}),
+            serde_json::json!("text"),
+        ] {
+            assert!(RemediationJob::decode(Some(&bad)).is_err(), "{bad} decoded");
+        }
+        assert!(RemediationJob::decode(None).is_err());
+    }
+
+    #[test]
+    fn decisions_read_from_the_database_words() {
+        use RemediationDecision::*;
+        assert_eq!(RemediationDecision::parse("act"), Some(Act));
+        assert_eq!(RemediationDecision::parse("busy"), Some(Busy));
+        assert_eq!(
+            RemediationDecision::parse("skipped_budget"),
+            Some(Skipped(RemediationResult::SkippedBudget))
+        );
+        assert_eq!(
+            RemediationDecision::parse("failure"),
+            Some(Skipped(RemediationResult::Failure))
+        );
+        assert_eq!(RemediationDecision::parse("running"), None);
+        assert_eq!(RemediationDecision::parse("success"), None);
+        assert_eq!(RemediationDecision::parse("whatever"), None);
+    }
+}

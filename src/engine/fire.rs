@@ -1,0 +1,152 @@
+//! Firing one claimed timer: what it does is a small function of its kind. A remediation runs
+//! behind its guard rails; a stale escalation is cancelled; an acknowledge or resolve waits for
+//! a trigger in flight; every other message is sent, and a failure retried under the backoff.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::{retry::random_fraction, Engine};
+use crate::{
+    domain::{TimerKind, TimerOutcome},
+    notify::Message,
+    remediation::Done,
+    store::timers::{Claimed, Completion},
+};
+
+/// How long an acknowledge or resolve waits for a trigger being sent to the same notifier.
+const INFLIGHT_WAIT_MS: i64 = 250;
+/// How soon a remediation waiting for another action on its target tries again.
+const BUSY_RETRY_MS: i64 = 1000;
+
+impl Engine {
+    /// Fires one claimed timer: decides whether it still applies, fires it, and says what
+    /// became of it. Tests call this through [`Engine::try_execute_batch`].
+    pub async fn try_execute(&self, mut timer: Claimed) -> Completion {
+        // Claimed ahead of time: wait for the moment it is due.
+        if timer.due_in > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(timer.due_in)).await;
+            timer.lateness += timer.due_in;
+        }
+        if timer.attempt == 1 {
+            self.metrics.lateness.observe(timer.lateness.max(0.0));
+        }
+        let started_at = Utc::now();
+        let completion = |outcome, status_code, error| Completion {
+            id: timer.id,
+            claim: timer.claim,
+            occurrence: timer.occurrence,
+            attempt: timer.attempt,
+            started_at,
+            outcome,
+            status_code,
+            error,
+        };
+        if timer.kind == TimerKind::Remediation {
+            let (outcome, error) = self.remediate(&timer).await;
+            return completion(outcome, None, error);
+        }
+        if is_stale(&timer) {
+            self.metrics.cancelled.inc();
+            tracing::info!(
+                timer_id = timer.id,
+                incident_id = timer.incident.id,
+                "escalation dropped: the incident resolved or was acknowledged"
+            );
+            return completion(TimerOutcome::Cancelled, None, None);
+        }
+        if timer.behind_inflight {
+            let delay_ms = INFLIGHT_WAIT_MS;
+            return completion(TimerOutcome::Requeue { delay_ms }, None, None);
+        }
+        let (outcome, code, error) = self.deliver(&timer).await;
+        let completion = completion(outcome, code, error);
+        self.report(&timer, &completion);
+        completion
+    }
+
+    /// Runs a remediation behind its guard rails; the decision is recorded by the runner.
+    async fn remediate(&self, timer: &Claimed) -> (TimerOutcome, Option<String>) {
+        let Some(runner) = &self.remediations else {
+            return (TimerOutcome::Failed, Some("this replica runs no remediation".into()));
+        };
+        match runner.run(timer).await {
+            Ok(Done::Finished) => (TimerOutcome::Sent, None),
+            Ok(Done::Busy) => (TimerOutcome::Requeue { delay_ms: BUSY_RETRY_MS }, None),
+            Ok(Done::Rejected(reason)) => (TimerOutcome::Failed, Some(reason)),
+            Err(e) => {
+                tracing::warn!(timer_id = timer.id, error = %e, "remediation could not be decided; retrying");
+                let delay_ms = i64::try_from(self.backoff.initial.as_millis()).unwrap_or(i64::MAX);
+                (TimerOutcome::Retry { delay_ms }, Some(e.to_string()))
+            }
+        }
+    }
+
+    /// Sends the timer's message; a failure is retried, given up or final.
+    async fn deliver(&self, timer: &Claimed) -> (TimerOutcome, Option<i32>, Option<String>) {
+        let runbook_url = timer
+            .incident
+            .annotations
+            .get("runbook_url")
+            .map(String::as_str)
+            .or_else(|| self.rules.get(&timer.rule).and_then(|r| r.runbook_url.as_deref()));
+        let message = Message { timer, runbook_url };
+        let started = Instant::now();
+        let result = self.notifiers.send(&timer.notifier, &message).await;
+        self.metrics
+            .send_duration
+            .with_label_values(&[self.notifier_type(timer)])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(code) => (TimerOutcome::Sent, Some(i32::from(code)), None),
+            Err(failure) if !failure.retryable => {
+                (TimerOutcome::Failed, failure.status.map(i32::from), Some(failure.reason))
+            }
+            Err(failure) => {
+                let waited = Duration::from_secs_f64(timer.lateness.max(0.0));
+                let outcome =
+                    self.backoff
+                        .after_failure(timer.attempt, waited, failure.retry_after, random_fraction());
+                (outcome, failure.status.map(i32::from), Some(failure.reason))
+            }
+        }
+    }
+
+    /// The type of the timer's notifier, for metric labels.
+    fn notifier_type(&self, timer: &Claimed) -> &'static str {
+        self.notifiers
+            .kind(&timer.notifier)
+            .map_or("unknown", |k| k.as_str())
+    }
+
+    /// One log event and the metrics for each send.
+    fn report(&self, timer: &Claimed, c: &Completion) {
+        if !c.outcome.is_attempt() {
+            return;
+        }
+        let result = c.outcome.as_str();
+        self.metrics
+            .attempts
+            .with_label_values(&[&timer.notifier, self.notifier_type(timer), result])
+            .inc();
+        if c.outcome == TimerOutcome::Sent {
+            self.metrics.fired.with_label_values(&[timer.kind.as_str()]).inc();
+        }
+        let event = tracing::field::display(timer.kind.as_str());
+        if matches!(c.outcome, TimerOutcome::Sent | TimerOutcome::Retry { .. }) {
+            tracing::info!(timer_id = timer.id, incident_id = timer.incident.id, kind = event, rule = %timer.rule,
+                step = timer.step, notifier = %timer.notifier, attempt = timer.attempt, result,
+                status_code = c.status_code, error = c.error.as_deref(), lateness_seconds = timer.lateness,
+                "message delivery");
+        } else {
+            tracing::error!(timer_id = timer.id, incident_id = timer.incident.id, kind = event, rule = %timer.rule,
+                step = timer.step, notifier = %timer.notifier, attempt = timer.attempt, result,
+                status_code = c.status_code, error = c.error.as_deref(), "message not delivered");
+        }
+    }
+}
+
+/// An escalation whose incident resolved or was acknowledged behind the timer's back.
+fn is_stale(timer: &Claimed) -> bool {
+    timer.kind == TimerKind::Escalation && (!timer.incident.firing || timer.incident.acknowledged.is_some())
+}

@@ -1,0 +1,143 @@
+//! The timer engine every replica runs: claim due timers under a lease, fire them, record the
+//! outcome; sleep until the next one is due.
+//!
+//! - **Exactly one replica fires a timer**: claims use `FOR UPDATE SKIP LOCKED` and a lease
+//!   token (see `store::timers`). A replica that dies mid-send loses the lease; when it ends
+//!   another replica takes the timer and sends it, under the same dedup key.
+//! - **Exact wake-up**: an idle engine sleeps until the next timer is due (or a lease ends), and
+//!   is woken early by `NOTIFY medic_timers` when a timer is scheduled ([`wake`]); a slow
+//!   safety poll covers a missed notification. While the LISTEN connection is down, the poll
+//!   is fast instead.
+//! - **Never blocked by one slow notifier**: sends run concurrently (up to `concurrency`)
+//!   ([`claim`]); completions are written in batches as sends finish ([`completions`]).
+//! - **What a fired timer does** is a small function of its kind ([`fire`]); failed sends
+//!   are retried under [`retry::Backoff`].
+
+mod claim;
+mod completions;
+mod fire;
+pub mod retry;
+mod wake;
+
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::{atomic::AtomicBool, Arc},
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinHandle,
+};
+
+use self::{retry::Backoff, wake::Idle};
+use crate::{
+    config::EngineSettings, metrics::TimerMetrics, notify::Notifiers, plan::Rules, remediation::Runner,
+    store::Store,
+};
+
+/// One engine: what it needs to fire timers.
+#[derive(Clone)]
+pub struct Engine {
+    /// Where timers are claimed and completed.
+    store: Store,
+    /// Where messages go.
+    notifiers: Notifiers,
+    /// For the rule's runbook link.
+    rules: Arc<Rules>,
+    /// This engine's lease token, random per process.
+    token: i64,
+    /// How long a claimed timer is this engine's.
+    lease: Duration,
+    /// How far ahead of their due time timers are claimed (then sent on time).
+    ahead: Duration,
+    /// Most timers claimed, and completions written, per statement.
+    batch: usize,
+    /// When failed sends are tried again.
+    backoff: Backoff,
+    metrics: TimerMetrics,
+    /// Runs remediation timers; without it they fail.
+    remediations: Option<Arc<Runner>>,
+}
+
+/// A running engine: stop it gracefully, or kill it as a crash would.
+pub struct EngineHandle {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    listener: JoinHandle<()>,
+}
+
+impl EngineHandle {
+    /// Stops claiming, lets sends in flight finish and records them, then returns.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = (&mut self.task).await;
+    }
+
+    /// Drops everything at once, sends in flight included, as a crashed process would.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for EngineHandle {
+    /// The engine itself stops once it sees its handle gone; the LISTEN task is ended here.
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, with its own random lease token.
+    pub fn new(
+        store: Store,
+        notifiers: Notifiers,
+        rules: Arc<Rules>,
+        settings: &EngineSettings,
+        metrics: TimerMetrics,
+    ) -> Self {
+        Self {
+            store,
+            notifiers,
+            rules,
+            token: RandomState::new().hash_one(Instant::now()) as i64,
+            lease: settings.lease.0,
+            ahead: settings.claim_ahead.0,
+            batch: settings.batch,
+            backoff: Backoff::new(&settings.retry),
+            metrics,
+            remediations: None,
+        }
+    }
+
+    /// Lets this engine run remediation timers.
+    pub fn with_remediations(mut self, runner: Arc<Runner>) -> Self {
+        self.remediations = Some(runner);
+        self
+    }
+
+    /// Starts the engine and its LISTEN connection (to `pg_config`) as background tasks.
+    pub fn spawn(
+        self,
+        pg_config: tokio_postgres::Config,
+        concurrency: usize,
+        safety_poll: Duration,
+    ) -> EngineHandle {
+        let (shutdown, stopped) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+        let listening = Arc::new(AtomicBool::new(false));
+        let listener = tokio::spawn(wake::listen(pg_config, wake.clone(), listening.clone()));
+        let idle = Idle {
+            wake,
+            listening,
+            safety_poll,
+            stopped,
+        };
+        let task = tokio::spawn(self.run(idle, concurrency));
+        EngineHandle {
+            shutdown,
+            task,
+            listener,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The plan: settings compiled into what runs. [`compile`] reads every secret, compiles the
+//! rules against the notifiers, builds the guard rails and the databases remediation may touch,
+//! and runs every check that spans sections, reporting every problem at once with its key path.
+//! `check-config`, `explain` and `serve` each call it once.
+//!
+//! Matching alerts to rules ([`rules`], [`matchers`]) and planning the timers a notification
+//! asks for ([`timers`]) live here too: they are functions of the compiled rules alone.
+
+pub mod matchers;
+pub mod remediation;
+pub mod rules;
+pub mod secrets;
+pub mod template;
+pub mod timers;
+
+mod notifiers;
+
+use std::collections::BTreeMap;
+
+pub use notifiers::NotifierEndpoint;
+pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
+pub use rules::{NotifierRef, Rule, Rules};
+pub use secrets::Credentials;
+
+use crate::config::{self, Problem, Problems, Settings, Source};
+
+/// Everything the settings say medic should run, checked.
+#[derive(Debug)]
+pub struct Plan {
+    /// What Alertmanager must present on `/webhook` (and, for now, API callers).
+    pub credentials: Credentials,
+    /// Every notifier with its secrets read, by name.
+    pub notifiers: BTreeMap<String, NotifierEndpoint>,
+    /// The rules, in config order.
+    pub rules: Rules,
+    /// What every remediation must respect.
+    pub guard_rails: GuardRails,
+    /// The databases `postgres_relieve_pool` may act on, by name.
+    pub databases: BTreeMap<String, TargetDatabase>,
+}
+
+/// Compiles the settings; on failure returns every problem found.
+pub fn compile(settings: &Settings) -> Result<Plan, Problems> {
+    let mut problems = Vec::new();
+    let plan = compile_into(settings, &mut problems);
+    match plan {
+        Some(plan) if problems.is_empty() => Ok(plan),
+        _ => Err(Problems(problems)),
+    }
+}
+
+/// Loads the settings and compiles them, reporting the problems of both steps together.
+pub fn load(source: &Source) -> Result<(Settings, Plan), Problems> {
+    let (settings, mut problems) = config::read(source);
+    let Some(settings) = settings else {
+        return Err(Problems(problems));
+    };
+    let plan = compile_into(&settings, &mut problems);
+    match plan {
+        Some(plan) if problems.is_empty() => Ok((settings, plan)),
+        _ => Err(Problems(problems)),
+    }
+}
+
+fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan> {
+    let credentials = secrets::credentials(&settings.server.auth, problems);
+    let databases = remediation::databases(&settings.remediation, problems);
+    remediation::check_databases(&settings.rules, &settings.remediation, problems);
+    let notifiers = notifiers::endpoints(&settings.notifiers, problems);
+    let kinds = settings
+        .notifiers
+        .iter()
+        .map(|(name, notifier)| (name.clone(), notifier.kind))
+        .collect();
+    let rules = Rules::compile(&settings.rules, &kinds).map_err(|found| problems.extend(found));
+    Some(Plan {
+        credentials: credentials?,
+        notifiers,
+        rules: rules.ok()?,
+        guard_rails: GuardRails::new(&settings.remediation, settings.dry_run),
+        databases,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+//! Remediation compiled: each rule's action with its parameter templates, the guard rails
+//! every action must respect, and the databases `postgres_relieve_pool` may act on.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{secrets::secret_from, template::ParamTemplate};
+use crate::{
+    alertmanager::KV,
+    config::{Budget, Problem, RemediateSettings, RemediationSettings, RuleSettings},
+    domain::{Action, ActionParams},
+};
+
+/// A rule's remediation, checked.
+#[derive(Debug)]
+pub struct RemediationSpec {
+    pub action: Action,
+    params: BTreeMap<String, ParamTemplate>,
+    /// None: the global default.
+    pub cooldown: Option<Duration>,
+    /// None: the global `dry_run`.
+    pub dry_run: Option<bool>,
+    pub escalate_on_failure: bool,
+}
+
+impl RemediationSpec {
+    /// The parameters for one alert, or why they cannot be rendered.
+    pub fn render(&self, labels: &KV, annotations: &KV) -> Result<ActionParams, String> {
+        self.params
+            .iter()
+            .map(|(name, param)| Ok((name.clone(), param.render(labels, annotations)?)))
+            .collect::<Result<_, String>>()
+            .map(ActionParams)
+    }
+
+    /// Compiles a rule's `remediate:` block at key path `at`.
+    pub fn compile(at: &str, settings: &RemediateSettings, problems: &mut Vec<Problem>) -> Option<Self> {
+        let Some(action) = Action::parse(&settings.action) else {
+            let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+            problems.push(Problem::new(
+                format!("{at}.action"),
+                format!(
+                    "unknown action {:?}; known: {}",
+                    settings.action,
+                    known.join(", ")
+                ),
+            ));
+            return None;
+        };
+        let specs = action.params();
+        let mut params = BTreeMap::new();
+        for (name, value) in &settings.params {
+            let key = format!("{at}.params.{name}");
+            match specs.iter().find(|spec| spec.name == name) {
+                None => problems.push(Problem::new(
+                    key,
+                    format!("{} takes no parameter {name:?}", action.as_str()),
+                )),
+                Some(spec) => match ParamTemplate::compile(value, spec) {
+                    Ok(param) => {
+                        params.insert(name.clone(), param);
+                    }
+                    Err(e) => problems.push(Problem::new(key, e)),
+                },
+            }
+        }
+        for spec in specs.iter().filter(|spec| spec.required) {
+            if !settings.params.contains_key(spec.name) {
+                problems.push(Problem::new(
+                    format!("{at}.params.{}", spec.name),
+                    format!("required by {}", action.as_str()),
+                ));
+            }
+        }
+        if action == Action::RestartPods
+            && !settings.params.contains_key("selector")
+            && !settings.params.contains_key("pod")
+        {
+            problems.push(Problem::new(
+                format!("{at}.params"),
+                "restart_pods needs selector or pod",
+            ));
+        }
+        Some(RemediationSpec {
+            action,
+            params,
+            cooldown: settings.cooldown.map(|c| c.0),
+            dry_run: settings.dry_run,
+            escalate_on_failure: settings.escalate_on_failure,
+        })
+    }
+}
+
+/// Limits every action must respect, counted in Postgres across replicas.
+#[derive(Debug, Clone)]
+pub struct GuardRails {
+    /// Empty: any namespace not denied.
+    pub allowed_namespaces: Vec<String>,
+    pub denied_namespaces: Vec<String>,
+    /// Default per-target cooldown when a rule sets none.
+    pub cooldown: Duration,
+    pub per_target: Budget,
+    pub per_rule: Budget,
+    pub global: Budget,
+    /// Most fires of one alert within `flapping_window` before it escalates instead.
+    pub flapping_max_fires: u32,
+    pub flapping_window: Duration,
+    /// How long a started action holds its target before another may act on it.
+    pub action_timeout: Duration,
+    /// The global `dry_run`.
+    pub dry_run: bool,
+}
+
+impl GuardRails {
+    /// The guard rails of `remediation:` and the global `dry_run`.
+    pub fn new(settings: &RemediationSettings, dry_run: bool) -> Self {
+        Self {
+            allowed_namespaces: settings.namespaces.allow.clone(),
+            denied_namespaces: settings.namespaces.deny.clone(),
+            cooldown: settings.cooldown.0,
+            per_target: settings.budget.per_target,
+            per_rule: settings.budget.per_rule,
+            global: settings.budget.global,
+            flapping_max_fires: settings.flapping.max_fires,
+            flapping_window: settings.flapping.window.0,
+            action_timeout: settings.action_timeout.0,
+            dry_run,
+        }
+    }
+
+    /// Whether medic may act in `namespace`.
+    pub fn namespace_allowed(&self, namespace: &str) -> bool {
+        let allowed = self.allowed_namespaces.is_empty() || self.allowed_namespaces.iter().any(|n| n == namespace);
+        allowed && !self.denied_namespaces.iter().any(|n| n == namespace)
+    }
+}
+
+/// A database `postgres_relieve_pool` may act on.
+#[derive(Debug, Clone)]
+pub struct TargetDatabase {
+    /// The connection string; holds a password.
+    pub url: SecretString,
+    /// Only backends of these users are terminated.
+    pub users: Vec<String>,
+}
+
+/// The databases with their connection strings read and parsed.
+pub fn databases(settings: &RemediationSettings, problems: &mut Vec<Problem>) -> BTreeMap<String, TargetDatabase> {
+    let mut databases = BTreeMap::new();
+    for (name, database) in &settings.databases {
+        let key = format!("remediation.databases.{name}.url");
+        let Some(url) = secret_from(&key, database.url.as_ref(), database.url_file.as_ref(), problems) else {
+            continue;
+        };
+        if url.expose_secret().parse::<tokio_postgres::Config>().is_err() {
+            problems.push(Problem::new(key, "not a valid connection string"));
+            continue;
+        }
+        let users = database.users.clone();
+        databases.insert(name.clone(), TargetDatabase { url, users });
+    }
+    databases
+}
+
+/// Each `postgres_relieve_pool` rule names a configured database (or a template).
+pub fn check_databases(rules: &[RuleSettings], settings: &RemediationSettings, problems: &mut Vec<Problem>) {
+    for (i, rule) in rules.iter().enumerate() {
+        let Some(remediate) = &rule.remediate else { continue };
+        let Some(database) = remediate.params.get("database").and_then(|d| d.as_str()) else {
+            continue;
+        };
+        let known = database.contains("{{") || settings.databases.contains_key(database);
+        if remediate.action == Action::PostgresRelievePool.as_str() && !known {
+            problems.push(Problem::new(
+                format!("rules[{i}].remediate.params.database"),
+                format!("{database:?} is not under remediation.databases"),
+            ));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Parameter templates over an alert's labels and annotations (`{{ labels.namespace }}`),
+//! checked when the config compiles and rendered for each alert.
+
+use serde_json::Value;
+
+use crate::{
+    alertmanager::KV,
+    domain::{HumanDuration, ParamKind, ParamSpec},
+};
+
+/// A parameter as configured: a literal, or text with `{{ labels.x }}` / `{{ annotations.y }}`.
+#[derive(Debug, Clone)]
+pub enum ParamTemplate {
+    Literal(Value),
+    Template(Vec<Piece>),
+}
+
+/// Part of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Label(String),
+    Annotation(String),
+}
+
+impl ParamTemplate {
+    /// Checks a configured value against the parameter's kind; templates are checked for what
+    /// they name.
+    pub fn compile(value: &Value, spec: &ParamSpec) -> Result<ParamTemplate, String> {
+        let Value::String(text) = value else {
+            check_literal(value, spec.kind)?;
+            return Ok(ParamTemplate::Literal(value.clone()));
+        };
+        if !text.contains("{{") {
+            check_literal(value, spec.kind)?;
+            return Ok(ParamTemplate::Literal(value.clone()));
+        }
+        parse_template(text).map(ParamTemplate::Template)
+    }
+
+    /// The value for one alert; fails when the alert lacks a label or annotation it names.
+    pub fn render(&self, labels: &KV, annotations: &KV) -> Result<Value, String> {
+        let pieces = match self {
+            ParamTemplate::Literal(value) => return Ok(value.clone()),
+            ParamTemplate::Template(pieces) => pieces,
+        };
+        let mut out = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Label(name) => out.push_str(
+                    labels
+                        .get(name)
+                        .ok_or_else(|| format!("the alert has no label {name:?}"))?,
+                ),
+                Piece::Annotation(name) => out.push_str(
+                    annotations
+                        .get(name)
+                        .ok_or_else(|| format!("the alert has no annotation {name:?}"))?,
+                ),
+            }
+        }
+        Ok(Value::String(out))
+    }
+}
+
+fn check_literal(value: &Value, kind: ParamKind) -> Result<(), String> {
+    let ok = match kind {
+        ParamKind::Text => value.is_string(),
+        ParamKind::Integer => value.as_i64().is_some() || value.as_str().is_some_and(|s| s.parse::<i64>().is_ok()),
+        ParamKind::Duration => value.as_u64().is_some() || value.as_str().is_some_and(|s| HumanDuration::parse(s).is_ok()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let expected = match kind {
+            ParamKind::Text => "text",
+            ParamKind::Integer => "an integer",
+            ParamKind::Duration => "a duration such as 90s or 5m",
+        };
+        Err(format!("expected {expected}, got {value}"))
+    }
+}
+
+fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            pieces.push(Piece::Text(rest[..start].to_owned()));
+        }
+        let end = rest[start..]
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+        let inner = rest[start + 2..start + end].trim();
+        let piece = match inner.split_once('.') {
+            Some(("labels", name)) if !name.is_empty() => Piece::Label(name.to_owned()),
+            Some(("annotations", name)) if !name.is_empty() => Piece::Annotation(name.to_owned()),
+            _ => {
+                return Err(format!(
+                    "{{{{ {inner} }}}} names nothing: use labels.NAME or annotations.NAME"
+                ))
+            }
+        };
+        pieces.push(piece);
+        rest = &rest[start + end + 2..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_owned()));
+    }
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::param;
+
+    fn kv(pairs: &[(&str, &str)]) -> KV {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn templates_render_labels_and_annotations_into_text() {
+        let spec = param("x", ParamKind::Text, true);
+        let param = ParamTemplate::compile(
+            &Value::from("{{ labels.namespace }}/{{annotations.pod}}-x"),
+            &spec,
+        )
+        .unwrap();
+        let rendered = param
+            .render(&kv(&[("namespace", "prod")]), &kv(&[("pod", "p1")]))
+            .unwrap();
+        assert_eq!(rendered, Value::from("prod/p1-x"));
+        let missing = param.render(&kv(&[]), &kv(&[("pod", "p1")])).unwrap_err();
+        assert!(missing.contains("namespace"), "{missing}");
+    }
+
+    #[test]
+    fn templates_that_name_nothing_are_refused() {
+        let spec = param("x", ParamKind::Text, true);
+        for bad in [
+            "{{ namespace }}",
+            "{{ labels. }}",
+            "{{ values.x }}",
+            "{{ labels.x",
+        ] {
+            assert!(
+                ParamTemplate::compile(&Value::from(bad), &spec).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn literals_must_fit_the_parameter() {
+        let integer = param("step", ParamKind::Integer, false);
+        assert!(ParamTemplate::compile(&Value::from(2), &integer).is_ok());
+        assert!(ParamTemplate::compile(&Value::from("two"), &integer).is_err());
+        let duration = param("grace", ParamKind::Duration, false);
+        assert!(ParamTemplate::compile(&Value::from("5m"), &duration).is_ok());
+        assert!(ParamTemplate::compile(&Value::from("soon"), &duration).is_err());
+    }
+}

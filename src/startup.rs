@@ -153,12 +153,16 @@ async fn kube(settings: &Settings, metrics: &Metrics) -> Result<Kube, String> {
         return Err("kubernetes.enabled is false".to_owned());
     }
     let requests = metrics.remediation.kube_requests.clone();
-    Kube::connect(kubernetes.kubeconfig.as_deref(), kubernetes.request_timeout.0, requests)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "no Kubernetes configuration: actions on the cluster will fail");
-            format!("no usable Kubernetes configuration: {e}")
-        })
+    Kube::connect(
+        kubernetes.kubeconfig.as_deref(),
+        kubernetes.request_timeout.0,
+        requests,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "no Kubernetes configuration: actions on the cluster will fail");
+        format!("no usable Kubernetes configuration: {e}")
+    })
 }
 
 /// Retries until the schema is current: applies migrations, or waits for another process to.

@@ -53,12 +53,7 @@ fn describe(plan: &Plan, n: &Notification) -> String {
             .labels
             .get("alertname")
             .map_or("(no alertname)", String::as_str);
-        let _ = writeln!(
-            out,
-            "\nalert {name} [{}] {}",
-            alert.status.as_str(),
-            alert.key()
-        );
+        let _ = writeln!(out, "\nalert {name} [{}] {}", alert.status.as_str(), alert.key());
         if alert.status != Status::Firing {
             let _ = writeln!(out, "  resolved: no rule acts on it");
             continue;
@@ -83,11 +78,7 @@ fn describe(plan: &Plan, n: &Notification) -> String {
                     );
                     let namespace_ok = serde_json::from_str::<serde_json::Value>(&params)
                         .ok()
-                        .and_then(|p| {
-                            p["namespace"]
-                                .as_str()
-                                .map(|ns| rails.namespace_allowed(ns))
-                        })
+                        .and_then(|p| p["namespace"].as_str().map(|ns| rails.namespace_allowed(ns)))
                         .unwrap_or(true);
                     let _ = writeln!(
                         out,

@@ -14,7 +14,10 @@ pub async fn run(file: Option<PathBuf>) -> ExitCode {
     };
     telemetry::init(settings.log.format);
     let served = async {
-        Application::build(settings, plan).await?.run_until_stopped().await?;
+        Application::build(settings, plan)
+            .await?
+            .run_until_stopped()
+            .await?;
         Ok(())
     };
     super::exit_with(served.await)

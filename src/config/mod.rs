@@ -23,9 +23,7 @@ pub use remediation::{
     Budget, BudgetSettings, FlappingSettings, KubernetesSettings, NamespaceSettings, RemediationSettings,
     TargetDatabaseSettings,
 };
-pub use server::{
-    AuthSettings, BasicAuthSettings, DatabaseSettings, LogFormat, LogSettings, ServerSettings,
-};
+pub use server::{AuthSettings, BasicAuthSettings, DatabaseSettings, LogFormat, LogSettings, ServerSettings};
 
 /// Environment variables that override the file: `MEDIC_<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "MEDIC";

@@ -118,7 +118,8 @@ impl AlertEpisode {
         format!(
             "{}@{}",
             self.fingerprint.as_ref(),
-            self.starts_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            self.starts_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         )
     }
 

@@ -82,7 +82,10 @@ impl RemediationResult {
     /// Whether people must take over: an exhausted budget or a flapping alert always
     /// escalates instead of acting.
     pub fn always_escalates(self) -> bool {
-        matches!(self, RemediationResult::SkippedBudget | RemediationResult::SkippedFlapping)
+        matches!(
+            self,
+            RemediationResult::SkippedBudget | RemediationResult::SkippedFlapping
+        )
     }
 
     /// Whether the action did what was asked (for real or as a plan).
@@ -134,6 +137,18 @@ pub enum RemediationDecision {
 }
 
 impl RemediationDecision {
+    /// The word the database function returns for this decision.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemediationDecision::Act => "act",
+            RemediationDecision::DryRun => "dry_run",
+            RemediationDecision::Busy => "busy",
+            RemediationDecision::Duplicate => "duplicate",
+            RemediationDecision::Interrupted => "interrupted",
+            RemediationDecision::Skipped(result) => result.as_str(),
+        }
+    }
+
     /// The decision the database function returned.
     pub fn parse(word: &str) -> Option<RemediationDecision> {
         Some(match word {
@@ -255,6 +270,16 @@ mod tests {
             RemediationDecision::parse("failure"),
             Some(Skipped(RemediationResult::Failure))
         );
+        for decision in [
+            Act,
+            DryRun,
+            Busy,
+            Duplicate,
+            Interrupted,
+            Skipped(RemediationResult::SkippedCooldown),
+        ] {
+            assert_eq!(RemediationDecision::parse(decision.as_str()), Some(decision));
+        }
         assert_eq!(RemediationDecision::parse("running"), None);
         assert_eq!(RemediationDecision::parse("success"), None);
         assert_eq!(RemediationDecision::parse("whatever"), None);

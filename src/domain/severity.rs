@@ -54,7 +54,11 @@ mod tests {
             ("warn", "warning"),
             ("low", "info"),
         ] {
-            assert_eq!(Severity::from_label(Some(alias)), Severity::from_label(Some(of)), "{alias}");
+            assert_eq!(
+                Severity::from_label(Some(alias)),
+                Severity::from_label(Some(of)),
+                "{alias}"
+            );
         }
     }
 }

@@ -22,7 +22,11 @@ const VACUUM_INTERVAL: Duration = Duration::from_secs(5);
 impl Engine {
     /// Writes completions as they arrive, several per statement. A retry or a repeat moves
     /// its timer's `due_at`, so the idle claimer is woken to look again.
-    pub(super) async fn record_completions(self, mut completions: mpsc::Receiver<Completion>, wake: Arc<Notify>) {
+    pub(super) async fn record_completions(
+        self,
+        mut completions: mpsc::Receiver<Completion>,
+        wake: Arc<Notify>,
+    ) {
         let mut batch = Vec::with_capacity(self.batch);
         let mut vacuum = Vacuum::default();
         while completions.recv_many(&mut batch, self.batch).await > 0 {

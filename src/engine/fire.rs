@@ -68,11 +68,19 @@ impl Engine {
     /// Runs a remediation behind its guard rails; the decision is recorded by the runner.
     async fn remediate(&self, timer: &Claimed) -> (TimerOutcome, Option<String>) {
         let Some(runner) = &self.remediations else {
-            return (TimerOutcome::Failed, Some("this replica runs no remediation".into()));
+            return (
+                TimerOutcome::Failed,
+                Some("this replica runs no remediation".into()),
+            );
         };
         match runner.run(timer).await {
             Ok(Done::Finished) => (TimerOutcome::Sent, None),
-            Ok(Done::Busy) => (TimerOutcome::Requeue { delay_ms: BUSY_RETRY_MS }, None),
+            Ok(Done::Busy) => (
+                TimerOutcome::Requeue {
+                    delay_ms: BUSY_RETRY_MS,
+                },
+                None,
+            ),
             Ok(Done::Rejected(reason)) => (TimerOutcome::Failed, Some(reason)),
             Err(e) => {
                 tracing::warn!(timer_id = timer.id, error = %e, "remediation could not be decided; retrying");
@@ -99,9 +107,11 @@ impl Engine {
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(code) => (TimerOutcome::Sent, Some(i32::from(code)), None),
-            Err(failure) if !failure.retryable => {
-                (TimerOutcome::Failed, failure.status.map(i32::from), Some(failure.reason))
-            }
+            Err(failure) if !failure.retryable => (
+                TimerOutcome::Failed,
+                failure.status.map(i32::from),
+                Some(failure.reason),
+            ),
             Err(failure) => {
                 let waited = Duration::from_secs_f64(timer.lateness.max(0.0));
                 let outcome =

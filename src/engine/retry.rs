@@ -87,7 +87,11 @@ mod tests {
         assert_eq!(b.delay(2, 1.0), 2 * SECOND);
         assert_eq!(b.delay(3, 1.0), 4 * SECOND);
         assert_eq!(b.delay(7, 1.0), 60 * SECOND, "capped at max");
-        assert_eq!(b.delay(10_000, 1.0), 60 * SECOND, "no overflow on huge attempt numbers");
+        assert_eq!(
+            b.delay(10_000, 1.0),
+            60 * SECOND,
+            "no overflow on huge attempt numbers"
+        );
         assert_eq!(b.delay(0, 1.0), SECOND, "attempt 0 reads as the first");
         assert_eq!(b.delay(-3, 1.0), SECOND);
     }
@@ -109,9 +113,15 @@ mod tests {
             TimerOutcome::Retry { delay_ms } => delay_ms,
             other => panic!("{other:?}"),
         };
-        assert_eq!(ms(b.after_failure(1, Duration::ZERO, Some(2 * SECOND), 0.5)), 2000);
+        assert_eq!(
+            ms(b.after_failure(1, Duration::ZERO, Some(2 * SECOND), 0.5)),
+            2000
+        );
         assert_eq!(ms(b.after_failure(2, Duration::ZERO, None, 0.0)), 1000);
-        assert_eq!(b.after_failure(1, 3599 * SECOND, Some(2 * SECOND), 0.0), TimerOutcome::GaveUp);
+        assert_eq!(
+            b.after_failure(1, 3599 * SECOND, Some(2 * SECOND), 0.0),
+            TimerOutcome::GaveUp
+        );
         assert_eq!(
             b.after_failure(1, Duration::ZERO, Some(Duration::MAX), 0.0),
             TimerOutcome::GaveUp,

@@ -32,10 +32,19 @@ impl fmt::Debug for NotifierEndpoint {
 }
 
 /// Reads one notifier's secrets and checks what its type needs.
-fn endpoint(settings: &NotifierSettings, name: &str, problems: &mut Vec<Problem>) -> Option<NotifierEndpoint> {
+fn endpoint(
+    settings: &NotifierSettings,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<NotifierEndpoint> {
     let key = |k: &str| format!("notifiers.{name}.{k}");
     let start = problems.len();
-    let url = secret_from(&key("url"), settings.url.as_ref(), settings.url_file.as_ref(), problems);
+    let url = secret_from(
+        &key("url"),
+        settings.url.as_ref(),
+        settings.url_file.as_ref(),
+        problems,
+    );
     let routing_key = secret_from(
         &key("routing_key"),
         settings.routing_key.as_ref(),
@@ -56,7 +65,13 @@ fn endpoint(settings: &NotifierSettings, name: &str, problems: &mut Vec<Problem>
             None
         }
     };
-    check_keys(settings, name, routing_key.is_some(), bearer_token.is_some(), problems);
+    check_keys(
+        settings,
+        name,
+        routing_key.is_some(),
+        bearer_token.is_some(),
+        problems,
+    );
     let url = url.filter(|_| problems.len() == start)?;
     Some(NotifierEndpoint {
         name: name.to_owned(),
@@ -130,4 +145,3 @@ pub fn endpoints(
         .filter_map(|(name, settings)| Some((name.clone(), endpoint(settings, name, problems)?)))
         .collect()
 }
-

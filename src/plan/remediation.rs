@@ -131,7 +131,8 @@ impl GuardRails {
 
     /// Whether medic may act in `namespace`.
     pub fn namespace_allowed(&self, namespace: &str) -> bool {
-        let allowed = self.allowed_namespaces.is_empty() || self.allowed_namespaces.iter().any(|n| n == namespace);
+        let allowed =
+            self.allowed_namespaces.is_empty() || self.allowed_namespaces.iter().any(|n| n == namespace);
         allowed && !self.denied_namespaces.iter().any(|n| n == namespace)
     }
 }
@@ -146,7 +147,10 @@ pub struct TargetDatabase {
 }
 
 /// The databases with their connection strings read and parsed.
-pub fn databases(settings: &RemediationSettings, problems: &mut Vec<Problem>) -> BTreeMap<String, TargetDatabase> {
+pub fn databases(
+    settings: &RemediationSettings,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, TargetDatabase> {
     let mut databases = BTreeMap::new();
     for (name, database) in &settings.databases {
         let key = format!("remediation.databases.{name}.url");
@@ -166,7 +170,9 @@ pub fn databases(settings: &RemediationSettings, problems: &mut Vec<Problem>) ->
 /// Each `postgres_relieve_pool` rule names a configured database (or a template).
 pub fn check_databases(rules: &[RuleSettings], settings: &RemediationSettings, problems: &mut Vec<Problem>) {
     for (i, rule) in rules.iter().enumerate() {
-        let Some(remediate) = &rule.remediate else { continue };
+        let Some(remediate) = &rule.remediate else {
+            continue;
+        };
         let Some(database) = remediate.params.get("database").and_then(|d| d.as_str()) else {
             continue;
         };

@@ -228,4 +228,3 @@ fn notifier_refs(
         })
         .collect()
 }
-

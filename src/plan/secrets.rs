@@ -105,4 +105,3 @@ pub fn secret_from(
     }
     Some(secret)
 }
-

@@ -67,8 +67,12 @@ impl ParamTemplate {
 fn check_literal(value: &Value, kind: ParamKind) -> Result<(), String> {
     let ok = match kind {
         ParamKind::Text => value.is_string(),
-        ParamKind::Integer => value.as_i64().is_some() || value.as_str().is_some_and(|s| s.parse::<i64>().is_ok()),
-        ParamKind::Duration => value.as_u64().is_some() || value.as_str().is_some_and(|s| HumanDuration::parse(s).is_ok()),
+        ParamKind::Integer => {
+            value.as_i64().is_some() || value.as_str().is_some_and(|s| s.parse::<i64>().is_ok())
+        }
+        ParamKind::Duration => {
+            value.as_u64().is_some() || value.as_str().is_some_and(|s| HumanDuration::parse(s).is_ok())
+        }
     };
     if ok {
         Ok(())

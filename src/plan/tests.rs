@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 
 use super::Rules;
 use crate::{
-alertmanager::{Data, Status, KV},
-config::{NotifierType, Problem, RuleSettings},
-domain::{Notification, PlannedTimer, TimerKind},
+    alertmanager::{Data, Status, KV},
+    config::{NotifierType, Problem, RuleSettings},
+    domain::{Notification, PlannedTimer, TimerKind},
 };
 
 fn notifiers() -> BTreeMap<String, NotifierType> {

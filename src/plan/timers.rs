@@ -78,9 +78,9 @@ impl Rule {
             .zip(1..)
             .filter(|(step, _)| step.applies_to(severities))
             .flat_map(|(step, number)| {
-                step.notify
-                    .iter()
-                    .map(move |notifier| spec(TimerKind::Escalation, number, notifier, step.after, step.repeat))
+                step.notify.iter().map(move |notifier| {
+                    spec(TimerKind::Escalation, number, notifier, step.after, step.repeat)
+                })
             });
         announce.chain(steps).collect()
     }

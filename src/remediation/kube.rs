@@ -17,7 +17,6 @@ use kube::{
 use prometheus::IntCounterVec;
 use serde_json::{json, Value};
 
-
 /// A client for the cluster, or why there is none.
 #[derive(Clone)]
 pub struct Kube {

@@ -109,7 +109,10 @@ impl Runner {
             Ok(job) => job,
             Err(reason) => return Ok(self.reject(timer, reason)),
         };
-        let spec = self.rules.get(&timer.rule).and_then(|rule| rule.remediate.as_ref());
+        let spec = self
+            .rules
+            .get(&timer.rule)
+            .and_then(|rule| rule.remediate.as_ref());
         let Some(spec) = spec else {
             let reason = format!("rule {:?} no longer remediates", timer.rule);
             return Ok(self.reject(timer, reason));
@@ -244,14 +247,18 @@ impl Runner {
             .await?;
         let action = spec.action.as_str();
         let result = report.result.as_str();
-        self.metrics.remediations.with_label_values(&[action, result]).inc();
+        self.metrics
+            .remediations
+            .with_label_values(&[action, result])
+            .inc();
         self.metrics
             .duration
             .with_label_values(&[action])
             .observe(started.elapsed().as_secs_f64());
         // An exhausted budget or a flapping alert always escalates instead of acting; other
         // failures and skips do when the rule asks.
-        let escalate = report.result.always_escalates() || (spec.escalate_on_failure && !report.result.is_done());
+        let escalate =
+            report.result.always_escalates() || (spec.escalate_on_failure && !report.result.is_done());
         tracing::info!(
             incident_id = timer.incident.id, rule = %timer.rule, action, target, episode = %timer.subject,
             result, summary = %report.summary, escalate, "remediation"

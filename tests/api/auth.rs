@@ -2,11 +2,11 @@
 
 use base64::Engine as _;
 
-use crate::helpers::{fixture, settings, shared_postgres, spawn_app, spawn_app_with, test_env, unique_name};
+use crate::helpers::{fixture, TestApp};
 
 #[tokio::test]
 async fn a_missing_token_is_401_with_a_challenge() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     let response = app
         .webhook("application/json")
@@ -24,7 +24,7 @@ async fn a_missing_token_is_401_with_a_challenge() {
 
 #[tokio::test]
 async fn a_wrong_token_is_401_on_the_webhook_and_the_api() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     let webhook = app
         .webhook("application/json")
@@ -50,7 +50,7 @@ async fn a_wrong_token_is_401_on_the_webhook_and_the_api() {
 
 #[tokio::test]
 async fn probes_and_metrics_need_no_credentials() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     for path in ["/healthz", "/readyz", "/metrics"] {
         let response = app.get_anonymous(path).await;
         assert_eq!(response.status(), 200, "{path}");
@@ -59,18 +59,12 @@ async fn probes_and_metrics_need_no_credentials() {
 
 #[tokio::test]
 async fn basic_auth_as_alertmanager_sends_it_is_accepted() {
-    let url = shared_postgres().create_database(&unique_name()).await;
-    let mut env = test_env(&url);
-    env.remove("MEDIC_SERVER__AUTH__BEARER_TOKEN");
-    env.insert(
-        "MEDIC_SERVER__AUTH__BASIC_AUTH__USERNAME".into(),
-        "alertmanager".into(),
-    );
-    env.insert(
-        "MEDIC_SERVER__AUTH__BASIC_AUTH__PASSWORD".into(),
-        "s3cret:with:colons".into(),
-    );
-    let app = spawn_app_with(env).await;
+    let app = TestApp::builder()
+        .without_env("MEDIC_SERVER__AUTH__BEARER_TOKEN")
+        .env("MEDIC_SERVER__AUTH__BASIC_AUTH__USERNAME", "alertmanager")
+        .env("MEDIC_SERVER__AUTH__BASIC_AUTH__PASSWORD", "s3cret:with:colons")
+        .spawn()
+        .await;
     let post = |user: &'static str, password: &'static str| {
         app.client
             .post(format!("{}/webhook", app.address))
@@ -114,14 +108,11 @@ async fn the_token_can_come_from_a_file_as_a_kubernetes_secret_mounts_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("token");
     std::fs::write(&path, "from-a-file\n").unwrap();
-    let url = shared_postgres().create_database(&unique_name()).await;
-    let mut env = test_env(&url);
-    env.remove("MEDIC_SERVER__AUTH__BEARER_TOKEN");
-    env.insert(
-        "MEDIC_SERVER__AUTH__BEARER_TOKEN_FILE".into(),
-        path.display().to_string(),
-    );
-    let app = spawn_app_with(env).await;
+    let app = TestApp::builder()
+        .without_env("MEDIC_SERVER__AUTH__BEARER_TOKEN")
+        .env("MEDIC_SERVER__AUTH__BEARER_TOKEN_FILE", path.display())
+        .spawn()
+        .await;
 
     let post = |token: &'static str| {
         app.webhook("application/json")
@@ -136,14 +127,9 @@ async fn the_token_can_come_from_a_file_as_a_kubernetes_secret_mounts_it() {
 
 #[tokio::test]
 async fn medic_refuses_to_start_without_a_credential_unless_told_to() {
-    let url = shared_postgres().create_database(&unique_name()).await;
-    let mut env = test_env(&url);
-    env.remove("MEDIC_SERVER__AUTH__BEARER_TOKEN");
-    let refused = medic::config::load(&medic::config::Source {
-        file: None,
-        env: env.clone(),
-    })
-    .unwrap_err();
+    let anonymous = TestApp::builder().without_env("MEDIC_SERVER__AUTH__BEARER_TOKEN");
+    let env = anonymous.environment("postgres://medic@localhost/medic");
+    let refused = medic::plan::load(&medic::config::Source { file: None, env }).unwrap_err();
     assert!(
         refused
             .to_string()
@@ -151,8 +137,10 @@ async fn medic_refuses_to_start_without_a_credential_unless_told_to() {
         "{refused}"
     );
 
-    env.insert("MEDIC_SERVER__AUTH__ALLOW_UNAUTHENTICATED".into(), "true".into());
-    let app = spawn_app_with(env.clone()).await;
+    let app = anonymous
+        .env("MEDIC_SERVER__AUTH__ALLOW_UNAUTHENTICATED", true)
+        .spawn()
+        .await;
     let response = app
         .webhook("application/json")
         .body(fixture("firing.json"))
@@ -160,5 +148,4 @@ async fn medic_refuses_to_start_without_a_credential_unless_told_to() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(settings(env).server.auth.allow_unauthenticated);
 }

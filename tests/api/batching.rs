@@ -1,15 +1,17 @@
 //! Group commit: notifications recorded together still succeed or fail one by one.
 
-use crate::helpers::{notification, shared_postgres, spawn_app_with, test_env, unique_name};
+use crate::helpers::{notification, shared_postgres, unique_name, TestApp};
 
 #[tokio::test]
 async fn one_notification_failing_in_the_database_does_not_fail_its_batch() {
     let url = shared_postgres().create_database(&unique_name()).await;
-    let mut env = test_env(&url);
     // One writer, so that concurrent notifications queue up and share transactions.
-    env.insert("MEDIC_DATABASE__WRITERS".into(), "1".into());
-    env.insert("MEDIC_DATABASE__MAX_BATCH".into(), "30".into());
-    let app = spawn_app_with(env).await;
+    let app = TestApp::builder()
+        .database(&url)
+        .env("MEDIC_DATABASE__WRITERS", 1)
+        .env("MEDIC_DATABASE__MAX_BATCH", 30)
+        .spawn()
+        .await;
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();

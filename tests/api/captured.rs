@@ -1,10 +1,10 @@
 //! Sequences a real Alertmanager 0.25 sent (tests/fixtures/alertmanager/README.md), replayed.
 
-use crate::helpers::{fixture, spawn_app};
+use crate::helpers::{fixture, TestApp};
 
 #[tokio::test]
 async fn ten_alerts_firing_then_resolving_are_one_incident_opened_then_closed() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     assert_eq!(
         app.post_webhook_raw(fixture("firing-ten.json")).await.status(),
@@ -37,7 +37,7 @@ async fn ten_alerts_firing_then_resolving_are_one_incident_opened_then_closed() 
 
 #[tokio::test]
 async fn a_real_refire_after_resolve_opens_a_second_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     for name in [
         "refire-prev-firing.json",
@@ -63,7 +63,7 @@ async fn a_real_refire_after_resolve_opens_a_second_incident() {
 
 #[tokio::test]
 async fn a_real_partial_resolve_keeps_the_incident_firing() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     app.post_webhook_raw(fixture("partial-resolve.json")).await;
 
@@ -81,7 +81,7 @@ async fn a_real_partial_resolve_keeps_the_incident_firing() {
 
 #[tokio::test]
 async fn a_real_truncated_notification_keeps_its_count() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     app.post_webhook_raw(fixture("truncated.json")).await;
 
@@ -92,7 +92,7 @@ async fn a_real_truncated_notification_keeps_its_count() {
 
 #[tokio::test]
 async fn go_escaped_annotations_from_a_real_alertmanager_read_back_unescaped() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     app.post_webhook_raw(fixture("firing-one.json")).await;
 

@@ -5,17 +5,13 @@ use std::{collections::HashMap, process::Command};
 use medic::config::{load, LogFormat, Source};
 use secrecy::ExposeSecret;
 
+use crate::helpers::config::yaml;
+
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-fn yaml(text: &str) -> tempfile::NamedTempFile {
-    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
 }
 
 #[test]
@@ -45,7 +41,11 @@ fn the_environment_overrides_the_file() {
     })
     .unwrap();
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:2000");
-    let token = settings.server.auth.credentials().unwrap().bearer_token.unwrap();
+    let token = medic::plan::compile(&settings)
+        .unwrap()
+        .credentials
+        .bearer_token
+        .unwrap();
     assert_eq!(
         token.expose_secret(),
         "00123",
@@ -107,7 +107,7 @@ fn secrets_are_never_printed() {
         ]),
     })
     .unwrap();
-    let printed = format!("{settings:?} {:?}", settings.server.auth.credentials().unwrap());
+    let printed = format!("{settings:?} {:?}", medic::plan::compile(&settings).unwrap());
     assert!(!printed.contains("very-secret"), "{printed}");
 
     let problems = load(&Source {

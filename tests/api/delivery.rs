@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::helpers::{
     notification,
     sink::{Reply, Sink},
-    spawn_app_with_config, TestApp,
+    TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -30,7 +30,7 @@ engine:
 "#,
         url = sink.url("/hook")
     );
-    let app = spawn_app_with_config(&yaml).await;
+    let app = TestApp::builder().config(&yaml).spawn().await;
     (sink, app)
 }
 
@@ -172,7 +172,7 @@ engine:
 "#,
         url = sink.url("/hook")
     );
-    let app = spawn_app_with_config(&yaml).await;
+    let app = TestApp::builder().config(&yaml).spawn().await;
     let id = fire(&app).await;
     sink.wait_for("/hook", 1, WAIT).await;
     for _ in 0..100 {

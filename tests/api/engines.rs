@@ -4,19 +4,20 @@
 use std::{collections::BTreeMap, collections::HashMap, sync::Arc, time::Duration};
 
 use medic::{
-    config::{DatabaseSettings, EngineSettings, NotifierTarget, NotifierType, Span},
+    config::{DatabaseSettings, EngineSettings, NotifierType},
+    domain::HumanDuration,
     engine::Engine,
     metrics::Metrics,
     notify::Notifiers,
-    rules::Rules,
+    plan::{NotifierEndpoint, Rules},
     store::Store,
 };
 use secrecy::SecretString;
 
 use crate::helpers::{
-    notification, settings_from_yaml, shared_postgres,
+    notification, shared_postgres,
     sink::{Reply, Sink},
-    start_with, test_env, unique_name, Durability, TempPostgres,
+    unique_name, Durability, TempPostgres, TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -36,8 +37,8 @@ async fn store(url: &str) -> Store {
 
 fn engine_settings(lease: Duration, request_timeout: Duration) -> EngineSettings {
     EngineSettings {
-        lease: Span(lease),
-        request_timeout: Span(request_timeout),
+        lease: HumanDuration(lease),
+        request_timeout: HumanDuration(request_timeout),
         batch: 64,
         concurrency: 32,
         ..EngineSettings::default()
@@ -46,7 +47,7 @@ fn engine_settings(lease: Duration, request_timeout: Duration) -> EngineSettings
 
 /// One webhook notifier, `sink`, posting to the sink's `/hook`.
 fn notifiers(sink: &Sink, settings: &EngineSettings) -> Notifiers {
-    let target = NotifierTarget {
+    let endpoint = NotifierEndpoint {
         name: "sink".into(),
         kind: NotifierType::Webhook,
         url: reqwest::Url::parse(&sink.url("/hook")).unwrap(),
@@ -56,7 +57,7 @@ fn notifiers(sink: &Sink, settings: &EngineSettings) -> Notifiers {
         bearer_token: None,
     };
     Notifiers::new(
-        BTreeMap::from([("sink".to_owned(), target)]),
+        BTreeMap::from([("sink".to_owned(), endpoint)]),
         settings.request_timeout.0,
     )
     .unwrap()
@@ -196,8 +197,7 @@ engine: {{lease: 5s, request_timeout: 2s}}
 "#,
         pd = sink.url("/pagerduty")
     );
-    let app = start_with(settings_from_yaml(&yaml, test_env(&url)), url.clone()).await;
-    app.wait_ready().await;
+    let app = TestApp::builder().config(&yaml).database(&url).spawn().await;
     let payload = notification(
         "g",
         "firing",

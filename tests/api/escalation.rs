@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::{
     notification,
     sink::{Reply, Sink},
-    spawn_app_with_config, TestApp,
+    TestApp,
 };
 
 const FIRING_AT: &str = "2026-11-26T10:00:00Z";
@@ -47,7 +47,7 @@ async fn setup(after: &str) -> (Sink, TestApp) {
         "/pagerduty",
         Reply::status(202).with_body(r#"{"status":"success"}"#),
     );
-    let app = spawn_app_with_config(&config(&sink, after, "")).await;
+    let app = TestApp::builder().config(&config(&sink, after, "")).spawn().await;
     (sink, app)
 }
 
@@ -297,7 +297,10 @@ async fn fifty_alerts_in_one_group_make_one_page_and_repeats_schedule_nothing() 
 async fn the_last_step_repeats_until_the_incident_resolves() {
     let sink = Sink::start(1).await;
     sink.set_default("/pagerduty", Reply::status(202));
-    let app = spawn_app_with_config(&config(&sink, "100ms", "repeat: 400ms")).await;
+    let app = TestApp::builder()
+        .config(&config(&sink, "100ms", "repeat: 400ms"))
+        .spawn()
+        .await;
     fire(&app, "repeating").await;
     let reminders = sink.wait_for("/slack/oncall", 3, WAIT).await;
     assert!(

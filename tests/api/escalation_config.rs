@@ -1,16 +1,17 @@
-//! Escalation settings: notifiers, rules and the engine, loaded and checked through
-//! `medic::config::load`, and through `medic check-config`.
+//! Escalation settings: notifiers, rules and the engine, loaded and compiled through
+//! `medic::plan::load`, and through `medic check-config`.
 
-use std::{collections::HashMap, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use medic::{
     alertmanager::KV,
-    config::{load, NotifierType, Problem, Problems, Settings, Source, PAGERDUTY_EVENTS_URL},
+    config::{load, NotifierType, Source, PAGERDUTY_EVENTS_URL},
 };
 use secrecy::ExposeSecret;
 
-/// Every config below accepts anonymous callers, so that only escalation can be wrong.
-const AUTH: &str = "server:\n  auth:\n    allow_unauthenticated: true\n";
+use crate::helpers::config::{assert_problem, load_yaml, problems_in, yaml, AUTH};
+
+// Every config below accepts anonymous callers (AUTH), so that only escalation can be wrong.
 
 /// Four notifiers covering the three types (PagerDuty both on its default URL and through a
 /// proxy), two rules, and every engine setting.
@@ -61,46 +62,6 @@ engine:
     give_up_after: 1h
 "##;
 
-fn yaml(text: &str) -> tempfile::NamedTempFile {
-    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
-}
-
-/// Loads `AUTH` followed by `text`, with these environment variables only.
-fn load_yaml(text: &str, vars: &[(&str, &str)]) -> Result<Settings, Problems> {
-    let file = yaml(&format!("{AUTH}{text}"));
-    load(&Source {
-        file: Some(file.path().into()),
-        env: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<HashMap<_, _>>(),
-    })
-}
-
-/// The problems a config has; panics if it loads.
-pub fn problems_in(text: &str) -> Vec<Problem> {
-    match load_yaml(text, &[]) {
-        Ok(_) => panic!("loaded, but should not have:\n{text}"),
-        Err(problems) => problems.0,
-    }
-}
-
-/// The problem at `path`, whose message must contain `message`.
-#[track_caller]
-pub fn assert_problem(problems: &[Problem], path: &str, message: &str) {
-    let found = problems.iter().find(|p| p.path == path);
-    match found {
-        Some(problem) => assert!(
-            problem.message.contains(message),
-            "{path}: {:?} does not contain {message:?}; all problems: {problems:#?}",
-            problem.message
-        ),
-        None => panic!("no problem at {path}; all problems: {problems:#?}"),
-    }
-}
-
 fn labels(pairs: &[(&str, &str)]) -> KV {
     pairs
         .iter()
@@ -116,7 +77,11 @@ fn with_notifier(notifier: &str) -> String {
 #[test]
 fn a_full_config_with_every_type_of_notifier_loads_into_targets_and_rules() {
     let settings = load_yaml(FULL, &[]).unwrap();
-    let (targets, rules) = settings.escalation().unwrap();
+    let medic::plan::Plan {
+        notifiers: targets,
+        rules,
+        ..
+    } = medic::plan::compile(&settings).unwrap();
 
     assert_eq!(
         targets.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -161,7 +126,7 @@ fn a_full_config_with_every_type_of_notifier_loads_into_targets_and_rules() {
 
     assert!(!rules.is_empty());
     let database = rules.get("database").unwrap();
-    let names = |targets: &[medic::rules::Target]| {
+    let names = |targets: &[medic::plan::NotifierRef]| {
         targets
             .iter()
             .map(|t| (t.name.clone(), t.kind))
@@ -234,7 +199,11 @@ fn a_full_config_with_every_type_of_notifier_loads_into_targets_and_rules() {
 #[test]
 fn a_config_without_notifiers_or_rules_has_no_escalation() {
     let settings = load_yaml("", &[]).unwrap();
-    let (targets, rules) = settings.escalation().unwrap();
+    let medic::plan::Plan {
+        notifiers: targets,
+        rules,
+        ..
+    } = medic::plan::compile(&settings).unwrap();
     assert!(targets.is_empty());
     assert!(rules.is_empty());
 }
@@ -246,7 +215,9 @@ fn a_secret_can_be_read_from_a_file_and_is_trimmed() {
         "notifiers:\n  pagerduty:\n    type: pagerduty\n    routing_key_file: {}\n",
         secret.path().display()
     );
-    let (targets, _) = load_yaml(&text, &[]).unwrap().escalation().unwrap();
+    let targets = medic::plan::compile(&load_yaml(&text, &[]).unwrap())
+        .unwrap()
+        .notifiers;
     assert_eq!(
         targets["pagerduty"]
             .routing_key
@@ -279,7 +250,11 @@ fn notifier_secrets_come_from_the_environment_with_hyphens_written_as_underscore
         ],
     )
     .unwrap();
-    let (targets, rules) = settings.escalation().unwrap();
+    let medic::plan::Plan {
+        notifiers: targets,
+        rules,
+        ..
+    } = medic::plan::compile(&settings).unwrap();
     assert_eq!(
         targets["incidents-slack"].url.as_str(),
         "https://hooks.slack.com/services/from-env"
@@ -309,7 +284,7 @@ fn the_environment_beats_the_file_for_notifier_secrets() {
         ],
     )
     .unwrap();
-    let (targets, _) = settings.escalation().unwrap();
+    let targets = medic::plan::compile(&settings).unwrap().notifiers;
     assert_eq!(
         targets["incidents-slack"].url.as_str(),
         "https://hooks.slack.com/services/from-env"
@@ -567,7 +542,11 @@ fn secrets_never_appear_in_debug_output() {
     );
     let from_env = format!("{MARKER}-env");
     let settings = load_yaml(&text, &[("MEDIC_NOTIFIERS__PD__ROUTING_KEY", &from_env)]).unwrap();
-    let (targets, rules) = settings.escalation().unwrap();
+    let medic::plan::Plan {
+        notifiers: targets,
+        rules,
+        ..
+    } = medic::plan::compile(&settings).unwrap();
     assert_eq!(
         targets["pd"]
             .routing_key
@@ -654,7 +633,11 @@ fn the_example_config_checks_and_its_documented_secret_variables_apply() {
         env: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     })
     .unwrap();
-    let (targets, rules) = settings.escalation().unwrap();
+    let medic::plan::Plan {
+        notifiers: targets,
+        rules,
+        ..
+    } = medic::plan::compile(&settings).unwrap();
     assert!(!rules.is_empty(), "the example shows rules");
     assert_eq!(
         targets["incidents-slack"].url.as_str(),

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use medic::{
     config::DatabaseSettings,
+    domain::{Action, RemediationDecision, RemediationResult},
     store::{
         remediations::{Intent, Limits},
         Store,
@@ -13,7 +14,7 @@ use medic::{
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::helpers::{notification, spawn_app, TestApp};
+use crate::helpers::{notification, TestApp};
 
 const HOUR_MS: i64 = 3_600_000;
 const STARTS: &str = "2026-11-26T10:00:00Z";
@@ -57,7 +58,7 @@ fn intent<'a>(
     Intent {
         incident_id,
         rule: "r",
-        action: "scale_up",
+        action: Action::ScaleUp,
         target,
         episode,
         fingerprint,
@@ -68,26 +69,26 @@ fn intent<'a>(
     }
 }
 
-async fn decide(store: &Store, intent: &Intent<'_>) -> String {
-    store.begin_remediation(intent).await.unwrap().decision
+async fn decide(store: &Store, intent: &Intent<'_>) -> &'static str {
+    store.decide_remediation(intent).await.unwrap().decision.as_str()
 }
 
 /// Decides, and if allowed, records the action as done.
-async fn act(store: &Store, intent: &Intent<'_>) -> String {
-    let decision = store.begin_remediation(intent).await.unwrap();
-    if decision.decision == "act" {
+async fn act(store: &Store, intent: &Intent<'_>) -> &'static str {
+    let decision = store.decide_remediation(intent).await.unwrap();
+    if decision.decision == RemediationDecision::Act {
         let id = decision.remediation_id.unwrap();
         store
-            .finish_remediation(id, "success", "done", &json!({}))
+            .finish_remediation(id, RemediationResult::Success, "done", &json!({}))
             .await
             .unwrap();
     }
-    decision.decision
+    decision.decision.as_str()
 }
 
 #[tokio::test]
 async fn budgets_per_target_and_global_stop_further_actions() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let store = store(&app).await;
     let id = incident(
         &app,
@@ -127,7 +128,7 @@ async fn budgets_per_target_and_global_stop_further_actions() {
 
 #[tokio::test]
 async fn a_replica_that_died_during_an_action_leaves_it_failed_not_repeated() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let store = store(&app).await;
     let id = incident(&app, "g", &["00000000000000e1"]).await;
     let action = intent(id, "deployment/ns/a", "e1", "00000000000000e1", limits());
@@ -154,21 +155,26 @@ async fn a_replica_that_died_during_an_action_leaves_it_failed_not_repeated() {
 
 #[tokio::test]
 async fn one_action_per_target_runs_at_a_time_and_each_episode_is_decided_once() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let store = store(&app).await;
     let id = incident(&app, "g", &["00000000000000a1", "00000000000000a2"]).await;
     let first = intent(id, "deployment/ns/a", "e1", "00000000000000a1", limits());
     let second = intent(id, "deployment/ns/a", "e2", "00000000000000a2", limits());
 
-    let started = store.begin_remediation(&first).await.unwrap();
-    assert_eq!(started.decision, "act");
+    let started = store.decide_remediation(&first).await.unwrap();
+    assert_eq!(started.decision, RemediationDecision::Act);
     assert_eq!(
         decide(&store, &second).await,
         "busy",
         "two actions on one target at once"
     );
     store
-        .finish_remediation(started.remediation_id.unwrap(), "success", "done", &json!({}))
+        .finish_remediation(
+            started.remediation_id.unwrap(),
+            RemediationResult::Success,
+            "done",
+            &json!({}),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -181,7 +187,7 @@ async fn one_action_per_target_runs_at_a_time_and_each_episode_is_decided_once()
 
 #[tokio::test]
 async fn flapping_resolved_and_acknowledged_alerts_are_not_acted_on() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let store = store(&app).await;
     let id = incident(&app, "g", &["00000000000000b1"]).await;
     let flapping = Limits {
@@ -219,7 +225,7 @@ async fn flapping_resolved_and_acknowledged_alerts_are_not_acted_on() {
 
 #[tokio::test]
 async fn a_cooldown_counts_only_actions_that_may_have_changed_something() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let store = store(&app).await;
     let id = incident(
         &app,
@@ -232,21 +238,30 @@ async fn a_cooldown_counts_only_actions_that_may_have_changed_something() {
         ..limits()
     };
     let first = intent(id, "t", "e1", "00000000000000c1", cooling);
-    let noop = store.begin_remediation(&first).await.unwrap();
+    let noop = store.decide_remediation(&first).await.unwrap();
     store
         .finish_remediation(
             noop.remediation_id.unwrap(),
-            "skipped_noop",
+            RemediationResult::SkippedNoop,
             "at the cap",
             &json!({}),
         )
         .await
         .unwrap();
     let second = intent(id, "t", "e2", "00000000000000c2", cooling);
-    let acted = store.begin_remediation(&second).await.unwrap();
-    assert_eq!(acted.decision, "act", "a no-op started the cooldown");
+    let acted = store.decide_remediation(&second).await.unwrap();
+    assert_eq!(
+        acted.decision,
+        RemediationDecision::Act,
+        "a no-op started the cooldown"
+    );
     store
-        .finish_remediation(acted.remediation_id.unwrap(), "success", "scaled", &json!({}))
+        .finish_remediation(
+            acted.remediation_id.unwrap(),
+            RemediationResult::Success,
+            "scaled",
+            &json!({}),
+        )
         .await
         .unwrap();
     let third = intent(id, "t", "e3", "00000000000000c3", cooling);

@@ -1,10 +1,10 @@
 //! Probes, migrations at startup, and graceful shutdown.
 
-use crate::helpers::{fixture, shared_postgres, spawn_app, start, test_env, unique_name};
+use crate::helpers::{fixture, shared_postgres, unique_name, TestApp};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_200_when_the_database_is_migrated() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     for path in ["/healthz", "/readyz"] {
         let response = app.get_anonymous(path).await;
         assert_eq!(response.status(), 200, "{path}");
@@ -15,7 +15,10 @@ async fn healthz_and_readyz_answer_200_when_the_database_is_migrated() {
 async fn replicas_starting_together_apply_each_migration_once() {
     let url = shared_postgres().create_database(&unique_name()).await;
 
-    let apps = futures_util::future::join_all((0..4).map(|_| start(test_env(&url)))).await;
+    let apps = futures_util::future::join_all(
+        (0..4).map(|_| TestApp::builder().database(&url).without_waiting().spawn()),
+    )
+    .await;
     for app in &apps {
         app.wait_ready().await;
     }
@@ -31,11 +34,11 @@ async fn replicas_starting_together_apply_each_migration_once() {
 
 #[tokio::test]
 async fn readyz_is_503_when_the_schema_is_not_migrated() {
-    let url = shared_postgres().create_database(&unique_name()).await;
-    let mut env = test_env(&url);
-    env.insert("MEDIC_DATABASE__MIGRATE_ON_START".into(), "false".into());
-
-    let app = start(env).await;
+    let app = TestApp::builder()
+        .env("MEDIC_DATABASE__MIGRATE_ON_START", false)
+        .without_waiting()
+        .spawn()
+        .await;
 
     let readyz = app.get_anonymous("/readyz").await;
     assert_eq!(readyz.status(), 503);
@@ -46,7 +49,7 @@ async fn readyz_is_503_when_the_schema_is_not_migrated() {
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(["migrate"])
         .env_clear()
-        .env("MEDIC_DATABASE__URL", &url)
+        .env("MEDIC_DATABASE__URL", &app.database_url)
         .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", "t")
         .status()
         .unwrap();
@@ -62,7 +65,7 @@ async fn readyz_is_503_when_the_schema_is_not_migrated() {
 #[tokio::test]
 async fn shutdown_lets_the_in_flight_request_finish_and_stops_accepting() {
     use futures_util::StreamExt as _;
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let payload = fixture("firing.json").into_bytes();
     let (first, second) = payload.split_at(payload.len() / 2);
     // The body arrives in two halves 300 ms apart, so the request is in flight for a while.

@@ -1,4 +1,5 @@
-//! `spawn_app()`: medic on a free port over a fresh database, and a client for its endpoints.
+//! `TestApp::builder()...spawn()`: medic on a free port over a fresh database, and a client for
+//! its endpoints.
 
 use std::{
     collections::HashMap,
@@ -9,12 +10,11 @@ use std::{
     time::Duration,
 };
 
-use medic::{
-    config::{self, Settings, Source},
-    startup::Application,
-};
+use medic::{config::Source, startup::Application};
 use serde_json::Value;
 
+#[path = "../support/config.rs"]
+pub mod config;
 #[path = "../support/fake_kube.rs"]
 #[allow(dead_code)]
 pub mod fake_kube;
@@ -52,7 +52,7 @@ pub struct TestApp {
     pub handle: actix_web::dev::ServerHandle,
 }
 
-/// The environment a test medic reads its settings from.
+/// The environment a test medic reads its settings from, before a test's own changes.
 pub fn test_env(database_url: &str) -> HashMap<String, String> {
     HashMap::from([
         ("MEDIC_SERVER__LISTEN".into(), "127.0.0.1:0".into()),
@@ -67,69 +67,109 @@ pub fn test_env(database_url: &str) -> HashMap<String, String> {
     ])
 }
 
-/// medic over a fresh database in the shared cluster.
-pub async fn spawn_app() -> TestApp {
-    let url = shared_postgres().create_database(&unique_name()).await;
-    spawn_app_with(test_env(&url)).await
+/// How a test starts medic, the only way it does: over a fresh database in the shared cluster
+/// unless given one, with [`test_env`] changed by the test, and an optional YAML file.
+#[derive(Default)]
+pub struct TestAppBuilder {
+    database_url: Option<String>,
+    yaml: Option<String>,
+    env: Vec<(String, Option<String>)>,
+    no_wait: bool,
 }
 
-/// medic with the given environment; waits until it is ready.
-pub async fn spawn_app_with(env: HashMap<String, String>) -> TestApp {
-    let app = start(env).await;
-    app.wait_ready().await;
-    app
+impl TestApp {
+    /// Starts describing a test medic; [`TestAppBuilder::spawn`] starts it.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
 }
 
-/// medic over a fresh database with this YAML configuration (notifiers, rules, engine).
-pub async fn spawn_app_with_config(yaml: &str) -> TestApp {
-    let url = shared_postgres().create_database(&unique_name()).await;
-    let settings = settings_from_yaml(yaml, test_env(&url));
-    let app = start_with(settings, url).await;
-    app.wait_ready().await;
-    app
+impl TestAppBuilder {
+    /// Settings from this YAML document (environment variables still override it).
+    pub fn config(mut self, yaml: &str) -> Self {
+        self.yaml = Some(yaml.to_owned());
+        self
+    }
+
+    /// Sets one `MEDIC_*` variable.
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.to_owned(), Some(value.to_string())));
+        self
+    }
+
+    /// Unsets one of [`test_env`]'s variables.
+    pub fn without_env(mut self, key: &str) -> Self {
+        self.env.push((key.to_owned(), None));
+        self
+    }
+
+    /// Uses this database (shared with another medic, or in a cluster the test controls).
+    pub fn database(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Returns as soon as medic listens, without waiting for the database.
+    pub fn without_waiting(mut self) -> Self {
+        self.no_wait = true;
+        self
+    }
+
+    /// The environment medic will read.
+    pub fn environment(&self, database_url: &str) -> HashMap<String, String> {
+        let mut env = test_env(database_url);
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => env.insert(key.clone(), value.clone()),
+                None => env.remove(key),
+            };
+        }
+        env
+    }
+
+    /// Starts medic on a free port; waits until it is ready unless told not to.
+    pub async fn spawn(self) -> TestApp {
+        let database_url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => shared_postgres().create_database(&unique_name()).await,
+        };
+        let env = self.environment(&database_url);
+        let file = self.yaml.as_deref().map(yaml_file);
+        let source = Source {
+            file: file.as_ref().map(|f| f.path().to_owned()),
+            env,
+        };
+        let (settings, plan) = medic::plan::load(&source).unwrap_or_else(|e| panic!("test config: {e}"));
+        // Logs only on request (TEST_LOG=1): they go to stdout, past the test harness' capture.
+        if std::env::var_os("TEST_LOG").is_some() {
+            medic::telemetry::init(settings.log.format);
+        }
+        let app = Application::build(settings, plan).await.expect("build medic");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let app = TestApp {
+            address,
+            database_url,
+            client,
+            handle,
+        };
+        if !self.no_wait {
+            app.wait_ready().await;
+        }
+        app
+    }
 }
 
-/// Settings from a YAML document and an environment.
-pub fn settings_from_yaml(yaml: &str, env: HashMap<String, String>) -> Settings {
+/// A YAML settings file that lasts as long as the returned handle.
+pub fn yaml_file(yaml: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
     std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
-    let source = Source {
-        file: Some(file.path().to_owned()),
-        env,
-    };
-    config::load(&source).unwrap_or_else(|e| panic!("test config: {e}"))
-}
-
-/// medic with the given environment, without waiting for the database.
-pub async fn start(env: HashMap<String, String>) -> TestApp {
-    let database_url = env["MEDIC_DATABASE__URL"].clone();
-    start_with(settings(env), database_url).await
-}
-
-/// medic with these settings, without waiting for the database.
-pub async fn start_with(settings: Settings, database_url: String) -> TestApp {
-    // Logs only on request (TEST_LOG=1): they go to stdout, past the test harness' capture.
-    if std::env::var_os("TEST_LOG").is_some() {
-        medic::telemetry::init(settings.log.format);
-    }
-    let app = Application::build(settings).await.expect("build medic");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    TestApp {
-        address,
-        database_url,
-        client,
-        handle,
-    }
-}
-
-pub fn settings(env: HashMap<String, String>) -> Settings {
-    config::load(&Source { file: None, env }).expect("valid test settings")
+    file
 }
 
 /// The payloads a real Alertmanager sent, in `tests/fixtures/alertmanager/`.

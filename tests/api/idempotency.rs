@@ -1,12 +1,10 @@
 //! Retries, repeats and HA pairs deliver the same group again: nothing may be doubled.
 
-use crate::helpers::{
-    fixture, notification, shared_postgres, spawn_app, spawn_app_with, test_env, unique_name,
-};
+use crate::helpers::{fixture, notification, shared_postgres, unique_name, TestApp};
 
 #[tokio::test]
 async fn a_repeated_delivery_creates_no_new_incident_or_alert() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let first: serde_json::Value = app
         .post_webhook_raw(fixture("firing.json"))
         .await
@@ -34,7 +32,7 @@ async fn a_repeated_delivery_creates_no_new_incident_or_alert() {
 
 #[tokio::test]
 async fn concurrent_duplicates_on_one_replica_make_one_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let payload = notification("g", "firing", &[("aa01", "firing", "2026-11-26T15:00:00Z")]);
 
     let sends = (0..32).map(|_| app.post_webhook(&payload));
@@ -53,8 +51,8 @@ async fn concurrent_duplicates_on_one_replica_make_one_incident() {
 #[tokio::test]
 async fn two_replicas_receiving_the_same_groups_at_once_make_one_incident_per_group() {
     let url = shared_postgres().create_database(&unique_name()).await;
-    let a = spawn_app_with(test_env(&url)).await;
-    let b = spawn_app_with(test_env(&url)).await;
+    let a = TestApp::builder().database(&url).spawn().await;
+    let b = TestApp::builder().database(&url).spawn().await;
     let t0 = "2026-11-26T15:00:00Z";
 
     let mut sends = Vec::new();
@@ -84,8 +82,8 @@ async fn two_replicas_receiving_the_same_groups_at_once_make_one_incident_per_gr
 #[tokio::test]
 async fn concurrent_duplicate_resolves_close_the_incident_once() {
     let url = shared_postgres().create_database(&unique_name()).await;
-    let a = spawn_app_with(test_env(&url)).await;
-    let b = spawn_app_with(test_env(&url)).await;
+    let a = TestApp::builder().database(&url).spawn().await;
+    let b = TestApp::builder().database(&url).spawn().await;
     a.post_webhook_raw(fixture("firing.json")).await;
 
     let resolved = fixture("resolved.json");

@@ -1,6 +1,6 @@
 //! The read API: listing newest first, filtering, paging, one incident.
 
-use crate::helpers::{notification, spawn_app};
+use crate::helpers::{notification, TestApp};
 
 async fn three_incidents(app: &crate::helpers::TestApp) {
     let t0 = "2026-11-26T15:00:00Z";
@@ -14,7 +14,7 @@ async fn three_incidents(app: &crate::helpers::TestApp) {
 
 #[tokio::test]
 async fn incidents_are_listed_newest_first_and_filtered_by_status() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     three_incidents(&app).await;
 
     let all = app.incidents().await;
@@ -37,7 +37,7 @@ async fn incidents_are_listed_newest_first_and_filtered_by_status() {
 
 #[tokio::test]
 async fn pages_follow_the_cursor_until_the_end() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     three_incidents(&app).await;
 
     let page1 = app.get_json("/api/v1/incidents?limit=2").await;
@@ -56,7 +56,7 @@ async fn pages_follow_the_cursor_until_the_end() {
 
 #[tokio::test]
 async fn one_incident_by_id_and_404_for_an_unknown_one() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     three_incidents(&app).await;
     let id = app.incidents().await[0]["id"].as_i64().unwrap();
 
@@ -95,7 +95,7 @@ async fn one_incident_by_id_and_404_for_an_unknown_one() {
 
 #[tokio::test]
 async fn bad_query_parameters_are_400_with_a_json_error() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     for path in [
         "/api/v1/incidents?status=burning",
         "/api/v1/incidents?limit=0",

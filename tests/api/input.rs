@@ -2,9 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{
-    fixture, notification, shared_postgres, spawn_app, spawn_app_with, test_env, unique_name, TestApp, TOKEN,
-};
+use crate::helpers::{fixture, notification, TestApp, TOKEN};
 
 async fn assert_nothing_stored(app: &TestApp) {
     assert_eq!(app.count("SELECT count(*) FROM incidents").await, 0);
@@ -14,7 +12,7 @@ async fn assert_nothing_stored(app: &TestApp) {
 
 #[tokio::test]
 async fn malformed_json_is_400_with_line_and_column() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     let response = app.post_webhook_raw("{\n  \"receiver\": \"x\",\n  oops\n}").await;
 
@@ -31,7 +29,7 @@ async fn malformed_json_is_400_with_line_and_column() {
 
 #[tokio::test]
 async fn a_truncated_body_is_400() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let payload = fixture("firing.json");
 
     let response = app
@@ -44,7 +42,7 @@ async fn a_truncated_body_is_400() {
 
 #[tokio::test]
 async fn a_wrong_content_type_is_415() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     let response = app
         .webhook("text/plain")
@@ -65,7 +63,7 @@ async fn a_wrong_content_type_is_415() {
 
 #[tokio::test]
 async fn json_with_a_charset_parameter_is_accepted() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     let response = app
         .webhook("Application/JSON; charset=utf-8")
@@ -80,10 +78,10 @@ async fn json_with_a_charset_parameter_is_accepted() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
-    let url = shared_postgres().create_database(&unique_name()).await;
-    let mut env = test_env(&url);
-    env.insert("MEDIC_SERVER__BODY_LIMIT_BYTES".into(), "4096".into());
-    let app = spawn_app_with(env).await;
+    let app = TestApp::builder()
+        .env("MEDIC_SERVER__BODY_LIMIT_BYTES", 4096)
+        .spawn()
+        .await;
     let alerts: Vec<(String, &str, &str)> = (0..40)
         .map(|i| (format!("{i:04x}"), "firing", "2026-11-26T15:00:00Z"))
         .collect();
@@ -103,7 +101,7 @@ async fn a_body_over_the_limit_is_413() {
 
 #[tokio::test]
 async fn an_unsupported_version_is_422_and_says_so() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     for version in ["3", "5"] {
         let mut payload: Value = serde_json::from_str(&fixture("firing.json")).unwrap();
         payload["version"] = version.into();
@@ -138,7 +136,7 @@ async fn an_unsupported_version_is_422_and_says_so() {
 
 #[tokio::test]
 async fn a_notification_missing_required_fields_is_422_naming_the_field() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let mut payload: Value = serde_json::from_str(&fixture("firing.json")).unwrap();
     payload.as_object_mut().unwrap().remove("groupKey");
 
@@ -152,7 +150,7 @@ async fn a_notification_missing_required_fields_is_422_naming_the_field() {
 
 #[tokio::test]
 async fn an_invalid_alert_rejects_the_whole_notification() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let mut payload = notification(
         "g",
         "firing",
@@ -173,7 +171,7 @@ async fn an_invalid_alert_rejects_the_whole_notification() {
 
 #[tokio::test]
 async fn unknown_fields_from_newer_alertmanagers_are_ignored() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let mut payload: Value = serde_json::from_str(&fixture("firing.json")).unwrap();
     payload["notification_reason"] = "repeat".into();
     payload["routeLabels"] = serde_json::json!({"team": "sre"});
@@ -184,7 +182,7 @@ async fn unknown_fields_from_newer_alertmanagers_are_ignored() {
 
 #[tokio::test]
 async fn truncated_alerts_are_kept() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let mut payload = notification("g", "firing", &[("aa01", "firing", "2026-11-26T15:00:00Z")]);
     payload["truncatedAlerts"] = 7.into();
 
@@ -195,7 +193,7 @@ async fn truncated_alerts_are_kept() {
 
 #[tokio::test]
 async fn go_escaped_characters_round_trip() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let raw = fixture("firing.json").replace(
         "Pod api-7d9f is crash looping",
         r#"p99 \u003e 250ms \u0026 errors \u003c 5% \"quoted\""#,
@@ -212,7 +210,7 @@ async fn go_escaped_characters_round_trip() {
 
 #[tokio::test]
 async fn a_nul_character_postgres_cannot_store_is_422_not_a_retry_loop() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let raw = fixture("firing.json").replace("Pod api-7d9f is crash looping", r"bad \u0000 byte");
 
     let response = app.post_webhook_raw(raw).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{fake_kube::FakeKube, firing_alert, sink::Sink, spawn_app_with_config, TestApp};
+use crate::helpers::{fake_kube::FakeKube, firing_alert, sink::Sink, TestApp};
 
 const NS: &str = "whiteboard-production";
 const WAIT: Duration = Duration::from_secs(20);
@@ -69,7 +69,7 @@ rules:
         kubeconfig = kubeconfig.path().display(),
         slack = sink.url("/slack"),
     );
-    let app = spawn_app_with_config(&yaml).await;
+    let app = TestApp::builder().config(&yaml).spawn().await;
     Cluster {
         kube,
         _kubeconfig: kubeconfig,
@@ -318,7 +318,7 @@ rules:
 "#,
         kubeconfig.path().display()
     );
-    let app = spawn_app_with_config(&yaml).await;
+    let app = TestApp::builder().config(&yaml).spawn().await;
     let id = fire(&app, "HighMemoryUsage", "0000000000000901", json!({})).await;
     let done = outcome(&app, id).await;
     assert_eq!(done["result"], "failure", "{done}");

@@ -2,11 +2,11 @@
 
 use std::{io::Write, process::Stdio};
 
-use crate::helpers::{fixture, spawn_app};
+use crate::helpers::{fixture, TestApp};
 
 #[tokio::test]
 async fn metrics_count_requests_alerts_and_duplicates() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     app.post_webhook_raw(fixture("firing.json")).await;
     app.post_webhook_raw(fixture("firing.json")).await;
     app.post_webhook_raw(fixture("resolved.json")).await;
@@ -57,7 +57,7 @@ async fn metrics_count_requests_alerts_and_duplicates() {
 
 #[tokio::test]
 async fn unmatched_paths_do_not_explode_label_cardinality() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     for i in 0..3 {
         let response = app.get(&format!("/nope/{i}")).await;
         assert_eq!(response.status(), 404);
@@ -71,7 +71,7 @@ async fn unmatched_paths_do_not_explode_label_cardinality() {
 
 #[tokio::test]
 async fn promtool_finds_nothing_to_complain_about() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     app.post_webhook_raw(fixture("firing.json")).await;
     let text = app.metrics().await;
 

@@ -1,12 +1,12 @@
 //! The database goes away while medic runs: 503 with Retry-After, then recovery, no restart.
 
-use crate::helpers::{fixture, spawn_app_with, test_env, Durability, TempPostgres};
+use crate::helpers::{fixture, Durability, TempPostgres, TestApp};
 
 #[tokio::test]
 async fn webhook_returns_503_while_the_database_is_down_and_recovers_when_it_returns() {
     let postgres = TempPostgres::start(Durability::Throwaway);
     let url = postgres.create_database("medic").await;
-    let app = spawn_app_with(test_env(&url)).await;
+    let app = TestApp::builder().database(&url).spawn().await;
     assert_eq!(app.post_webhook_raw(fixture("firing.json")).await.status(), 200);
 
     postgres.stop();
@@ -41,7 +41,7 @@ async fn medic_starts_while_the_database_is_down_and_serves_once_it_is_up() {
     let url = postgres.create_database("medic").await;
     postgres.stop();
 
-    let app = crate::helpers::start(test_env(&url)).await;
+    let app = TestApp::builder().database(&url).without_waiting().spawn().await;
     let response = app.post_webhook_raw(fixture("firing.json")).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));

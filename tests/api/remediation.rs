@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    firing_alert, settings_from_yaml, sink::Sink, spawn_app_with_config, start_with, test_env, TestApp,
-};
+use crate::helpers::{firing_alert, sink::Sink, TestApp};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -118,10 +116,13 @@ async fn active_sleeps(app: &TestApp, role: &str) -> i64 {
 #[tokio::test]
 async fn relieve_pool_terminates_the_oldest_long_queries_of_allowed_users_only() {
     let sink = Sink::start(1).await;
-    let probe = crate::helpers::spawn_app().await;
+    let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
     let other = Sessions::new(&probe).await;
-    let app = spawn_app_with_config(&config(&sink, &probe.database_url, &allowed.role, "")).await;
+    let app = TestApp::builder()
+        .config(&config(&sink, &probe.database_url, &allowed.role, ""))
+        .spawn()
+        .await;
     let sleeping = [
         allowed.sleep().await,
         allowed.sleep().await,
@@ -176,15 +177,17 @@ async fn relieve_pool_terminates_the_oldest_long_queries_of_allowed_users_only()
 #[tokio::test]
 async fn a_dry_run_plans_and_records_but_terminates_nothing() {
     let sink = Sink::start(1).await;
-    let probe = crate::helpers::spawn_app().await;
+    let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
-    let app = spawn_app_with_config(&config(
-        &sink,
-        &probe.database_url,
-        &allowed.role,
-        "dry_run: true",
-    ))
-    .await;
+    let app = TestApp::builder()
+        .config(&config(
+            &sink,
+            &probe.database_url,
+            &allowed.role,
+            "dry_run: true",
+        ))
+        .spawn()
+        .await;
     let _sleeping = allowed.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 
@@ -213,9 +216,12 @@ async fn a_dry_run_plans_and_records_but_terminates_nothing() {
 #[tokio::test]
 async fn a_second_alert_on_the_same_target_within_the_cooldown_is_skipped() {
     let sink = Sink::start(1).await;
-    let probe = crate::helpers::spawn_app().await;
+    let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
-    let app = spawn_app_with_config(&config(&sink, &probe.database_url, &allowed.role, "")).await;
+    let app = TestApp::builder()
+        .config(&config(&sink, &probe.database_url, &allowed.role, ""))
+        .spawn()
+        .await;
 
     let first = app
         .post_for_incident(&firing_alert(
@@ -264,8 +270,11 @@ async fn a_second_alert_on_the_same_target_within_the_cooldown_is_skipped() {
 #[tokio::test]
 async fn a_denied_namespace_is_skipped_and_unavailable_kubernetes_fails_and_escalates() {
     let sink = Sink::start(1).await;
-    let probe = crate::helpers::spawn_app().await;
-    let app = spawn_app_with_config(&config(&sink, &probe.database_url, "nobody", "")).await;
+    let probe = TestApp::builder().spawn().await;
+    let app = TestApp::builder()
+        .config(&config(&sink, &probe.database_url, "nobody", ""))
+        .spawn()
+        .await;
 
     let denied = app
         .post_for_incident(&firing_alert(
@@ -305,16 +314,15 @@ async fn a_denied_namespace_is_skipped_and_unavailable_kubernetes_fails_and_esca
 #[tokio::test]
 async fn two_medic_instances_receiving_the_same_alert_act_once() {
     let sink = Sink::start(1).await;
-    let probe = crate::helpers::spawn_app().await;
+    let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
     let yaml = config(&sink, &probe.database_url, &allowed.role, "");
-    let first = spawn_app_with_config(&yaml).await;
-    let second = start_with(
-        settings_from_yaml(&yaml, test_env(&first.database_url)),
-        first.database_url.clone(),
-    )
-    .await;
-    second.wait_ready().await;
+    let first = TestApp::builder().config(&yaml).spawn().await;
+    let second = TestApp::builder()
+        .config(&yaml)
+        .database(&first.database_url)
+        .spawn()
+        .await;
     let sleeping = [
         allowed.sleep().await,
         allowed.sleep().await,
@@ -360,7 +368,7 @@ async fn relieve_pool_also_raises_the_pool_size_variable_up_to_its_cap() {
     assert_eq!(response.status(), 200);
     let kubeconfig = kube.kubeconfig();
     let sink = Sink::start(1).await;
-    let probe = crate::helpers::spawn_app().await;
+    let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
     let yaml = config(&sink, &probe.database_url, &allowed.role, "")
         .replace("kubernetes: {enabled: false}", &format!("kubernetes: {{kubeconfig: \"{}\"}}", kubeconfig.path().display()))
@@ -368,7 +376,7 @@ async fn relieve_pool_also_raises_the_pool_size_variable_up_to_its_cap() {
             "params: {database: app, threshold: 300ms, max_terminations: 2}",
             "params: {database: app, threshold: 300ms, namespace: prod, deployment: app, env: DB_POOL_MAX, pool_step: 5, pool_max: 20}",
         );
-    let app = spawn_app_with_config(&yaml).await;
+    let app = TestApp::builder().config(&yaml).spawn().await;
     let _sleeping = allowed.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 

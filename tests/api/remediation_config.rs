@@ -5,9 +5,7 @@ use std::process::Command;
 
 use medic::config::Budget;
 
-use crate::escalation_config::{assert_problem, problems_in};
-
-const AUTH: &str = "server:\n  auth:\n    allow_unauthenticated: true\n";
+use crate::helpers::config::{assert_problem, problems_in, AUTH};
 
 fn rule(remediate: &str) -> String {
     format!("rules:\n  - name: r\n    matchers: ['alertname=\"X\"']\n    remediate: {remediate}\n")

@@ -1,10 +1,10 @@
 //! Recording notifications: incidents, alert episodes, resolve and re-fire.
 
-use crate::helpers::{fixture, notification, spawn_app};
+use crate::helpers::{fixture, notification, TestApp};
 
 #[tokio::test]
 async fn a_real_alertmanager_firing_notification_opens_an_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     let response = app.post_webhook_raw(fixture("firing.json")).await;
 
@@ -31,7 +31,7 @@ async fn a_real_alertmanager_firing_notification_opens_an_incident() {
 
 #[tokio::test]
 async fn the_resolved_notification_closes_the_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     app.post_webhook_raw(fixture("firing.json")).await;
 
     let response = app.post_webhook_raw(fixture("resolved.json")).await;
@@ -48,7 +48,7 @@ async fn the_resolved_notification_closes_the_incident() {
 
 #[tokio::test]
 async fn an_incident_stays_firing_until_every_alert_has_resolved() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t0 = "2026-11-26T15:00:00Z";
     app.post_webhook(&notification(
         "g",
@@ -82,7 +82,7 @@ async fn an_incident_stays_firing_until_every_alert_has_resolved() {
 
 #[tokio::test]
 async fn an_alert_that_fires_again_with_a_new_starts_at_is_a_new_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let first = "2026-11-26T15:00:00.123456789Z";
     let second = "2026-11-26T15:30:00.1Z";
     app.post_webhook(&notification("g", "firing", &[("aa01", "firing", first)]))
@@ -106,7 +106,7 @@ async fn an_alert_that_fires_again_with_a_new_starts_at_is_a_new_incident() {
 
 #[tokio::test]
 async fn new_alerts_joining_a_firing_group_join_its_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t0 = "2026-11-26T15:00:00Z";
     app.post_webhook(&notification("g", "firing", &[("aa01", "firing", t0)]))
         .await;
@@ -125,7 +125,7 @@ async fn new_alerts_joining_a_firing_group_join_its_incident() {
 
 #[tokio::test]
 async fn groups_and_receivers_are_separate_incidents() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     let t0 = "2026-11-26T15:00:00Z";
     app.post_webhook(&notification("g1", "firing", &[("aa01", "firing", t0)]))
         .await;
@@ -140,7 +140,7 @@ async fn groups_and_receivers_are_separate_incidents() {
 
 #[tokio::test]
 async fn a_resolved_notification_for_an_unknown_group_is_recorded_as_a_resolved_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
 
     let response = app.post_webhook_raw(fixture("resolved.json")).await;
 
@@ -152,7 +152,7 @@ async fn a_resolved_notification_for_an_unknown_group_is_recorded_as_a_resolved_
 
 #[tokio::test]
 async fn a_late_firing_retry_does_not_reopen_a_resolved_incident() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn().await;
     app.post_webhook_raw(fixture("firing.json")).await;
     app.post_webhook_raw(fixture("resolved.json")).await;
 

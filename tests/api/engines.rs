@@ -257,3 +257,102 @@ async fn an_escalation_whose_incident_resolved_meanwhile_is_cancelled_not_sent()
     );
     assert_eq!(count(&url, "SELECT count(*) FROM timer_attempts").await, 0);
 }
+
+/// A rolling update: a newer replica writes a timer of a kind this build does not know. This
+/// engine must leave it to the newer one (never claim it, so it is not dropped and re-claimed
+/// after every lease) while it fires the timers it knows.
+#[tokio::test]
+async fn a_timer_of_a_kind_this_build_does_not_know_is_never_claimed() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let sink = Sink::start(1).await;
+    let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
+    let store = store(&url).await;
+    schedule(&url, 1, 1).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "ALTER TABLE timers DROP CONSTRAINT timers_kind_check;
+             INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at)
+                  SELECT id, 'from_the_future', 'test', 0, 'sink', 'webhook', now(), now() FROM incidents;",
+        )
+        .await
+        .unwrap();
+    let engine = Engine::new(
+        store.clone(),
+        notifiers(&sink, &settings),
+        Arc::new(Rules::default()),
+        &settings,
+        Metrics::new().unwrap().timers,
+    );
+
+    assert_eq!(engine.try_execute_batch().await.unwrap(), 1, "the escalation is claimed");
+    assert_eq!(engine.try_execute_batch().await.unwrap(), 0, "the unknown kind is not");
+    sink.wait_for("/hook", 1, WAIT).await;
+    let untouched = "SELECT count(*) FROM timers
+                      WHERE kind = 'from_the_future' AND state = 'pending' AND attempts = 0
+                        AND claim IS NULL AND lease_until IS NULL";
+    assert_eq!(count(&url, untouched).await, 1);
+    assert_eq!(
+        store.next_timer_due().await.unwrap(),
+        None,
+        "an idle engine does not wake up for a timer it will not claim"
+    );
+}
+
+/// A remediation timer whose job cannot be read (damaged, or written by another version) is a
+/// failure recorded with the reason, never an action on a made-up alert episode.
+#[tokio::test]
+async fn a_remediation_that_cannot_be_decoded_is_a_recorded_failure() {
+    let url = shared_postgres().create_database(&unique_name()).await;
+    let sink = Sink::start(1).await;
+    let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
+    let store = store(&url).await;
+    schedule(&url, 0, 1).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            r#"INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
+                                   subject, payload)
+                    SELECT id, 'remediation', 'r', 0, 'scale_up', 'remediation', now(), now(),
+                           'abc@2026-11-26T10:00:00.000000Z', '{"params": {"namespace": 7}}'
+                      FROM incidents;"#,
+        )
+        .await
+        .unwrap();
+    let metrics = Metrics::new().unwrap();
+    let runner = medic::remediation::Runner::new(
+        store.clone(),
+        Arc::new(Rules::default()),
+        medic::plan::GuardRails::new(&Default::default(), false),
+        Err("no cluster in this test".into()),
+        BTreeMap::new(),
+        metrics.remediation.clone(),
+    );
+    let engine = Engine::new(
+        store.clone(),
+        notifiers(&sink, &settings),
+        Arc::new(Rules::default()),
+        &settings,
+        metrics.timers,
+    )
+    .with_remediations(Arc::new(runner));
+
+    assert_eq!(engine.try_execute_batch().await.unwrap(), 1);
+    let failed = "SELECT count(*) FROM timers
+                   WHERE kind = 'remediation' AND state = 'failed'
+                     AND last_error LIKE 'undecodable remediation job: %'";
+    assert_eq!(count(&url, failed).await, 1);
+    let attempts = "SELECT count(*) FROM timer_attempts a JOIN timers t ON t.id = a.timer_id
+                     WHERE t.kind = 'remediation' AND a.result = 'failed'";
+    assert_eq!(count(&url, attempts).await, 1);
+    assert_eq!(count(&url, "SELECT count(*) FROM remediations").await, 0, "nothing was decided");
+    let counted = metrics
+        .remediation
+        .remediations
+        .with_label_values(&["scale_up", "failure"])
+        .get();
+    assert_eq!(counted, 1);
+    assert_eq!(engine.try_execute_batch().await.unwrap(), 0, "not claimed again");
+}

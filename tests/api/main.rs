@@ -17,4 +17,5 @@ mod metrics;
 mod outage;
 mod remediation;
 mod remediation_config;
+mod vocabulary;
 mod webhook;

@@ -1,0 +1,69 @@
+//! Words shared by Rust and SQL: the database accepts exactly the words the enums write.
+
+use std::collections::BTreeSet;
+
+use medic::domain::{RemediationResult, TimerKind, TimerOutcome};
+
+use crate::helpers::TestApp;
+
+/// The quoted words of a CHECK constraint, e.g. `CHECK (result IN ('a', 'b'))`.
+async fn allowed(app: &TestApp, constraint: &str) -> BTreeSet<String> {
+    let client = app.sql().await;
+    let definition: String = client
+        .query_one(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1",
+            &[&constraint],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{constraint}: {e}"))
+        .get(0);
+    definition
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn words(words: impl IntoIterator<Item = &'static str>) -> BTreeSet<String> {
+    words.into_iter().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
+    let app = TestApp::builder().spawn().await;
+
+    let results = words(RemediationResult::ALL.map(RemediationResult::as_str));
+    assert_eq!(allowed(&app, "remediations_result_known").await, results);
+
+    let outcomes = [
+        TimerOutcome::Sent,
+        TimerOutcome::Retry { delay_ms: 0 },
+        TimerOutcome::Failed,
+        TimerOutcome::GaveUp,
+        TimerOutcome::Cancelled,
+        TimerOutcome::Requeue { delay_ms: 0 },
+    ];
+    let attempts = words(outcomes.into_iter().filter(|o| o.is_attempt()).map(TimerOutcome::as_str));
+    assert_eq!(allowed(&app, "timer_attempts_result_known").await, attempts);
+
+    let kinds = words(TimerKind::ALL.map(TimerKind::as_str));
+    assert_eq!(allowed(&app, "timers_kind_check").await, kinds);
+}
+
+#[tokio::test]
+async fn a_result_the_enum_does_not_know_is_refused_by_the_database() {
+    let app = TestApp::builder().spawn().await;
+    let client = app.sql().await;
+    let refused = client
+        .batch_execute(
+            "INSERT INTO alert_groups (receiver, group_key, group_labels) VALUES ('r', 'g', '{}');
+             INSERT INTO incidents (group_id, status, common_labels, common_annotations, external_url)
+                  SELECT id, 'firing', '{}', '{}', '' FROM alert_groups;
+             INSERT INTO remediations (incident_id, rule, action, target, episode, result, acted, dry_run)
+                  SELECT id, 'r', 'scale_up', 't', 'e', 'succeeded', false, false FROM incidents;",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION));
+}

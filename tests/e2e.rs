@@ -9,7 +9,7 @@
 //! PagerDuty gets the resolve. `promtool check metrics` reads medic's live `/metrics`.
 //! Each step is asserted; a timeline is printed.
 
-#[path = "support/fake_kube.rs"]
+#[path = "support/fake_kube/mod.rs"]
 #[allow(dead_code)]
 mod fake_kube;
 #[path = "support/postgres.rs"]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 #[path = "../support/config.rs"]
 pub mod config;
-#[path = "../support/fake_kube.rs"]
+#[path = "../support/fake_kube/mod.rs"]
 #[allow(dead_code)]
 pub mod fake_kube;
 #[path = "../support/postgres.rs"]

@@ -1,5 +1,5 @@
 //! Remediation on Kubernetes, through kube, against the fake API server
-//! (`tests/support/fake_kube.rs`) that medic reaches through a kubeconfig, as it would a cluster.
+//! (`tests/support/fake_kube/`) that medic reaches through a kubeconfig, as it would a cluster.
 
 use std::time::Duration;
 

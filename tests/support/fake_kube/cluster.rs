@@ -1,0 +1,275 @@
+//! The test-facing half of [`FakeKube`]: putting objects into the cluster and reading them back.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::{
+    key,
+    metadata::touch,
+    pods::{pod_ready, pod_status},
+    Deployment, FakeKube, Pod, Store,
+};
+
+/// How long a deployment's new pod takes to become Ready unless told otherwise.
+const DEFAULT_READY_AFTER: Duration = Duration::from_millis(200);
+
+/// The labels as a JSON object.
+fn labels_json(labels: &[(&str, &str)]) -> Value {
+    Value::Object(labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect())
+}
+
+#[allow(dead_code)]
+impl FakeKube {
+    /// Creates a deployment whose pods carry `labels` (also its selector); the controller
+    /// creates its pods (at once, not Ready yet). Its container is "app" with image "app:1".
+    pub fn add_deployment(&self, namespace: &str, name: &str, replicas: i32, labels: &[(&str, &str)]) {
+        let mut store = self.store();
+        assert!(
+            !store.deployments.contains_key(&key(namespace, name)),
+            "deployment {namespace}/{name} exists"
+        );
+        let labels = labels_json(labels);
+        let mut metadata = store.metadata(namespace, name, labels.clone());
+        metadata["generation"] = json!(1);
+        let json = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
+            "spec": {
+                "replicas": replicas, "selector": {"matchLabels": labels},
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+                },
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                },
+            },
+            "status": {},
+        });
+        let deployment = Deployment {
+            json,
+            ready_after: DEFAULT_READY_AFTER,
+            never_ready: false,
+        };
+        store.deployments.insert(key(namespace, name), deployment);
+        store.reconcile();
+    }
+
+    fn with_deployment(&self, namespace: &str, name: &str, change: impl FnOnce(&mut Deployment)) {
+        let mut store = self.store();
+        let deployment = store.deployments.get_mut(&key(namespace, name));
+        change(deployment.unwrap_or_else(|| panic!("no deployment {namespace}/{name}")));
+        store.reconcile();
+    }
+
+    /// How long the deployment's new pods take to become Ready (default 200 ms); also applies
+    /// to its pods that are not Ready yet.
+    pub fn set_ready_after(&self, namespace: &str, deployment: &str, delay: Duration) {
+        self.with_deployment(namespace, deployment, |d| d.ready_after = delay);
+    }
+
+    /// Whether the deployment's new pods never become Ready.
+    pub fn set_never_ready(&self, namespace: &str, deployment: &str, never: bool) {
+        self.with_deployment(namespace, deployment, |d| d.never_ready = never);
+    }
+
+    /// A standalone pod (not owned by a deployment) with the given readiness, restart count and
+    /// optional waiting reason.
+    pub fn add_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        ready: bool,
+        restarts: i32,
+        waiting_reason: Option<&str>,
+    ) {
+        let mut store = self.store();
+        assert!(
+            !store.pods.contains_key(&key(namespace, name)),
+            "pod {namespace}/{name} exists"
+        );
+        let metadata = store.metadata(namespace, name, labels_json(labels));
+        let spec = json!({"containers": [{"name": "app", "image": "app:1"}], "nodeName": "fake-node"});
+        let status = pod_status(&spec, ready, restarts, waiting_reason, Utc::now());
+        let json =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status});
+        store.seq += 1;
+        let pod = Pod {
+            json,
+            owner: None,
+            template: Value::Null,
+            born: Instant::now(),
+            seq: store.seq,
+            pending: false,
+        };
+        store.pods.insert(key(namespace, name), pod);
+        store.reconcile();
+    }
+
+    /// Changes an existing pod's status (e.g. to make a deployment's pod crash-looping or not
+    /// ready since a given time). The controller no longer changes this pod's readiness.
+    pub fn set_pod_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        ready: bool,
+        restarts: i32,
+        waiting_reason: Option<&str>,
+        ready_changed_at: DateTime<Utc>,
+    ) {
+        let mut store = self.store();
+        let Store { pods, revision, .. } = &mut *store;
+        let pod = pods
+            .get_mut(&key(namespace, name))
+            .unwrap_or_else(|| panic!("no pod {namespace}/{name}"));
+        pod.pending = false;
+        pod.json["status"] = pod_status(
+            &pod.json["spec"],
+            ready,
+            restarts,
+            waiting_reason,
+            ready_changed_at,
+        );
+        touch(&mut pod.json, revision);
+        store.reconcile();
+    }
+
+    /// A PodDisruptionBudget selecting pods by `labels`, with `minAvailable` or `maxUnavailable`.
+    pub fn add_pdb(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        min_available: Option<i32>,
+        max_unavailable: Option<i32>,
+    ) {
+        let mut store = self.store();
+        let mut metadata = store.metadata(namespace, name, json!({}));
+        metadata["generation"] = json!(1);
+        let mut spec = json!({"selector": {"matchLabels": labels_json(labels)}});
+        if let Some(min) = min_available {
+            spec["minAvailable"] = json!(min);
+        }
+        if let Some(max) = max_unavailable {
+            spec["maxUnavailable"] = json!(max);
+        }
+        let json = json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": metadata, "spec": spec, "status": {},
+        });
+        store.pdbs.insert(key(namespace, name), json);
+        store.reconcile();
+    }
+
+    /// A HorizontalPodAutoscaler for the deployment (CPU target 80 %); the fake only enforces
+    /// `minReplicas`.
+    pub fn add_hpa(&self, namespace: &str, name: &str, deployment: &str, min: i32, max: i32) {
+        let mut store = self.store();
+        let mut metadata = store.metadata(namespace, name, json!({}));
+        metadata["generation"] = json!(1);
+        let target = json!({"type": "Utilization", "averageUtilization": 80});
+        let metric = json!({"type": "Resource", "resource": {"name": "cpu", "target": target}});
+        let json = json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata,
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+                "minReplicas": min, "maxReplicas": max, "metrics": [metric],
+            },
+            "status": {},
+        });
+        store.hpas.insert(key(namespace, name), json);
+        store.reconcile();
+    }
+
+    /// The namespace's pods, sorted by name.
+    pub fn pods(&self, namespace: &str) -> Vec<Value> {
+        let store = self.store();
+        store
+            .pods
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, pod)| pod.json.clone())
+            .collect()
+    }
+
+    /// The deployment as the API serves it.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.store()
+            .deployments
+            .get(&key(namespace, name))
+            .map(|d| d.json.clone())
+    }
+
+    /// The HorizontalPodAutoscaler as the API serves it.
+    pub fn hpa(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.store().hpas.get(&key(namespace, name)).cloned()
+    }
+
+    /// Waits (polling every 20 ms, up to `timeout`) until exactly `n` of the deployment's pods
+    /// are Ready and returns those, sorted by name; panics with the pods otherwise.
+    pub async fn wait_ready_pods(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ready: Vec<Value> = {
+                let store = self.store();
+                let owned = store.owned_pods(&key(namespace, deployment));
+                let mut ready: Vec<Value> = owned
+                    .iter()
+                    .map(|k| store.pods[k].json.clone())
+                    .filter(pod_ready)
+                    .collect();
+                ready.sort_by(|a, b| {
+                    a["metadata"]["name"]
+                        .as_str()
+                        .cmp(&b["metadata"]["name"].as_str())
+                });
+                ready
+            };
+            if ready.len() == n {
+                return ready;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "fake kube: expected {n} Ready pods of deployment {namespace}/{deployment} \
+                     within {timeout:?}, \
+                     got {}; the namespace's pods:\n{}",
+                    ready.len(),
+                    self.describe_pods(namespace)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One line per pod of the namespace, for panic messages.
+    fn describe_pods(&self, namespace: &str) -> String {
+        let pods = self.pods(namespace);
+        if pods.is_empty() {
+            return "  (no pods)".to_owned();
+        }
+        pods.iter()
+            .map(|pod| {
+                let m = &pod["metadata"];
+                let statuses = &pod["status"]["containerStatuses"];
+                format!(
+                    "  {} uid={} ready={} owner={} containers={}",
+                    m["name"],
+                    m["uid"],
+                    pod_ready(pod),
+                    m["ownerReferences"][0]["name"],
+                    statuses
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

@@ -1,0 +1,214 @@
+//! The controller: keeps deployments' pods, readiness and every object's status current.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::{
+    key, lock,
+    metadata::{random_suffix, set_status, touch},
+    pods::{pod_ready, pod_status},
+    Key, Pod, Shared, Store,
+};
+
+/// How often the controller loop runs.
+const CONTROLLER_PERIOD: Duration = Duration::from_millis(25);
+
+impl Store {
+    /// One pass of the controller; also run right after every write.
+    pub(super) fn reconcile(&mut self) {
+        self.apply_hpa_minimums();
+        let deployments: Vec<Key> = self.deployments.keys().cloned().collect();
+        for deployment in &deployments {
+            self.replace_outdated_pods(deployment);
+            self.scale_pods(deployment);
+        }
+        self.promote_ready_pods();
+        for deployment in &deployments {
+            self.update_deployment_status(deployment);
+        }
+        self.update_hpa_statuses();
+        self.update_pdb_statuses();
+    }
+
+    /// The pods a deployment owns, oldest first.
+    pub(super) fn owned_pods(&self, (ns, name): &Key) -> Vec<Key> {
+        let mut owned: Vec<(&Key, &Pod)> = self
+            .pods
+            .iter()
+            .filter(|((namespace, _), pod)| namespace == ns && pod.owner.as_ref() == Some(name))
+            .collect();
+        owned.sort_by_key(|(_, pod)| pod.seq);
+        owned.into_iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    fn apply_hpa_minimums(&mut self) {
+        for ((ns, _), hpa) in &self.hpas {
+            let target = &hpa["spec"]["scaleTargetRef"];
+            let Some(deployment) = target["name"].as_str().filter(|_| target["kind"] == "Deployment") else {
+                continue;
+            };
+            let Some(deployment) = self.deployments.get_mut(&key(ns, deployment)) else {
+                continue;
+            };
+            let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
+            let json = &mut deployment.json;
+            if json["spec"]["replicas"].as_i64().unwrap_or(0) < min {
+                json["spec"]["replicas"] = json!(min);
+                json["metadata"]["generation"] =
+                    json!(json["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
+                touch(json, &mut self.revision);
+            }
+        }
+    }
+
+    /// Deletes the pods created from an older template of the deployment.
+    fn replace_outdated_pods(&mut self, deployment: &Key) {
+        let template = &self.deployments[deployment].json["spec"]["template"];
+        let outdated: Vec<Key> = self
+            .owned_pods(deployment)
+            .into_iter()
+            .filter(|pod| &self.pods[pod].template != template)
+            .collect();
+        for pod in outdated {
+            self.pods.remove(&pod);
+            self.revision += 1;
+        }
+    }
+
+    /// Creates or deletes (newest first) pods until the deployment has `spec.replicas`.
+    fn scale_pods(&mut self, deployment: &Key) {
+        let wanted = self.deployments[deployment].json["spec"]["replicas"]
+            .as_i64()
+            .unwrap_or(1)
+            .max(0) as usize;
+        let owned = self.owned_pods(deployment);
+        for extra in owned.iter().skip(wanted) {
+            self.pods.remove(extra);
+            self.revision += 1;
+        }
+        for _ in owned.len()..wanted {
+            self.create_pod(deployment);
+        }
+    }
+
+    fn create_pod(&mut self, (ns, deployment): &Key) {
+        let name = loop {
+            let name = format!("{deployment}-{}", random_suffix());
+            if !self.pods.contains_key(&key(ns, &name)) {
+                break name;
+            }
+        };
+        let owner = &self.deployments[&key(ns, deployment)].json;
+        let template = owner["spec"]["template"].clone();
+        let replica_set_uid = format!("rs-{}", owner["metadata"]["uid"].as_str().unwrap_or_default());
+        let mut metadata = self.metadata(ns, &name, template["metadata"]["labels"].clone());
+        if let Some(annotations) = template["metadata"]["annotations"].as_object() {
+            metadata["annotations"] = json!(annotations);
+        }
+        metadata["generateName"] = json!(format!("{deployment}-"));
+        metadata["ownerReferences"] = json!([{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-rs"),
+            "uid": replica_set_uid,
+            "controller": true, "blockOwnerDeletion": true,
+        }]);
+        let mut spec = template["spec"].clone();
+        spec["nodeName"] = json!("fake-node");
+        let status = pod_status(&spec, false, 0, None, Utc::now());
+        let json =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status});
+        self.seq += 1;
+        let pod = Pod {
+            json,
+            owner: Some(deployment.clone()),
+            template,
+            born: Instant::now(),
+            seq: self.seq,
+            pending: true,
+        };
+        self.pods.insert(key(ns, &name), pod);
+    }
+
+    /// Makes pending pods Ready once their deployment's delay has passed.
+    fn promote_ready_pods(&mut self) {
+        for ((ns, _), pod) in self.pods.iter_mut().filter(|(_, pod)| pod.pending) {
+            let owner = pod.owner.as_deref().unwrap_or_default();
+            let Some(deployment) = self.deployments.get(&key(ns, owner)) else {
+                continue;
+            };
+            if deployment.never_ready || pod.born.elapsed() < deployment.ready_after {
+                continue;
+            }
+            pod.pending = false;
+            pod.json["status"] = pod_status(&pod.json["spec"], true, 0, None, Utc::now());
+            touch(&mut pod.json, &mut self.revision);
+        }
+    }
+
+    fn update_deployment_status(&mut self, deployment: &Key) {
+        let owned = self.owned_pods(deployment);
+        let json = &self.deployments[deployment].json;
+        let ready = owned
+            .iter()
+            .filter(|pod| pod_ready(&self.pods[*pod].json))
+            .count() as i64;
+        let updated = owned
+            .iter()
+            .filter(|pod| self.pods[*pod].template == json["spec"]["template"])
+            .count();
+        let wanted = json["spec"]["replicas"].as_i64().unwrap_or(1);
+        let status = json!({
+            "observedGeneration": json["metadata"]["generation"], "replicas": owned.len(),
+            "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready,
+            "unavailableReplicas": (wanted - ready).max(0),
+        });
+        let json = &mut self.deployments.get_mut(deployment).expect("listed above").json;
+        set_status(json, status, &mut self.revision);
+    }
+
+    fn update_hpa_statuses(&mut self) {
+        for ((ns, _), hpa) in self.hpas.iter_mut() {
+            let target = hpa["spec"]["scaleTargetRef"]["name"].as_str().unwrap_or_default();
+            let Some(deployment) = self.deployments.get(&key(ns, target)) else {
+                continue;
+            };
+            let status = json!({
+                "currentReplicas": deployment.json["status"]["replicas"],
+                "desiredReplicas": deployment.json["spec"]["replicas"],
+            });
+            set_status(hpa, status, &mut self.revision);
+        }
+    }
+
+    fn update_pdb_statuses(&mut self) {
+        let keys: Vec<Key> = self.pdbs.keys().cloned().collect();
+        for pdb_key in keys {
+            let spec = &self.pdbs[&pdb_key]["spec"];
+            let (selected, ready) = self.count_selected(&pdb_key.0, &spec["selector"]["matchLabels"]);
+            let desired = match (spec["minAvailable"].as_i64(), spec["maxUnavailable"].as_i64()) {
+                (Some(min), _) => min,
+                (None, Some(max)) => (selected - max).max(0),
+                (None, None) => 0,
+            };
+            let status = json!({
+                "observedGeneration": self.pdbs[&pdb_key]["metadata"]["generation"],
+                "expectedPods": selected, "currentHealthy": ready, "desiredHealthy": desired,
+                "disruptionsAllowed": (ready - desired).max(0),
+            });
+            let pdb = self.pdbs.get_mut(&pdb_key).expect("listed above");
+            set_status(pdb, status, &mut self.revision);
+        }
+    }
+}
+
+/// Runs the controller until the server's actix system stops.
+pub(super) async fn control(shared: Arc<Shared>) {
+    loop {
+        actix_web::rt::time::sleep(CONTROLLER_PERIOD).await;
+        lock(&shared.store).reconcile();
+    }
+}

@@ -5,9 +5,14 @@ mod explain;
 mod migrate;
 mod serve;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{future::Future, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+
+use crate::{
+    config::{LogFormat, Problems},
+    telemetry,
+};
 
 pub use explain::explain;
 
@@ -59,9 +64,24 @@ impl Cli {
     }
 }
 
-/// Exit status and the error's whole chain on stderr (and in the log).
-fn exit_with(result: anyhow::Result<()>) -> ExitCode {
-    match result {
+/// Runs `work` on what was loaded, once logging is set up; or prints every problem found.
+async fn with_loaded<T, Fut>(
+    loaded: Result<T, Problems>,
+    log_format: impl Fn(&T) -> LogFormat,
+    work: impl FnOnce(T) -> Fut,
+) -> ExitCode
+where
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            eprintln!("{problems}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(log_format(&loaded));
+    match work(loaded).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = ?e, "medic failed");

@@ -268,7 +268,9 @@ async fn a_timer_of_a_kind_this_build_does_not_know_is_never_claimed() {
     let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
     let store = store(&url).await;
     schedule(&url, 1, 1).await;
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
     client
         .batch_execute(
@@ -286,8 +288,16 @@ async fn a_timer_of_a_kind_this_build_does_not_know_is_never_claimed() {
         Metrics::new().unwrap().timers,
     );
 
-    assert_eq!(engine.try_execute_batch().await.unwrap(), 1, "the escalation is claimed");
-    assert_eq!(engine.try_execute_batch().await.unwrap(), 0, "the unknown kind is not");
+    assert_eq!(
+        engine.try_execute_batch().await.unwrap(),
+        1,
+        "the escalation is claimed"
+    );
+    assert_eq!(
+        engine.try_execute_batch().await.unwrap(),
+        0,
+        "the unknown kind is not"
+    );
     sink.wait_for("/hook", 1, WAIT).await;
     let untouched = "SELECT count(*) FROM timers
                       WHERE kind = 'from_the_future' AND state = 'pending' AND attempts = 0
@@ -309,7 +319,9 @@ async fn a_remediation_that_cannot_be_decoded_is_a_recorded_failure() {
     let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
     let store = store(&url).await;
     schedule(&url, 0, 1).await;
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
     client
         .batch_execute(
@@ -347,7 +359,11 @@ async fn a_remediation_that_cannot_be_decoded_is_a_recorded_failure() {
     let attempts = "SELECT count(*) FROM timer_attempts a JOIN timers t ON t.id = a.timer_id
                      WHERE t.kind = 'remediation' AND a.result = 'failed'";
     assert_eq!(count(&url, attempts).await, 1);
-    assert_eq!(count(&url, "SELECT count(*) FROM remediations").await, 0, "nothing was decided");
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM remediations").await,
+        0,
+        "nothing was decided"
+    );
     let counted = metrics
         .remediation
         .remediations

@@ -1,4 +1,4 @@
-//! The guard rails as Postgres decides them (`medic_begin_remediation`), shared by every
+//! The guard rails as Postgres decides them (`medic_decide_remediation`), shared by every
 //! replica: budgets, flapping, one action per target, resolved and acknowledged alerts, and a
 //! replica that died during an action.
 

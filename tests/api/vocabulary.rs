@@ -44,7 +44,12 @@ async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
         TimerOutcome::Cancelled,
         TimerOutcome::Requeue { delay_ms: 0 },
     ];
-    let attempts = words(outcomes.into_iter().filter(|o| o.is_attempt()).map(TimerOutcome::as_str));
+    let attempts = words(
+        outcomes
+            .into_iter()
+            .filter(|o| o.is_attempt())
+            .map(TimerOutcome::as_str),
+    );
     assert_eq!(allowed(&app, "timer_attempts_result_known").await, attempts);
 
     let kinds = words(TimerKind::ALL.map(TimerKind::as_str));
@@ -65,5 +70,8 @@ async fn a_result_the_enum_does_not_know_is_refused_by_the_database() {
         )
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION));
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+    );
 }

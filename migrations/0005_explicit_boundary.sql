@@ -9,10 +9,25 @@
 ALTER TABLE remediations ADD CONSTRAINT remediations_result_known CHECK (result IN (
     'running', 'success', 'failure', 'dry_run', 'skipped_cooldown', 'skipped_budget',
     'skipped_resolved', 'skipped_namespace', 'skipped_pdb', 'skipped_flapping',
-    'skipped_acknowledged', 'skipped_noop'));
+    'skipped_acknowledged', 'skipped_noop', 'skipped_invalid'));
 
 ALTER TABLE timer_attempts ADD CONSTRAINT timer_attempts_result_known CHECK (result IN (
     'sent', 'retry', 'failed', 'gave_up'));
+
+-- Who did what to an incident, with which role, how they were authenticated, from where and
+-- when: every state change a person makes, written in the transaction that makes it.
+CREATE TABLE audit_events (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    incident_id bigint      REFERENCES incidents (id),
+    action      text        NOT NULL CHECK (action IN ('acknowledge')),
+    actor       text        NOT NULL,
+    role        text        NOT NULL CHECK (role IN ('viewer', 'responder', 'admin')),
+    via         text        NOT NULL CHECK (via IN ('token', 'proxy', 'anonymous')),
+    address     text        NOT NULL,
+    detail      jsonb       NOT NULL DEFAULT '{}',
+    at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX audit_events_by_incident ON audit_events (incident_id, at);
 
 -- Records one notification and, in the same transaction, schedules what the matching rules
 -- ask for, or closes the incident's timers.
@@ -252,6 +267,10 @@ DECLARE
     ms         constant interval := interval '1 millisecond';
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(p_target, 0));
+    -- The per-rule and global budgets are shared by every target: every decision also takes
+    -- the budgets' lock (always after its target's, so no two decisions wait on each other in
+    -- a circle), so decisions for different targets cannot both see room for one more action.
+    PERFORM pg_advisory_xact_lock(hashtextextended('medic:remediation-budgets', 0));
 
     SELECT * INTO v_existing FROM remediations r WHERE r.rule = p_rule AND r.episode = p_episode;
     IF FOUND THEN

@@ -8,7 +8,10 @@
 use std::sync::Arc;
 
 use prometheus::Histogram;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::{
+    sync::{mpsc, oneshot, Mutex},
+    task::JoinHandle,
+};
 
 use crate::{
     domain::{Notification, PlannedTimer},
@@ -35,19 +38,27 @@ struct Pending {
 }
 
 impl Recorder {
-    /// Starts `writers` tasks that stop once every `Recorder` clone is dropped.
-    pub fn spawn(store: Store, writers: usize, max_batch: usize, batch_sizes: Histogram) -> Self {
+    /// Starts `writers` tasks that stop once every `Recorder` clone is dropped; their handles
+    /// are for supervision (a writer that ends while the server runs is a bug).
+    pub fn spawn(
+        store: Store,
+        writers: usize,
+        max_batch: usize,
+        batch_sizes: Histogram,
+    ) -> (Self, Vec<JoinHandle<()>>) {
         let (pending, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..writers {
-            tokio::spawn(write(
-                store.clone(),
-                queue.clone(),
-                max_batch,
-                batch_sizes.clone(),
-            ));
-        }
-        Self { pending }
+        let handles = (0..writers)
+            .map(|_| {
+                tokio::spawn(write(
+                    store.clone(),
+                    queue.clone(),
+                    max_batch,
+                    batch_sizes.clone(),
+                ))
+            })
+            .collect();
+        (Self { pending }, handles)
     }
 
     /// Records one notification with the timers its rules ask for; returns once committed.

@@ -1,10 +1,13 @@
 //! medic's own Prometheus metrics, on a registry of its own (never the global one).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::{domain::TimerKind, store::Store};
@@ -18,6 +21,8 @@ pub struct Metrics {
     pub pool: PoolMetrics,
     pub timers: TimerMetrics,
     pub remediation: RemediationMetrics,
+    /// When the pending-timer gauge was last read from the database.
+    pending_counted: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 /// Requests served, by route pattern (never the raw path, to bound cardinality).
@@ -58,6 +63,10 @@ pub struct TimerMetrics {
     pub send_duration: HistogramVec,
     /// Completions refused because another engine had taken the timer over.
     pub leases_lost: IntCounter,
+    /// Timers whose work panicked (each recorded as a failed attempt).
+    pub panics: IntCounter,
+    /// When the claim loop last went round (Unix seconds): an engine that stalls stops this.
+    pub last_loop: Gauge,
 }
 
 impl TimerMetrics {
@@ -105,6 +114,14 @@ impl TimerMetrics {
             "medic_timer_leases_lost_total",
             "Completions dropped because the lease had passed to another engine",
         )?;
+        let panics = IntCounter::new(
+            "medic_timer_panics_total",
+            "Timers whose work panicked, each recorded as a failed attempt and retried",
+        )?;
+        let last_loop = Gauge::new(
+            "medic_engine_last_loop_timestamp_seconds",
+            "When this replica's timer engine last went round its claim loop (Unix time)",
+        )?;
         for kind in TimerKind::ALL {
             fired.with_label_values(&[kind.as_str()]);
         }
@@ -117,6 +134,8 @@ impl TimerMetrics {
             attempts: register(registry, attempts),
             send_duration: register(registry, send_duration),
             leases_lost: register(registry, leases_lost),
+            panics: register(registry, panics),
+            last_loop: register(registry, last_loop),
         })
     }
 }
@@ -308,19 +327,26 @@ impl Metrics {
             timers: TimerMetrics::new(&registry)?,
             remediation: remediation_metrics(&registry)?,
             registry,
+            pending_counted: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
-    /// The text exposition format, with the pool and pending-timer gauges read now.
+    /// The text exposition format, with the pool gauges read now and the pending-timer gauge
+    /// read at most once a second (however many scrape).
     pub async fn render(&self, store: &Store) -> String {
         self.pool.update(store);
-        // A scrape must not hang on a database that is away: keep the last value then.
-        let pending = tokio::time::timeout(Duration::from_millis(500), store.pending_timers()).await;
-        match pending {
-            Ok(Ok(pending)) => self.timers.pending.set(pending),
-            Ok(Err(e)) => tracing::debug!(error = %e, "pending timers not counted"),
-            Err(_) => tracing::debug!("pending timers not counted: the database is slow"),
+        let mut counted = self.pending_counted.lock().await;
+        if counted.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            // A scrape must not hang on a database that is away: keep the last value then.
+            let pending = tokio::time::timeout(Duration::from_millis(500), store.pending_timers()).await;
+            match pending {
+                Ok(Ok(pending)) => self.timers.pending.set(pending),
+                Ok(Err(e)) => tracing::debug!(error = %e, "pending timers not counted"),
+                Err(_) => tracing::debug!("pending timers not counted: the database is slow"),
+            }
+            *counted = Some(Instant::now());
         }
+        drop(counted);
         let mut buffer = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(error = %e, "encoding metrics failed");

@@ -10,12 +10,12 @@ use tokio::task::JoinHandle;
 
 use crate::{
     config::Settings,
-    engine::{Engine, EngineHandle},
-    http::{self, Authenticator, State},
+    engine::{Engine, EngineHandle, Fault, Heartbeat},
+    http::{self, Authenticator, EngineHealth, State},
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
-    plan::Plan,
+    plan::{Plan, Rules},
     remediation::{Kube, Runner},
     store::Store,
 };
@@ -26,98 +26,77 @@ pub struct Application {
     server: Server,
     store: Store,
     schema: JoinHandle<()>,
+    /// Reads credential files again as they change.
+    rotation: JoinHandle<()>,
     /// The timer engine, unless `engine.enabled` is false.
     engine: Option<EngineHandle>,
+    /// The tasks recording notifications; supervised like the engine.
+    writers: Vec<JoinHandle<()>>,
+}
+
+/// What tests may change in a built medic.
+#[derive(Default)]
+pub struct Hooks {
+    /// Awaited with each timer before it fires (a panic, a hang).
+    pub fault: Option<Fault>,
 }
 
 impl Application {
     /// Binds the listener (port 0 picks a free one) and starts preparing the schema in the
     /// background, so medic serves `/healthz` and answers 503 while the database is away.
     pub async fn build(settings: Settings, plan: Plan) -> anyhow::Result<Self> {
-        let Plan {
-            credentials,
-            notifiers,
-            rules,
-            guard_rails,
-            databases,
-        } = plan;
-        if credentials.is_empty() {
-            tracing::warn!("no credential configured: anyone can post to /webhook and read /api");
+        Self::build_with(settings, plan, Hooks::default()).await
+    }
+
+    /// [`Application::build`], with test hooks.
+    pub async fn build_with(settings: Settings, plan: Plan, hooks: Hooks) -> anyhow::Result<Self> {
+        for warning in &plan.warnings {
+            tracing::warn!(key = %warning.path, "{}", warning.message);
         }
-        let rules = Arc::new(rules);
+        if plan.credentials.allow_unauthenticated {
+            tracing::warn!("allow_unauthenticated: anyone can post to /webhook and act on the API");
+        }
+        let rotation = tokio::spawn(reload_secrets(plan.credentials.rotating()));
         let store = Store::new(&settings.database)?;
         let metrics = Metrics::new().context("registering metrics")?;
-        let engine = if settings.engine.enabled {
-            let notifiers = Notifiers::new(notifiers, settings.engine.request_timeout.0)?;
-            let kube = kube(&settings, &metrics).await;
-            let runner = Runner::new(
-                store.clone(),
-                rules.clone(),
-                guard_rails,
-                kube,
-                databases,
-                metrics.remediation.clone(),
-            );
-            let engine = Engine::new(
-                store.clone(),
-                notifiers,
-                rules.clone(),
-                &settings.engine,
-                metrics.timers.clone(),
-            )
-            .with_remediations(Arc::new(runner));
-            let pg_config = settings
-                .database
-                .pg_config()
-                .map_err(|p| anyhow::anyhow!("{p}"))?;
-            Some(engine.spawn(
-                pg_config,
-                settings.engine.concurrency,
-                settings.engine.safety_poll.0,
-            ))
-        } else {
-            tracing::info!("timer engine disabled in this process");
-            None
+        let rules = Arc::new(plan.rules);
+        let parts = EngineParts {
+            notifiers: plan.notifiers,
+            guard_rails: plan.guard_rails,
+            databases: plan.databases,
         };
+        let engine = engine(&settings, parts, &store, &rules, &metrics, hooks).await?;
+        let heartbeat = engine.as_ref().map(|(_, heartbeat)| heartbeat.clone());
+        let engine = engine.map(|(handle, _)| handle);
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
-
-        let listener = TcpListener::bind(settings.server.listen)
-            .with_context(|| format!("binding {}", settings.server.listen))?;
-        let port = listener.local_addr()?.port();
-        let recorder = Recorder::spawn(
+        let (recorder, writers) = Recorder::spawn(
             store.clone(),
             settings.database.writers,
             settings.database.max_batch,
             metrics.intake.batch_size.clone(),
         );
-        let state = web::Data::new(State {
+        let state = State {
             store: store.clone(),
             recorder,
             rules,
             metrics,
             body_limit: settings.server.body_limit_bytes,
             retry_after: settings.database.retry_after_seconds,
-        });
-        let authenticator = web::Data::new(Authenticator::new(credentials));
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(authenticator.clone())
-                .wrap(from_fn(http::observe))
-                .configure(http::routes)
-        })
-        .shutdown_timeout(settings.server.shutdown_timeout_seconds);
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
-        }
-        let server = server.listen(listener)?.run();
-        tracing::info!(listen = %settings.server.listen, port, "medic listening");
+            readiness: Default::default(),
+            engine: heartbeat.map(|heartbeat| EngineHealth {
+                heartbeat,
+                stall_after: settings.engine.stall_after.0,
+            }),
+        };
+        let (server, port) = http_server(&settings, state, Authenticator::new(plan.credentials))?;
         Ok(Self {
             port,
             server,
             store,
             schema,
+            rotation,
             engine,
+            writers,
         })
     }
 
@@ -131,17 +110,148 @@ impl Application {
         self.server.handle()
     }
 
+    /// Aborts the engine's task, as a crash of that task alone would (tests of supervision).
+    pub fn abort_engine(&self) {
+        if let Some(engine) = &self.engine {
+            engine.abort_task();
+        }
+    }
+
     /// Serves until stopped; in-flight requests finish, the engine finishes the sends it
-    /// started, then the pool is closed.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+    /// started, then the pool is closed. If the engine, its LISTEN task or a writer ends on
+    /// its own, medic stops and returns an error, so the process exits non-zero and
+    /// Kubernetes restarts it: a medic that answers probes but fires no timer would fail
+    /// silently, and all of its state is in Postgres anyway.
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let failure = tokio::select! {
+            result = &mut self.server => Ok(result),
+            failure = supervise(self.engine.as_mut(), &mut self.writers) => Err(failure),
+        };
+        let result = match failure {
+            Ok(result) => result,
+            Err(failure) => {
+                tracing::error!(reason = %failure, "a task medic cannot run without stopped; exiting to be restarted");
+                // The server's own future runs the stop: drive both together.
+                let _ = tokio::join!(handle.stop(true), &mut self.server);
+                self.engine = None;
+                Err(std::io::Error::other(failure))
+            }
+        };
         self.schema.abort();
+        self.rotation.abort();
         if let Some(engine) = self.engine {
             engine.stop().await;
         }
         self.store.close();
         tracing::info!("medic stopped");
         result
+    }
+}
+
+/// What the plan gives the engine and its remediation runner.
+struct EngineParts {
+    notifiers: std::collections::BTreeMap<String, crate::plan::NotifierEndpoint>,
+    guard_rails: crate::plan::GuardRails,
+    databases: std::collections::BTreeMap<String, crate::plan::TargetDatabase>,
+}
+
+/// The timer engine with its remediation runner, started, unless disabled.
+async fn engine(
+    settings: &Settings,
+    parts: EngineParts,
+    store: &Store,
+    rules: &Arc<Rules>,
+    metrics: &Metrics,
+    hooks: Hooks,
+) -> anyhow::Result<Option<(EngineHandle, Heartbeat)>> {
+    if !settings.engine.enabled {
+        tracing::info!("timer engine disabled in this process");
+        return Ok(None);
+    }
+    let notifiers = Notifiers::new(parts.notifiers, settings.engine.request_timeout.0)?;
+    let kube = kube(settings, metrics).await;
+    let runner = Runner::new(
+        store.clone(),
+        rules.clone(),
+        parts.guard_rails,
+        kube,
+        parts.databases,
+        metrics.remediation.clone(),
+    );
+    let mut engine = Engine::new(
+        store.clone(),
+        notifiers,
+        rules.clone(),
+        &settings.engine,
+        metrics.timers.clone(),
+    )
+    .with_remediations(Arc::new(runner));
+    if let Some(fault) = hooks.fault {
+        engine = engine.with_fault(fault);
+    }
+    let heartbeat = engine.heartbeat();
+    let pg_config = settings
+        .database
+        .pg_config()
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let handle = engine.spawn(
+        pg_config,
+        settings.engine.concurrency,
+        settings.engine.safety_poll.0,
+    );
+    Ok(Some((handle, heartbeat)))
+}
+
+/// The HTTP server on its listener, and the port it got.
+fn http_server(
+    settings: &Settings,
+    state: State,
+    authenticator: Authenticator,
+) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(settings.server.listen)
+        .with_context(|| format!("binding {}", settings.server.listen))?;
+    let port = listener.local_addr()?.port();
+    let state = web::Data::new(state);
+    let authenticator = web::Data::new(authenticator);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(authenticator.clone())
+            .wrap(from_fn(http::observe))
+            .configure(http::routes)
+    })
+    .shutdown_timeout(settings.server.shutdown_timeout_seconds);
+    if let Some(workers) = settings.server.workers {
+        server = server.workers(workers);
+    }
+    let server = server.listen(listener)?.run();
+    tracing::info!(listen = %settings.server.listen, port, "medic listening");
+    Ok((server, port))
+}
+
+/// Completes when a task medic cannot run without ends: the engine, its LISTEN task, or a
+/// writer; pends forever when there is none.
+async fn supervise(engine: Option<&mut EngineHandle>, writers: &mut [JoinHandle<()>]) -> String {
+    let engine = async {
+        match engine {
+            Some(engine) => engine.ended().await,
+            None => std::future::pending().await,
+        }
+    };
+    let writer = async {
+        if writers.is_empty() {
+            return std::future::pending().await;
+        }
+        let (result, _, _) = futures_util::future::select_all(writers.iter_mut()).await;
+        match result {
+            Err(e) if e.is_panic() => "a notification writer panicked".to_owned(),
+            _ => "a notification writer stopped".to_owned(),
+        }
+    };
+    tokio::select! {
+        failure = engine => failure,
+        failure = writer => failure,
     }
 }
 
@@ -163,6 +273,38 @@ async fn kube(settings: &Settings, metrics: &Metrics) -> Result<Kube, String> {
         tracing::warn!(error = %e, "no Kubernetes configuration: actions on the cluster will fail");
         format!("no usable Kubernetes configuration: {e}")
     })
+}
+
+/// How often credential files are read again: a rotated Kubernetes Secret (an atomic rename or
+/// the kubelet's symlink swap) takes effect within this, and the old value stops working.
+const SECRET_RELOAD: Duration = Duration::from_secs(2);
+
+/// Reads every file-backed credential again every [`SECRET_RELOAD`]; a file that cannot be
+/// read keeps the value in force (logged once, until it can be read again).
+async fn reload_secrets(secrets: Vec<crate::plan::Secret>) {
+    if secrets.is_empty() {
+        return;
+    }
+    let mut failing = vec![false; secrets.len()];
+    loop {
+        tokio::time::sleep(SECRET_RELOAD).await;
+        for (secret, failing) in secrets.iter().zip(failing.iter_mut()) {
+            let file = secret.file().map(|f| f.display().to_string()).unwrap_or_default();
+            match secret.reload() {
+                Ok(changed) => {
+                    if changed {
+                        tracing::info!(file, "credential file changed: the new value is in force");
+                    }
+                    *failing = false;
+                }
+                Err(e) if !*failing => {
+                    tracing::warn!(file, error = %e, "credential file unreadable; the current value stays in force");
+                    *failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 /// Retries until the schema is current: applies migrations, or waits for another process to.

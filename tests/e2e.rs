@@ -36,6 +36,8 @@ use serde_json::Value;
 use sink::{Reply, Sink};
 
 const TOKEN: &str = "e2e-token";
+/// A viewer's token, for reading the API (Alertmanager's may only post alerts).
+const VIEWER_TOKEN: &str = "e2e-viewer-token";
 const NS: &str = "whiteboard-production";
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -194,7 +196,7 @@ async fn run() {
 
     let incidents: Value = client
         .get(format!("{medic}/api/v1/incidents"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(VIEWER_TOKEN)
         .send()
         .await
         .unwrap()
@@ -209,6 +211,9 @@ async fn run() {
 fn medic_yaml(sink: &Sink, kubeconfig: &Path) -> String {
     format!(
         r##"
+server:
+  auth:
+    users: [{{name: e2e, role: viewer, token: {VIEWER_TOKEN}}}]
 kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
 notifiers:
   incidents-slack: {{type: slack, url: "{slack}", channel: "#incidents"}}

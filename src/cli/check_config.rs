@@ -1,5 +1,5 @@
 //! `medic check-config FILE`: load and compile the settings as `serve` would, and print every
-//! problem with its key path.
+//! problem with its key path (exit 1), and every warning (exit 0).
 
 use std::{path::Path, process::ExitCode};
 
@@ -11,7 +11,10 @@ pub fn run(file: &Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     match plan::load(&Source::from_process(Some(file.to_owned()))) {
-        Ok(_) => {
+        Ok((_, plan)) => {
+            for warning in &plan.warnings {
+                println!("  warning: {warning}");
+            }
             println!("{}: ok", file.display());
             ExitCode::SUCCESS
         }

@@ -67,31 +67,31 @@ fn describe(plan: &Plan, n: &Notification) -> String {
                 continue;
             };
             let dry_run = remediate.dry_run.unwrap_or(rails.dry_run);
-            match remediate.render(&alert.labels, &alert.annotations) {
-                Ok(params) => {
+            let action = remediate.action.as_str();
+            let rendered = remediate.render(&alert.labels, &alert.annotations);
+            match rendered.map(|p| remediate.action.validate(&p, &rails.limits).map_err(|e| (p, e))) {
+                Ok(Ok(params)) => {
                     let target = remediation::target_key(remediate.action, &params);
+                    let namespace_ok = params
+                        .text("namespace")
+                        .is_none_or(|ns| rails.namespace_allowed(ns));
                     let params = serde_json::to_string(&params.0).unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "    remediate: {} on {target} with {params}",
-                        remediate.action.as_str()
-                    );
-                    let namespace_ok = serde_json::from_str::<serde_json::Value>(&params)
-                        .ok()
-                        .and_then(|p| p["namespace"].as_str().map(|ns| rails.namespace_allowed(ns)))
-                        .unwrap_or(true);
+                    let _ = writeln!(out, "    remediate: {action} on {target} with {params}");
                     let _ = writeln!(
                         out,
                         "    dry run: {dry_run}; namespace allowed: {namespace_ok}; cooldown: {}",
                         HumanDuration(remediate.cooldown.unwrap_or(rails.cooldown))
                     );
                 }
-                Err(e) => {
+                Ok(Err((params, e))) => {
+                    let params = serde_json::to_string(&params.0).unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "    remediate: {} would fail: {e}",
-                        remediate.action.as_str()
+                        "    remediate: {action} with {params} would be skipped_invalid: {e}"
                     );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "    remediate: {action} would fail: {e}");
                 }
             }
         }

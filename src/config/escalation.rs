@@ -130,6 +130,8 @@ pub struct EngineSettings {
     pub concurrency: usize,
     /// Longest wait for a notifier's answer.
     pub request_timeout: HumanDuration,
+    /// `/healthz` fails when the claim loop has not gone round for longer than this.
+    pub stall_after: HumanDuration,
     pub retry: RetrySettings,
 }
 
@@ -154,6 +156,7 @@ impl Default for EngineSettings {
             claim_ahead: HumanDuration(Duration::from_millis(50)),
             concurrency: 64,
             request_timeout: HumanDuration(Duration::from_secs(10)),
+            stall_after: HumanDuration(Duration::from_secs(120)),
             retry: RetrySettings::default(),
         }
     }
@@ -198,6 +201,17 @@ impl EngineSettings {
             problems.push(Problem::new(
                 "engine.claim_ahead",
                 "must be at most half of engine.lease",
+            ));
+        }
+        let longest_round = self.safety_poll.0.saturating_add(self.request_timeout.0);
+        if self.stall_after.0 <= longest_round {
+            problems.push(Problem::new(
+                "engine.stall_after",
+                format!(
+                    "must be longer than engine.safety_poll plus engine.request_timeout ({}), or a \
+                     healthy idle engine would read as stalled",
+                    HumanDuration(longest_round)
+                ),
             ));
         }
         if self.batch == 0 || self.batch > 10_000 {

@@ -20,10 +20,13 @@ pub use escalation::{
     StepSettings, PAGERDUTY_EVENTS_URL,
 };
 pub use remediation::{
-    Budget, BudgetSettings, FlappingSettings, KubernetesSettings, NamespaceSettings, RemediationSettings,
-    TargetDatabaseSettings,
+    Budget, BudgetSettings, FlappingSettings, KubernetesSettings, LimitsSettings, NamespaceSettings,
+    RemediationSettings, TargetDatabaseSettings,
 };
-pub use server::{AuthSettings, BasicAuthSettings, DatabaseSettings, LogFormat, LogSettings, ServerSettings};
+pub use server::{
+    AuthSettings, BasicAuthSettings, DatabaseSettings, LogFormat, LogSettings, ProxySettings, ServerSettings,
+    UserSettings,
+};
 
 /// Environment variables that override the file: `MEDIC_<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "MEDIC";

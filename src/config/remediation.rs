@@ -23,6 +23,37 @@ pub struct RemediationSettings {
     pub action_timeout: HumanDuration,
     /// Databases `postgres_relieve_pool` may act on, by name.
     pub databases: BTreeMap<String, TargetDatabaseSettings>,
+    /// How far parameters rendered from alert labels may reach.
+    pub limits: LimitsSettings,
+}
+
+/// `remediation.limits`: bounds on what a rendered parameter may ask for. A value outside
+/// them is recorded as `skipped_invalid` and nothing is requested.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// `scale_up`'s `max` and `step`, `scale_to`'s `replicas`.
+    pub max_replicas: i64,
+    /// `restart_pods`' `max_pods`.
+    pub max_pods_per_run: i64,
+    /// `postgres_relieve_pool`'s `max_terminations`.
+    pub max_terminations: i64,
+    /// `postgres_relieve_pool`'s `pool_step` and `pool_max`.
+    pub max_pool_size: i64,
+    /// `postgres_relieve_pool`'s `threshold` may not be shorter.
+    pub min_query_age: HumanDuration,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_replicas: 50,
+            max_pods_per_run: 10,
+            max_terminations: 20,
+            max_pool_size: 1000,
+            min_query_age: HumanDuration(Duration::from_secs(5)),
+        }
+    }
 }
 
 /// Namespaces medic may act in, checked by medic itself (not only through RBAC).
@@ -114,6 +145,7 @@ impl Default for RemediationSettings {
             flapping: FlappingSettings::default(),
             action_timeout: HumanDuration(Duration::from_secs(600)),
             databases: BTreeMap::new(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -169,6 +201,20 @@ impl Default for KubernetesSettings {
 impl RemediationSettings {
     /// Problems the types cannot rule out; the databases' secrets are read by the plan.
     pub fn check(&self, problems: &mut Vec<Problem>) {
+        let limits = &self.limits;
+        for (key, value) in [
+            ("max_replicas", limits.max_replicas),
+            ("max_pods_per_run", limits.max_pods_per_run),
+            ("max_terminations", limits.max_terminations),
+            ("max_pool_size", limits.max_pool_size),
+        ] {
+            if value < 1 {
+                problems.push(Problem::new(
+                    format!("remediation.limits.{key}"),
+                    "must be at least 1",
+                ));
+            }
+        }
         if self.action_timeout.0.is_zero() {
             problems.push(Problem::new(
                 "remediation.action_timeout",

@@ -1,12 +1,13 @@
 //! Settings of the process itself: the HTTP listener and its credentials, medic's database,
 //! and logging.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::Problem;
+use crate::domain::Role;
 
 /// The HTTP listener and what it accepts.
 #[derive(Debug, Deserialize)]
@@ -23,18 +24,56 @@ pub struct ServerSettings {
     pub auth: AuthSettings,
 }
 
-/// Credentials callers of `/webhook` and `/api` must present.
+/// Who may call medic: Alertmanager's credential (`/webhook` only), and the people and tools
+/// using the API, each with a role.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct AuthSettings {
-    /// Token for Alertmanager's `http_config.authorization` (type Bearer).
+    /// Alertmanager's token for `http_config.authorization` (type Bearer); it may only post
+    /// to `/webhook`.
     pub bearer_token: Option<SecretString>,
-    /// File holding the token, e.g. a mounted Kubernetes Secret; surrounding whitespace is trimmed.
+    /// File holding the token, e.g. a mounted Kubernetes Secret; surrounding whitespace is
+    /// trimmed, and the file is read again when it changes.
     pub bearer_token_file: Option<PathBuf>,
-    /// Credentials for Alertmanager's `http_config.basic_auth`.
+    /// Alertmanager's credentials for `http_config.basic_auth`, instead of a token.
     pub basic_auth: Option<BasicAuthSettings>,
-    /// Must be set explicitly to run without any credential.
+    /// People and tools using the API, each with a bearer token and a role.
+    pub users: Vec<UserSettings>,
+    /// Identity from an authenticating proxy (oauth2-proxy) in front of medic.
+    pub proxy: Option<ProxySettings>,
+    /// Must be set explicitly to run without any credential (local trials only): then
+    /// anyone may post alerts and act as `anonymous` with every role.
     pub allow_unauthenticated: bool,
+}
+
+/// One user of the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    /// Recorded as who did what (an acknowledgement's `by`).
+    pub name: String,
+    pub role: Role,
+    /// Sent as `Authorization: Bearer`; or `token_file`, read again when it changes.
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// An authenticating proxy that passes the user (and their groups) in headers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySettings {
+    /// The header naming the user, e.g. `X-Forwarded-Email`.
+    pub user_header: String,
+    /// The header listing the user's groups, comma-separated, e.g. `X-Forwarded-Groups`.
+    pub groups_header: Option<String>,
+    /// Only peers in these networks (CIDR, or single addresses) may set the headers; from
+    /// any other peer they are ignored.
+    pub trusted_sources: Vec<String>,
+    /// Group to role; a user gets the highest role of their groups.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Role>,
+    /// The role of a user in none of `roles`' groups; none by default (403).
+    pub default_role: Option<Role>,
 }
 
 /// HTTP basic authentication.

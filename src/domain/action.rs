@@ -5,7 +5,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde_json::Value;
 
-use super::HumanDuration;
+use super::{
+    kubernetes::{self, LabelSelector},
+    HumanDuration,
+};
 
 /// A remediation handler, by the name the config, metrics and the API use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +20,7 @@ pub enum Action {
     PostgresRelievePool,
 }
 
-/// What a parameter holds, checked at load (literals) and when rendered (templates).
+/// The JSON type of a parameter's value in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamKind {
     Text,
@@ -25,51 +28,233 @@ pub enum ParamKind {
     Duration,
 }
 
+/// What a parameter's value must be, checked on literals when the config compiles and on
+/// every value rendered from an alert before any request is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// A DNS-1123 label.
+    Namespace,
+    /// A DNS-1123 subdomain: a Deployment's or a pod's name.
+    ObjectName,
+    /// A label selector that matches by value; written back in canonical form.
+    Selector,
+    /// An environment variable's name.
+    EnvName,
+    /// A name under the config (a database under `remediation.databases`).
+    ConfigName,
+    /// An integer from this minimum up to a configured cap.
+    Count(i64, Cap),
+    /// A duration no longer than `remediation.action_timeout`.
+    UpToActionTimeout,
+    /// A duration no shorter than `remediation.limits.min_query_age`.
+    QueryAge,
+}
+
+/// The configured caps on counts (`remediation.limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    Replicas,
+    PodsPerRun,
+    Terminations,
+    PoolSize,
+    /// A fixed bound, for counts that change nothing by themselves.
+    Fixed(i64),
+}
+
+/// How far rendered parameters may reach (`remediation.limits` and the action timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamLimits {
+    /// Most replicas `scale_up` and `scale_to` may ask for (and the largest step).
+    pub max_replicas: i64,
+    /// Most pods one `restart_pods` run may evict.
+    pub max_pods_per_run: i64,
+    /// Most sessions one `postgres_relieve_pool` run may terminate.
+    pub max_terminations: i64,
+    /// Largest pool size `postgres_relieve_pool` may set.
+    pub max_pool_size: i64,
+    /// Shortest query age `postgres_relieve_pool` may treat as stuck.
+    pub min_query_age: Duration,
+    /// Durations (grace periods, timeouts) may not exceed this.
+    pub action_timeout: Duration,
+}
+
+impl Default for ParamLimits {
+    fn default() -> Self {
+        Self {
+            max_replicas: 50,
+            max_pods_per_run: 10,
+            max_terminations: 20,
+            max_pool_size: 1000,
+            min_query_age: Duration::from_secs(5),
+            action_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ParamLimits {
+    fn cap(&self, cap: Cap) -> i64 {
+        match cap {
+            Cap::Replicas => self.max_replicas,
+            Cap::PodsPerRun => self.max_pods_per_run,
+            Cap::Terminations => self.max_terminations,
+            Cap::PoolSize => self.max_pool_size,
+            Cap::Fixed(max) => max,
+        }
+    }
+}
+
 /// One parameter an action takes.
 #[derive(Debug)]
 pub struct ParamSpec {
     pub name: &'static str,
-    pub kind: ParamKind,
+    pub check: Check,
     pub required: bool,
 }
 
-pub const fn param(name: &'static str, kind: ParamKind, required: bool) -> ParamSpec {
-    ParamSpec { name, kind, required }
+/// A parameter of an action's catalogue entry.
+pub const fn param(name: &'static str, check: Check, required: bool) -> ParamSpec {
+    ParamSpec {
+        name,
+        check,
+        required,
+    }
+}
+
+impl ParamSpec {
+    /// The JSON type the config must give.
+    pub fn kind(&self) -> ParamKind {
+        match self.check {
+            Check::Count(..) => ParamKind::Integer,
+            Check::UpToActionTimeout | Check::QueryAge => ParamKind::Duration,
+            _ => ParamKind::Text,
+        }
+    }
+
+    /// The value checked against its kind and the limits, in canonical form (selectors
+    /// re-serialised, integers as numbers, durations as `90s`).
+    pub fn validate(&self, value: &Value, limits: &ParamLimits) -> Result<Value, String> {
+        let name = self.name;
+        let text = || {
+            value
+                .as_str()
+                .ok_or_else(|| format!("{name} must be text, not {value}"))
+        };
+        let checked = match self.check {
+            Check::Namespace => kubernetes::check_label(text()?).map(|()| value.clone()),
+            Check::ObjectName => kubernetes::check_subdomain(text()?).map(|()| value.clone()),
+            Check::Selector => LabelSelector::parse(text()?).map(|s| Value::from(s.to_string())),
+            Check::EnvName => check_env_name(text()?).map(|()| value.clone()),
+            Check::ConfigName => check_config_name(text()?).map(|()| value.clone()),
+            Check::Count(min, cap) => {
+                let max = limits.cap(cap);
+                match integer(value) {
+                    Some(n) if (min..=max).contains(&n) => Ok(Value::from(n)),
+                    Some(n) => Err(format!("{n} is outside {min}..={max}")),
+                    None => Err(format!("{value} is not an integer")),
+                }
+            }
+            Check::UpToActionTimeout => duration(value).and_then(|d| {
+                let max = limits.action_timeout;
+                if d > max {
+                    Err(format!(
+                        "{} is longer than the action timeout ({})",
+                        HumanDuration(d),
+                        HumanDuration(max)
+                    ))
+                } else {
+                    Ok(Value::from(HumanDuration(d).to_string()))
+                }
+            }),
+            Check::QueryAge => duration(value).and_then(|d| {
+                let min = limits.min_query_age;
+                if d < min {
+                    Err(format!(
+                        "{} is shorter than the minimum ({})",
+                        HumanDuration(d),
+                        HumanDuration(min)
+                    ))
+                } else {
+                    Ok(Value::from(HumanDuration(d).to_string()))
+                }
+            }),
+        };
+        checked.map_err(|e| format!("parameter {name}: {e}"))
+    }
+}
+
+fn integer(value: &Value) -> Option<i64> {
+    value
+        .as_i64()
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+fn duration(value: &Value) -> Result<Duration, String> {
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{n} is not a duration")),
+        Value::String(s) => HumanDuration::parse(s).map(|d| d.0),
+        other => Err(format!("{other} is not a duration")),
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters.
+fn check_env_name(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 128
+        && !bytes[0].is_ascii_digit()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    ok.then_some(())
+        .ok_or_else(|| format!("{name:?} is not an environment variable name"))
+}
+
+/// Names under the config: letters, digits, `-` and `_`, starting with a letter or digit, at
+/// most 63 characters.
+fn check_config_name(name: &str) -> Result<(), String> {
+    let ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    ok.then_some(())
+        .ok_or_else(|| format!("{name:?} is not a configured name"))
 }
 
 const RESTART_PODS: &[ParamSpec] = &[
-    param("namespace", ParamKind::Text, true),
-    param("selector", ParamKind::Text, false),
-    param("pod", ParamKind::Text, false),
-    param("grace_period", ParamKind::Duration, false),
-    param("max_restarts", ParamKind::Integer, false),
-    param("max_pods", ParamKind::Integer, false),
-    param("ready_timeout", ParamKind::Duration, false),
+    param("namespace", Check::Namespace, true),
+    param("selector", Check::Selector, false),
+    param("pod", Check::ObjectName, false),
+    param("grace_period", Check::UpToActionTimeout, false),
+    param("max_restarts", Check::Count(0, Cap::Fixed(1000)), false),
+    param("max_pods", Check::Count(1, Cap::PodsPerRun), false),
+    param("ready_timeout", Check::UpToActionTimeout, false),
 ];
 const SCALE_UP: &[ParamSpec] = &[
-    param("namespace", ParamKind::Text, true),
-    param("deployment", ParamKind::Text, true),
-    param("step", ParamKind::Integer, false),
-    param("max", ParamKind::Integer, false),
+    param("namespace", Check::Namespace, true),
+    param("deployment", Check::ObjectName, true),
+    param("step", Check::Count(1, Cap::Replicas), false),
+    param("max", Check::Count(1, Cap::Replicas), false),
 ];
 const SCALE_TO: &[ParamSpec] = &[
-    param("namespace", ParamKind::Text, true),
-    param("deployment", ParamKind::Text, true),
-    param("replicas", ParamKind::Integer, true),
+    param("namespace", Check::Namespace, true),
+    param("deployment", Check::ObjectName, true),
+    param("replicas", Check::Count(0, Cap::Replicas), true),
 ];
 const ROLLOUT_RESTART: &[ParamSpec] = &[
-    param("namespace", ParamKind::Text, true),
-    param("deployment", ParamKind::Text, true),
+    param("namespace", Check::Namespace, true),
+    param("deployment", Check::ObjectName, true),
 ];
 const POSTGRES_RELIEVE_POOL: &[ParamSpec] = &[
-    param("database", ParamKind::Text, true),
-    param("threshold", ParamKind::Duration, false),
-    param("max_terminations", ParamKind::Integer, false),
-    param("namespace", ParamKind::Text, false),
-    param("deployment", ParamKind::Text, false),
-    param("env", ParamKind::Text, false),
-    param("pool_step", ParamKind::Integer, false),
-    param("pool_max", ParamKind::Integer, false),
+    param("database", Check::ConfigName, true),
+    param("threshold", Check::QueryAge, false),
+    param("max_terminations", Check::Count(1, Cap::Terminations), false),
+    param("namespace", Check::Namespace, false),
+    param("deployment", Check::ObjectName, false),
+    param("env", Check::EnvName, false),
+    param("pool_step", Check::Count(1, Cap::PoolSize), false),
+    param("pool_max", Check::Count(1, Cap::PoolSize), false),
 ];
 
 impl Action {
@@ -105,6 +290,37 @@ impl Action {
             Action::RolloutRestart => ROLLOUT_RESTART,
             Action::PostgresRelievePool => POSTGRES_RELIEVE_POOL,
         }
+    }
+
+    /// Every rendered parameter checked and put in canonical form, before any request is
+    /// made: the names a Kubernetes request is built from, selectors, counts and durations.
+    pub fn validate(self, params: &ActionParams, limits: &ParamLimits) -> Result<ActionParams, String> {
+        let specs = self.params();
+        if let Some(unknown) = params
+            .0
+            .keys()
+            .find(|name| !specs.iter().any(|s| s.name == *name))
+        {
+            return Err(format!("{} takes no parameter {unknown:?}", self.as_str()));
+        }
+        let mut valid = BTreeMap::new();
+        for spec in specs {
+            match params.0.get(spec.name) {
+                Some(value) => {
+                    valid.insert(spec.name.to_owned(), spec.validate(value, limits)?);
+                }
+                None if spec.required => return Err(format!("parameter {} is required", spec.name)),
+                None => {}
+            }
+        }
+        let has = |name: &str| valid.contains_key(name);
+        if self == Action::RestartPods && !has("selector") && !has("pod") {
+            return Err("restart_pods needs selector or pod".into());
+        }
+        if self == Action::PostgresRelievePool && has("env") && !(has("namespace") && has("deployment")) {
+            return Err("env needs namespace and deployment".into());
+        }
+        Ok(ActionParams(valid))
     }
 
     /// Whether the action needs the Kubernetes API.

@@ -1,19 +1,23 @@
 //! The shared vocabulary, the ground floor every other module stands on: a checked
 //! [`Notification`] made of alert episodes, timer kinds and outcomes, severities, durations as
-//! people write them, the action catalogue with its parameters, and remediation results.
+//! people write them, the action catalogue with its parameters and their checks (Kubernetes
+//! names and selectors), remediation results, and roles.
 //! Words that are also stored in SQL are enums here with `as_str`, and a CHECK constraint in a
 //! migration lists the same words.
 
 mod action;
 mod duration;
+pub mod kubernetes;
 mod notification;
 mod remediation;
+mod role;
 mod severity;
 mod timer;
 
-pub use action::{param, Action, ActionParams, ParamKind, ParamSpec};
+pub use action::{param, Action, ActionParams, Cap, Check, ParamKind, ParamLimits, ParamSpec};
 pub use duration::HumanDuration;
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
 pub use remediation::{RemediationDecision, RemediationJob, RemediationResult};
+pub use role::Role;
 pub use severity::Severity;
 pub use timer::{PlannedTimer, TimerKind, TimerOutcome};

@@ -83,6 +83,10 @@ impl Notification {
         if has_nul([&data.receiver, &data.group_key, &data.external_url], top) {
             return invalid("a string contains a NUL character, which Postgres cannot store");
         }
+        // Alertmanager says "resolved" only when every alert of the group has resolved.
+        if data.status == Status::Resolved && data.alerts.iter().any(|a| a.status == Status::Firing) {
+            return invalid("status is resolved, but an alert of the group is firing");
+        }
         let mut alerts: Vec<AlertEpisode> = Vec::with_capacity(data.alerts.len());
         for (index, alert) in data.alerts.into_iter().enumerate() {
             let episode = AlertEpisode::parse(alert)

@@ -37,11 +37,14 @@ pub enum RemediationResult {
     SkippedAcknowledged,
     /// Nothing to do: at the cap, enough replicas already, no unhealthy pod.
     SkippedNoop,
+    /// A parameter rendered from the alert is not a valid target (a name, a selector, a
+    /// number or duration out of bounds); no request was made.
+    SkippedInvalid,
 }
 
 impl RemediationResult {
     /// Every result, for pre-registering metric labels and the migration's CHECK constraint.
-    pub const ALL: [RemediationResult; 12] = [
+    pub const ALL: [RemediationResult; 13] = [
         RemediationResult::Running,
         RemediationResult::Success,
         RemediationResult::Failure,
@@ -54,6 +57,7 @@ impl RemediationResult {
         RemediationResult::SkippedFlapping,
         RemediationResult::SkippedAcknowledged,
         RemediationResult::SkippedNoop,
+        RemediationResult::SkippedInvalid,
     ];
 
     /// The word stored in the database and used in metrics and the API.
@@ -71,6 +75,7 @@ impl RemediationResult {
             RemediationResult::SkippedFlapping => "skipped_flapping",
             RemediationResult::SkippedAcknowledged => "skipped_acknowledged",
             RemediationResult::SkippedNoop => "skipped_noop",
+            RemediationResult::SkippedInvalid => "skipped_invalid",
         }
     }
 
@@ -104,6 +109,7 @@ impl RemediationResult {
             RemediationResult::SkippedNamespace => "the namespace is not allowed",
             RemediationResult::SkippedPdb => "a PodDisruptionBudget refused the eviction",
             RemediationResult::SkippedNoop => "there was nothing to do",
+            RemediationResult::SkippedInvalid => "a parameter is not a valid target",
             RemediationResult::Running
             | RemediationResult::Success
             | RemediationResult::Failure

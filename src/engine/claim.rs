@@ -25,6 +25,10 @@ impl Engine {
             let permits = Arc::new(Semaphore::new(concurrency));
             let mut sends = JoinSet::new();
             while !idle.is_stopped() {
+                self.heartbeat.beat();
+                self.metrics
+                    .last_loop
+                    .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
                 while sends.try_join_next().is_some() {}
                 match self.claim_and_fire(&permits, &mut sends, &done).await {
                     Ok(0) => self.idle(&mut idle).await,

@@ -2,9 +2,13 @@
 //! behind its guard rails; a stale escalation is cancelled; an acknowledge or resolve waits for
 //! a trigger in flight; every other message is sent, and a failure retried under the backoff.
 
-use std::time::{Duration, Instant};
+use std::{
+    panic::AssertUnwindSafe,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
+use futures_util::FutureExt;
 
 use super::{retry::random_fraction, Engine};
 use crate::{
@@ -20,9 +24,47 @@ const INFLIGHT_WAIT_MS: i64 = 250;
 const BUSY_RETRY_MS: i64 = 1000;
 
 impl Engine {
-    /// Fires one claimed timer: decides whether it still applies, fires it, and says what
-    /// became of it. Tests call this through [`Engine::try_execute_batch`].
-    pub async fn try_execute(&self, mut timer: Claimed) -> Completion {
+    /// Fires one claimed timer and says what became of it. A panic in its work is a failed
+    /// attempt with the reason, retried under the backoff until the horizon like any other
+    /// failure, never a timer silently taken again after every lease. Tests call this through
+    /// [`Engine::try_execute_batch`].
+    pub async fn try_execute(&self, timer: Claimed) -> Completion {
+        let (id, claim, occurrence, attempt) = (timer.id, timer.claim, timer.occurrence, timer.attempt);
+        let waited = Duration::from_secs_f64(timer.lateness.max(0.0));
+        let started_at = Utc::now();
+        match AssertUnwindSafe(self.fire(timer)).catch_unwind().await {
+            Ok(completion) => completion,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                let outcome = self
+                    .backoff
+                    .after_failure(attempt, waited, None, random_fraction());
+                self.metrics.panics.inc();
+                tracing::error!(timer_id = id, attempt, panic = %what, result = outcome.as_str(),
+                    "firing a timer panicked; recorded as a failed attempt");
+                Completion {
+                    id,
+                    claim,
+                    occurrence,
+                    attempt,
+                    started_at,
+                    outcome,
+                    status_code: None,
+                    error: Some(format!("panicked: {what}")),
+                }
+            }
+        }
+    }
+
+    /// Decides whether a claimed timer still applies, fires it, and says what became of it.
+    async fn fire(&self, mut timer: Claimed) -> Completion {
+        if let Some(fault) = &self.fault {
+            fault(&timer).await;
+        }
         // Claimed ahead of time: wait for the moment it is due.
         if timer.due_in > 0.0 {
             tokio::time::sleep(Duration::from_secs_f64(timer.due_in)).await;
@@ -83,9 +125,14 @@ impl Engine {
             ),
             Ok(Done::Rejected(reason)) => (TimerOutcome::Failed, Some(reason)),
             Err(e) => {
-                tracing::warn!(timer_id = timer.id, error = %e, "remediation could not be decided; retrying");
-                let delay_ms = i64::try_from(self.backoff.initial.as_millis()).unwrap_or(i64::MAX);
-                (TimerOutcome::Retry { delay_ms }, Some(e.to_string()))
+                // The database failed the bookkeeping: retried under the backoff, like a send.
+                let waited = Duration::from_secs_f64(timer.lateness.max(0.0));
+                let outcome = self
+                    .backoff
+                    .after_failure(timer.attempt, waited, None, random_fraction());
+                tracing::warn!(timer_id = timer.id, error = %e, result = outcome.as_str(),
+                    "remediation could not be decided");
+                (outcome, Some(e.to_string()))
             }
         }
     }

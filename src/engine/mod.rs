@@ -58,6 +58,44 @@ pub struct Engine {
     metrics: TimerMetrics,
     /// Runs remediation timers; without it they fail.
     remediations: Option<Arc<Runner>>,
+    /// Called as each timer is fired, for tests that inject a fault (a panic, a hang).
+    fault: Option<Fault>,
+    /// When the claim loop last went round, for `/healthz` and the metric.
+    heartbeat: Heartbeat,
+}
+
+/// A test's hook into firing: awaited with each timer before its work starts, so a test can
+/// make that work panic or hang.
+pub type Fault =
+    Arc<dyn Fn(&crate::store::timers::Claimed) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// When the engine's claim loop last completed a round, shared with `/healthz`.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat(Arc<std::sync::atomic::AtomicU64>);
+
+impl Heartbeat {
+    /// Records a completed round, now.
+    fn beat(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        self.0.store(millis, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How long since the last round; None before the first.
+    pub fn since(&self) -> Option<Duration> {
+        let millis = self.0.load(std::sync::atomic::Ordering::Acquire);
+        if millis == 0 {
+            return None;
+        }
+        let last = std::time::UNIX_EPOCH + Duration::from_millis(millis);
+        Some(
+            std::time::SystemTime::now()
+                .duration_since(last)
+                .unwrap_or_default(),
+        )
+    }
 }
 
 /// A running engine: stop it gracefully, or kill it as a crash would.
@@ -76,6 +114,26 @@ impl EngineHandle {
 
     /// Drops everything at once, sends in flight included, as a crashed process would.
     pub fn kill(self) {
+        self.task.abort();
+    }
+
+    /// Completes if the engine or its LISTEN task ends on its own (a panic, a bug, an abort),
+    /// saying which and how: the process must not go on serving without them. Not to be
+    /// called again once it has completed.
+    pub async fn ended(&mut self) -> String {
+        let how = |result: Result<(), tokio::task::JoinError>| match result {
+            Ok(()) => "it returned".to_owned(),
+            Err(e) if e.is_panic() => "it panicked".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tokio::select! {
+            result = &mut self.task => format!("the timer engine stopped: {}", how(result)),
+            result = &mut self.listener => format!("the timer engine's LISTEN task stopped: {}", how(result)),
+        }
+    }
+
+    /// Aborts the engine's task, as a crash of that task alone would (tests of supervision).
+    pub fn abort_task(&self) {
         self.task.abort();
     }
 }
@@ -107,7 +165,20 @@ impl Engine {
             backoff: Backoff::new(&settings.retry),
             metrics,
             remediations: None,
+            fault: None,
+            heartbeat: Heartbeat::default(),
         }
+    }
+
+    /// Calls `fault` with each timer before firing it (tests: a panic, a hang).
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// The claim loop's heartbeat, for `/healthz`.
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
     }
 
     /// Lets this engine run remediation timers.

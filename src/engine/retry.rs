@@ -38,9 +38,11 @@ impl Backoff {
         backoff / 2 + backoff.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
     }
 
-    /// What follows a failed attempt worth retrying: the server's `Retry-After` if it sent one,
-    /// else the backoff; given up once `waited` (since the timer was due) plus that delay
-    /// passes the horizon.
+    /// What follows a failed attempt worth retrying: the backoff, or the server's
+    /// `Retry-After` clamped to [the backoff, what is left of the horizon], so that neither a
+    /// `Retry-After: 0` nor an absurd one makes medic retry more often than the backoff allows
+    /// or wait past the horizon. Given up once `waited` (since the timer was due) reaches the
+    /// horizon.
     pub fn after_failure(
         &self,
         attempt: i32,
@@ -48,10 +50,12 @@ impl Backoff {
         retry_after: Option<Duration>,
         jitter: f64,
     ) -> TimerOutcome {
-        let delay = retry_after.unwrap_or_else(|| self.delay(attempt, jitter));
-        if waited.saturating_add(delay) > self.give_up_after {
+        let backoff = self.delay(attempt, jitter);
+        let left = self.give_up_after.saturating_sub(waited);
+        if left.is_zero() || backoff > left {
             return TimerOutcome::GaveUp;
         }
+        let delay = retry_after.map_or(backoff, |asked| asked.clamp(backoff, left));
         TimerOutcome::Retry {
             delay_ms: i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
         }
@@ -107,26 +111,34 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_honoured_and_the_horizon_gives_up() {
+    fn retry_after_is_honoured_within_the_backoff_and_the_horizon() {
         let b = backoff();
         let ms = |outcome| match outcome {
             TimerOutcome::Retry { delay_ms } => delay_ms,
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            ms(b.after_failure(1, Duration::ZERO, Some(2 * SECOND), 0.5)),
+            ms(b.after_failure(1, Duration::ZERO, Some(2 * SECOND), 1.0)),
             2000
         );
         assert_eq!(ms(b.after_failure(2, Duration::ZERO, None, 0.0)), 1000);
         assert_eq!(
-            b.after_failure(1, 3599 * SECOND, Some(2 * SECOND), 0.0),
-            TimerOutcome::GaveUp
+            ms(b.after_failure(3, Duration::ZERO, Some(Duration::ZERO), 1.0)),
+            4000,
+            "Retry-After: 0 waits the backoff, never less"
         );
         assert_eq!(
-            b.after_failure(1, Duration::ZERO, Some(Duration::MAX), 0.0),
-            TimerOutcome::GaveUp,
-            "an absurd Retry-After gives up instead of overflowing"
+            ms(b.after_failure(1, 3000 * SECOND, Some(Duration::MAX), 0.0)),
+            600_000,
+            "an absurd Retry-After waits until the horizon, no longer, without overflowing"
         );
+        let almost = 3599 * SECOND + SECOND / 2;
+        assert_eq!(
+            b.after_failure(1, almost, Some(2 * SECOND), 1.0),
+            TimerOutcome::GaveUp
+        );
+        assert_eq!(b.after_failure(1, 3600 * SECOND, None, 0.0), TimerOutcome::GaveUp);
+        assert_eq!(b.after_failure(1, Duration::MAX, None, 0.0), TimerOutcome::GaveUp);
     }
 
     #[test]

@@ -1,63 +1,164 @@
-//! Caller authentication for `/webhook` and `/api`: a bearer token (Alertmanager's
-//! `http_config.authorization`) or basic auth (`http_config.basic_auth`), compared in constant time.
+//! Who is calling, and whether they may: Alertmanager's credential (a bearer token or basic
+//! auth, as its `http_config` sends them) may only post to `/webhook`; the API's users (a
+//! bearer token each, or a name from a trusted authenticating proxy) act with their role.
+//! Secrets are compared in constant time. Unknown or missing credential: 401; a known one
+//! whose role does not allow the request: 403. State changes under `/api/v1` must be JSON
+//! (415 otherwise), so a cross-site form cannot post them.
+
+use std::net::IpAddr;
 
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{self, HeaderMap},
+    http::{header, Method},
     middleware::Next,
-    web, Error,
+    web, Error, HttpMessage,
 };
 use base64::{engine::general_purpose::STANDARD, Engine as _};
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::plan::Credentials;
+use crate::{domain::Role, plan::Credentials};
 
-/// Checks the `Authorization` header against the configured credentials.
+/// An authenticated caller, put in the request's extensions for handlers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Alertmanager's credential.
+    Alertmanager,
+    /// A person or tool using the API.
+    Person(Person),
+}
+
+/// Who did something, for the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub name: String,
+    pub role: Role,
+    /// `token`, `proxy` or `anonymous`.
+    pub via: &'static str,
+    /// Where the request came from: the peer, or the client a trusted proxy names.
+    pub address: String,
+}
+
+/// Checks callers against the compiled credentials.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     credentials: Credentials,
 }
 
+/// Why a request is refused.
+enum Refusal {
+    /// No credential, or one nobody has: 401.
+    Unknown,
+    /// A known caller whose role does not allow this: 403.
+    Forbidden(String),
+}
+
 impl Authenticator {
-    /// With empty credentials every request passes; startup refuses that unless allowed explicitly.
     pub fn new(credentials: Credentials) -> Self {
         Self { credentials }
     }
 
-    fn allows(&self, headers: &HeaderMap) -> bool {
-        if self.credentials.is_empty() {
-            return true;
+    /// The caller, from a trusted proxy's headers or the `Authorization` header.
+    fn identify(&self, req: &ServiceRequest) -> Result<Caller, Refusal> {
+        let peer = req.peer_addr().map(|a| a.ip());
+        if let Some(person) = self.proxied_person(req, peer)? {
+            return Ok(Caller::Person(person));
         }
-        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let Some((scheme, presented)) = value.trim().split_once(' ') else {
-            return false;
+        let address = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some((scheme, presented)) = presented.and_then(|v| v.trim().split_once(' ')) else {
+            return self.anonymous(address);
         };
         let presented = presented.trim();
+        let credentials = &self.credentials;
         if scheme.eq_ignore_ascii_case("bearer") {
-            self.credentials
-                .bearer_token
+            if credentials
+                .webhook_token
                 .as_ref()
-                .is_some_and(|token| same(token.expose_secret(), presented))
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            self.allows_basic(presented)
-        } else {
-            false
+                .is_some_and(|t| t.matches(presented))
+            {
+                return Ok(Caller::Alertmanager);
+            }
+            // Every user's token is compared, so timing does not tell which one matched.
+            let matched = credentials.users.iter().fold(None, |found, user| {
+                if user.token.matches(presented) {
+                    Some(user)
+                } else {
+                    found
+                }
+            });
+            if let Some(user) = matched {
+                return Ok(Caller::Person(Person {
+                    name: user.name.clone(),
+                    role: user.role,
+                    via: "token",
+                    address,
+                }));
+            }
+        } else if scheme.eq_ignore_ascii_case("basic") && self.basic_matches(presented) {
+            return Ok(Caller::Alertmanager);
         }
+        Err(Refusal::Unknown)
     }
 
-    fn allows_basic(&self, encoded: &str) -> bool {
-        let Some((username, password)) = &self.credentials.basic else {
+    /// A user named by a trusted proxy; headers from any other peer are ignored.
+    fn proxied_person(&self, req: &ServiceRequest, peer: Option<IpAddr>) -> Result<Option<Person>, Refusal> {
+        let Some(proxy) = &self.credentials.proxy else {
+            return Ok(None);
+        };
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let Some(user) = header(&proxy.user_header).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let Some(peer) = peer.filter(|peer| proxy.trusts(*peer)) else {
+            tracing::warn!(peer = ?peer, "identity headers from an untrusted peer ignored");
+            return Ok(None);
+        };
+        let groups = proxy.groups_header.as_deref().and_then(header).unwrap_or("");
+        let role = proxy
+            .role_of(groups.split(','))
+            .ok_or_else(|| Refusal::Forbidden(format!("{user} has no role in medic")))?;
+        let client = header("x-forwarded-for")
+            .and_then(|list| list.split(',').next())
+            .map(str::trim);
+        Ok(Some(Person {
+            name: user.chars().take(200).collect(),
+            role,
+            via: "proxy",
+            address: client
+                .filter(|c| !c.is_empty())
+                .map_or_else(|| peer.to_string(), str::to_owned),
+        }))
+    }
+
+    fn anonymous(&self, address: String) -> Result<Caller, Refusal> {
+        if !self.credentials.allow_unauthenticated {
+            return Err(Refusal::Unknown);
+        }
+        Ok(Caller::Person(Person {
+            name: "anonymous".into(),
+            role: Role::Admin,
+            via: "anonymous",
+            address,
+        }))
+    }
+
+    fn basic_matches(&self, encoded: &str) -> bool {
+        let Some((username, password)) = &self.credentials.webhook_basic else {
             return false;
         };
         let Some(decoded) = STANDARD
             .decode(encoded)
             .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|b| String::from_utf8(b).ok())
         else {
             return false;
         };
@@ -65,29 +166,83 @@ impl Authenticator {
             return false;
         };
         // Both halves are always compared, so timing does not tell which one was wrong.
-        let user_ok = same(username, user);
-        let pass_ok = same(password.expose_secret(), pass);
+        let user_ok: bool = subtle::ConstantTimeEq::ct_eq(username.as_bytes(), user.as_bytes()).into();
+        let pass_ok = password.matches(pass);
         user_ok & pass_ok
     }
 
     /// The `WWW-Authenticate` challenges for the schemes that would work.
     fn challenge(&self) -> String {
+        let credentials = &self.credentials;
         let mut challenges = Vec::new();
-        if self.credentials.bearer_token.is_some() {
+        if credentials.webhook_token.is_some() || !credentials.users.is_empty() {
             challenges.push(r#"Bearer realm="medic""#);
         }
-        if self.credentials.basic.is_some() {
+        if credentials.webhook_basic.is_some() {
             challenges.push(r#"Basic realm="medic", charset="UTF-8""#);
         }
         challenges.join(", ")
     }
 }
 
-fn same(expected: &str, presented: &str) -> bool {
-    expected.as_bytes().ct_eq(presented.as_bytes()).into()
+/// What a request needs: Alertmanager for `/webhook`; for the API, a role by method and route.
+fn authorize(caller: &Caller, method: &Method, path: &str) -> Result<(), Refusal> {
+    let webhook = path == "/webhook";
+    match caller {
+        Caller::Alertmanager if webhook => Ok(()),
+        Caller::Alertmanager => Err(Refusal::Forbidden(
+            "Alertmanager's credential may only post to /webhook".into(),
+        )),
+        Caller::Person(person) if webhook && person.via != "anonymous" => Err(Refusal::Forbidden(
+            "a user's credential may not post alerts; Alertmanager's may".into(),
+        )),
+        Caller::Person(person) => {
+            let needed = required_role(method, path);
+            if person.role >= needed {
+                Ok(())
+            } else {
+                Err(Refusal::Forbidden(format!(
+                    "{} has the role {}; this needs {needed}",
+                    person.name, person.role
+                )))
+            }
+        }
+    }
 }
 
-/// Middleware: rejects the request with 401 before its body is read.
+/// Reading needs `viewer`; acting on incidents `responder`; the switches that affect
+/// everything (added later) `admin`.
+pub fn required_role(method: &Method, _path: &str) -> Role {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        Role::Viewer
+    } else {
+        Role::Responder
+    }
+}
+
+/// A state change under `/api/v1` must say it is JSON: forms cannot post it across sites.
+fn check_content_type(req: &ServiceRequest) -> Result<(), ApiError> {
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !(changes && req.path().starts_with("/api/v1/")) {
+        return Ok(());
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            content_type.chars().take(100).collect(),
+        ))
+    }
+}
+
+/// Middleware: identifies and authorises the caller before the body is read, and hands the
+/// caller to the handler.
 pub async fn require(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -95,16 +250,31 @@ pub async fn require(
     let authenticator = req
         .app_data::<web::Data<Authenticator>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no Authenticator in app data")))?;
-    if authenticator.allows(req.headers()) {
-        next.call(req).await
-    } else {
-        tracing::warn!(
-            path = req.path(),
-            "rejected request with missing or wrong credentials"
-        );
-        Err(ApiError::Unauthorized {
-            challenge: authenticator.challenge(),
+    let refused = match authenticator.identify(&req) {
+        Ok(caller) => match authorize(&caller, req.method(), req.path()) {
+            Ok(()) => {
+                check_content_type(&req)?;
+                req.extensions_mut().insert(caller);
+                return next.call(req).await;
+            }
+            Err(refusal) => refusal,
+        },
+        Err(refusal) => refusal,
+    };
+    match refused {
+        Refusal::Unknown => {
+            tracing::warn!(
+                path = req.path(),
+                "rejected request with missing or wrong credentials"
+            );
+            Err(ApiError::Unauthorized {
+                challenge: authenticator.challenge(),
+            }
+            .into())
         }
-        .into())
+        Refusal::Forbidden(reason) => {
+            tracing::warn!(path = req.path(), reason = %reason, "refused a request its caller may not make");
+            Err(ApiError::Forbidden(reason).into())
+        }
     }
 }

@@ -5,10 +5,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, State};
+use super::{auth::Caller, ApiError, State};
 use crate::{
     alertmanager::Status,
     store::{
+        audit::Actor,
         incidents::{Incident, Page},
         timers::AckResult,
     },
@@ -73,7 +74,8 @@ pub async fn get(id: web::Path<i64>, state: web::Data<State>) -> Result<HttpResp
 }
 
 /// What happened to an incident, in order: opened, each message attempt, cancelled and
-/// pending timers, the acknowledgement, the resolution.
+/// pending timers, remediations, what people did (who, with which role, from where), the
+/// resolution.
 fn timeline(incident: &Incident) -> Vec<Value> {
     let mut events = vec![(incident.created_at, json!({"event": "opened"}))];
     for timer in incident.timers.iter().flatten() {
@@ -102,11 +104,14 @@ fn timeline(incident: &Incident) -> Vec<Value> {
                            "result": r.result, "dry_run": r.dry_run, "summary": r.summary});
         events.push((r.finished_at.unwrap_or(r.started_at), event));
     }
-    if let Some(ack) = &incident.acknowledgement {
-        events.push((
-            ack.at,
-            json!({"event": "acknowledged", "by": ack.by, "note": ack.note}),
-        ));
+    for done in incident.audit.iter().flatten() {
+        let event = match done.action.as_str() {
+            "acknowledge" => "acknowledged",
+            other => other,
+        };
+        let event = json!({"event": event, "by": done.actor, "role": done.role, "via": done.via,
+                           "from": done.address, "note": done.detail["note"]});
+        events.push((done.at, event));
     }
     if let Some(at) = incident.resolved_at {
         events.push((at, json!({"event": "resolved"})));
@@ -121,33 +126,38 @@ fn timeline(incident: &Incident) -> Vec<Value> {
         .collect()
 }
 
-/// Body of `POST /api/v1/incidents/{id}/ack`.
+/// Body of `POST /api/v1/incidents/{id}/ack`: who acknowledges is the authenticated caller.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
-    /// Who takes the incident on.
-    by: String,
+    /// Accepted when it names the caller (older clients send it), refused otherwise.
+    by: Option<String>,
     note: Option<String>,
 }
 
-const MAX_BY: usize = 200;
 const MAX_NOTE: usize = 2000;
 
 /// Acknowledges a firing incident: pending escalations stop, and everyone told of the incident
 /// (PagerDuty included) hears who took it. Acknowledging again changes nothing.
 pub async fn acknowledge(
     id: web::Path<i64>,
+    caller: web::ReqData<Caller>,
     body: web::Bytes,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    let Caller::Person(person) = caller.into_inner() else {
+        return Err(ApiError::Forbidden("only a person may acknowledge".into()));
+    };
     let request: AckRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("expected {{\"by\": \"...\", \"note\": \"...\"}}: {e}")))?;
-    let by = request.by.trim();
-    if by.is_empty() || by.len() > MAX_BY {
-        return Err(ApiError::Unprocessable(format!(
-            "\"by\" must name who acknowledges, in 1 to {MAX_BY} bytes"
-        )));
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"note\": \"...\"}}: {e}")))?;
+    if let Some(by) = request.by.as_deref().map(str::trim) {
+        if by != person.name {
+            return Err(ApiError::Unprocessable(format!(
+                "\"by\" is {by:?}, but the caller is {:?}: one acknowledges as oneself",
+                person.name
+            )));
+        }
     }
     let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.len() > MAX_NOTE) {
@@ -155,12 +165,18 @@ pub async fn acknowledge(
             "\"note\" is longer than {MAX_NOTE} bytes"
         )));
     }
-    if by.contains('\0') || note.is_some_and(|n| n.contains('\0')) {
+    if note.is_some_and(|n| n.contains('\0')) {
         return Err(ApiError::Unprocessable("NUL characters are not accepted".into()));
     }
+    let actor = Actor {
+        name: &person.name,
+        role: person.role,
+        via: person.via,
+        address: &person.address,
+    };
     let result = state
         .store
-        .acknowledge(id, by, note)
+        .acknowledge(id, &actor, note)
         .await
         .map_err(|e| ApiError::from_store(e, state.retry_after))?;
     match result {
@@ -179,7 +195,8 @@ pub async fn acknowledge(
                 timers.cancelled.inc_by(cancelled as u64);
                 timers.scheduled.inc_by(scheduled as u64);
             }
-            tracing::info!(incident_id = id, by = %ack.by, newly, timers_cancelled = cancelled, "incident acknowledged");
+            tracing::info!(incident_id = id, by = %ack.by, role = %person.role, via = person.via,
+                address = %person.address, newly, timers_cancelled = cancelled, "incident acknowledged");
             Ok(HttpResponse::Ok().json(json!({
                 "incident_id": id,
                 "acknowledged": ack,

@@ -16,8 +16,9 @@ use actix_web::{
     web, Error,
 };
 
-pub use auth::Authenticator;
+pub use auth::{Authenticator, Caller, Person};
 pub use error::ApiError;
+pub use health::Readiness;
 
 use crate::{intake::Recorder, metrics::Metrics, plan::Rules, store::Store};
 
@@ -35,6 +36,17 @@ pub struct State {
     pub body_limit: usize,
     /// Seconds in `Retry-After` when the database is unreachable.
     pub retry_after: u64,
+    /// The last readiness check, shared by probes for about a second.
+    pub readiness: Readiness,
+    /// The engine's heartbeat, when this process runs one.
+    pub engine: Option<EngineHealth>,
+}
+
+/// How `/healthz` tells a stalled engine.
+pub struct EngineHealth {
+    pub heartbeat: crate::engine::Heartbeat,
+    /// Longer than this since the claim loop last went round: unhealthy.
+    pub stall_after: std::time::Duration,
 }
 
 /// Registers every route on an app that has `State` and `Authenticator` as app data.
@@ -68,8 +80,9 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
+    // Label values come from closed sets: whatever a caller sends cannot add series.
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let metrics = req
         .app_data::<web::Data<State>>()
         .map(|state| state.metrics.http.clone());
@@ -79,7 +92,24 @@ pub async fn observe(
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
     if let Some(metrics) = metrics {
-        metrics.observe(&route, &method, code, started);
+        metrics.observe(&route, method, code, started);
     }
     result
+}
+
+/// The method as a metric label: one of the methods HTTP defines, else `other`.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }

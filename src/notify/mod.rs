@@ -151,6 +151,8 @@ impl Notifiers {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
+            // A notifier that redirects is misconfigured (or hijacked): fail, saying where to.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self { client, endpoints })
     }
@@ -215,6 +217,23 @@ async fn classify(response: Response) -> Result<u16, Failure> {
     let status = response.status();
     if status.is_success() {
         return Ok(status.as_u16());
+    }
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(none)");
+        let location: String = location.chars().take(300).collect();
+        return Err(Failure {
+            status: Some(status.as_u16()),
+            retryable: false,
+            retry_after: None,
+            reason: format!(
+                "HTTP {}: redirected to {location}; notifiers are not followed",
+                status.as_u16()
+            ),
+        });
     }
     let retry_after = retry_after(&response);
     let retryable = status == StatusCode::TOO_MANY_REQUESTS

@@ -6,6 +6,7 @@
 //! Matching alerts to rules ([`rules`], [`matchers`]) and planning the timers a notification
 //! asks for ([`timers`]) live here too: they are functions of the compiled rules alone.
 
+pub mod auth;
 pub mod matchers;
 pub mod remediation;
 pub mod rules;
@@ -17,10 +18,11 @@ mod notifiers;
 
 use std::collections::BTreeMap;
 
+pub use auth::Credentials;
 pub use notifiers::NotifierEndpoint;
 pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
 pub use rules::{NotifierRef, Rule, Rules};
-pub use secrets::Credentials;
+pub use secrets::Secret;
 
 use crate::config::{self, Problem, Problems, Settings, Source};
 
@@ -37,6 +39,8 @@ pub struct Plan {
     pub guard_rails: GuardRails,
     /// The databases `postgres_relieve_pool` may act on, by name.
     pub databases: BTreeMap<String, TargetDatabase>,
+    /// What is allowed but probably not meant: `check-config` prints these, `serve` logs them.
+    pub warnings: Vec<Problem>,
 }
 
 /// Compiles the settings; on failure returns every problem found.
@@ -63,7 +67,7 @@ pub fn load(source: &Source) -> Result<(Settings, Plan), Problems> {
 }
 
 fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan> {
-    let credentials = secrets::credentials(&settings.server.auth, problems);
+    let credentials = auth::credentials(&settings.server.auth, problems);
     let databases = remediation::databases(&settings.remediation, problems);
     remediation::check_databases(&settings.rules, &settings.remediation, problems);
     let notifiers = notifiers::endpoints(&settings.notifiers, problems);
@@ -72,13 +76,15 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
         .iter()
         .map(|(name, notifier)| (name.clone(), notifier.kind))
         .collect();
-    let rules = Rules::compile(&settings.rules, &kinds).map_err(|found| problems.extend(found));
+    let limits = remediation::limits(&settings.remediation);
+    let rules = Rules::compile(&settings.rules, &kinds, &limits).map_err(|found| problems.extend(found));
     Some(Plan {
         credentials: credentials?,
         notifiers,
         rules: rules.ok()?,
         guard_rails: GuardRails::new(&settings.remediation, settings.dry_run),
         databases,
+        warnings: remediation::warnings(&settings.rules, &settings.remediation),
     })
 }
 

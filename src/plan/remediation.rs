@@ -9,7 +9,7 @@ use super::{secrets::secret_from, template::ParamTemplate};
 use crate::{
     alertmanager::KV,
     config::{Budget, Problem, RemediateSettings, RemediationSettings, RuleSettings},
-    domain::{Action, ActionParams},
+    domain::{Action, ActionParams, ParamLimits},
 };
 
 /// A rule's remediation, checked.
@@ -35,7 +35,12 @@ impl RemediationSpec {
     }
 
     /// Compiles a rule's `remediate:` block at key path `at`.
-    pub fn compile(at: &str, settings: &RemediateSettings, problems: &mut Vec<Problem>) -> Option<Self> {
+    pub fn compile(
+        at: &str,
+        settings: &RemediateSettings,
+        limits: &ParamLimits,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Self> {
         let Some(action) = Action::parse(&settings.action) else {
             let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
             problems.push(Problem::new(
@@ -57,7 +62,7 @@ impl RemediationSpec {
                     key,
                     format!("{} takes no parameter {name:?}", action.as_str()),
                 )),
-                Some(spec) => match ParamTemplate::compile(value, spec) {
+                Some(spec) => match ParamTemplate::compile(value, spec, limits) {
                     Ok(param) => {
                         params.insert(name.clone(), param);
                     }
@@ -110,6 +115,8 @@ pub struct GuardRails {
     pub action_timeout: Duration,
     /// The global `dry_run`.
     pub dry_run: bool,
+    /// How far parameters rendered from alerts may reach.
+    pub limits: ParamLimits,
 }
 
 impl GuardRails {
@@ -126,6 +133,7 @@ impl GuardRails {
             flapping_window: settings.flapping.window.0,
             action_timeout: settings.action_timeout.0,
             dry_run,
+            limits: limits(settings),
         }
     }
 
@@ -134,6 +142,19 @@ impl GuardRails {
         let allowed =
             self.allowed_namespaces.is_empty() || self.allowed_namespaces.iter().any(|n| n == namespace);
         allowed && !self.denied_namespaces.iter().any(|n| n == namespace)
+    }
+}
+
+/// The limits of `remediation.limits`, with the action timeout.
+pub fn limits(settings: &RemediationSettings) -> ParamLimits {
+    let limits = &settings.limits;
+    ParamLimits {
+        max_replicas: limits.max_replicas,
+        max_pods_per_run: limits.max_pods_per_run,
+        max_terminations: limits.max_terminations,
+        max_pool_size: limits.max_pool_size,
+        min_query_age: limits.min_query_age.0,
+        action_timeout: settings.action_timeout.0,
     }
 }
 
@@ -184,4 +205,26 @@ pub fn check_databases(rules: &[RuleSettings], settings: &RemediationSettings, p
             ));
         }
     }
+}
+
+/// A rule that takes its namespace from the alert while no namespace is allowed explicitly:
+/// whoever can make an alert fire chooses where medic acts (only the deny list stands).
+pub fn warnings(rules: &[RuleSettings], settings: &RemediationSettings) -> Vec<Problem> {
+    if !settings.namespaces.allow.is_empty() {
+        return Vec::new();
+    }
+    rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| {
+            let namespace = rule.remediate.as_ref()?.params.get("namespace")?.as_str()?;
+            namespace.contains("{{").then(|| {
+                Problem::new(
+                    format!("rules[{i}].remediate.params.namespace"),
+                    "is taken from the alert and remediation.namespaces.allow is empty: \
+                     an alert can point medic at any namespace not denied; list the allowed ones",
+                )
+            })
+        })
+        .collect()
 }

@@ -10,6 +10,7 @@ use super::{matchers::Matchers, remediation::RemediationSpec};
 use crate::{
     alertmanager::KV,
     config::{NotifierType, Problem, RuleSettings, StepSettings},
+    domain::ParamLimits,
 };
 
 /// The checked rules, in config order.
@@ -78,6 +79,7 @@ impl Rules {
     pub fn compile(
         settings: &[RuleSettings],
         notifiers: &BTreeMap<String, NotifierType>,
+        limits: &ParamLimits,
     ) -> Result<Rules, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut rules = Vec::new();
@@ -91,7 +93,7 @@ impl Rules {
                     format!("another rule is already named {:?}", rule.name),
                 ));
             }
-            if let Some(rule) = compile_rule(&at, rule, notifiers, &mut problems) {
+            if let Some(rule) = compile_rule(&at, rule, notifiers, limits, &mut problems) {
                 rules.push(rule);
             }
         }
@@ -130,6 +132,7 @@ fn compile_rule(
     at: &str,
     rule: &RuleSettings,
     notifiers: &BTreeMap<String, NotifierType>,
+    limits: &ParamLimits,
     problems: &mut Vec<Problem>,
 ) -> Option<Rule> {
     let start = problems.len();
@@ -147,7 +150,7 @@ fn compile_rule(
     let remediate = rule
         .remediate
         .as_ref()
-        .and_then(|r| RemediationSpec::compile(&format!("{at}.remediate"), r, problems));
+        .and_then(|r| RemediationSpec::compile(&format!("{at}.remediate"), r, limits, problems));
     if problems.len() > start {
         return None;
     }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::{
     alertmanager::KV,
-    domain::{HumanDuration, ParamKind, ParamSpec},
+    domain::{HumanDuration, ParamKind, ParamLimits, ParamSpec},
 };
 
 /// A parameter as configured: a literal, or text with `{{ labels.x }}` / `{{ annotations.y }}`.
@@ -26,16 +26,16 @@ pub enum Piece {
 impl ParamTemplate {
     /// Checks a configured value against the parameter's kind; templates are checked for what
     /// they name.
-    pub fn compile(value: &Value, spec: &ParamSpec) -> Result<ParamTemplate, String> {
-        let Value::String(text) = value else {
-            check_literal(value, spec.kind)?;
-            return Ok(ParamTemplate::Literal(value.clone()));
-        };
-        if !text.contains("{{") {
-            check_literal(value, spec.kind)?;
-            return Ok(ParamTemplate::Literal(value.clone()));
+    /// Literals are checked in full, against the limits too; a template is checked for what
+    /// it names, and its value when rendered (see `Action::validate`).
+    pub fn compile(value: &Value, spec: &ParamSpec, limits: &ParamLimits) -> Result<ParamTemplate, String> {
+        match value {
+            Value::String(text) if text.contains("{{") => parse_template(text).map(ParamTemplate::Template),
+            literal => {
+                check_literal(literal, spec.kind())?;
+                spec.validate(literal, limits).map(ParamTemplate::Literal)
+            }
         }
-        parse_template(text).map(ParamTemplate::Template)
     }
 
     /// The value for one alert; fails when the alert lacks a label or annotation it names.
@@ -118,7 +118,11 @@ fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::param;
+    use crate::domain::{param, Cap, Check};
+
+    fn compile(value: &Value, spec: &ParamSpec) -> Result<ParamTemplate, String> {
+        ParamTemplate::compile(value, spec, &ParamLimits::default())
+    }
 
     fn kv(pairs: &[(&str, &str)]) -> KV {
         pairs
@@ -129,8 +133,8 @@ mod tests {
 
     #[test]
     fn templates_render_labels_and_annotations_into_text() {
-        let spec = param("x", ParamKind::Text, true);
-        let param = ParamTemplate::compile(
+        let spec = param("x", Check::ObjectName, true);
+        let param = compile(
             &Value::from("{{ labels.namespace }}/{{annotations.pod}}-x"),
             &spec,
         )
@@ -145,27 +149,39 @@ mod tests {
 
     #[test]
     fn templates_that_name_nothing_are_refused() {
-        let spec = param("x", ParamKind::Text, true);
+        let spec = param("x", Check::ObjectName, true);
         for bad in [
             "{{ namespace }}",
             "{{ labels. }}",
             "{{ values.x }}",
             "{{ labels.x",
         ] {
-            assert!(
-                ParamTemplate::compile(&Value::from(bad), &spec).is_err(),
-                "{bad} accepted"
-            );
+            assert!(compile(&Value::from(bad), &spec).is_err(), "{bad} accepted");
         }
     }
 
     #[test]
     fn literals_must_fit_the_parameter() {
-        let integer = param("step", ParamKind::Integer, false);
-        assert!(ParamTemplate::compile(&Value::from(2), &integer).is_ok());
-        assert!(ParamTemplate::compile(&Value::from("two"), &integer).is_err());
-        let duration = param("grace", ParamKind::Duration, false);
-        assert!(ParamTemplate::compile(&Value::from("5m"), &duration).is_ok());
-        assert!(ParamTemplate::compile(&Value::from("soon"), &duration).is_err());
+        let integer = param("step", Check::Count(1, Cap::Replicas), false);
+        assert!(compile(&Value::from(2), &integer).is_ok());
+        assert!(compile(&Value::from("two"), &integer).is_err());
+        let duration = param("grace", Check::UpToActionTimeout, false);
+        assert!(compile(&Value::from("5m"), &duration).is_ok());
+        assert!(compile(&Value::from("soon"), &duration).is_err());
+    }
+
+    #[test]
+    fn literals_must_stay_within_the_limits() {
+        let replicas = param("replicas", Check::Count(0, Cap::Replicas), true);
+        assert!(compile(&Value::from(50), &replicas).is_ok());
+        let err = compile(&Value::from(51), &replicas).err().unwrap();
+        assert!(err.contains("outside 0..=50"), "{err}");
+        let grace = param("grace", Check::UpToActionTimeout, false);
+        assert!(
+            compile(&Value::from("11m"), &grace).is_err(),
+            "longer than the action timeout"
+        );
+        let namespace = param("namespace", Check::Namespace, true);
+        assert!(compile(&Value::from("Kube-System"), &namespace).is_err());
     }
 }

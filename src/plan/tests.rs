@@ -8,7 +8,7 @@ use super::Rules;
 use crate::{
     alertmanager::{Data, Status, KV},
     config::{NotifierType, Problem, RuleSettings},
-    domain::{Notification, PlannedTimer, TimerKind},
+    domain::{Notification, ParamLimits, PlannedTimer, TimerKind},
 };
 
 fn notifiers() -> BTreeMap<String, NotifierType> {
@@ -25,12 +25,12 @@ fn notifiers() -> BTreeMap<String, NotifierType> {
 /// Rules written as the config's `rules:` list would be, in JSON.
 fn compile(rules: Value) -> Rules {
     let settings: Vec<RuleSettings> = serde_json::from_value(rules).unwrap();
-    Rules::compile(&settings, &notifiers()).unwrap()
+    Rules::compile(&settings, &notifiers(), &ParamLimits::default()).unwrap()
 }
 
 fn compile_err(rules: Value) -> Vec<Problem> {
     let settings: Vec<RuleSettings> = serde_json::from_value(rules).unwrap();
-    Rules::compile(&settings, &notifiers()).unwrap_err()
+    Rules::compile(&settings, &notifiers(), &ParamLimits::default()).unwrap_err()
 }
 
 fn labels(pairs: &[(&str, &str)]) -> KV {

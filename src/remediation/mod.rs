@@ -117,9 +117,11 @@ impl Runner {
             let reason = format!("rule {:?} no longer remediates", timer.rule);
             return Ok(self.reject(timer, reason));
         };
-        let params = job.params().cloned().unwrap_or_default();
+        let (params, skip) = match self.check(spec.action, &job) {
+            Ok(params) => (params, None),
+            Err(skip) => (ActionParams::default(), Some(skip)),
+        };
         let target = target_key(spec.action, &params);
-        let skip = self.precheck(spec.action, &job);
         let dry_run = spec.dry_run.unwrap_or(self.guard_rails.dry_run);
         let intent = Intent {
             incident_id: timer.incident.id,
@@ -173,28 +175,34 @@ impl Runner {
         Done::Rejected(reason)
     }
 
-    /// Decisions medic can make without the database: the parameters, the namespace, Kubernetes.
-    fn precheck(&self, action: Action, job: &RemediationJob) -> Option<(RemediationResult, String)> {
-        let params = match job.params() {
-            Ok(params) => params,
-            Err(e) => {
-                let reason = format!("parameters could not be rendered: {e}");
-                return Some((RemediationResult::Failure, reason));
-            }
-        };
+    /// Decisions medic can make without the database: the parameters rendered and valid
+    /// (every name, selector, count and duration checked before any request), the namespace
+    /// allowed, Kubernetes reachable. Ok carries the parameters in canonical form.
+    fn check(
+        &self,
+        action: Action,
+        job: &RemediationJob,
+    ) -> Result<ActionParams, (RemediationResult, String)> {
+        let rendered = job.params().map_err(|e| {
+            let reason = format!("parameters could not be rendered: {e}");
+            (RemediationResult::Failure, reason)
+        })?;
+        let params = action
+            .validate(rendered, &self.guard_rails.limits)
+            .map_err(|e| (RemediationResult::SkippedInvalid, e))?;
         if let Some(namespace) = params.text("namespace") {
             if !self.guard_rails.namespace_allowed(namespace) {
                 let reason = format!("namespace {namespace:?} is not allowed");
-                return Some((RemediationResult::SkippedNamespace, reason));
+                return Err((RemediationResult::SkippedNamespace, reason));
             }
         }
-        if action.needs_kubernetes(params) {
+        if action.needs_kubernetes(&params) {
             if let Err(reason) = &self.kube {
                 let reason = format!("Kubernetes is not available: {reason}");
-                return Some((RemediationResult::Failure, reason));
+                return Err((RemediationResult::Failure, reason));
             }
         }
-        None
+        Ok(params)
     }
 
     fn limits(&self, spec: &RemediationSpec) -> Limits {
@@ -270,7 +278,8 @@ impl Runner {
     }
 }
 
-/// What cooldowns, budgets and the per-target lock count by.
+/// What cooldowns, budgets and the per-target lock count by; built from validated parameters
+/// in canonical form, so two spellings of one object share them.
 pub fn target_key(action: Action, params: &ActionParams) -> String {
     let ns = params.text("namespace").unwrap_or("-");
     match action {

@@ -17,6 +17,7 @@ use crate::{
     alertmanager::{Status, KV},
     domain::{Notification, PlannedTimer},
     store::{
+        audit::AuditRecord,
         remediations::RemediationRecord,
         timers::{Acknowledgement, TimerRecord},
     },
@@ -241,6 +242,9 @@ pub struct Incident {
     /// Every remediation decision (one incident only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediations: Option<Vec<RemediationRecord>>,
+    /// What people did to it (one incident only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Vec<AuditRecord>>,
 }
 
 /// One alert episode of an incident.
@@ -305,6 +309,7 @@ impl Store {
         if let Some(incident) = &mut incident {
             incident.timers = Some(self.incident_timers(id).await?);
             incident.remediations = Some(self.incident_remediations(id).await?);
+            incident.audit = Some(self.incident_audit(id).await?);
         }
         Ok(incident)
     }
@@ -333,6 +338,7 @@ fn incident_from(row: &Row) -> Incident {
         alerts: Vec::new(),
         timers: None,
         remediations: None,
+        audit: None,
     }
 }
 

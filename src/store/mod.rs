@@ -1,5 +1,6 @@
 //! All of medic's SQL. Everything outside this module speaks domain types.
 
+pub mod audit;
 pub mod incidents;
 pub mod migrations;
 pub mod remediations;

@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::{types::Json, Row};
 
-use super::{Store, StoreError};
+use super::{
+    audit::{self, Actor},
+    Store, StoreError,
+};
 use crate::{
     alertmanager::KV,
     domain::{TimerKind, TimerOutcome},
@@ -329,14 +332,16 @@ pub enum AckResult {
 }
 
 impl Store {
-    /// Acknowledges a firing incident: records who and why, stops its pending escalations and
-    /// schedules the announcement, all in one transaction. Acknowledging twice changes nothing.
+    /// Acknowledges a firing incident: records who and why (in the audit trail too), stops
+    /// its pending escalations and schedules the announcement, all in one transaction.
+    /// Acknowledging twice changes nothing, and records nothing.
     pub async fn acknowledge(
         &self,
         incident: i64,
-        by: &str,
+        actor: &Actor<'_>,
         note: Option<&str>,
     ) -> Result<AckResult, StoreError> {
+        let by = actor.name;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
@@ -378,6 +383,14 @@ impl Store {
                 &[&incident],
             )
             .await?;
+        audit::record(
+            &tx,
+            incident,
+            "acknowledge",
+            actor,
+            &serde_json::json!({ "note": note }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(AckResult::Acknowledged {
             ack: Acknowledgement {

@@ -60,6 +60,7 @@ async fn probes_and_metrics_need_no_credentials() {
 #[tokio::test]
 async fn basic_auth_as_alertmanager_sends_it_is_accepted() {
     let app = TestApp::builder()
+        .without_users()
         .without_env("MEDIC_SERVER__AUTH__BEARER_TOKEN")
         .env("MEDIC_SERVER__AUTH__BASIC_AUTH__USERNAME", "alertmanager")
         .env("MEDIC_SERVER__AUTH__BASIC_AUTH__PASSWORD", "s3cret:with:colons")

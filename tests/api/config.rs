@@ -44,8 +44,9 @@ fn the_environment_overrides_the_file() {
     let token = medic::plan::compile(&settings)
         .unwrap()
         .credentials
-        .bearer_token
-        .unwrap();
+        .webhook_token
+        .unwrap()
+        .current();
     assert_eq!(
         token.expose_secret(),
         "00123",

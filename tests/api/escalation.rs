@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::{
     notification,
     sink::{Reply, Sink},
-    TestApp,
+    TestApp, OTHER_RESPONDER,
 };
 
 const FIRING_AT: &str = "2026-11-26T10:00:00Z";
@@ -205,7 +205,7 @@ async fn acknowledging_stops_pending_escalations_and_is_announced() {
     );
 
     let again: Value = app
-        .acknowledge(id, &json!({"by": "bob"}))
+        .acknowledge_as(OTHER_RESPONDER.2, id, &json!({"note": "me too"}))
         .await
         .json()
         .await
@@ -228,7 +228,7 @@ async fn acknowledging_after_a_page_sends_pagerduty_an_acknowledge() {
     let (sink, app) = setup("200ms").await;
     let id = fire(&app, "paged").await;
     sink.wait_for("/pagerduty", 1, WAIT).await;
-    assert_eq!(app.acknowledge(id, &json!({"by": "carol"})).await.status(), 200);
+    assert_eq!(app.acknowledge(id, &json!({})).await.status(), 200);
     let events = sink.wait_for("/pagerduty", 2, WAIT).await;
     assert_eq!(events[1].body["event_action"], "acknowledge");
     assert_eq!(events[1].body["dedup_key"], format!("medic-incident-{id}"));
@@ -241,29 +241,33 @@ async fn acknowledging_after_a_page_sends_pagerduty_an_acknowledge() {
 #[tokio::test]
 async fn acknowledgements_that_cannot_apply_are_refused_with_reasons() {
     let (_sink, app) = setup("1h").await;
-    assert_eq!(
-        app.acknowledge(999_999, &json!({"by": "dave"})).await.status(),
-        404
-    );
+    assert_eq!(app.acknowledge(999_999, &json!({})).await.status(), 404);
     let id = fire(&app, "refused").await;
-    let missing_by = app.acknowledge(id, &json!({"note": "x"})).await;
-    assert_eq!(missing_by.status(), 400);
-    let body: Value = missing_by.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("by"), "{body}");
+    let not_json = app.acknowledge(id, &json!(["note"])).await;
+    assert_eq!(not_json.status(), 400);
+    let body: Value = not_json.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("note"), "{body}");
+    let impostor = app.acknowledge(id, &json!({"by": "mallory"})).await;
+    assert_eq!(impostor.status(), 422, "one acknowledges as oneself");
     assert_eq!(app.acknowledge(id, &json!({"by": "  "})).await.status(), 422);
     assert_eq!(
-        app.acknowledge(id, &json!({"by": "x", "extra": 1}))
+        app.acknowledge(id, &json!({"note": "x", "extra": 1}))
             .await
             .status(),
         400
     );
+    let long_note = "n".repeat(2001);
+    assert_eq!(
+        app.acknowledge(id, &json!({"note": long_note})).await.status(),
+        422
+    );
     resolve(&app, "refused").await;
-    let late = app.acknowledge(id, &json!({"by": "dave"})).await;
+    let late = app.acknowledge(id, &json!({"by": "alice"})).await;
     assert_eq!(late.status(), 409);
     let unauthenticated = app
         .client
         .post(format!("{}/api/v1/incidents/{id}/ack", app.address))
-        .json(&json!({"by": "eve"}))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();

@@ -10,7 +10,11 @@ use std::{
     time::Duration,
 };
 
-use medic::{config::Source, startup::Application};
+use medic::{
+    config::{Settings, Source},
+    plan::Plan,
+    startup::{Application, Hooks},
+};
 use serde_json::Value;
 
 #[path = "../support/config.rs"]
@@ -26,7 +30,22 @@ pub mod sink;
 
 pub use postgres::{Durability, TempPostgres};
 
+/// Alertmanager's token: `POST /webhook` only.
 pub const TOKEN: &str = "test-token-0123456789";
+/// The API's users in every test medic unless told otherwise: name, role, token.
+pub const VIEWER: (&str, &str, &str) = ("vera", "viewer", "vera-token-0123456789");
+pub const RESPONDER: (&str, &str, &str) = ("alice", "responder", "alice-token-0123456789");
+pub const OTHER_RESPONDER: (&str, &str, &str) = ("bob", "responder", "bob-token-0123456789");
+pub const ADMIN: (&str, &str, &str) = ("ada", "admin", "ada-token-0123456789");
+
+/// The `server.auth.users` block of [`VIEWER`], [`RESPONDER`], [`OTHER_RESPONDER`], [`ADMIN`].
+pub fn users_yaml() -> String {
+    let users: Vec<String> = [VIEWER, RESPONDER, OTHER_RESPONDER, ADMIN]
+        .iter()
+        .map(|(name, role, token)| format!("      - {{name: {name}, role: {role}, token: {token}}}"))
+        .collect();
+    format!("server:\n  auth:\n    users:\n{}\n", users.join("\n"))
+}
 
 /// One cluster for the whole test binary; each test gets its own database in it.
 pub fn shared_postgres() -> &'static TempPostgres {
@@ -75,6 +94,8 @@ pub struct TestAppBuilder {
     yaml: Option<String>,
     env: Vec<(String, Option<String>)>,
     no_wait: bool,
+    no_users: bool,
+    fault: Option<medic::engine::Fault>,
 }
 
 impl TestApp {
@@ -109,6 +130,31 @@ impl TestAppBuilder {
         self
     }
 
+    /// Awaits `fault` with each timer before it fires (a panic, a hang).
+    pub fn fault(mut self, fault: medic::engine::Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// Without the API's test users (a test that configures `server:` itself).
+    pub fn without_users(mut self) -> Self {
+        self.no_users = true;
+        self
+    }
+
+    /// The settings file: the test's YAML, with the test users unless told otherwise.
+    fn settings_file(&self) -> Option<tempfile::NamedTempFile> {
+        let yaml = self.yaml.clone().unwrap_or_default();
+        if self.no_users {
+            return self.yaml.as_deref().map(yaml_file);
+        }
+        assert!(
+            !yaml.lines().any(|line| line.starts_with("server:")),
+            "a test YAML with its own server: section needs .without_users()"
+        );
+        Some(yaml_file(&format!("{}{yaml}", users_yaml())))
+    }
+
     /// Returns as soon as medic listens, without waiting for the database.
     pub fn without_waiting(mut self) -> Self {
         self.no_wait = true;
@@ -127,24 +173,40 @@ impl TestAppBuilder {
         env
     }
 
-    /// Starts medic on a free port; waits until it is ready unless told not to.
-    pub async fn spawn(self) -> TestApp {
+    /// The settings and plan medic would start with, over a fresh database unless given one.
+    pub async fn load(&self) -> (Settings, Plan) {
+        let (settings, plan, _) = self.prepare().await;
+        (settings, plan)
+    }
+
+    async fn prepare(&self) -> (Settings, Plan, String) {
         let database_url = match &self.database_url {
             Some(url) => url.clone(),
             None => shared_postgres().create_database(&unique_name()).await,
         };
         let env = self.environment(&database_url);
-        let file = self.yaml.as_deref().map(yaml_file);
+        let file = self.settings_file();
         let source = Source {
             file: file.as_ref().map(|f| f.path().to_owned()),
             env,
         };
         let (settings, plan) = medic::plan::load(&source).unwrap_or_else(|e| panic!("test config: {e}"));
+        (settings, plan, database_url)
+    }
+
+    /// Starts medic on a free port; waits until it is ready unless told not to.
+    pub async fn spawn(self) -> TestApp {
+        let (settings, plan, database_url) = self.prepare().await;
         // Logs only on request (TEST_LOG=1): they go to stdout, past the test harness' capture.
         if std::env::var_os("TEST_LOG").is_some() {
             medic::telemetry::init(settings.log.format);
         }
-        let app = Application::build(settings, plan).await.expect("build medic");
+        let hooks = Hooks {
+            fault: self.fault.clone(),
+        };
+        let app = Application::build_with(settings, plan, hooks)
+            .await
+            .expect("build medic");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -290,10 +352,11 @@ impl TestApp {
             .expect("GET")
     }
 
+    /// A GET as the viewer: reading needs no more.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
-            .bearer_auth(TOKEN)
+            .bearer_auth(VIEWER.2)
             .send()
             .await
             .expect("GET")
@@ -346,10 +409,16 @@ impl TestApp {
     }
 
     /// `POST /api/v1/incidents/{id}/ack` with this JSON body.
+    /// Acknowledges as [`RESPONDER`] (alice).
     pub async fn acknowledge(&self, id: i64, body: &Value) -> reqwest::Response {
+        self.acknowledge_as(RESPONDER.2, id, body).await
+    }
+
+    /// Acknowledges with this bearer token.
+    pub async fn acknowledge_as(&self, token: &str, id: i64, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/api/v1/incidents/{id}/ack", self.address))
-            .bearer_auth(TOKEN)
+            .bearer_auth(token)
             .json(body)
             .send()
             .await

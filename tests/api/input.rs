@@ -220,3 +220,21 @@ async fn a_nul_character_postgres_cannot_store_is_422_not_a_retry_loop() {
     assert!(body["error"].as_str().unwrap().contains("NUL"), "{body}");
     assert_nothing_stored(&app).await;
 }
+
+#[tokio::test]
+async fn a_resolved_notification_with_a_firing_alert_is_422() {
+    let app = TestApp::builder().spawn().await;
+    let payload = notification(
+        "g",
+        "resolved",
+        &[
+            ("00000000000000a1", "resolved", "2026-11-26T15:00:00Z"),
+            ("00000000000000a2", "firing", "2026-11-26T15:00:00Z"),
+        ],
+    );
+    let response = app.post_webhook(&payload).await;
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("firing"), "{body}");
+    assert!(app.incidents().await.is_empty());
+}

@@ -95,3 +95,57 @@ async fn promtool_finds_nothing_to_complain_about() {
         "promtool: {complaints}"
     );
 }
+
+/// Unauthenticated callers choose methods and paths; metric labels must not follow them.
+#[tokio::test]
+async fn a_thousand_requests_with_made_up_methods_and_paths_add_no_series() {
+    let app = TestApp::builder().spawn().await;
+    let methods = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FOOBAR", "PURGE", "X1", "MKCOL",
+    ];
+    let paths = [
+        "/",
+        "/webhook",
+        "/api/v1/incidents/x",
+        "/api/v2",
+        "/a/b/c",
+        "/metrics/x",
+        "/%2e%2e/etc",
+    ];
+    let send = |i: u64| {
+        // A small deterministic generator: the same pools every run.
+        let x = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            >> 33;
+        let method = reqwest::Method::from_bytes(methods[(x % 10) as usize].as_bytes()).unwrap();
+        let path = format!("{}/{}", paths[(x / 10 % 7) as usize], x % 1000);
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .send()
+    };
+    let series = |text: String| text.lines().filter(|l| l.starts_with("medic_http_")).count();
+    // Every method and path shape once, so every label combination they can reach exists.
+    for method in methods {
+        for path in paths {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let _ = app
+                .client
+                .request(method, format!("{}{path}/0", app.address))
+                .send()
+                .await;
+        }
+    }
+    app.metrics().await; // a scrape counts itself from the next one on
+    let before = series(app.metrics().await);
+    for chunk in (0..1000u64).collect::<Vec<_>>().chunks(50) {
+        futures_util::future::join_all(chunk.iter().map(|i| send(*i))).await;
+    }
+    let after = app.metrics().await;
+    assert_eq!(series(after.clone()), before, "{after}");
+    assert!(
+        after.contains(r#"method="other""#),
+        "made-up methods are counted as other"
+    );
+    assert!(!after.contains("FOOBAR"));
+}

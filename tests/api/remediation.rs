@@ -61,6 +61,8 @@ notifiers:
   slack: {{type: slack, url: "{slack}"}}
   oncall: {{type: slack, url: "{oncall}"}}
 remediation:
+  # The test's sleeping sessions are young; production keeps the 5s minimum.
+  limits: {{min_query_age: 100ms}}
   databases:
     app: {{url: "{database_url}", users: [{role}]}}
 rules:

@@ -151,3 +151,61 @@ fn explain_says_when_an_alert_lacks_what_a_template_needs() {
         "a step for critical alerts planned for one without severity: {text}"
     );
 }
+
+fn check_config(yaml: &str) -> (Option<i32>, String) {
+    let file = crate::helpers::config::yaml(&format!("{AUTH}{yaml}"));
+    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .arg("check-config")
+        .arg(file.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_warns_when_alerts_choose_the_namespace_and_none_is_allowed_explicitly() {
+    let templated =
+        rule(r#"{action: scale_up, params: {namespace: "{{ labels.namespace }}", deployment: web}}"#);
+    let (code, stdout) = check_config(&templated);
+    assert_eq!(code, Some(0), "a warning, not an error: {stdout}");
+    assert!(
+        stdout.contains("warning: rules[0].remediate.params.namespace: is taken from the alert"),
+        "{stdout}"
+    );
+
+    let allowed = format!("remediation:\n  namespaces: {{allow: [prod]}}\n{templated}");
+    let (code, stdout) = check_config(&allowed);
+    assert_eq!(code, Some(0));
+    assert!(!stdout.contains("warning"), "{stdout}");
+    let literal = rule("{action: scale_up, params: {namespace: prod, deployment: web}}");
+    assert!(!check_config(&literal).1.contains("warning"));
+}
+
+#[test]
+fn literal_parameters_outside_the_limits_are_problems_at_their_key() {
+    let problems = problems_in(&rule(
+        "{action: scale_to, params: {namespace: prod, deployment: web, replicas: 500}}",
+    ));
+    assert_problem(&problems, "rules[0].remediate.params.replicas", "outside 0..=50");
+    let problems = problems_in(&format!(
+        "remediation:\n  limits: {{max_replicas: 600}}\n{}",
+        rule("{action: scale_to, params: {namespace: Prod, deployment: web, replicas: 500}}")
+    ));
+    assert_problem(&problems, "rules[0].remediate.params.namespace", "DNS-1123 label");
+    assert!(
+        !problems.iter().any(|p| p.path.ends_with("replicas")),
+        "{problems:#?}"
+    );
+    let problems = problems_in(&rule(
+        "{action: postgres_relieve_pool, params: {database: main, threshold: 1s}}",
+    ));
+    assert_problem(
+        &problems,
+        "rules[0].remediate.params.threshold",
+        "shorter than the minimum (5s)",
+    );
+}

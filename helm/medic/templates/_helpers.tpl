@@ -58,6 +58,90 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Where the webhook token is mounted; server.auth.bearer_token_file points here. */}}
 {{- define "medic.tokenDir" -}}/etc/medic/secrets{{- end }}
 
+{{/* Where the users' tokens are mounted, one file per user named after them (token_file). */}}
+{{- define "medic.usersDir" -}}/etc/medic/users{{- end }}
+
+{{/*
+The API's users, checked, as JSON: [{index, name, role, secret, key, chartSecret}], secret
+and key naming the Secret key that holds the user's token: key user-<name> of the chart's
+Secret (chartSecret: true), or secretKey (default user-<name>) of the user's existingSecret,
+else of the release's. The tokens themselves stay out of it. Templates read it with `include "medic.users" . | fromJsonArray`.
+*/}}
+{{- define "medic.users" -}}
+{{- $users := list }}
+{{- $names := dict }}
+{{- $tokens := dict }}
+{{- if and .Values.webhookToken (not .Values.existingSecret) }}
+{{- $_ := set $tokens (trim .Values.webhookToken) "webhookToken" }}
+{{- end }}
+{{- range $i, $user := .Values.users }}
+{{- $name := toString $user.name }}
+{{- $at := printf "users[%d] (%s)" $i $name }}
+{{- if or (gt (len $name) 63) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name)) }}
+{{- fail (printf "users[%d].name %q: use lower case letters, digits and '-' (a DNS label, at most 63): it names the token's file and Secret key" $i $name) }}
+{{- end }}
+{{- if hasKey $names $name }}
+{{- fail (printf "users[%d].name %q: %s already has this name (medic records acknowledgements by name)" $i $name (get $names $name)) }}
+{{- end }}
+{{- $_ := set $names $name (printf "users[%d]" $i) }}
+{{- if not (has (toString $user.role) (list "viewer" "responder" "admin")) }}
+{{- fail (printf "%s: role %q is none of viewer, responder, admin" $at (toString $user.role)) }}
+{{- end }}
+{{- $secret := "" }}
+{{- $key := default (printf "user-%s" $name) $user.secretKey }}
+{{- /* medic trims the token it reads: so does this check. */}}
+{{- $token := trim (toString (default "" $user.token)) }}
+{{- if $user.existingSecret }}
+{{- if $user.token }}
+{{- fail (printf "%s: token and existingSecret are both set: the token is key %s of the Secret %s; drop token" $at $key $user.existingSecret) }}
+{{- end }}
+{{- $secret = $user.existingSecret }}
+{{- else if $.Values.existingSecret }}
+{{- $secret = $.Values.existingSecret }}
+{{- else }}
+{{- if $user.secretKey }}
+{{- fail (printf "%s: secretKey names a key of an existing Secret: set existingSecret (the user's or the release's), or drop secretKey (the chart's Secret uses user-%s)" $at $name) }}
+{{- end }}
+{{- if not $token }}
+{{- fail (printf "%s: token is empty: set it, or keep it in a Secret of yours (existingSecret, the user's or the release's)" $at) }}
+{{- end }}
+{{- if hasKey $tokens $token }}
+{{- fail (printf "%s: token is the same as %s's: medic refuses to start unless every credential is its own" $at (get $tokens $token)) }}
+{{- end }}
+{{- $_ = set $tokens $token (printf "users[%d]" $i) }}
+{{- $secret = include "medic.fullname" $ }}
+{{- end }}
+{{- $users = append $users (dict "index" $i "name" $name "role" (toString $user.role) "secret" $secret "key" $key "chartSecret" (not (or $user.existingSecret $.Values.existingSecret))) }}
+{{- end }}
+{{- toJson $users }}
+{{- end }}
+
+{{/*
+server.auth.proxy from authProxy, checked; empty when authProxy.enabled is false.
+*/}}
+{{- define "medic.authProxy" -}}
+{{- $proxy := .Values.authProxy }}
+{{- if $proxy.enabled }}
+{{- if not $proxy.userHeader }}
+{{- fail "authProxy.userHeader is empty: name the header the proxy puts the user in (X-Forwarded-Email for oauth2-proxy)" }}
+{{- end }}
+{{- if not $proxy.trustedSources }}
+{{- fail "authProxy.trustedSources is empty: list the proxy's addresses (CIDRs), or anyone reaching medic could claim to be any user" }}
+{{- end }}
+{{- if not (or $proxy.roles $proxy.defaultRole) }}
+{{- fail "authProxy needs roles (group -> role) or defaultRole: otherwise medic refuses every user the proxy names" }}
+{{- end }}
+{{- if and $proxy.roles (not $proxy.groupsHeader) }}
+{{- fail "authProxy.roles maps groups to roles, but authProxy.groupsHeader is empty: name the header listing the user's groups (X-Forwarded-Groups for oauth2-proxy)" }}
+{{- end }}
+{{- $out := dict "user_header" $proxy.userHeader "trusted_sources" $proxy.trustedSources }}
+{{- with $proxy.groupsHeader }}{{ $_ := set $out "groups_header" . }}{{ end }}
+{{- with $proxy.roles }}{{ $_ := set $out "roles" . }}{{ end }}
+{{- with $proxy.defaultRole }}{{ $_ := set $out "default_role" . }}{{ end }}
+{{- toJson $out }}
+{{- end }}
+{{- end }}
+
 {{/* Secret key of one notifier secret: notifier-<name>-<key>, "_" written "-". */}}
 {{- define "medic.notifierSecretKey" -}}
 {{- printf "notifier-%s-%s" .name (.key | replace "_" "-") }}
@@ -82,7 +166,7 @@ sets itself. The schema cannot say this as clearly.
 {{- fail "config.server.listen is set by the chart (0.0.0.0:<containerPort>): remove it, set containerPort instead" }}
 {{- end }}
 {{- if hasKey $server "auth" }}
-{{- fail "config.server.auth is set by the chart (the token in the Secret, mounted as a file): remove it, set webhookToken or existingSecret instead" }}
+{{- fail "config.server.auth is set by the chart (tokens in the Secret, mounted as files): remove it, set webhookToken, users, authProxy or existingSecret instead" }}
 {{- end }}
 {{- if hasKey (default (dict) $config.database) "url" }}
 {{- fail "config.database.url would put the database password in a ConfigMap: set databaseUrl (or existingSecret's key database-url) instead" }}
@@ -108,14 +192,22 @@ sets itself. The schema cannot say this as clearly.
 
 {{/*
 medic.yaml: the user's config with the chart's own keys. log.format defaults to json; the
-listen address and the token file are always the chart's.
+listen address and server.auth are always the chart's: the webhook token's file, the users
+(name, role and token_file, never a token) and the proxy.
 */}}
 {{- define "medic.configFile" -}}
 {{- include "medic.checkConfig" . }}
 {{- $config := mustMergeOverwrite (dict "log" (dict "format" "json")) (deepCopy .Values.config) }}
 {{- $server := default (dict) $config.server }}
 {{- $_ := set $server "listen" (printf "0.0.0.0:%d" (int .Values.containerPort)) }}
-{{- $_ = set $server "auth" (dict "bearer_token_file" (printf "%s/webhook-token" (include "medic.tokenDir" .))) }}
+{{- $auth := dict "bearer_token_file" (printf "%s/webhook-token" (include "medic.tokenDir" .)) }}
+{{- $users := list }}
+{{- range include "medic.users" . | fromJsonArray }}
+{{- $users = append $users (dict "name" .name "role" .role "token_file" (printf "%s/%s" (include "medic.usersDir" $) .name)) }}
+{{- end }}
+{{- with $users }}{{ $_ = set $auth "users" . }}{{ end }}
+{{- with include "medic.authProxy" . }}{{ $_ = set $auth "proxy" (fromJson .) }}{{ end }}
+{{- $_ = set $server "auth" $auth }}
 {{- $_ = set $config "server" $server }}
 {{- toYaml $config }}
 {{- end }}

@@ -167,6 +167,16 @@ impl Store {
         }
         let path = call.path.trim_matches('/');
         let segments: Vec<&str> = path.split('/').collect();
+        // As the API server does: a name or namespace that could not be a path segment is a
+        // bad request; one that is not a valid name simply names nothing (404 below).
+        if let Some(bad) = segments
+            .iter()
+            .find(|s| **s == "." || **s == ".." || s.contains('%'))
+        {
+            return Err(bad_request(format!(
+                "invalid resource name {bad:?}: may not be '.', '..' or contain '/' or '%'"
+            )));
+        }
         match (call.method.as_str(), segments.as_slice()) {
             ("GET", ["version"]) => version(),
             ("GET", ["api", "v1", "namespaces", ns, "pods"]) => self.list_pods(ns, call),

@@ -1,0 +1,84 @@
+//! The audit trail: every state change a person makes, with who, which role, how they were
+//! authenticated, from where and when; written in the transaction that makes the change.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Store, StoreError};
+use crate::domain::Role;
+
+/// Who is acting, as the HTTP layer authenticated them.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// `token`, `proxy` or `anonymous`.
+    pub via: &'a str,
+    pub address: &'a str,
+}
+
+/// One recorded action, as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct AuditRecord {
+    /// `acknowledge`.
+    pub action: String,
+    pub actor: String,
+    pub role: String,
+    pub via: String,
+    pub address: String,
+    pub detail: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Records `action` by `actor` on an incident, in the caller's transaction.
+pub(super) async fn record(
+    client: &tokio_postgres::Transaction<'_>,
+    incident_id: i64,
+    action: &str,
+    actor: &Actor<'_>,
+    detail: &Value,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO audit_events (incident_id, action, actor, role, via, address, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &incident_id,
+                &action,
+                &actor.name,
+                &actor.role.as_str(),
+                &actor.via,
+                &actor.address,
+                detail,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// What people did to an incident, oldest first.
+    pub async fn incident_audit(&self, incident_id: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT action, actor, role, via, address, detail, at FROM audit_events
+                  WHERE incident_id = $1 ORDER BY at, id",
+                &[&incident_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| AuditRecord {
+                action: row.get(0),
+                actor: row.get(1),
+                role: row.get(2),
+                via: row.get(3),
+                address: row.get(4),
+                detail: row.get(5),
+                at: row.get(6),
+            })
+            .collect())
+    }
+}

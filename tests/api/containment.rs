@@ -1,0 +1,200 @@
+//! Containment: nothing medic does can spin or stall unseen. A notifier's Retry-After cannot
+//! make medic retry faster than its backoff or wait past its horizon, a redirect is a failure,
+//! a panic in one timer's work is a recorded failure that reaches a final state, a stalled
+//! engine fails `/healthz`, and a task medic cannot run without ending stops medic.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::FutureExt;
+use serde_json::Value;
+
+use crate::helpers::{
+    notification,
+    sink::{Reply, Sink},
+    TestApp,
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn yaml(sink: &Sink, retry: &str) -> String {
+    format!(
+        r#"
+notifiers:
+  hook: {{type: webhook, url: "{url}"}}
+rules:
+  - name: everything
+    notify: [hook]
+engine:
+  lease: 5s
+  safety_poll: 1s
+  request_timeout: 1s
+  stall_after: 3s
+  retry: {retry}
+"#,
+        url = sink.url("/hook")
+    )
+}
+
+async fn fire(app: &TestApp) -> i64 {
+    let payload = notification(
+        "g",
+        "firing",
+        &[("00000000000000aa", "firing", "2026-11-26T10:00:00Z")],
+    );
+    app.post_for_incident(&payload).await
+}
+
+/// The incident's only timer once it leaves `pending`.
+async fn settled(app: &TestApp, id: i64, within: Duration) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let timer = app.incident(id).await["timers"][0].clone();
+        if timer["state"] != "pending" {
+            return timer;
+        }
+        assert!(started.elapsed() < within, "still pending: {timer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn retry_after_zero_cannot_make_medic_retry_faster_than_its_backoff() {
+    let sink = Sink::start(1).await;
+    sink.set_default("/hook", Reply::status(429).with_header("Retry-After", "0"));
+    let app = TestApp::builder()
+        .config(&yaml(
+            &sink,
+            "{initial_backoff: 500ms, max_backoff: 2s, give_up_after: 4s}",
+        ))
+        .spawn()
+        .await;
+    let id = fire(&app).await;
+    let timer = settled(&app, id, WAIT).await;
+    assert_eq!(timer["state"], "failed", "given up at the horizon: {timer}");
+    let attempts = sink.received_at("/hook").len();
+    // 500ms, 1s, 2s, 2s backoff with equal jitter (at least half of each) fit at most 8 times
+    // into 4s; Retry-After: 0 alone drew thousands.
+    assert!((2..=8).contains(&attempts), "{attempts} attempts in 4s");
+    let last = timer["attempts"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["result"], "gave_up");
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_waits_until_the_horizon_and_no_longer() {
+    let sink = Sink::start(1).await;
+    sink.set_default(
+        "/hook",
+        Reply::status(503).with_header("Retry-After", "99999999999999999"),
+    );
+    let app = TestApp::builder()
+        .config(&yaml(
+            &sink,
+            "{initial_backoff: 200ms, max_backoff: 1s, give_up_after: 3s}",
+        ))
+        .spawn()
+        .await;
+    let id = fire(&app).await;
+    let timer = settled(&app, id, WAIT).await;
+    assert_eq!(timer["state"], "failed", "{timer}");
+    let attempts = sink.received_at("/hook").len();
+    assert!(
+        (2..=3).contains(&attempts),
+        "{attempts} attempts: the second at the horizon, then done"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_from_a_notifier_is_a_failure_naming_where_it_pointed() {
+    let sink = Sink::start(1).await;
+    sink.set_default(
+        "/hook",
+        Reply::status(307).with_header("Location", "http://elsewhere.example/steal"),
+    );
+    let app = TestApp::builder()
+        .config(&yaml(
+            &sink,
+            "{initial_backoff: 200ms, max_backoff: 1s, give_up_after: 10s}",
+        ))
+        .spawn()
+        .await;
+    let id = fire(&app).await;
+    let timer = settled(&app, id, WAIT).await;
+    assert_eq!(timer["state"], "failed");
+    let error = timer["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 307") && error.contains("http://elsewhere.example/steal"),
+        "{error}"
+    );
+    assert_eq!(sink.received_at("/hook").len(), 1, "not followed, not retried");
+}
+
+#[tokio::test]
+async fn a_panic_in_a_timers_work_is_a_recorded_failure_retried_to_a_final_state() {
+    let sink = Sink::start(1).await;
+    let app = TestApp::builder()
+        .config(&yaml(
+            &sink,
+            "{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: 2s}",
+        ))
+        .fault(Arc::new(|_| async { panic!("injected by the test") }.boxed()))
+        .spawn()
+        .await;
+    let id = fire(&app).await;
+    let timer = settled(&app, id, WAIT).await;
+    assert_eq!(timer["state"], "failed", "{timer}");
+    let attempts = timer["attempts"].as_array().unwrap();
+    assert!((2..=12).contains(&attempts.len()), "{} attempts", attempts.len());
+    assert!(attempts.iter().all(|a| a["error"]
+        .as_str()
+        .unwrap()
+        .contains("panicked: injected by the test")));
+    assert_eq!(attempts.last().unwrap()["result"], "gave_up");
+    assert!(app.metric("medic_timer_panics_total").await >= 2.0);
+    // The engine went on: /healthz is fine.
+    assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn healthz_fails_when_the_engine_stops_going_round() {
+    let sink = Sink::start(1).await;
+    let app = TestApp::builder()
+        .config(&yaml(
+            &sink,
+            "{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: 2s}",
+        ))
+        .env("MEDIC_ENGINE__CONCURRENCY", 1)
+        .fault(Arc::new(|_| {
+            tokio::time::sleep(Duration::from_secs(3600)).boxed()
+        }))
+        .spawn()
+        .await;
+    assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
+    let before = app.metric("medic_engine_last_loop_timestamp_seconds").await;
+    assert!(before > 1.7e9, "{before}");
+    fire(&app).await;
+    let started = std::time::Instant::now();
+    while app.get_anonymous("/healthz").await.status() == 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a stalled engine still reads healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let body: Value = app.get_anonymous("/healthz").await.json().await.unwrap();
+    assert_eq!(body["status"], "engine stalled");
+    assert!(started.elapsed() >= Duration::from_secs(2), "stall_after is 3s");
+}
+
+#[tokio::test]
+async fn medic_stops_with_an_error_when_its_engine_task_ends() {
+    let (settings, plan) = TestApp::builder().load().await;
+    let app = medic::startup::Application::build(settings, plan).await.unwrap();
+    let address = format!("http://127.0.0.1:{}/healthz", app.port());
+    app.abort_engine();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.run_until_stopped()).await;
+    let error = stopped
+        .expect("medic kept serving without its engine")
+        .unwrap_err();
+    assert!(error.to_string().contains("timer engine stopped"), "{error}");
+    assert!(reqwest::get(address).await.is_err(), "still listening");
+}

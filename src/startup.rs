@@ -191,15 +191,7 @@ async fn engine(
         engine = engine.with_fault(fault);
     }
     let heartbeat = engine.heartbeat();
-    let pg_config = settings
-        .database
-        .pg_config()
-        .map_err(|p| anyhow::anyhow!("{p}"))?;
-    let handle = engine.spawn(
-        pg_config,
-        settings.engine.concurrency,
-        settings.engine.safety_poll.0,
-    );
+    let handle = engine.spawn(settings.engine.concurrency, settings.engine.safety_poll.0);
     Ok(Some((handle, heartbeat)))
 }
 

@@ -128,6 +128,8 @@ pub struct EngineSettings {
     pub claim_ahead: HumanDuration,
     /// Messages being sent at once by this replica.
     pub concurrency: usize,
+    /// Remediations running at once in this replica, apart from the sends.
+    pub remediation_concurrency: usize,
     /// Longest wait for a notifier's answer.
     pub request_timeout: HumanDuration,
     /// `/healthz` fails when the claim loop has not gone round for longer than this.
@@ -155,6 +157,7 @@ impl Default for EngineSettings {
             batch: 256,
             claim_ahead: HumanDuration(Duration::from_millis(50)),
             concurrency: 64,
+            remediation_concurrency: 4,
             request_timeout: HumanDuration(Duration::from_secs(10)),
             stall_after: HumanDuration(Duration::from_secs(120)),
             retry: RetrySettings::default(),
@@ -219,6 +222,12 @@ impl EngineSettings {
         }
         if self.concurrency == 0 {
             problems.push(Problem::new("engine.concurrency", "must be greater than 0"));
+        }
+        if self.remediation_concurrency == 0 {
+            problems.push(Problem::new(
+                "engine.remediation_concurrency",
+                "must be greater than 0",
+            ));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! that spans sections belong to [`crate::plan`]; this module imports only the vocabulary.
 
 mod escalation;
+mod postgres;
 mod remediation;
 mod server;
 
@@ -19,6 +20,7 @@ pub use escalation::{
     EngineSettings, NotifierSettings, NotifierType, RemediateSettings, RetrySettings, RuleSettings,
     StepSettings, PAGERDUTY_EVENTS_URL,
 };
+pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
 pub use remediation::{
     Budget, BudgetSettings, FlappingSettings, KubernetesSettings, LimitsSettings, NamespaceSettings,
     RemediationSettings, TargetDatabaseSettings,
@@ -244,7 +246,7 @@ impl Settings {
     /// Problems that the types alone cannot rule out, each within one section.
     fn check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        if let Err(problem) = self.database.pg_config() {
+        if let Err(problem) = self.database.connection() {
             problems.push(problem);
         }
         let positive = [

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde::{de, Deserialize, Deserializer};
 
 use super::Problem;
-use crate::domain::HumanDuration;
+use crate::domain::{HumanDuration, ParamLimits};
 
 /// `remediation:`: what every rule's action must respect.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,12 +46,13 @@ pub struct LimitsSettings {
 
 impl Default for LimitsSettings {
     fn default() -> Self {
+        let limits = ParamLimits::default();
         Self {
-            max_replicas: 50,
-            max_pods_per_run: 10,
-            max_terminations: 20,
-            max_pool_size: 1000,
-            min_query_age: HumanDuration(Duration::from_secs(5)),
+            max_replicas: limits.max_replicas,
+            max_pods_per_run: limits.max_pods_per_run,
+            max_terminations: limits.max_terminations,
+            max_pool_size: limits.max_pool_size,
+            min_query_age: HumanDuration(limits.min_query_age),
         }
     }
 }
@@ -122,6 +123,13 @@ pub struct TargetDatabaseSettings {
     /// Only backends of these users are terminated; empty means none.
     #[serde(default)]
     pub users: Vec<String>,
+    /// Longest statement medic runs there.
+    #[serde(default = "target_statement_timeout")]
+    pub statement_timeout: HumanDuration,
+}
+
+fn target_statement_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
 }
 
 /// `kubernetes:`: how medic reaches the cluster.

@@ -6,8 +6,11 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::Problem;
-use crate::domain::Role;
+use super::{
+    postgres::{PgConnection, SessionLimits},
+    Problem,
+};
+use crate::domain::{HumanDuration, Role};
 
 /// The HTTP listener and what it accepts.
 #[derive(Debug, Deserialize)]
@@ -101,6 +104,13 @@ pub struct DatabaseSettings {
     pub retry_after_seconds: u64,
     /// Apply migrations when `serve` starts (otherwise run `medic migrate`).
     pub migrate_on_start: bool,
+    /// Longest statement medic's sessions may run (the server ends it after this); a
+    /// migration may take longer.
+    pub statement_timeout: HumanDuration,
+    /// Longest a session may sit idle inside a transaction before the server ends it.
+    pub idle_in_transaction_timeout: HumanDuration,
+    /// TCP keepalive idle time: a server that vanished without closing is noticed after it.
+    pub keepalives_idle: HumanDuration,
     /// Tasks recording notifications, each with one pooled connection at a time.
     pub writers: usize,
     /// Most notifications recorded in one transaction (group commit).
@@ -146,6 +156,9 @@ impl Default for DatabaseSettings {
             acquire_timeout_seconds: 2,
             retry_after_seconds: 5,
             migrate_on_start: true,
+            statement_timeout: HumanDuration(Duration::from_secs(30)),
+            idle_in_transaction_timeout: HumanDuration(Duration::from_secs(60)),
+            keepalives_idle: HumanDuration(Duration::from_secs(30)),
             writers: 4,
             max_batch: 16,
         }
@@ -153,15 +166,19 @@ impl Default for DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// The connection settings; fails on a malformed URL without echoing it (it holds a password).
-    pub fn pg_config(&self) -> Result<tokio_postgres::Config, Problem> {
-        let mut config: tokio_postgres::Config = self
-            .url
-            .expose_secret()
-            .parse()
-            .map_err(|e| Problem::new("database.url", format!("not a valid connection string: {e}")))?;
-        config.connect_timeout(Duration::from_secs(self.connect_timeout_seconds));
-        config.application_name("medic");
-        Ok(config)
+    /// The connection settings with every session's limits; fails on a malformed URL without
+    /// echoing it (it holds a password).
+    pub fn connection(&self) -> Result<PgConnection, Problem> {
+        let connection = PgConnection::parse(self.url.expose_secret())
+            .map_err(|e| Problem::new("database.url", e))?
+            .limit(&SessionLimits {
+                connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
+                statement_timeout: self.statement_timeout.0,
+                idle_in_transaction_timeout: self.idle_in_transaction_timeout.0,
+                keepalives_idle: self.keepalives_idle.0,
+            });
+        let mut connection = connection;
+        connection.config.application_name("medic");
+        Ok(connection)
     }
 }

@@ -91,7 +91,33 @@ impl Default for ParamLimits {
     }
 }
 
+/// `restart_pods` evicts this many pods per run unless `max_pods` says otherwise.
+pub const DEFAULT_MAX_PODS: i64 = 3;
+/// `restart_pods` waits this long for each replacement unless `ready_timeout` says otherwise.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl ParamLimits {
+    /// How long one action may run: a tenth short of the action timeout, so that it ends,
+    /// and its outcome is recorded, before another replica may take it for interrupted.
+    pub fn deadline(&self) -> Duration {
+        self.action_timeout.mul_f64(0.9)
+    }
+
+    /// The longest a `restart_pods` run may take, `max_pods` × `ready_timeout`, if it fits in
+    /// the deadline.
+    pub fn check_restart_run(&self, max_pods: i64, ready_timeout: Duration) -> Result<(), String> {
+        let run = ready_timeout.saturating_mul(u32::try_from(max_pods).unwrap_or(u32::MAX));
+        if run > self.deadline() {
+            return Err(format!(
+                "max_pods × ready_timeout ({}) must fit within the action's deadline ({}, 90% of \
+                 remediation.action_timeout)",
+                HumanDuration(run),
+                HumanDuration(self.deadline())
+            ));
+        }
+        Ok(())
+    }
+
     fn cap(&self, cap: Cap) -> i64 {
         match cap {
             Cap::Replicas => self.max_replicas,
@@ -316,6 +342,12 @@ impl Action {
         let has = |name: &str| valid.contains_key(name);
         if self == Action::RestartPods && !has("selector") && !has("pod") {
             return Err("restart_pods needs selector or pod".into());
+        }
+        if self == Action::RestartPods {
+            let valid = ActionParams(valid.clone());
+            let max_pods = valid.integer("max_pods", DEFAULT_MAX_PODS)?;
+            let ready_timeout = valid.duration("ready_timeout", DEFAULT_READY_TIMEOUT)?;
+            limits.check_restart_run(max_pods, ready_timeout)?;
         }
         if self == Action::PostgresRelievePool && has("env") && !(has("namespace") && has("deployment")) {
             return Err("env needs namespace and deployment".into());

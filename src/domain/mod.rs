@@ -14,7 +14,10 @@ mod role;
 mod severity;
 mod timer;
 
-pub use action::{param, Action, ActionParams, Cap, Check, ParamKind, ParamLimits, ParamSpec};
+pub use action::{
+    param, Action, ActionParams, Cap, Check, ParamKind, ParamLimits, ParamSpec, DEFAULT_MAX_PODS,
+    DEFAULT_READY_TIMEOUT,
+};
 pub use duration::HumanDuration;
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
 pub use remediation::{RemediationDecision, RemediationJob, RemediationResult};

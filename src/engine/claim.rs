@@ -9,12 +9,34 @@ use tokio::{
 };
 
 use super::{wake::Idle, Engine};
-use crate::store::{timers::Completion, StoreError};
+use crate::{
+    domain::{TimerKind, TimerOutcome},
+    store::{
+        timers::{Claimed, Completion},
+        StoreError,
+    },
+};
 
 /// Poll interval while the LISTEN connection is down, or after a failed claim.
 pub(super) const FAST_POLL: Duration = Duration::from_secs(1);
 /// Pause when due timers exist but other engines hold every one of them.
 const CONTENDED: Duration = Duration::from_millis(20);
+/// How soon a remediation that found every remediation permit taken is tried again.
+const REMEDIATIONS_BUSY_MS: i64 = 1000;
+
+/// A timer put back unattempted, due again after `delay_ms`.
+fn requeue(timer: &Claimed, delay_ms: i64) -> Completion {
+    Completion {
+        id: timer.id,
+        claim: timer.claim,
+        occurrence: timer.occurrence,
+        attempt: timer.attempt,
+        started_at: chrono::Utc::now(),
+        outcome: TimerOutcome::Requeue { delay_ms },
+        status_code: None,
+        error: None,
+    }
+}
 
 impl Engine {
     /// Claims and fires until shut down; completions are recorded alongside.
@@ -68,13 +90,25 @@ impl Engine {
         let count = claimed.len();
         let mut first = Some(first);
         for timer in claimed {
-            // Only this loop takes permits, so the room counted above is still there.
-            let permit = match first.take() {
-                Some(permit) => permit,
-                None => match permits.clone().acquire_owned().await {
+            // Remediations run on permits of their own, so that a hung cluster or database
+            // never holds back a page; when all are taken the timer comes back shortly.
+            let permit = if timer.kind == TimerKind::Remediation {
+                match self.remediation_permits.clone().try_acquire_owned() {
                     Ok(permit) => permit,
-                    Err(_) => return Ok(count),
-                },
+                    Err(_) => {
+                        let _ = done.send(requeue(&timer, REMEDIATIONS_BUSY_MS)).await;
+                        continue;
+                    }
+                }
+            } else {
+                // Only this loop takes permits, so the room counted above is still there.
+                match first.take() {
+                    Some(permit) => permit,
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => return Ok(count),
+                    },
+                }
             };
             let (engine, done) = (self.clone(), done.clone());
             sends.spawn(async move {

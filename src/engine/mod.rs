@@ -58,6 +58,8 @@ pub struct Engine {
     metrics: TimerMetrics,
     /// Runs remediation timers; without it they fail.
     remediations: Option<Arc<Runner>>,
+    /// Remediations running at once, apart from the sends' permits.
+    remediation_permits: Arc<tokio::sync::Semaphore>,
     /// Called as each timer is fired, for tests that inject a fault (a panic, a hang).
     fault: Option<Fault>,
     /// When the claim loop last went round, for `/healthz` and the metric.
@@ -165,6 +167,7 @@ impl Engine {
             backoff: Backoff::new(&settings.retry),
             metrics,
             remediations: None,
+            remediation_permits: Arc::new(tokio::sync::Semaphore::new(settings.remediation_concurrency)),
             fault: None,
             heartbeat: Heartbeat::default(),
         }
@@ -187,17 +190,17 @@ impl Engine {
         self
     }
 
-    /// Starts the engine and its LISTEN connection (to `pg_config`) as background tasks.
-    pub fn spawn(
-        self,
-        pg_config: tokio_postgres::Config,
-        concurrency: usize,
-        safety_poll: Duration,
-    ) -> EngineHandle {
+    /// Starts the engine and its LISTEN connection (a connection of its own to the store's
+    /// database) as background tasks.
+    pub fn spawn(self, concurrency: usize, safety_poll: Duration) -> EngineHandle {
         let (shutdown, stopped) = watch::channel(false);
         let wake = Arc::new(Notify::new());
         let listening = Arc::new(AtomicBool::new(false));
-        let listener = tokio::spawn(wake::listen(pg_config, wake.clone(), listening.clone()));
+        let listener = tokio::spawn(wake::listen(
+            self.store.connector(),
+            wake.clone(),
+            listening.clone(),
+        ));
         let idle = Idle {
             wake,
             listening,

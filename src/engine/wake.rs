@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 use tokio_postgres::AsyncMessage;
 
-use crate::store::timers::CHANNEL;
+use crate::store::{timers::CHANNEL, tls::Connector};
 
 /// What an idle engine waits on.
 pub(super) struct Idle {
@@ -51,10 +51,10 @@ impl Idle {
 }
 
 /// Keeps a LISTEN connection open and turns each NOTIFY into a wake-up; reconnects forever.
-pub(super) async fn listen(config: tokio_postgres::Config, wake: Arc<Notify>, listening: Arc<AtomicBool>) {
+pub(super) async fn listen(connector: Connector, wake: Arc<Notify>, listening: Arc<AtomicBool>) {
     let mut delay = Duration::from_millis(200);
     loop {
-        match config.connect(tokio_postgres::NoTls).await {
+        match connector.connect().await {
             Ok((client, mut connection)) => {
                 let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                 let statement = format!("LISTEN {CHANNEL}");
@@ -81,7 +81,9 @@ pub(super) async fn listen(config: tokio_postgres::Config, wake: Arc<Notify>, li
                 }
                 listening.store(false, Ordering::Release);
             }
-            Err(e) => tracing::debug!(error = %e, "timer wake-up connection failed"),
+            Err(e) => {
+                tracing::debug!(error = %crate::store::error_chain(&e), "timer wake-up connection failed")
+            }
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));

@@ -226,19 +226,7 @@ fn check_content_type(req: &ServiceRequest) -> Result<(), ApiError> {
     if !(changes && req.path().starts_with("/api/v1/")) {
         return Ok(());
     }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType(
-            content_type.chars().take(100).collect(),
-        ))
-    }
+    super::error::require_json(req.headers())
 }
 
 /// Middleware: identifies and authorises the caller before the body is read, and hands the

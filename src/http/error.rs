@@ -93,3 +93,19 @@ impl ResponseError for ApiError {
         response.json(body)
     }
 }
+
+/// 415 unless the request says its body is JSON (`application/json`, any parameters).
+pub fn require_json(headers: &actix_web::http::header::HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            content_type.chars().take(100).collect(),
+        ))
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -67,15 +67,7 @@ pub async fn receive(
 
 /// Content type, size limit, JSON, version and shape, in that order.
 async fn parse(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Notification, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::UnsupportedMediaType(content_type.to_owned()));
-    }
+    super::error::require_json(req.headers())?;
     let body = match payload.to_bytes_limited(limit).await {
         Ok(Ok(body)) => body,
         Ok(Err(e)) => return Err(ApiError::BadRequest(format!("reading the body failed: {e}"))),

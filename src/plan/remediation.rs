@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{secrets::secret_from, template::ParamTemplate};
 use crate::{
     alertmanager::KV,
-    config::{Budget, Problem, RemediateSettings, RemediationSettings, RuleSettings},
-    domain::{Action, ActionParams, ParamLimits},
+    config::{Budget, PgConnection, Problem, RemediateSettings, RemediationSettings, RuleSettings},
+    domain::{Action, ActionParams, ParamLimits, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT},
 };
 
 /// A rule's remediation, checked.
@@ -78,14 +78,8 @@ impl RemediationSpec {
                 ));
             }
         }
-        if action == Action::RestartPods
-            && !settings.params.contains_key("selector")
-            && !settings.params.contains_key("pod")
-        {
-            problems.push(Problem::new(
-                format!("{at}.params"),
-                "restart_pods needs selector or pod",
-            ));
+        if action == Action::RestartPods {
+            check_restart_pods(at, settings, limits, problems);
         }
         Some(RemediationSpec {
             action,
@@ -94,6 +88,48 @@ impl RemediationSpec {
             dry_run: settings.dry_run,
             escalate_on_failure: settings.escalate_on_failure,
         })
+    }
+}
+
+/// `restart_pods` needs a selector or a pod, and a run (`max_pods` × `ready_timeout`, as
+/// configured or by default) must fit in the action's deadline; templated values are checked
+/// when rendered.
+fn check_restart_pods(
+    at: &str,
+    settings: &RemediateSettings,
+    limits: &ParamLimits,
+    problems: &mut Vec<Problem>,
+) {
+    let params = &settings.params;
+    if !params.contains_key("selector") && !params.contains_key("pod") {
+        problems.push(Problem::new(
+            format!("{at}.params"),
+            "restart_pods needs selector or pod",
+        ));
+    }
+    let templated = |name: &str| {
+        params
+            .get(name)
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| s.contains("{{"))
+    };
+    if templated("max_pods") || templated("ready_timeout") {
+        return;
+    }
+    let literal = ActionParams(
+        ["max_pods", "ready_timeout"]
+            .into_iter()
+            .filter_map(|name| Some((name.to_owned(), params.get(name)?.clone())))
+            .collect(),
+    );
+    let (Ok(max_pods), Ok(ready_timeout)) = (
+        literal.integer("max_pods", DEFAULT_MAX_PODS),
+        literal.duration("ready_timeout", DEFAULT_READY_TIMEOUT),
+    ) else {
+        return; // reported as the parameter's own problem
+    };
+    if let Err(e) = limits.check_restart_run(max_pods, ready_timeout) {
+        problems.push(Problem::new(format!("{at}.params"), e));
     }
 }
 
@@ -165,6 +201,8 @@ pub struct TargetDatabase {
     pub url: SecretString,
     /// Only backends of these users are terminated.
     pub users: Vec<String>,
+    /// Longest statement medic runs there.
+    pub statement_timeout: Duration,
 }
 
 /// The databases with their connection strings read and parsed.
@@ -178,12 +216,20 @@ pub fn databases(
         let Some(url) = secret_from(&key, database.url.as_ref(), database.url_file.as_ref(), problems) else {
             continue;
         };
-        if url.expose_secret().parse::<tokio_postgres::Config>().is_err() {
-            problems.push(Problem::new(key, "not a valid connection string"));
+        if let Err(e) = PgConnection::parse(url.expose_secret()) {
+            problems.push(Problem::new(key, e));
             continue;
         }
         let users = database.users.clone();
-        databases.insert(name.clone(), TargetDatabase { url, users });
+        let statement_timeout = database.statement_timeout.0;
+        databases.insert(
+            name.clone(),
+            TargetDatabase {
+                url,
+                users,
+                statement_timeout,
+            },
+        );
     }
     databases
 }

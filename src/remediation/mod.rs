@@ -219,8 +219,25 @@ impl Runner {
         }
     }
 
-    /// Runs the handler; an error from it is a failure with its reason.
+    /// Runs the handler under the action's deadline; an error from it, or the deadline
+    /// passing, is a failure with its reason.
     async fn execute(&self, action: Action, params: &ActionParams, dry_run: bool) -> Report {
+        let deadline = self.guard_rails.limits.deadline();
+        match tokio::time::timeout(deadline, self.handle(action, params, dry_run)).await {
+            Ok(report) => report,
+            Err(_) => Report::new(
+                RemediationResult::Failure,
+                format!(
+                    "deadline: the action ran past {} and was stopped; what it did so far stands",
+                    crate::domain::HumanDuration(deadline)
+                ),
+                json!({}),
+            ),
+        }
+    }
+
+    /// The action's handler.
+    async fn handle(&self, action: Action, params: &ActionParams, dry_run: bool) -> Report {
         let kube = self.kube.as_ref().ok();
         let result = match (action, kube) {
             (Action::PostgresRelievePool, kube) => {

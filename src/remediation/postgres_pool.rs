@@ -5,11 +5,16 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{kube::Kube, Report};
-use crate::{domain::ActionParams, plan::TargetDatabase};
+use crate::{
+    config::{PgConnection, SessionLimits},
+    domain::ActionParams,
+    plan::TargetDatabase,
+    store::tls::Connector,
+};
 
 /// Long-running queries that may be terminated, oldest first.
 const VICTIMS: &str = "
@@ -33,7 +38,7 @@ pub async fn relieve(
 ) -> Result<Report, String> {
     let threshold = params.duration("threshold", Duration::from_secs(60))?;
     let limit = params.integer("max_terminations", 5)?.max(0);
-    let client = connect(&database.url).await?;
+    let client = connect(database).await?;
     let rows = client
         .query(
             VICTIMS,
@@ -86,16 +91,19 @@ pub async fn relieve(
     Ok(Report::success(summary, detail))
 }
 
-async fn connect(url: &SecretString) -> Result<tokio_postgres::Client, String> {
-    let mut config: tokio_postgres::Config = url
-        .expose_secret()
-        .parse()
-        .map_err(|_| "the database's connection string is not valid".to_owned())?;
-    config
-        .application_name("medic")
-        .connect_timeout(Duration::from_secs(5));
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+/// A session with TLS as the connection string asks, and every statement bounded.
+async fn connect(database: &TargetDatabase) -> Result<tokio_postgres::Client, String> {
+    let limits = SessionLimits {
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: database.statement_timeout,
+        idle_in_transaction_timeout: database.statement_timeout,
+        keepalives_idle: Duration::from_secs(10),
+    };
+    let mut connection = PgConnection::parse(database.url.expose_secret())?.limit(&limits);
+    connection.config.application_name("medic");
+    let connector = Connector::new(connection)?;
+    let (client, connection) = connector
+        .connect()
         .await
         .map_err(|e| format!("connecting to the database: {e}"))?;
     tokio::spawn(connection);

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 use super::{kube::Kube, Report};
-use crate::domain::{ActionParams, RemediationResult};
+use crate::domain::{ActionParams, RemediationResult, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -21,8 +21,8 @@ pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> 
     let namespace = params.required("namespace")?;
     let grace = params.duration("grace_period", Duration::from_secs(300))?;
     let max_restarts = params.integer("max_restarts", 5)?;
-    let max_pods = usize::try_from(params.integer("max_pods", 3)?.max(1)).unwrap_or(1);
-    let ready_timeout = params.duration("ready_timeout", Duration::from_secs(120))?;
+    let max_pods = usize::try_from(params.integer("max_pods", DEFAULT_MAX_PODS)?.max(1)).unwrap_or(1);
+    let ready_timeout = params.duration("ready_timeout", DEFAULT_READY_TIMEOUT)?;
     let candidates = match params.text("pod") {
         Some(name) => kube
             .pod(namespace, name)

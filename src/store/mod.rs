@@ -5,6 +5,7 @@ pub mod incidents;
 pub mod migrations;
 pub mod remediations;
 pub mod timers;
+pub mod tls;
 
 use std::{
     sync::{
@@ -15,14 +16,16 @@ use std::{
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
+use self::tls::Connector;
 use crate::config::DatabaseSettings;
 
 /// Handle on the database: a connection pool plus whether the schema is ready to use.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// How the pool connects, for connections of its own (the engine's LISTEN).
+    connector: Connector,
     /// Set once this process has seen the schema at the version it was built for; until then
     /// every request checks it first.
     schema_ready: Arc<AtomicBool>,
@@ -42,7 +45,7 @@ pub enum StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_unavailable(&e) {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(error_chain(&e))
         } else {
             StoreError::Other(anyhow::Error::new(e))
         }
@@ -59,14 +62,32 @@ impl From<PoolError> for StoreError {
     }
 }
 
-/// Connection lost or refused, server shutting down or starting, too many connections.
+/// An error with its causes, `a: b: c`: a TLS failure says why (an unknown CA, a name the
+/// certificate does not carry), not only that the handshake failed.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// What a retry (on this server after a restart, or on a promoted standby) can fix: the
+/// connection lost or refused (class 08), the server shutting down, starting or cancelling
+/// for recovery (57P), too many connections (53300), or a server that turned read-only
+/// under us (25006: a demoted primary during failover).
 fn is_unavailable(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
     }
     if let Some(code) = e.code() {
         let code = code.code();
-        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+        return code.starts_with("08") || code.starts_with("57P") || matches!(code, "53300" | "25006");
     }
     std::error::Error::source(e).is_some_and(|source| source.is::<std::io::Error>())
 }
@@ -74,10 +95,11 @@ fn is_unavailable(e: &tokio_postgres::Error) -> bool {
 impl Store {
     /// Builds the pool; connections are opened lazily, so this succeeds while the database is down.
     pub fn new(settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        let pg_config = settings.pg_config().map_err(|p| anyhow::anyhow!("{p}"))?;
+        let connection = settings.connection().map_err(|p| anyhow::anyhow!("{p}"))?;
+        let connector = Connector::new(connection).map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
         let manager = Manager::from_config(
-            pg_config,
-            NoTls,
+            connector.config.clone(),
+            connector.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -92,6 +114,7 @@ impl Store {
             .build()?;
         Ok(Self {
             pool,
+            connector,
             schema_ready: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -105,6 +128,11 @@ impl Store {
             ));
         }
         Ok(client)
+    }
+
+    /// How to open a connection of one's own to this database.
+    pub fn connector(&self) -> Connector {
+        self.connector.clone()
     }
 
     /// Connection counts for the pool gauges.

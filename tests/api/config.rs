@@ -5,7 +5,7 @@ use std::{collections::HashMap, process::Command};
 use medic::config::{load, LogFormat, Source};
 use secrecy::ExposeSecret;
 
-use crate::helpers::config::yaml;
+use crate::helpers::config::{check_config, yaml};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -130,15 +130,8 @@ fn check_config_prints_every_problem_with_its_key_path_and_fails() {
          database:\n  max_connections: 0\n",
     );
 
-    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .arg("check-config")
-        .arg(file.path())
-        .env_clear()
-        .output()
-        .unwrap();
-
-    assert_eq!(output.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (code, stdout) = check_config(file.path(), &[]);
+    assert_eq!(code, Some(1));
     for expected in [
         "server.extra: unknown key",
         "server.auth.bearer_token: set either server.auth.bearer_token or server.auth.bearer_token_file",

@@ -73,8 +73,7 @@ async fn engine(url: &str, sink: &Sink, settings: &EngineSettings) -> medic::eng
         settings,
         metrics.timers,
     );
-    let pg_config: tokio_postgres::Config = url.parse().unwrap();
-    engine.spawn(pg_config, settings.concurrency, Duration::from_secs(30))
+    engine.spawn(settings.concurrency, Duration::from_secs(30))
 }
 
 /// An open incident and `count` escalation timers for it, due over `spread_ms` from now.

@@ -1,7 +1,7 @@
 //! Escalation settings: notifiers, rules and the engine, loaded and compiled through
 //! `medic::plan::load`, and through `medic check-config`.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use medic::{
     alertmanager::KV,
@@ -9,7 +9,7 @@ use medic::{
 };
 use secrecy::ExposeSecret;
 
-use crate::helpers::config::{assert_problem, load_yaml, problems_in, yaml, AUTH};
+use crate::helpers::config::{assert_problem, check_config, load_yaml, problems_in, yaml, AUTH};
 
 // Every config below accepts anonymous callers (AUTH), so that only escalation can be wrong.
 
@@ -579,20 +579,6 @@ fn secrets_never_appear_in_debug_output() {
     }
     let printed = format!("{problems:?}\n{problems:#?}\n{problems}");
     assert!(!printed.contains(MARKER), "{printed}");
-}
-
-fn check_config(file: &std::path::Path, vars: &[(&str, &str)]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .arg("check-config")
-        .arg(file)
-        .env_clear()
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod metrics;
 mod outage;
 mod remediation;
 mod remediation_config;
+mod tls;
 mod trust;
 mod vocabulary;
 mod webhook;

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use medic::config::Budget;
 
-use crate::helpers::config::{assert_problem, problems_in, AUTH};
+use crate::helpers::config::{assert_problem, check_config, problems_in, AUTH};
 
 fn rule(remediate: &str) -> String {
     format!("rules:\n  - name: r\n    matchers: ['alertname=\"X\"']\n    remediate: {remediate}\n")
@@ -76,20 +76,8 @@ fn budgets_read_as_actions_per_window() {
 
 #[test]
 fn check_config_names_the_rule_of_a_bad_remediation() {
-    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::fs::write(
-        file.path(),
-        format!("{AUTH}{}", rule("{action: scale_up, params: {namespace: p}}")),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .arg("check-config")
-        .arg(file.path())
-        .env_clear()
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (code, stdout) = check_yaml(&rule("{action: scale_up, params: {namespace: p}}"));
+    assert_eq!(code, Some(1));
     assert!(
         stdout.contains("rules[0].remediate.params.deployment: required by scale_up"),
         "{stdout}"
@@ -152,25 +140,16 @@ fn explain_says_when_an_alert_lacks_what_a_template_needs() {
     );
 }
 
-fn check_config(yaml: &str) -> (Option<i32>, String) {
+fn check_yaml(yaml: &str) -> (Option<i32>, String) {
     let file = crate::helpers::config::yaml(&format!("{AUTH}{yaml}"));
-    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .arg("check-config")
-        .arg(file.path())
-        .env_clear()
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    check_config(file.path(), &[])
 }
 
 #[test]
 fn check_config_warns_when_alerts_choose_the_namespace_and_none_is_allowed_explicitly() {
     let templated =
         rule(r#"{action: scale_up, params: {namespace: "{{ labels.namespace }}", deployment: web}}"#);
-    let (code, stdout) = check_config(&templated);
+    let (code, stdout) = check_yaml(&templated);
     assert_eq!(code, Some(0), "a warning, not an error: {stdout}");
     assert!(
         stdout.contains("warning: rules[0].remediate.params.namespace: is taken from the alert"),
@@ -178,11 +157,11 @@ fn check_config_warns_when_alerts_choose_the_namespace_and_none_is_allowed_expli
     );
 
     let allowed = format!("remediation:\n  namespaces: {{allow: [prod]}}\n{templated}");
-    let (code, stdout) = check_config(&allowed);
+    let (code, stdout) = check_yaml(&allowed);
     assert_eq!(code, Some(0));
     assert!(!stdout.contains("warning"), "{stdout}");
     let literal = rule("{action: scale_up, params: {namespace: prod, deployment: web}}");
-    assert!(!check_config(&literal).1.contains("warning"));
+    assert!(!check_yaml(&literal).1.contains("warning"));
 }
 
 #[test]

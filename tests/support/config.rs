@@ -50,3 +50,18 @@ pub fn assert_problem(problems: &[Problem], path: &str, message: &str) {
         None => panic!("no problem at {path}; all problems: {problems:#?}"),
     }
 }
+
+/// `medic check-config FILE` with only these variables: its exit code and standard output.
+pub fn check_config(file: &std::path::Path, vars: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .arg("check-config")
+        .arg(file)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}

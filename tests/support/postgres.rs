@@ -52,6 +52,13 @@ impl TempPostgres {
 
     /// Always a new cluster of our own (needed to stop and restart it).
     pub fn start(durability: Durability) -> Self {
+        Self::start_with(durability, "", &[])
+    }
+
+    /// A new cluster with `conf` added to postgresql.conf and `files` (name, contents) written
+    /// into its data folder, owned by the server's user, before it starts: certificates and
+    /// keys, for example.
+    pub fn start_with(durability: Durability, conf_extra: &str, files: &[(&str, &[u8])]) -> Self {
         let bin = pg_bin();
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
@@ -77,6 +84,15 @@ impl TempPostgres {
             on = if durable { "on" } else { "off" }
         );
         append(&data.join("postgresql.conf"), &conf);
+        append(&data.join("postgresql.conf"), conf_extra);
+        for (name, contents) in files {
+            let path = data.join(name);
+            std::fs::write(&path, contents).expect("write a file into the data folder");
+            run(Command::new("chmod").arg("600").arg(&path));
+            if as_postgres {
+                run(Command::new("chown").arg("postgres:postgres").arg(&path));
+            }
+        }
         let port = free_port();
         let cluster = Cluster {
             _dir: dir,
@@ -121,6 +137,66 @@ impl TempPostgres {
             .expect("only an owned cluster can be stopped");
         run(pg_command(cluster.as_postgres, &cluster.bin.join("pg_ctl"))
             .args(["stop", "-w", "-m", "fast", "-D"])
+            .arg(&cluster.data));
+    }
+
+    /// The port the server listens on (an owned cluster's).
+    pub fn port(&self) -> u16 {
+        self.cluster.as_ref().expect("an owned cluster").port
+    }
+
+    /// A streaming standby of this cluster (`pg_basebackup -R -X stream`), started on a port
+    /// of its own; promote it with [`TempPostgres::promote`].
+    pub fn standby(&self) -> TempPostgres {
+        let primary = self.cluster.as_ref().expect("an owned cluster");
+        let dir = tempfile::Builder::new()
+            .prefix("medic-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        if primary.as_postgres {
+            run(Command::new("chmod").arg("755").arg(dir.path()));
+            run(Command::new("install")
+                .args(["-d", "-o", "postgres", "-g", "postgres"])
+                .arg(&data));
+        }
+        run(
+            pg_command(primary.as_postgres, &primary.bin.join("pg_basebackup"))
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-R", "-X", "stream", "-p"])
+                .arg(primary.port.to_string())
+                .arg("-D")
+                .arg(&data),
+        );
+        let port = free_port();
+        let cluster = Cluster {
+            _dir: dir,
+            data,
+            bin: primary.bin.clone(),
+            as_postgres: primary.as_postgres,
+            port,
+        };
+        cluster.pg_ctl_start();
+        cluster.watch(std::process::id());
+        TempPostgres {
+            base_url: format!("postgres://postgres@127.0.0.1:{port}"),
+            cluster: Some(cluster),
+        }
+    }
+
+    /// Promotes a standby to primary, waiting until it accepts writes.
+    pub fn promote(&self) {
+        let cluster = self.cluster.as_ref().expect("an owned cluster");
+        run(pg_command(cluster.as_postgres, &cluster.bin.join("pg_ctl"))
+            .args(["promote", "-w", "-D"])
+            .arg(&cluster.data));
+    }
+
+    /// Adds `conf` to postgresql.conf and reloads the server.
+    pub fn reconfigure(&self, conf: &str) {
+        let cluster = self.cluster.as_ref().expect("an owned cluster");
+        append(&cluster.data.join("postgresql.conf"), conf);
+        run(pg_command(cluster.as_postgres, &cluster.bin.join("pg_ctl"))
+            .args(["reload", "-D"])
             .arg(&cluster.data));
     }
 

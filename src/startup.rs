@@ -32,6 +32,8 @@ pub struct Application {
     engine: Option<EngineHandle>,
     /// The tasks recording notifications; supervised like the engine.
     writers: Vec<JoinHandle<()>>,
+    /// How long sends in flight may take to finish after SIGTERM.
+    grace: Duration,
 }
 
 /// What tests may change in a built medic.
@@ -97,6 +99,7 @@ impl Application {
             rotation,
             engine,
             writers,
+            grace: Duration::from_secs(settings.server.shutdown_timeout_seconds),
         })
     }
 
@@ -117,8 +120,12 @@ impl Application {
         }
     }
 
-    /// Serves until stopped; in-flight requests finish, the engine finishes the sends it
-    /// started, then the pool is closed. If the engine, its LISTEN task or a writer ends on
+    /// Serves until stopped (SIGTERM, SIGINT): in-flight requests finish, the engine stops
+    /// claiming and lets the sends and remediations it started finish within the grace period
+    /// (`server.shutdown_timeout_seconds`), then the pool is closed. What is still running
+    /// then is left to its lease: another replica sends an unfinished message again under the
+    /// same dedup key, and an unfinished remediation holds its target until
+    /// `remediation.action_timeout`, then is recorded as interrupted, never run twice. If the engine, its LISTEN task or a writer ends on
     /// its own, medic stops and returns an error, so the process exits non-zero and
     /// Kubernetes restarts it: a medic that answers probes but fires no timer would fail
     /// silently, and all of its state is in Postgres anyway.
@@ -141,7 +148,12 @@ impl Application {
         self.schema.abort();
         self.rotation.abort();
         if let Some(engine) = self.engine {
-            engine.stop().await;
+            if tokio::time::timeout(self.grace, engine.stop()).await.is_err() {
+                tracing::warn!(
+                    grace_seconds = self.grace.as_secs(),
+                    "work still running after the grace period is left to its lease"
+                );
+            }
         }
         self.store.close();
         tracing::info!("medic stopped");

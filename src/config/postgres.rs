@@ -114,9 +114,11 @@ fn take_tls(text: &str) -> Result<(String, Tls), String> {
                     "require" => TlsMode::Require,
                     "verify-ca" => TlsMode::VerifyCa,
                     "verify-full" => TlsMode::VerifyFull,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "sslmode {other:?} is not one of disable, prefer, require, verify-ca, verify-full"
-                    )),
+                    ))
+                    }
                 };
                 let theirs = match tls.mode {
                     TlsMode::Disable => "disable",

@@ -37,6 +37,8 @@ pub fn latest() -> i32 {
 /// Applies what is missing in one transaction; returns how many migrations ran.
 pub async fn run(client: &mut Client) -> Result<usize, StoreError> {
     let tx = client.transaction().await?;
+    // A migration may take longer than a session's usual statement limit.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await?;
     tx.batch_execute(

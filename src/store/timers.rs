@@ -262,9 +262,14 @@ impl Store {
     /// database) gets to them. Skipped if another replica is vacuuming already.
     pub async fn vacuum_timers(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
+        // Vacuum may run past the session's statement limit; the limit returns after it.
+        // (Three statements: VACUUM cannot run in the implicit transaction of a batch.)
+        client.batch_execute("SET statement_timeout = 0").await?;
+        let vacuumed = client
             .batch_execute("VACUUM (SKIP_LOCKED, TRUNCATE false) timers")
-            .await?;
+            .await;
+        client.batch_execute("RESET statement_timeout").await?;
+        vacuumed?;
         Ok(())
     }
 

@@ -198,3 +198,191 @@ async fn medic_stops_with_an_error_when_its_engine_task_ends() {
     assert!(error.to_string().contains("timer engine stopped"), "{error}");
     assert!(reqwest::get(address).await.is_err(), "still listening");
 }
+
+/// A database that accepts connections and then never says a word.
+async fn black_hole() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn a_remediation_stuck_on_a_silent_database_hits_its_deadline_while_pages_go_out() {
+    let (port, _hole) = black_hole().await;
+    let sink = Sink::start(1).await;
+    let yaml = format!(
+        r#"
+kubernetes: {{enabled: false}}
+notifiers:
+  hook: {{type: webhook, url: "{url}"}}
+remediation:
+  action_timeout: 3s
+  databases:
+    silent: {{url: "postgres://medic@127.0.0.1:{port}/app?sslmode=disable", users: [app]}}
+rules:
+  - name: pool
+    matchers: ['alertname="HighErrorRate"']
+    notify: [hook]
+    remediate: {{action: postgres_relieve_pool, params: {{database: silent, threshold: 10s}}}}
+engine: {{concurrency: 1, remediation_concurrency: 1, request_timeout: 1s, lease: 5s}}
+"#,
+        url = sink.url("/hook")
+    );
+    let app = TestApp::builder().config(&yaml).spawn().await;
+    let started = std::time::Instant::now();
+    let id = fire(&app).await;
+
+    // The page does not wait for the remediation.
+    sink.wait_for("/hook", 1, WAIT).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the page waited {:?}",
+        started.elapsed()
+    );
+    let done = loop {
+        let incident = app.incident(id).await;
+        let finished = incident["remediations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| !r["finished_at"].is_null())
+            .cloned();
+        if let Some(done) = finished {
+            break done;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the remediation never finished: {incident}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["result"], "failure", "{done}");
+    assert!(
+        done["summary"].as_str().unwrap().starts_with("deadline"),
+        "{done}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "past the action timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+/// medic as a process, to send it SIGTERM.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
+    let sink = Sink::start(1).await;
+    sink.set_default("/hook", Reply::status(200).with_delay(Duration::from_secs(2)));
+    let engine = format!(
+        "notifiers:\n  hook: {{type: webhook, url: \"{}\"}}\nrules:\n  - name: everything\n    notify: [hook]\n\
+         engine: {{lease: 10s, request_timeout: 5s}}\n",
+        sink.url("/hook")
+    );
+    let (settings, _) = TestApp::builder().config(&engine).load().await;
+    let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = crate::helpers::yaml_file(&format!(
+        "{engine}server:\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 10\n"
+    ));
+    let mut medic = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["serve", "--config"])
+            .arg(file.path())
+            .env_clear()
+            .env("MEDIC_DATABASE__URL", &url)
+            .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", crate::helpers::TOKEN)
+            .env("MEDIC_LOG__FORMAT", "text")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "medic did not become ready");
+    let payload = notification(
+        "g",
+        "firing",
+        &[("00000000000000aa", "firing", "2026-11-26T10:00:00Z")],
+    );
+    let posted = client
+        .post(format!("{address}/webhook"))
+        .bearer_auth(crate::helpers::TOKEN)
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    sink.wait_for("/hook", 1, WAIT).await; // the send is in flight: the sink holds it 2s
+
+    let pid = medic.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = medic.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "medic did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "medic did not wait for the send in flight"
+    );
+
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = db
+        .query_one(
+            "SELECT t.state, (SELECT count(*) FROM timer_attempts a WHERE a.timer_id = t.id AND a.result = 'sent')
+               FROM timers t",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>(0),
+        "done",
+        "the send was recorded before medic exited"
+    );
+    assert_eq!(row.get::<_, i64>(1), 1);
+    assert_eq!(sink.received_at("/hook").len(), 1, "sent once");
+}

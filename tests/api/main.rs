@@ -7,6 +7,7 @@ mod delivery;
 mod engines;
 mod escalation;
 mod escalation_config;
+mod failover;
 mod guard_rails;
 mod health;
 mod helpers;

@@ -188,3 +188,31 @@ fn literal_parameters_outside_the_limits_are_problems_at_their_key() {
         "shorter than the minimum (5s)",
     );
 }
+
+#[test]
+fn a_restart_run_must_fit_in_the_actions_deadline() {
+    let slow = rule(
+        "{action: restart_pods, params: {namespace: prod, selector: app=web, max_pods: 5, ready_timeout: 10m}}",
+    );
+    let problems = problems_in(&format!("remediation:\n  action_timeout: 30m\n{slow}"));
+    assert_problem(
+        &problems,
+        "rules[0].remediate.params",
+        "must fit within the action's deadline (27m",
+    );
+    let defaults = rule("{action: restart_pods, params: {namespace: prod, selector: app=web}}");
+    let problems = problems_in(&format!("remediation:\n  action_timeout: 5m\n{defaults}"));
+    assert_problem(
+        &problems,
+        "rules[0].remediate.params",
+        "max_pods × ready_timeout (6m)",
+    );
+    let templated = rule(
+        r#"{action: restart_pods, params: {namespace: prod, selector: app=web, max_pods: "{{ labels.n }}"}}"#,
+    );
+    assert!(
+        crate::helpers::config::load_yaml(&format!("remediation:\n  action_timeout: 5m\n{templated}"), &[])
+            .is_ok(),
+        "a templated count is checked when rendered"
+    );
+}

@@ -162,11 +162,24 @@ impl TempPostgres {
         }
         run(
             pg_command(primary.as_postgres, &primary.bin.join("pg_basebackup"))
-                .args(["-h", "127.0.0.1", "-U", "postgres", "-R", "-X", "stream", "-p"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "-p",
+                ])
                 .arg(primary.port.to_string())
                 .arg("-D")
                 .arg(&data),
         );
+        // The server refuses a data folder others may read; the copy keeps the folder's mode.
+        run(Command::new("chmod").arg("700").arg(&data));
         let port = free_port();
         let cluster = Cluster {
             _dir: dir,
@@ -213,11 +226,20 @@ impl Cluster {
     fn pg_ctl_start(&self) {
         let options = format!("-p {}", self.port);
         let log = self.data.join("server.log");
-        run(pg_command(self.as_postgres, &self.bin.join("pg_ctl"))
+        let output = pg_command(self.as_postgres, &self.bin.join("pg_ctl"))
             .args(["start", "-w", "-o", &options, "-l"])
             .arg(&log)
             .arg("-D")
-            .arg(&self.data));
+            .arg(&self.data)
+            .output()
+            .expect("run pg_ctl");
+        if !output.status.success() {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!(
+                "pg_ctl start failed: {}\nserver.log:\n{log}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
     }
 
     /// A shell that stops the cluster once `pid` (this process) is gone.

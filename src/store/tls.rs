@@ -53,26 +53,26 @@ pub fn connector(tls: &Tls) -> Result<MakeRustlsConnect, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
     let checked = tls.root_cert.is_some() || matches!(tls.mode, TlsMode::VerifyCa | TlsMode::VerifyFull);
-    let config = if checked {
+    let ca = if checked {
         let roots = Arc::new(roots(tls)?);
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|e| format!("TLS: {e}"))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match tls.mode {
-            TlsMode::VerifyFull => webpki,
-            _ => Arc::new(AnyHostName(webpki)),
-        };
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth()
+        Some(webpki)
     } else {
-        let algorithms = provider.signature_verification_algorithms;
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unchecked(algorithms)))
-            .with_no_client_auth()
+        None
     };
+    let verifier: Arc<dyn ServerCertVerifier> = match (tls.mode, ca) {
+        (TlsMode::VerifyFull, Some(webpki)) => webpki,
+        (_, ca) => Arc::new(Lenient {
+            ca,
+            algorithms: provider.signature_verification_algorithms,
+        }),
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
 }
 
@@ -103,11 +103,17 @@ fn roots(tls: &Tls) -> Result<RootCertStore, String> {
 }
 
 /// `verify-ca` (and `require` with a root certificate): the chain must lead to a trusted CA,
-/// whatever host name the certificate carries.
+/// whatever host name the certificate carries. `prefer` and `require` without a root
+/// certificate (no CA to check against), as libpq does them: encrypted, the certificate not
+/// checked. Either way the handshake's signatures are.
 #[derive(Debug)]
-struct AnyHostName(Arc<WebPkiServerVerifier>);
+struct Lenient {
+    /// The CA check, if there is a CA to check against.
+    ca: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for AnyHostName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -116,10 +122,10 @@ impl ServerCertVerifier for AnyHostName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(ca) = &self.ca else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match ca.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -133,7 +139,7 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -142,50 +148,10 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root certificate, as libpq does them: encrypted, the
-/// certificate not checked (the handshake's signatures still are).
-#[derive(Debug)]
-struct Unchecked(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }

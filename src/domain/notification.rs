@@ -1,8 +1,14 @@
 //! A notification checked and normalised: what the store records.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::alertmanager::{self, Status, KV};
+
+/// Longest `receiver` and `groupKey` accepted: they are indexed as they are, and Postgres'
+/// btree entries stop at about 2.7 kB. Alertmanager's group keys are far shorter.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Alertmanager's identity of an alert: a hash of its label set, in hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,6 +85,15 @@ impl Notification {
         if data.alerts.is_empty() {
             return invalid("alerts must not be empty");
         }
+        // Indexed as they are: longer ones could never be stored, so they are refused now.
+        for (name, value) in [("receiver", &data.receiver), ("groupKey", &data.group_key)] {
+            if value.len() > MAX_KEY_BYTES {
+                return Err(InvalidNotification::Invalid(format!(
+                    "{name} is {} bytes; at most {MAX_KEY_BYTES} are accepted",
+                    value.len()
+                )));
+            }
+        }
         let top = [&data.group_labels, &data.common_labels, &data.common_annotations];
         if has_nul([&data.receiver, &data.group_key, &data.external_url], top) {
             return invalid("a string contains a NUL character, which Postgres cannot store");
@@ -87,15 +102,19 @@ impl Notification {
         if data.status == Status::Resolved && data.alerts.iter().any(|a| a.status == Status::Firing) {
             return invalid("status is resolved, but an alert of the group is firing");
         }
-        let mut alerts: Vec<AlertEpisode> = Vec::with_capacity(data.alerts.len());
+        // A repeated episode keeps its last occurrence, in that place: linear in the size.
+        let mut slots: Vec<Option<AlertEpisode>> = Vec::with_capacity(data.alerts.len());
+        let mut seen: HashMap<(Fingerprint, DateTime<Utc>), usize> = HashMap::with_capacity(data.alerts.len());
         for (index, alert) in data.alerts.into_iter().enumerate() {
             let episode = AlertEpisode::parse(alert)
                 .map_err(|e| InvalidNotification::Invalid(format!("alerts[{index}]: {e}")))?;
-            let same =
-                |a: &AlertEpisode| a.fingerprint == episode.fingerprint && a.starts_at == episode.starts_at;
-            alerts.retain(|a| !same(a));
-            alerts.push(episode);
+            let key = (episode.fingerprint.clone(), episode.starts_at);
+            if let Some(earlier) = seen.insert(key, slots.len()) {
+                slots[earlier] = None;
+            }
+            slots.push(Some(episode));
         }
+        let alerts: Vec<AlertEpisode> = slots.into_iter().flatten().collect();
         Ok(Self {
             receiver: data.receiver,
             group_key: data.group_key,

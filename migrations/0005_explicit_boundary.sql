@@ -29,6 +29,11 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_by_incident ON audit_events (incident_id, at);
 
+-- Retention: deliveries pruned from an incident are counted here, so its count stays right;
+-- attempts are pruned by age.
+ALTER TABLE incidents ADD COLUMN pruned_deliveries bigint NOT NULL DEFAULT 0;
+CREATE INDEX timer_attempts_by_age ON timer_attempts (finished_at);
+
 -- Records one notification and, in the same transaction, schedules what the matching rules
 -- ask for, or closes the incident's timers.
 --

@@ -11,7 +11,8 @@
 //!    kind, the retry policy and the completion writer.
 //! 4. [`intake`]: group commit of notifications. [`notify`]: Slack, PagerDuty and webhooks.
 //!    [`remediation`]: guard rails, then the actions on Kubernetes and Postgres.
-//!    [`metrics`]: what medic says about itself. [`telemetry`]: logs.
+//!    [`metrics`]: what medic says about itself. [`telemetry`]: logs. [`retention`]: pruning
+//!    history.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod remediation;
+pub mod retention;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub pool: PoolMetrics,
     pub timers: TimerMetrics,
     pub remediation: RemediationMetrics,
+    pub retention: RetentionMetrics,
     /// When the pending-timer gauge was last read from the database.
     pending_counted: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
@@ -136,6 +137,39 @@ impl TimerMetrics {
             leases_lost: register(registry, leases_lost),
             panics: register(registry, panics),
             last_loop: register(registry, last_loop),
+        })
+    }
+}
+
+/// Retention: rows pruned, by table.
+#[derive(Clone)]
+pub struct RetentionMetrics {
+    /// `medic_pruned_rows_total{table}`.
+    pub pruned: IntCounterVec,
+}
+
+impl RetentionMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let pruned = IntCounterVec::new(
+            Opts::new(
+                "medic_pruned_rows_total",
+                "History rows pruned by retention, by table",
+            ),
+            &["table"],
+        )?;
+        for table in [
+            "deliveries",
+            "timer_attempts",
+            "incidents",
+            "alerts",
+            "timers",
+            "remediations",
+            "audit_events",
+        ] {
+            pruned.with_label_values(&[table]);
+        }
+        Ok(Self {
+            pruned: register(registry, pruned),
         })
     }
 }
@@ -326,6 +360,7 @@ impl Metrics {
             pool: PoolMetrics::new(&registry)?,
             timers: TimerMetrics::new(&registry)?,
             remediation: remediation_metrics(&registry)?,
+            retention: RetentionMetrics::new(&registry)?,
             registry,
             pending_counted: Arc::new(tokio::sync::Mutex::new(None)),
         })

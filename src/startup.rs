@@ -17,6 +17,7 @@ use crate::{
     notify::Notifiers,
     plan::{Plan, Rules},
     remediation::{Kube, Runner},
+    retention,
     store::Store,
 };
 
@@ -28,6 +29,8 @@ pub struct Application {
     schema: JoinHandle<()>,
     /// Reads credential files again as they change.
     rotation: JoinHandle<()>,
+    /// Prunes history (one replica at a time).
+    pruner: JoinHandle<()>,
     /// The timer engine, unless `engine.enabled` is false.
     engine: Option<EngineHandle>,
     /// The tasks recording notifications; supervised like the engine.
@@ -71,6 +74,11 @@ impl Application {
         let heartbeat = engine.as_ref().map(|(_, heartbeat)| heartbeat.clone());
         let engine = engine.map(|(handle, _)| handle);
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
+        let pruner = tokio::spawn(retention::run(
+            store.clone(),
+            settings.retention.clone(),
+            metrics.retention.clone(),
+        ));
         let (recorder, writers) = Recorder::spawn(
             store.clone(),
             settings.database.writers,
@@ -97,6 +105,7 @@ impl Application {
             store,
             schema,
             rotation,
+            pruner,
             engine,
             writers,
             grace: Duration::from_secs(settings.server.shutdown_timeout_seconds),
@@ -147,6 +156,7 @@ impl Application {
         };
         self.schema.abort();
         self.rotation.abort();
+        self.pruner.abort();
         if let Some(engine) = self.engine {
             if tokio::time::timeout(self.grace, engine.stop()).await.is_err() {
                 tracing::warn!(

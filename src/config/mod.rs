@@ -12,9 +12,12 @@ use std::{
     collections::{BTreeMap, HashMap},
     fmt,
     path::PathBuf,
+    time::Duration,
 };
 
 use serde::Deserialize;
+
+use crate::domain::HumanDuration;
 
 pub use escalation::{
     EngineSettings, NotifierSettings, NotifierType, RemediateSettings, RetrySettings, RuleSettings,
@@ -73,6 +76,37 @@ pub struct Settings {
     pub remediation: RemediationSettings,
     /// How medic reaches the cluster.
     pub kubernetes: KubernetesSettings,
+    /// How long history is kept.
+    pub retention: RetentionSettings,
+}
+
+/// `retention:`: how long each kind of record is kept; `0s` keeps it forever.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Individual delivery rows (each incident keeps its count).
+    pub deliveries: HumanDuration,
+    /// Every attempt to send a message.
+    pub timer_attempts: HumanDuration,
+    /// Resolved incidents, with their alerts, deliveries, timers, remediations and timeline.
+    pub resolved_incidents: HumanDuration,
+    /// How often a replica looks for something to prune.
+    pub interval: HumanDuration,
+    /// Rows per delete statement (resolved incidents: a tenth of it), so that nothing waits.
+    pub batch: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let days = |d: u64| HumanDuration(Duration::from_secs(d * 86_400));
+        Self {
+            deliveries: days(30),
+            timer_attempts: days(90),
+            resolved_incidents: days(400),
+            interval: HumanDuration(Duration::from_secs(60)),
+            batch: 1000,
+        }
+    }
 }
 
 /// One thing wrong with the configuration, at a key path such as `server.auth.bearer_token`.
@@ -202,7 +236,7 @@ fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "server",
     "database",
     "log",
@@ -212,6 +246,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "dry_run",
     "remediation",
     "kubernetes",
+    "retention",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
@@ -278,6 +313,12 @@ impl Settings {
         }
         self.engine.check(&mut problems);
         self.remediation.check(&mut problems);
+        if !(1..=100_000).contains(&self.retention.batch) {
+            problems.push(Problem::new("retention.batch", "must be between 1 and 100000"));
+        }
+        if self.retention.interval.0.is_zero() {
+            problems.push(Problem::new("retention.interval", "must be greater than 0"));
+        }
         problems
     }
 }

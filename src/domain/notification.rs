@@ -104,7 +104,8 @@ impl Notification {
         }
         // A repeated episode keeps its last occurrence, in that place: linear in the size.
         let mut slots: Vec<Option<AlertEpisode>> = Vec::with_capacity(data.alerts.len());
-        let mut seen: HashMap<(Fingerprint, DateTime<Utc>), usize> = HashMap::with_capacity(data.alerts.len());
+        let mut seen: HashMap<(Fingerprint, DateTime<Utc>), usize> =
+            HashMap::with_capacity(data.alerts.len());
         for (index, alert) in data.alerts.into_iter().enumerate() {
             let episode = AlertEpisode::parse(alert)
                 .map_err(|e| InvalidNotification::Invalid(format!("alerts[{index}]: {e}")))?;

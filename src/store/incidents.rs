@@ -265,7 +265,8 @@ pub struct AlertRecord {
 const SELECT_INCIDENTS: &str = "
     SELECT i.id, i.status, g.receiver, g.group_key, g.group_labels, i.common_labels,
            i.common_annotations, i.external_url, i.created_at, i.updated_at, i.resolved_at,
-           (SELECT count(*) FROM deliveries d WHERE d.incident_id = i.id), i.truncated_alerts,
+           (SELECT count(*) FROM deliveries d WHERE d.incident_id = i.id) + i.pruned_deliveries,
+           i.truncated_alerts,
            i.acked_by, i.ack_note, i.acked_at
       FROM incidents i JOIN alert_groups g ON g.id = i.group_id";
 

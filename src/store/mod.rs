@@ -4,6 +4,7 @@ pub mod audit;
 pub mod incidents;
 pub mod migrations;
 pub mod remediations;
+pub mod retention;
 pub mod timers;
 pub mod tls;
 

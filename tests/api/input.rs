@@ -243,27 +243,59 @@ async fn a_resolved_notification_with_a_firing_alert_is_422() {
 async fn a_group_key_too_long_to_index_is_422_and_a_long_label_value_is_stored() {
     let app = TestApp::builder().spawn().await;
     let long_key = format!("{{}}:{{alertname=\"{}\"}}", "k".repeat(3000));
-    let response = app.post_webhook(&notification(&long_key, "firing", &[("00000000000000b1", "firing", "2026-11-26T15:00:00Z")])).await;
+    let response = app
+        .post_webhook(&notification(
+            &long_key,
+            "firing",
+            &[("00000000000000b1", "firing", "2026-11-26T15:00:00Z")],
+        ))
+        .await;
     assert_eq!(response.status(), 422);
     let body: serde_json::Value = response.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("groupKey is 3"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("groupKey is 3"),
+        "{body}"
+    );
 
-    let mut payload = notification("g", "firing", &[("00000000000000b2", "firing", "2026-11-26T15:00:00Z")]);
+    let mut payload = notification(
+        "g",
+        "firing",
+        &[("00000000000000b2", "firing", "2026-11-26T15:00:00Z")],
+    );
     payload["alerts"][0]["labels"]["description"] = serde_json::json!("v".repeat(3 * 1024));
-    assert_eq!(app.post_webhook(&payload).await.status(), 200, "a 3 KB label value is stored");
-    assert_eq!(app.post_webhook(&payload).await.status(), 200, "and again, as a duplicate");
+    assert_eq!(
+        app.post_webhook(&payload).await.status(),
+        200,
+        "a 3 KB label value is stored"
+    );
+    assert_eq!(
+        app.post_webhook(&payload).await.status(),
+        200,
+        "and again, as a duplicate"
+    );
 }
 
 #[tokio::test]
 async fn an_episode_repeated_within_a_notification_keeps_its_last_occurrence() {
     let app = TestApp::builder().spawn().await;
     let t = "2026-11-26T15:00:00Z";
-    let mut payload = notification("g", "firing", &[("00000000000000c1", "firing", t), ("00000000000000c2", "firing", t), ("00000000000000c1", "firing", t)]);
+    let mut payload = notification(
+        "g",
+        "firing",
+        &[
+            ("00000000000000c1", "firing", t),
+            ("00000000000000c2", "firing", t),
+            ("00000000000000c1", "firing", t),
+        ],
+    );
     payload["alerts"][0]["annotations"]["summary"] = serde_json::json!("first");
     payload["alerts"][2]["annotations"]["summary"] = serde_json::json!("last");
     let id = app.post_for_incident(&payload).await;
     let alerts = app.incident(id).await["alerts"].as_array().unwrap().clone();
     assert_eq!(alerts.len(), 2);
-    let c1 = alerts.iter().find(|a| a["fingerprint"] == "00000000000000c1").unwrap();
+    let c1 = alerts
+        .iter()
+        .find(|a| a["fingerprint"] == "00000000000000c1")
+        .unwrap();
     assert_eq!(c1["annotations"]["summary"], "last");
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod outage;
 mod remediation;
 mod remediation_config;
+mod retention;
 mod tls;
 mod trust;
 mod vocabulary;

@@ -51,6 +51,7 @@ impl ApiError {
                 tracing::warn!(%reason, "database unavailable");
                 ApiError::Unavailable { retry_after }
             }
+            StoreError::Rejected(reason) => ApiError::BadRequest(reason),
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }

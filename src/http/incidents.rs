@@ -1,16 +1,18 @@
 //! `GET /api/v1/incidents`, `GET /api/v1/incidents/{id}` (with its timeline) and
 //! `POST /api/v1/incidents/{id}/ack`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{auth::Caller, ApiError, State};
 use crate::{
     alertmanager::Status,
+    plan::matchers::{Matchers, Op},
     store::{
         audit::Actor,
-        incidents::{Incident, Page},
+        incidents::{Incident, LabelFilter, LabelTest, Page},
         timers::AckResult,
     },
 };
@@ -18,18 +20,95 @@ use crate::{
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
-/// Query string of the list endpoint.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
+/// Most `filter`s in one query.
+const MAX_FILTERS: usize = 20;
+
+/// Query string of the list endpoint; `filter` may repeat.
+#[derive(Debug, Default)]
+struct ListQuery {
     status: Option<Status>,
     /// Cursor: the `next_before` of the previous page.
     before: Option<i64>,
     limit: Option<i64>,
+    filters: Vec<LabelFilter>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl ListQuery {
+    /// Every parameter checked; the first problem is the 400's reason.
+    fn parse(query: &str) -> Result<ListQuery, ApiError> {
+        let bad = |e: String| ApiError::BadRequest(e);
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query).map_err(|e| bad(e.to_string()))?;
+        let mut parsed = ListQuery::default();
+        for (key, value) in pairs.into_inner() {
+            match key.as_str() {
+                "status" => {
+                    let status = serde_json::from_value(Value::String(value.clone()));
+                    parsed.status =
+                        Some(status.map_err(|_| bad(format!("status {value:?}: firing or resolved")))?);
+                }
+                "before" => {
+                    parsed.before = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad(format!("before {value:?}: an id")))?,
+                    )
+                }
+                "limit" => {
+                    parsed.limit = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad(format!("limit {value:?}: a number")))?,
+                    )
+                }
+                "since" | "until" => {
+                    let at = DateTime::parse_from_rfc3339(&value)
+                        .map_err(|e| bad(format!("{key} {value:?}: not an RFC 3339 time: {e}")))?
+                        .with_timezone(&Utc);
+                    *(if key == "since" {
+                        &mut parsed.since
+                    } else {
+                        &mut parsed.until
+                    }) = Some(at);
+                }
+                "filter" => parsed.filters.extend(filters(&value)?),
+                other => return Err(bad(format!("unknown query parameter {other:?}"))),
+            }
+        }
+        if parsed.filters.len() > MAX_FILTERS {
+            return Err(bad(format!("at most {MAX_FILTERS} filters")));
+        }
+        Ok(parsed)
+    }
+}
+
+/// One `filter`: Alertmanager matchers (`alertname="X"`, `!=`, `=~`, `!~`), as its API takes them.
+fn filters(text: &str) -> Result<Vec<LabelFilter>, ApiError> {
+    let matchers = Matchers::parse(&[text]).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))?;
+    Ok(matchers
+        .iter()
+        .map(|m| {
+            let value = m.value().to_owned();
+            let test = match m.op() {
+                Op::Equal => LabelTest::Equal(value),
+                Op::NotEqual => LabelTest::NotEqual(value),
+                Op::Regex => LabelTest::Regex(value),
+                Op::NotRegex => LabelTest::NotRegex(value),
+            };
+            LabelFilter {
+                label: m.name().to_owned(),
+                test,
+            }
+        })
+        .collect())
 }
 
 /// Incidents newest first, `limit` at a time; `next_before` is the cursor for the next page.
-pub async fn list(query: web::Query<ListQuery>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+/// `filter` (repeatable) keeps incidents one of whose alerts passes them all; `since` and
+/// `until` bound when they opened.
+pub async fn list(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let query = ListQuery::parse(req.query_string())?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -40,6 +119,9 @@ pub async fn list(query: web::Query<ListQuery>, state: web::Data<State>) -> Resu
         status: query.status,
         before: query.before,
         limit,
+        filters: query.filters,
+        since: query.since,
+        until: query.until,
     };
     let incidents = state
         .store

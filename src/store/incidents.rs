@@ -210,12 +210,59 @@ fn recorded_from(row: &Row) -> Recorded {
 }
 
 /// Which incidents to list.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Page {
     pub status: Option<Status>,
     /// Only incidents with a smaller id (the `next_before` of the previous page).
     pub before: Option<i64>,
     pub limit: i64,
+    /// Only incidents one of whose alerts passes every filter.
+    pub filters: Vec<LabelFilter>,
+    /// Only incidents opened at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Only incidents opened before this.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A test of one label of an alert; a missing label reads as empty, as in Alertmanager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelFilter {
+    pub label: String,
+    pub test: LabelTest,
+}
+
+/// How a label's value is tested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelTest {
+    Equal(String),
+    NotEqual(String),
+    /// The whole value matches this regular expression.
+    Regex(String),
+    NotRegex(String),
+}
+
+impl LabelFilter {
+    /// The SQL condition on alert `a`, with its parameters numbered from `next`; an equality
+    /// on a non-empty value is also a containment, so that the GIN index on labels serves it.
+    fn condition(&self, next: usize) -> String {
+        let value = format!("coalesce(a.labels->>${next}, '')");
+        let arg = next + 1;
+        match &self.test {
+            LabelTest::Equal(v) if !v.is_empty() => {
+                format!("a.labels @> jsonb_build_object(${next}::text, ${arg}::text) AND {value} = ${arg}")
+            }
+            LabelTest::Equal(_) => format!("{value} = ${arg}"),
+            LabelTest::NotEqual(_) => format!("{value} <> ${arg}"),
+            LabelTest::Regex(_) => format!("{value} ~ ('^(?:' || ${arg} || ')$')"),
+            LabelTest::NotRegex(_) => format!("{value} !~ ('^(?:' || ${arg} || ')$')"),
+        }
+    }
+
+    fn value(&self) -> &String {
+        match &self.test {
+            LabelTest::Equal(v) | LabelTest::NotEqual(v) | LabelTest::Regex(v) | LabelTest::NotRegex(v) => v,
+        }
+    }
 }
 
 /// An incident as the API shows it.
@@ -281,15 +328,34 @@ impl Store {
     /// Incidents newest first, with their alerts.
     pub async fn list_incidents(&self, page: Page) -> Result<Vec<Incident>, StoreError> {
         let client = self.client().await?;
-        let sql = format!(
+        let mut sql = format!(
             "{SELECT_INCIDENTS} WHERE ($1::text IS NULL OR i.status = $1) AND ($2::bigint IS NULL OR i.id < $2)
-             ORDER BY i.id DESC LIMIT $3"
+               AND ($4::timestamptz IS NULL OR i.created_at >= $4)
+               AND ($5::timestamptz IS NULL OR i.created_at < $5)"
         );
+        if !page.filters.is_empty() {
+            let conditions: Vec<String> = page
+                .filters
+                .iter()
+                .enumerate()
+                .map(|(k, f)| f.condition(6 + 2 * k))
+                .collect();
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = i.group_id AND a.incident_id = i.id
+                                 AND {})",
+                conditions.join(" AND ")
+            ));
+        }
+        sql.push_str(" ORDER BY i.id DESC LIMIT $3");
         let statement = client.prepare_cached(&sql).await?;
         let status = page.status.map(Status::as_str);
-        let rows = client
-            .query(&statement, &[&status, &page.before, &page.limit])
-            .await?;
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&status, &page.before, &page.limit, &page.since, &page.until];
+        for filter in &page.filters {
+            params.push(&filter.label);
+            params.push(filter.value());
+        }
+        let rows = client.query(&statement, &params).await?;
         let mut incidents: Vec<Incident> = rows.iter().map(incident_from).collect();
         attach_alerts(&client, &mut incidents).await?;
         Ok(incidents)

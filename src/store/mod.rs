@@ -38,6 +38,9 @@ pub enum StoreError {
     /// The database cannot be reached, is restarting, or the schema is not migrated yet.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refused the caller's input (a regular expression it cannot compile).
+    #[error("{0}")]
+    Rejected(String),
     /// Anything else: a bug or a schema mismatch; retrying will not help.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -47,6 +50,8 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_unavailable(&e) {
             StoreError::Unavailable(error_chain(&e))
+        } else if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_REGULAR_EXPRESSION) {
+            StoreError::Rejected(error_chain(&e))
         } else {
             StoreError::Other(anyhow::Error::new(e))
         }

@@ -21,6 +21,7 @@ mod outage;
 mod remediation;
 mod remediation_config;
 mod retention;
+mod search;
 mod tls;
 mod trust;
 mod vocabulary;

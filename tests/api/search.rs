@@ -1,0 +1,187 @@
+//! Searching incidents by label (`filter`, Alertmanager matcher syntax, repeatable), status,
+//! and when they opened, with the cursor paging and the list's shape unchanged.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{notification, TestApp};
+
+/// An incident in group `group` with one alert per label set.
+async fn incident(app: &TestApp, group: &str, alerts: &[Value]) -> i64 {
+    let mut payload = notification(group, "firing", &[]);
+    payload["alerts"] = alerts
+        .iter()
+        .enumerate()
+        .map(|(i, labels)| {
+            json!({
+                "status": "firing", "labels": labels, "annotations": {},
+                "startsAt": "2026-11-30T07:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "", "fingerprint": format!("{:016x}", 0xab00 + i + group.len() * 100),
+            })
+        })
+        .collect();
+    app.post_for_incident(&payload).await
+}
+
+async fn ids(app: &TestApp, query: &str) -> Vec<i64> {
+    let body = app.get_json(&format!("/api/v1/incidents?{query}")).await;
+    body["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn q(filter: &str) -> String {
+    format!("filter={}", urlencode(filter))
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn filters_select_incidents_with_an_alert_matching_them_all() {
+    let app = TestApp::builder().spawn().await;
+    let shop = incident(
+        &app,
+        "shop",
+        &[json!({"alertname": "HighErrorRate", "namespace": "shop-prod", "pod": "a"})],
+    )
+    .await;
+    let shop_staging = incident(
+        &app,
+        "shop-staging",
+        &[json!({"alertname": "HighErrorRate", "namespace": "shop-staging"})],
+    )
+    .await;
+    let mixed = incident(
+        &app,
+        "mixed",
+        &[
+            json!({"alertname": "HighErrorRate", "namespace": "api"}),
+            json!({"alertname": "Other", "namespace": "shop-x"}),
+        ],
+    )
+    .await;
+    let other = incident(
+        &app,
+        "other",
+        &[json!({"alertname": "LowDiskSpace", "namespace": "db"})],
+    )
+    .await;
+
+    assert_eq!(
+        ids(&app, &q(r#"alertname="HighErrorRate""#)).await,
+        [mixed, shop_staging, shop]
+    );
+    assert_eq!(
+        ids(
+            &app,
+            &format!(
+                "{}&{}",
+                q(r#"alertname="HighErrorRate""#),
+                q(r#"namespace=~"shop.*""#)
+            )
+        )
+        .await,
+        [shop_staging, shop],
+        "both filters on one alert: mixed has them on two alerts"
+    );
+    assert_eq!(
+        ids(&app, &q(r#"namespace!~"shop.*""#)).await,
+        [other, mixed],
+        "mixed's api alert passes"
+    );
+    assert_eq!(
+        ids(&app, &q(r#"pod="""#)).await,
+        [other, mixed, shop_staging],
+        "a missing label is empty"
+    );
+    assert_eq!(
+        ids(&app, &q(r#"alertname!="HighErrorRate""#)).await,
+        [other, mixed]
+    );
+    assert_eq!(
+        ids(&app, &q(r#"{alertname="LowDiskSpace", namespace="db"}"#)).await,
+        [other]
+    );
+
+    // Paging keeps the filter.
+    let first = app
+        .get_json(&format!(
+            "/api/v1/incidents?limit=1&{}",
+            q(r#"alertname="HighErrorRate""#)
+        ))
+        .await;
+    assert_eq!(first["incidents"][0]["id"], mixed);
+    assert_eq!(
+        first["incidents"][0]["alerts"].as_array().unwrap().len(),
+        2,
+        "the row keeps its alerts"
+    );
+    let next = first["next_before"].as_i64().unwrap();
+    assert_eq!(
+        ids(
+            &app,
+            &format!("before={next}&limit=5&{}", q(r#"alertname="HighErrorRate""#))
+        )
+        .await,
+        [shop_staging, shop]
+    );
+}
+
+#[tokio::test]
+async fn status_and_time_bounds_combine_with_filters() {
+    let app = TestApp::builder().spawn().await;
+    let t = "2026-11-30T07:00:00Z";
+    let firing = app
+        .post_for_incident(&notification("a", "firing", &[("00000000000000a1", "firing", t)]))
+        .await;
+    let resolved = app
+        .post_for_incident(&notification("b", "firing", &[("00000000000000b1", "firing", t)]))
+        .await;
+    app.post_for_incident(&notification(
+        "b",
+        "resolved",
+        &[("00000000000000b1", "resolved", t)],
+    ))
+    .await;
+    let both = q(r#"alertname="HighErrorRate""#);
+    assert_eq!(ids(&app, &format!("status=firing&{both}")).await, [firing]);
+    assert_eq!(ids(&app, &format!("status=resolved&{both}")).await, [resolved]);
+    assert_eq!(ids(&app, "since=2000-01-01T00:00:00Z").await, [resolved, firing]);
+    assert!(ids(&app, "until=2000-01-01T00:00:00Z").await.is_empty());
+    assert!(
+        ids(&app, &format!("since={}", urlencode("2999-01-01T00:00:00+01:00")))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_bad_filter_or_time_is_400_with_the_reason() {
+    let app = TestApp::builder().spawn().await;
+    for (query, reason) in [
+        (q(r#"alertname=~"(""#), "filter"),
+        (q("alertname"), "filter"),
+        (q(r#"alertname=~"(?P<x>a)""#), "regular expression"),
+        ("since=yesterday".to_owned(), "RFC 3339"),
+        ("status=burning".to_owned(), "status"),
+        ("colour=blue".to_owned(), "unknown query parameter"),
+        ("limit=0".to_owned(), "limit"),
+    ] {
+        let response = app.get(&format!("/api/v1/incidents?{query}")).await;
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(reason),
+            "{query}: {body}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! `scripts/check-layers` (run by CI) keeps it so. From the top:
 //!
 //! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`).
+//!    `fuzzing`: what the fuzz targets in `fuzz/` run (hidden from the docs).
 //! 2. [`startup`]: wires the compiled plan, the store, metrics, the HTTP server and the
 //!    engine together, once.
 //! 3. [`http`]: routes; the webhook handler parses, authenticates and stores, nothing more.
@@ -27,6 +28,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod intake;
 pub mod metrics;

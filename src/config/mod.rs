@@ -156,7 +156,24 @@ pub fn load(source: &Source) -> Result<Settings, Problems> {
 
 /// The settings, if they could be parsed at all, and every problem found in them.
 pub fn read(source: &Source) -> (Option<Settings>, Vec<Problem>) {
-    let merged = match merge(source) {
+    let yaml = match &source.file {
+        Some(file) => match std::fs::read_to_string(file) {
+            Ok(yaml) => Some(yaml),
+            Err(e) => {
+                return (
+                    None,
+                    vec![Problem::new("<source>", format!("{}: {e}", file.display()))],
+                )
+            }
+        },
+        None => None,
+    };
+    read_yaml(yaml.as_deref(), &source.env)
+}
+
+/// The settings from YAML text (if any) and these environment variables, and every problem.
+pub fn read_yaml(yaml: Option<&str>, env: &HashMap<String, String>) -> (Option<Settings>, Vec<Problem>) {
+    let merged = match merge(yaml, env) {
         Ok(merged) => merged,
         Err(e) => return (None, vec![Problem::new("<source>", e.to_string())]),
     };
@@ -196,11 +213,11 @@ fn key_path(path: &serde_ignored::Path) -> String {
     }
 }
 
-fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
+fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Config, config::ConfigError> {
     let mut builder = config::Config::builder();
     let mut notifier_names = Vec::new();
-    if let Some(file) = &source.file {
-        let file = config::File::from(file.as_path()).format(config::FileFormat::Yaml);
+    if let Some(yaml) = yaml {
+        let file = config::File::from_str(yaml, config::FileFormat::Yaml);
         notifier_names = config::Config::builder()
             .add_source(file.clone())
             .build()?
@@ -210,7 +227,7 @@ fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
         builder = builder.add_source(file);
     }
     let mut medic_env = config::Map::new();
-    for (key, value) in &source.env {
+    for (key, value) in env {
         if !is_setting(key) {
             continue;
         }
@@ -228,7 +245,7 @@ fn merge(source: &Source) -> Result<config::Config, config::ConfigError> {
             .source(Some(medic_env.clone())),
     );
     if !medic_env.contains_key("MEDIC_DATABASE__URL") {
-        if let Some(url) = source.env.get(DATABASE_URL_FALLBACK) {
+        if let Some(url) = env.get(DATABASE_URL_FALLBACK) {
             builder = builder.set_override("database.url", url.as_str())?;
         }
     }

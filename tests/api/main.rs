@@ -8,6 +8,7 @@ mod engines;
 mod escalation;
 mod escalation_config;
 mod failover;
+mod fuzz_regressions;
 mod guard_rails;
 mod health;
 mod helpers;

@@ -1,0 +1,309 @@
+//! A year of history at full speed: `cargo bench --bench history`.
+//!
+//! Builds a history in a durable Postgres (in SQL, not through HTTP; prints how long it took):
+//! `BENCH_INCIDENTS` incidents (default 1,000,000), 10 alerts and 20 deliveries each, 1% still
+//! firing, one incident in a thousand carrying the label `needle="yes"`. Then a release-built
+//! `medic serve` answers, over HTTP, `BENCH_QUERIES` (default 200) of each: the newest page,
+//! a page 10,000 pages deep by cursor, one incident's detail, a `filter` on the 0.1% label,
+//! and `status=firing`; it prints p50/p99 (target: p99 ≤ 50 ms each). Last, it prunes 10% of
+//! the history (resolved incidents made old) while posting 1,000 notifications/s, and prints
+//! intake's p99 before and during the prune (target: during ≤ 1.2 × before).
+
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use medic::{
+    config::DatabaseSettings,
+    store::{retention::Retention, Store},
+};
+use postgres::{Durability, TempPostgres};
+use secrecy::SecretString;
+
+const TOKEN: &str = "bench-token";
+const API_TOKEN: &str = "bench-api-token";
+const PAGE: i64 = 50;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let incidents: i64 = env_or("BENCH_INCIDENTS", 1_000_000);
+    let queries: usize = env_or("BENCH_QUERIES", 200);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let postgres = TempPostgres::start(Durability::Durable);
+    let url = runtime.block_on(postgres.create_database("medic"));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(
+        config.path(),
+        format!("server:\n  auth:\n    users: [{{name: bench, role: viewer, token: {API_TOKEN}}}]\nretention: {{interval: 1h}}\n"),
+    )
+    .unwrap();
+    let mut medic = start_medic(&url, port, config.path());
+    let base = format!("http://127.0.0.1:{port}");
+    runtime.block_on(wait_ready(&base));
+
+    let started = Instant::now();
+    runtime.block_on(build_history(&url, incidents));
+    println!(
+        "history: {incidents} incidents, {} alerts, {} deliveries built in {:.1} s",
+        incidents * 10,
+        incidents * 20,
+        started.elapsed().as_secs_f64()
+    );
+    let newest = runtime.block_on(max_id(&url));
+    let deep = newest - 10_000 * PAGE;
+    let one = newest / 2;
+    println!("{:<28} {:>8} {:>8} {:>8}", "query", "p50 ms", "p99 ms", "max ms");
+    for (name, path) in [
+        (
+            "newest page".to_owned(),
+            format!("/api/v1/incidents?limit={PAGE}"),
+        ),
+        (
+            "page 10,000 deep".to_owned(),
+            format!("/api/v1/incidents?limit={PAGE}&before={deep}"),
+        ),
+        ("one incident".to_owned(), format!("/api/v1/incidents/{one}")),
+        (
+            "filter on 0.1% label".to_owned(),
+            format!("/api/v1/incidents?limit={PAGE}&filter=needle%3D%22yes%22"),
+        ),
+        (
+            "status=firing".to_owned(),
+            format!("/api/v1/incidents?limit={PAGE}&status=firing"),
+        ),
+    ] {
+        let times = runtime.block_on(time_gets(&base, &path, queries));
+        println!(
+            "{name:<28} {:>8.2} {:>8.2} {:>8.2}",
+            pct(&times, 0.5),
+            pct(&times, 0.99),
+            pct(&times, 1.0)
+        );
+    }
+
+    let before = runtime.block_on(intake_at(&base, 1000, Duration::from_secs(10), "before"));
+    runtime.block_on(age_tenth(&url));
+    let store = Store::new(&DatabaseSettings {
+        url: SecretString::from(url.clone()),
+        ..DatabaseSettings::default()
+    })
+    .unwrap();
+    let retention = Retention {
+        deliveries: None,
+        timer_attempts: None,
+        resolved_incidents: Some(Duration::from_secs(400 * 86_400)),
+        batch: 1000,
+    };
+    let prune = runtime.spawn(async move {
+        let started = Instant::now();
+        let mut incidents = 0;
+        while let Ok(Some(pruned)) = store.prune(&retention).await {
+            incidents += pruned.incidents;
+            if pruned.incidents == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (incidents, started.elapsed())
+    });
+    let during = runtime.block_on(intake_at(&base, 1000, Duration::from_secs(10), "during"));
+    let (pruned, took) = runtime.block_on(prune).unwrap();
+    println!(
+        "intake at 1000/s: p99 {:.2} ms before, {:.2} ms while pruning ({:.2}x); pruned {pruned} incidents in {:.1} s",
+        pct(&before, 0.99),
+        pct(&during, 0.99),
+        pct(&during, 0.99) / pct(&before, 0.99),
+        took.as_secs_f64()
+    );
+    let _ = medic.kill();
+    let _ = medic.wait();
+}
+
+fn start_medic(database_url: &str, port: u16, config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_clear()
+        .env("MEDIC_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
+        .env("MEDIC_DATABASE__URL", database_url)
+        .env("MEDIC_ENGINE__ENABLED", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start medic")
+}
+
+async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("medic did not become ready");
+}
+
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The history, in SQL: groups, incidents, alerts and deliveries, then ANALYZE.
+async fn build_history(url: &str, n: i64) {
+    let db = sql(url).await;
+    db.batch_execute(&format!(
+        "SET synchronous_commit = off;
+         INSERT INTO alert_groups (receiver, group_key, group_labels, first_seen_at)
+              SELECT 'bench', 'g' || g, jsonb_build_object('alertname', 'A' || g % 50), now()
+                FROM generate_series(1, {n}) g;
+         INSERT INTO incidents (group_id, status, created_at, updated_at, resolved_at, common_labels,
+                                common_annotations, external_url)
+              SELECT g.id, CASE WHEN g.id % 100 = 0 THEN 'firing' ELSE 'resolved' END,
+                     now() - ({n} - g.id) * interval '30 seconds', now() - ({n} - g.id) * interval '30 seconds',
+                     CASE WHEN g.id % 100 = 0 THEN NULL ELSE now() - ({n} - g.id) * interval '30 seconds' + interval '5 minutes' END,
+                     jsonb_build_object('alertname', 'A' || g.id % 50), '{{}}', 'http://alertmanager:9093'
+                FROM alert_groups g ORDER BY g.id;"
+    ))
+    .await
+    .unwrap();
+    // Alerts and deliveries in slices, so that no one statement holds everything in memory.
+    let slice = 100_000;
+    for start in (0..n).step_by(slice as usize) {
+        db.batch_execute(&format!(
+            "SET synchronous_commit = off;
+             INSERT INTO alerts (incident_id, group_id, fingerprint, starts_at, ends_at, status, labels,
+                                 annotations, generator_url, first_seen_at, updated_at)
+                  SELECT i.id, i.group_id, lpad(to_hex(i.id * 16 + k), 16, '0'), i.created_at,
+                         i.resolved_at, i.status,
+                         jsonb_build_object('alertname', 'A' || i.id % 50, 'namespace', 'ns' || i.id % 200,
+                                            'pod', 'pod-' || i.id || '-' || k, 'severity', 'critical')
+                         || CASE WHEN i.id % 1000 = 0 THEN '{{\"needle\": \"yes\"}}'::jsonb ELSE '{{}}' END,
+                         '{{\"summary\": \"something is wrong\"}}', '', i.created_at, i.created_at
+                    FROM incidents i, generate_series(1, 10) k
+                   WHERE i.id > {start} AND i.id <= {end};
+             INSERT INTO deliveries (incident_id, received_at, status, alerts, new_alerts, resolved_alerts,
+                                     truncated_alerts, duplicate)
+                  SELECT i.id, i.created_at + k * interval '1 minute', 'firing', 10, 0, 0, 0, k > 1
+                    FROM incidents i, generate_series(1, 20) k
+                   WHERE i.id > {start} AND i.id <= {end};",
+            end = start + slice
+        ))
+        .await
+        .unwrap();
+    }
+    db.batch_execute("VACUUM ANALYZE").await.unwrap();
+}
+
+async fn max_id(url: &str) -> i64 {
+    sql(url)
+        .await
+        .query_one("SELECT max(id) FROM incidents", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Milliseconds each of `n` sequential GETs took.
+async fn time_gets(base: &str, path: &str, n: usize) -> Vec<f64> {
+    let client = reqwest::Client::new();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let response = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.bytes().await.unwrap();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
+/// Resolved incidents with ids ending a tenth of the way: resolved 500 days ago.
+async fn age_tenth(url: &str) {
+    sql(url)
+        .await
+        .batch_execute(
+            "UPDATE incidents SET resolved_at = now() - interval '500 days', created_at = now() - interval '501 days'
+              WHERE status = 'resolved' AND id % 10 = 3",
+        )
+        .await
+        .unwrap();
+}
+
+/// Posts one-alert notifications of new groups at `rate` per second for `duration`; the
+/// latency of each, in milliseconds.
+async fn intake_at(base: &str, rate: u64, duration: Duration, run: &str) -> Vec<f64> {
+    let client = reqwest::Client::new();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut i = 0u64;
+    while started.elapsed() < duration {
+        let due = started + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let (client, url) = (client.clone(), format!("{base}/webhook"));
+        let body = format!(
+            r#"{{"receiver":"bench","status":"firing","alerts":[{{"status":"firing","labels":{{"alertname":"Load","run":"{run}"}},"annotations":{{}},"startsAt":"2026-11-30T08:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"{i:016x}"}}],"groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"","version":"4","groupKey":"load-{run}-{i}","truncatedAlerts":0}}"#
+        );
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let response = client
+                .post(url)
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            let ok = response.is_ok_and(|r| r.status() == 200);
+            (ok, sent.elapsed().as_secs_f64() * 1000.0)
+        });
+        i += 1;
+    }
+    let mut times = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        let (ok, ms) = result.unwrap();
+        assert!(ok, "a notification was not recorded");
+        times.push(ms);
+    }
+    times
+}
+
+fn pct(times: &[f64], p: f64) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or(0.0)
+}

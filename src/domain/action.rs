@@ -218,8 +218,8 @@ fn duration(value: &Value) -> Result<Duration, String> {
     match value {
         Value::Number(n) => n
             .as_u64()
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{n} is not a duration")),
+            .ok_or_else(|| format!("{n} is not a duration"))
+            .and_then(|seconds| HumanDuration::from_secs(seconds).map(|d| d.0)),
         Value::String(s) => HumanDuration::parse(s).map(|d| d.0),
         other => Err(format!("{other} is not a duration")),
     }

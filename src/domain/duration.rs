@@ -11,11 +11,20 @@ use serde::{de, Deserialize, Deserializer};
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
+    /// Whole seconds, within the bound of the written form (milliseconds in a u64), so that
+    /// every duration read can be written back and read again.
+    pub fn from_secs(seconds: u64) -> Result<HumanDuration, String> {
+        match seconds.checked_mul(1000) {
+            Some(_) => Ok(HumanDuration(Duration::from_secs(seconds))),
+            None => Err(format!("{seconds} seconds is too long a duration")),
+        }
+    }
+
     /// Parses `1h30m`, `5m`, `10s`, `250ms`, `2d` (units in decreasing order, each at most
     /// once), or a bare number of seconds (as environment variables give it).
     pub fn parse(text: &str) -> Result<HumanDuration, String> {
         if let Ok(seconds) = text.trim().parse::<u64>() {
-            return Ok(HumanDuration(Duration::from_secs(seconds)));
+            return HumanDuration::from_secs(seconds);
         }
         const UNITS: [(&str, u64); 5] = [
             ("d", 86_400_000),
@@ -76,12 +85,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 f.write_str("a duration such as 90s, 5m or 1h30m")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                Ok(HumanDuration(Duration::from_secs(v)))
+                HumanDuration::from_secs(v).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                u64::try_from(v)
-                    .map(|v| HumanDuration(Duration::from_secs(v)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
+                let v = u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative"))?;
+                HumanDuration::from_secs(v).map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
                 HumanDuration::parse(v).map_err(E::custom)
@@ -108,6 +116,10 @@ mod tests {
             Ok(30_000),
             "bare seconds, as environment variables give them"
         );
+        // Found by fuzzing: bare seconds past the bound of the written form.
+        assert!(HumanDuration::parse("666666666626664802").is_err());
+        let largest = HumanDuration::parse(&(u64::MAX / 1000).to_string()).unwrap();
+        assert_eq!(HumanDuration::parse(&largest.to_string()), Ok(largest));
         for bad in ["", "m", "5x", "30s1m", "1m1m", "-5s", "5 m", "1.5s"] {
             assert!(HumanDuration::parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -34,8 +34,6 @@ CREATE INDEX audit_events_by_incident ON audit_events (incident_id, at);
 ALTER TABLE incidents ADD COLUMN pruned_deliveries bigint NOT NULL DEFAULT 0;
 CREATE INDEX timer_attempts_by_age ON timer_attempts (finished_at);
 
--- Search by label: `labels @> {"name": "value"}` (hashed paths, so a long value indexes too).
-CREATE INDEX alerts_by_label ON alerts USING gin (labels jsonb_path_ops);
 
 -- Records one notification and, in the same transaction, schedules what the matching rules
 -- ask for, or closes the incident's timers.

@@ -114,17 +114,12 @@ fn main() {
         resolved_incidents: Some(Duration::from_secs(400 * 86_400)),
         batch: 1000,
     };
+    let metrics = medic::metrics::Metrics::new().unwrap();
     let prune = runtime.spawn(async move {
+        // The pruner medic runs: batches with a pause between them, until caught up.
         let started = Instant::now();
-        let mut incidents = 0;
-        while let Ok(Some(pruned)) = store.prune(&retention).await {
-            incidents += pruned.incidents;
-            if pruned.incidents == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        (incidents, started.elapsed())
+        let pruned = medic::retention::round(&store, &retention, &metrics.retention).await;
+        (pruned.incidents, started.elapsed())
     });
     let during = runtime.block_on(intake_at(&base, 1000, Duration::from_secs(10), "during"));
     let (pruned, took) = runtime.block_on(prune).unwrap();

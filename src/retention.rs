@@ -13,8 +13,9 @@ use crate::{
     },
 };
 
-/// Pause between two batches of one round, so that pruning never crowds out intake.
-const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
+/// Pause between two batches of one round, so that pruning never crowds out intake (history
+/// accrues far slower than even this prunes it).
+const BETWEEN_BATCHES: Duration = Duration::from_millis(200);
 
 /// What `retention:` asks for, as the store takes it.
 pub fn retention(settings: &RetentionSettings) -> Retention {
@@ -51,7 +52,7 @@ pub async fn round(store: &Store, retention: &Retention, metrics: &RetentionMetr
                 add(&mut total, &pruned);
                 let full = pruned.deliveries >= retention.batch
                     || pruned.timer_attempts >= retention.batch
-                    || pruned.incidents >= (retention.batch / 10).max(1);
+                    || pruned.incidents >= retention.incident_batch();
                 if !full {
                     break;
                 }

@@ -92,7 +92,7 @@ pub struct RetentionSettings {
     pub resolved_incidents: HumanDuration,
     /// How often a replica looks for something to prune.
     pub interval: HumanDuration,
-    /// Rows per delete statement (resolved incidents: a tenth of it), so that nothing waits.
+    /// Rows per delete statement (resolved incidents: a fiftieth of it), so that nothing waits.
     pub batch: i64,
 }
 

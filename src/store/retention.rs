@@ -18,6 +18,14 @@ pub struct Retention {
     pub batch: i64,
 }
 
+impl Retention {
+    /// Resolved incidents per statement: each takes its alerts, deliveries, timers and the
+    /// rest along, so a fiftieth of the row batch.
+    pub fn incident_batch(&self) -> i64 {
+        (self.batch / 50).max(1)
+    }
+}
+
 /// Rows removed by one round, by table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -127,8 +135,9 @@ impl Store {
                 .get(0);
         }
         if let Some(age) = retention.resolved_incidents {
-            let incidents = (retention.batch / 10).max(1);
-            let row = tx.query_one(INCIDENTS, &[&millis(age), &incidents]).await?;
+            let row = tx
+                .query_one(INCIDENTS, &[&millis(age), &retention.incident_batch()])
+                .await?;
             pruned.incidents = row.get(0);
             pruned.alerts = row.get(1);
             pruned.deliveries += row.get::<_, i64>(2);

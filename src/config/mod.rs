@@ -1,7 +1,7 @@
 //! Settings as plain data: one tree loaded from defaults, an optional YAML file and `MEDIC_*`
 //! environment variables, with the checks that need only the settings themselves. Every
 //! problem is reported with its key path. Reading secret files, compiling rules and every check
-//! that spans sections belong to [`crate::plan`]; this module imports only the vocabulary.
+//! that spans sections belong to the plan, a floor above; this module imports only the vocabulary.
 
 mod escalation;
 mod postgres;
@@ -146,7 +146,7 @@ impl fmt::Display for Problems {
 }
 
 /// Loads and checks the settings; on failure returns every problem found. Secrets and rules
-/// are not looked at here: [`crate::plan::load`] does both steps and reports all problems.
+/// are not looked at here: the plan's `load` does both steps and reports all problems.
 pub fn load(source: &Source) -> Result<Settings, Problems> {
     match read(source) {
         (Some(settings), problems) if problems.is_empty() => Ok(settings),

@@ -16,7 +16,7 @@ use crate::{
     domain::Role,
 };
 
-/// Everything [`crate::http`] checks callers against.
+/// Everything the HTTP layer checks callers against.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     /// Alertmanager's bearer token: `POST /webhook` and nothing else.

@@ -9,15 +9,17 @@
 //! the history (resolved incidents made old) while posting 1,000 notifications/s, and prints
 //! intake's p99 before and during the prune (target: during ≤ 1.2 × before).
 
+#[path = "support/common.rs"]
+mod common;
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
 
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use common::{env_or, free_port, wait_ready};
 use medic::{
     config::DatabaseSettings,
     store::{retention::Retention, Store},
@@ -29,13 +31,6 @@ const TOKEN: &str = "bench-token";
 const API_TOKEN: &str = "bench-api-token";
 const PAGE: i64 = 50;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let incidents: i64 = env_or("BENCH_INCIDENTS", 1_000_000);
     let queries: usize = env_or("BENCH_QUERIES", 200);
@@ -46,11 +41,7 @@ fn main() {
         .unwrap();
     let postgres = TempPostgres::start(Durability::Durable);
     let url = runtime.block_on(postgres.create_database("medic"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
     std::fs::write(
         config.path(),
@@ -148,22 +139,6 @@ fn start_medic(database_url: &str, port: u16, config: &std::path::Path) -> Child
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start medic")
-}
-
-async fn wait_ready(base: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("medic did not become ready");
 }
 
 async fn sql(url: &str) -> tokio_postgres::Client {

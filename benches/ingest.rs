@@ -19,6 +19,8 @@
 //! `BENCH_RATE` (default 2000), `BENCH_POOL` (medic's pool, default 16), `BENCH_WRITERS`
 //! (`database.writers`, default 4), `BENCH_SCENARIOS` (comma-separated name prefixes to run).
 
+#[path = "support/common.rs"]
+mod common;
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
 
@@ -31,6 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::{env_or, free_port, wait_ready};
 use postgres::{Durability, TempPostgres};
 
 const TOKEN: &str = "bench-token";
@@ -50,13 +53,6 @@ struct Scenario {
     /// Re-send a fixed set of groups instead of new ones.
     repeat: bool,
     load: Load,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {
@@ -154,19 +150,6 @@ fn start_medic(database_url: &str, port: u16) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start medic")
-}
-
-async fn wait_ready(base: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
-            if response.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("medic did not become ready");
 }
 
 /// The captured Alertmanager payload, cut into text pieces so that building one costs little.
@@ -317,12 +300,4 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -16,6 +16,8 @@
 //! (timers never delivered). `BENCH_SCENARIOS` picks scenarios by name prefix (`rate-1`,
 //! `burst-3`, ...); `BENCH_WORST=1` also prints the worst lateness per 5 s of due times.
 
+#[path = "support/common.rs"]
+mod common;
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
 #[path = "../tests/support/sink.rs"]
@@ -29,6 +31,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use common::env_or;
 use postgres::{Durability, TempPostgres};
 use sink::Sink;
 
@@ -37,13 +40,6 @@ use sink::Sink;
 const LEAD: Duration = Duration::from_secs(3);
 /// How long to wait for stragglers after the last timer was due.
 const GRACE: Duration = Duration::from_secs(20);
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Scenario {
     name: String,

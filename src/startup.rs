@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::{
     config::Settings,
-    engine::{Engine, EngineHandle, Fault, Heartbeat},
+    engine::{Engine, EngineHandle, Fault},
     http::{self, Authenticator, EngineHealth, State},
     intake::Recorder,
     metrics::Metrics,
@@ -71,8 +71,6 @@ impl Application {
             databases: plan.databases,
         };
         let engine = engine(&settings, parts, &store, &rules, &metrics, hooks).await?;
-        let heartbeat = engine.as_ref().map(|(_, heartbeat)| heartbeat.clone());
-        let engine = engine.map(|(handle, _)| handle);
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
         let pruner = tokio::spawn(retention::run(
             store.clone(),
@@ -93,8 +91,7 @@ impl Application {
             body_limit: settings.server.body_limit_bytes,
             retry_after: settings.database.retry_after_seconds,
             readiness: Default::default(),
-            engine: heartbeat.map(|heartbeat| EngineHealth {
-                heartbeat,
+            engine: engine.as_ref().map(|_| EngineHealth {
                 stall_after: settings.engine.stall_after.0,
             }),
         };
@@ -186,7 +183,7 @@ async fn engine(
     rules: &Arc<Rules>,
     metrics: &Metrics,
     hooks: Hooks,
-) -> anyhow::Result<Option<(EngineHandle, Heartbeat)>> {
+) -> anyhow::Result<Option<EngineHandle>> {
     if !settings.engine.enabled {
         tracing::info!("timer engine disabled in this process");
         return Ok(None);
@@ -212,9 +209,8 @@ async fn engine(
     if let Some(fault) = hooks.fault {
         engine = engine.with_fault(fault);
     }
-    let heartbeat = engine.heartbeat();
     let handle = engine.spawn(settings.engine.concurrency, settings.engine.safety_poll.0);
-    Ok(Some((handle, heartbeat)))
+    Ok(Some(handle))
 }
 
 /// The HTTP server on its listener, and the port it got.

@@ -47,7 +47,6 @@ impl Engine {
             let permits = Arc::new(Semaphore::new(concurrency));
             let mut sends = JoinSet::new();
             while !idle.is_stopped() {
-                self.heartbeat.beat();
                 self.metrics
                     .last_loop
                     .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);

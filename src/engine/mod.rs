@@ -62,43 +62,12 @@ pub struct Engine {
     remediation_permits: Arc<tokio::sync::Semaphore>,
     /// Called as each timer is fired, for tests that inject a fault (a panic, a hang).
     fault: Option<Fault>,
-    /// When the claim loop last went round, for `/healthz` and the metric.
-    heartbeat: Heartbeat,
 }
 
 /// A test's hook into firing: awaited with each timer before its work starts, so a test can
 /// make that work panic or hang.
 pub type Fault =
     Arc<dyn Fn(&crate::store::timers::Claimed) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
-
-/// When the engine's claim loop last completed a round, shared with `/healthz`.
-#[derive(Debug, Clone, Default)]
-pub struct Heartbeat(Arc<std::sync::atomic::AtomicU64>);
-
-impl Heartbeat {
-    /// Records a completed round, now.
-    fn beat(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
-        self.0.store(millis, std::sync::atomic::Ordering::Release);
-    }
-
-    /// How long since the last round; None before the first.
-    pub fn since(&self) -> Option<Duration> {
-        let millis = self.0.load(std::sync::atomic::Ordering::Acquire);
-        if millis == 0 {
-            return None;
-        }
-        let last = std::time::UNIX_EPOCH + Duration::from_millis(millis);
-        Some(
-            std::time::SystemTime::now()
-                .duration_since(last)
-                .unwrap_or_default(),
-        )
-    }
-}
 
 /// A running engine: stop it gracefully, or kill it as a crash would.
 pub struct EngineHandle {
@@ -169,7 +138,6 @@ impl Engine {
             remediations: None,
             remediation_permits: Arc::new(tokio::sync::Semaphore::new(settings.remediation_concurrency)),
             fault: None,
-            heartbeat: Heartbeat::default(),
         }
     }
 
@@ -177,11 +145,6 @@ impl Engine {
     pub fn with_fault(mut self, fault: Fault) -> Self {
         self.fault = Some(fault);
         self
-    }
-
-    /// The claim loop's heartbeat, for `/healthz`.
-    pub fn heartbeat(&self) -> Heartbeat {
-        self.heartbeat.clone()
     }
 
     /// Lets this engine run remediation timers.

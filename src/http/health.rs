@@ -51,12 +51,12 @@ impl Readiness {
 /// (a stuck engine fires no timer, and a restart is the cure).
 pub async fn healthz(state: web::Data<State>) -> HttpResponse {
     if let Some(engine) = &state.engine {
-        if let Some(since) = engine
-            .heartbeat
-            .since()
-            .filter(|since| *since > engine.stall_after)
-        {
-            tracing::error!(seconds = since.as_secs(), "the timer engine is stalled");
+        // The engine sets the gauge each round; zero until its first.
+        let last = state.metrics.timers.last_loop.get();
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        let since = now - last;
+        if last > 0.0 && since > engine.stall_after.as_secs_f64() {
+            tracing::error!(seconds = since as u64, "the timer engine is stalled");
             return HttpResponse::ServiceUnavailable().json(json!({ "status": "engine stalled" }));
         }
     }

@@ -38,13 +38,12 @@ pub struct State {
     pub retry_after: u64,
     /// The last readiness check, shared by probes for about a second.
     pub readiness: Readiness,
-    /// The engine's heartbeat, when this process runs one.
+    /// How `/healthz` tells a stalled engine, when this process runs one.
     pub engine: Option<EngineHealth>,
 }
 
-/// How `/healthz` tells a stalled engine.
+/// How `/healthz` tells a stalled engine: by `medic_engine_last_loop_timestamp_seconds`.
 pub struct EngineHealth {
-    pub heartbeat: crate::engine::Heartbeat,
     /// Longer than this since the claim loop last went round: unhealthy.
     pub stall_after: std::time::Duration,
 }

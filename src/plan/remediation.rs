@@ -147,11 +147,10 @@ pub struct GuardRails {
     /// Most fires of one alert within `flapping_window` before it escalates instead.
     pub flapping_max_fires: u32,
     pub flapping_window: Duration,
-    /// How long a started action holds its target before another may act on it.
-    pub action_timeout: Duration,
     /// The global `dry_run`.
     pub dry_run: bool,
-    /// How far parameters rendered from alerts may reach.
+    /// How far parameters rendered from alerts may reach, and the action timeout (how long
+    /// a started action holds its target before another may act on it).
     pub limits: ParamLimits,
 }
 
@@ -167,7 +166,6 @@ impl GuardRails {
             global: settings.budget.global,
             flapping_max_fires: settings.flapping.max_fires,
             flapping_window: settings.flapping.window.0,
-            action_timeout: settings.action_timeout.0,
             dry_run,
             limits: limits(settings),
         }

@@ -29,14 +29,6 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// A secret given inline.
-    pub fn fixed(value: SecretString) -> Self {
-        Self {
-            file: None,
-            value: Arc::new(RwLock::new(value)),
-        }
-    }
-
     /// Whether `presented` is the current value, compared in constant time.
     pub fn matches(&self, presented: &str) -> bool {
         let current = self.value.read().unwrap_or_else(|poisoned| poisoned.into_inner());

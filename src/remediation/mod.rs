@@ -215,7 +215,7 @@ impl Runner {
             per_rule: budget(rails.per_rule),
             global: budget(rails.global),
             flapping: (rails.flapping_max_fires as i32, ms(rails.flapping_window)),
-            action_timeout_ms: ms(rails.action_timeout),
+            action_timeout_ms: ms(rails.limits.action_timeout),
         }
     }
 

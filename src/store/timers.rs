@@ -181,9 +181,11 @@ const NEXT_DUE: &str = "
                    AND kind = ANY($1::text[])))
            - clock_timestamp())::float8";
 
-/// The kinds this build knows how to fire, as stored.
-fn known_kinds() -> Vec<&'static str> {
-    TimerKind::ALL.iter().map(|kind| kind.as_str()).collect()
+/// The kinds this build knows how to fire, as stored; made once, passed to every claim.
+fn known_kinds() -> &'static [&'static str] {
+    static KINDS: std::sync::LazyLock<Vec<&'static str>> =
+        std::sync::LazyLock::new(|| TimerKind::ALL.iter().map(|kind| kind.as_str()).collect());
+    &KINDS
 }
 
 impl Store {

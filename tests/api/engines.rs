@@ -63,24 +63,27 @@ fn notifiers(sink: &Sink, settings: &EngineSettings) -> Notifiers {
     .unwrap()
 }
 
-/// An engine with its own pool, sending every timer to the sink's `/hook`.
-async fn engine(url: &str, sink: &Sink, settings: &EngineSettings) -> medic::engine::EngineHandle {
-    let metrics = Metrics::new().unwrap();
-    let engine = Engine::new(
-        store(url).await,
+/// An engine over `store` (not started), sending every timer to the sink's `/hook`.
+fn engine_over(store: Store, sink: &Sink, settings: &EngineSettings, metrics: &Metrics) -> Engine {
+    Engine::new(
+        store,
         notifiers(sink, settings),
         Arc::new(Rules::default()),
         settings,
-        metrics.timers,
-    );
+        metrics.timers.clone(),
+    )
+}
+
+/// An engine with its own pool, started, sending every timer to the sink's `/hook`.
+async fn engine(url: &str, sink: &Sink, settings: &EngineSettings) -> medic::engine::EngineHandle {
+    let engine = engine_over(store(url).await, sink, settings, &Metrics::new().unwrap());
     engine.spawn(settings.concurrency, Duration::from_secs(30))
 }
 
 /// An open incident and `count` escalation timers for it, due over `spread_ms` from now.
 async fn schedule(url: &str, count: i32, spread_ms: i32) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
+    sql(url)
+        .await
         .batch_execute(&format!(
             "INSERT INTO alert_groups (receiver, group_key, group_labels) VALUES ('r', 'g', '{{}}');
              INSERT INTO incidents (group_id, status, common_labels, common_annotations, external_url)
@@ -95,10 +98,15 @@ async fn schedule(url: &str, count: i32, spread_ms: i32) {
         .unwrap();
 }
 
-async fn count(url: &str, sql: &str) -> i64 {
+/// A plain connection to the test's database.
+async fn sql(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    client.query_one(sql, &[]).await.unwrap().get(0)
+    client
+}
+
+async fn count(url: &str, query: &str) -> i64 {
+    sql(url).await.query_one(query, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,11 +239,8 @@ async fn an_escalation_whose_incident_resolved_meanwhile_is_cancelled_not_sent()
     );
     schedule(&url, 2, 1).await;
     // Resolved behind the timers' back, as if the resolve raced their claim.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    sql(&url)
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
         .batch_execute("UPDATE incidents SET status = 'resolved', resolved_at = now()")
         .await
         .unwrap();
@@ -267,11 +272,8 @@ async fn a_timer_of_a_kind_this_build_does_not_know_is_never_claimed() {
     let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
     let store = store(&url).await;
     schedule(&url, 1, 1).await;
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    sql(&url)
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
         .batch_execute(
             "ALTER TABLE timers DROP CONSTRAINT timers_kind_check;
              INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at)
@@ -279,13 +281,7 @@ async fn a_timer_of_a_kind_this_build_does_not_know_is_never_claimed() {
         )
         .await
         .unwrap();
-    let engine = Engine::new(
-        store.clone(),
-        notifiers(&sink, &settings),
-        Arc::new(Rules::default()),
-        &settings,
-        Metrics::new().unwrap().timers,
-    );
+    let engine = engine_over(store.clone(), &sink, &settings, &Metrics::new().unwrap());
 
     assert_eq!(
         engine.try_execute_batch().await.unwrap(),
@@ -318,11 +314,8 @@ async fn a_remediation_that_cannot_be_decoded_is_a_recorded_failure() {
     let settings = engine_settings(Duration::from_secs(30), Duration::from_secs(5));
     let store = store(&url).await;
     schedule(&url, 0, 1).await;
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    sql(&url)
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
         .batch_execute(
             r#"INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
                                    subject, payload)
@@ -341,14 +334,7 @@ async fn a_remediation_that_cannot_be_decoded_is_a_recorded_failure() {
         BTreeMap::new(),
         metrics.remediation.clone(),
     );
-    let engine = Engine::new(
-        store.clone(),
-        notifiers(&sink, &settings),
-        Arc::new(Rules::default()),
-        &settings,
-        metrics.timers,
-    )
-    .with_remediations(Arc::new(runner));
+    let engine = engine_over(store.clone(), &sink, &settings, &metrics).with_remediations(Arc::new(runner));
 
     assert_eq!(engine.try_execute_batch().await.unwrap(), 1);
     let failed = "SELECT count(*) FROM timers

@@ -4,17 +4,15 @@
 
 use chrono::{DateTime, Utc};
 use medic::{
-    config::DatabaseSettings,
     domain::{Action, RemediationDecision, RemediationResult},
     store::{
         remediations::{Intent, Limits},
         Store,
     },
 };
-use secrecy::SecretString;
 use serde_json::json;
 
-use crate::helpers::{notification, TestApp};
+use crate::helpers::{notification, store, TestApp};
 
 const HOUR_MS: i64 = 3_600_000;
 const STARTS: &str = "2026-11-26T10:00:00Z";
@@ -28,14 +26,6 @@ fn limits() -> Limits {
         flapping: (100, HOUR_MS),
         action_timeout_ms: HOUR_MS,
     }
-}
-
-async fn store(app: &TestApp) -> Store {
-    let settings = DatabaseSettings {
-        url: SecretString::from(app.database_url.clone()),
-        ..DatabaseSettings::default()
-    };
-    Store::new(&settings).unwrap()
 }
 
 /// A firing incident with one alert per fingerprint; returns its id.
@@ -89,7 +79,7 @@ async fn act(store: &Store, intent: &Intent<'_>) -> &'static str {
 #[tokio::test]
 async fn budgets_per_target_and_global_stop_further_actions() {
     let app = TestApp::builder().spawn().await;
-    let store = store(&app).await;
+    let store = store(&app.database_url);
     let id = incident(
         &app,
         "g",
@@ -129,7 +119,7 @@ async fn budgets_per_target_and_global_stop_further_actions() {
 #[tokio::test]
 async fn a_replica_that_died_during_an_action_leaves_it_failed_not_repeated() {
     let app = TestApp::builder().spawn().await;
-    let store = store(&app).await;
+    let store = store(&app.database_url);
     let id = incident(&app, "g", &["00000000000000e1"]).await;
     let action = intent(id, "deployment/ns/a", "e1", "00000000000000e1", limits());
     assert_eq!(decide(&store, &action).await, "act");
@@ -156,7 +146,7 @@ async fn a_replica_that_died_during_an_action_leaves_it_failed_not_repeated() {
 #[tokio::test]
 async fn one_action_per_target_runs_at_a_time_and_each_episode_is_decided_once() {
     let app = TestApp::builder().spawn().await;
-    let store = store(&app).await;
+    let store = store(&app.database_url);
     let id = incident(&app, "g", &["00000000000000a1", "00000000000000a2"]).await;
     let first = intent(id, "deployment/ns/a", "e1", "00000000000000a1", limits());
     let second = intent(id, "deployment/ns/a", "e2", "00000000000000a2", limits());
@@ -188,7 +178,7 @@ async fn one_action_per_target_runs_at_a_time_and_each_episode_is_decided_once()
 #[tokio::test]
 async fn flapping_resolved_and_acknowledged_alerts_are_not_acted_on() {
     let app = TestApp::builder().spawn().await;
-    let store = store(&app).await;
+    let store = store(&app.database_url);
     let id = incident(&app, "g", &["00000000000000b1"]).await;
     let flapping = Limits {
         flapping: (0, HOUR_MS),
@@ -226,7 +216,7 @@ async fn flapping_resolved_and_acknowledged_alerts_are_not_acted_on() {
 #[tokio::test]
 async fn a_cooldown_counts_only_actions_that_may_have_changed_something() {
     let app = TestApp::builder().spawn().await;
-    let store = store(&app).await;
+    let store = store(&app.database_url);
     let id = incident(
         &app,
         "g",

@@ -227,6 +227,15 @@ impl TestAppBuilder {
     }
 }
 
+/// A store (medic's pool) over `url`, as another replica would have.
+pub fn store(url: &str) -> medic::store::Store {
+    let settings = medic::config::DatabaseSettings {
+        url: secrecy::SecretString::from(url.to_owned()),
+        ..medic::config::DatabaseSettings::default()
+    };
+    medic::store::Store::new(&settings).unwrap()
+}
+
 /// A YAML settings file that lasts as long as the returned handle.
 pub fn yaml_file(yaml: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
@@ -271,6 +280,24 @@ pub fn notification(group_key: &str, status: &str, alerts: &[(&str, &str, &str)]
         "groupKey": group_key,
         "truncatedAlerts": 0
     })
+}
+
+/// A firing notification of group `group` with one alert per label set, fingerprints counting
+/// up from `first`.
+pub fn alerts_with_labels<L: serde::Serialize>(group: &str, label_sets: &[L], first: usize) -> Value {
+    let mut payload = notification(group, "firing", &[]);
+    payload["alerts"] = label_sets
+        .iter()
+        .enumerate()
+        .map(|(i, labels)| {
+            serde_json::json!({
+                "status": "firing", "labels": labels, "annotations": {},
+                "startsAt": "2026-11-30T07:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "", "fingerprint": format!("{:016x}", first + i),
+            })
+        })
+        .collect();
+    payload
 }
 
 /// One firing alert named `alertname`, with these labels besides, in group `group`.

@@ -4,9 +4,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use serde_json::{json, Value};
-
-use crate::helpers::{fake_kube::FakeKube, notification, shared_postgres, unique_name, TestApp};
+use crate::helpers::{alerts_with_labels, fake_kube::FakeKube, shared_postgres, unique_name, TestApp};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -134,23 +132,6 @@ fn rules_yaml() -> String {
         .collect()
 }
 
-/// One notification of `labels`' alerts in group `group`, each its own episode.
-fn group(group: &str, alerts: &[BTreeMap<String, String>], first: usize) -> Value {
-    let mut payload = notification(group, "firing", &[]);
-    payload["alerts"] = alerts
-        .iter()
-        .enumerate()
-        .map(|(i, labels)| {
-            json!({
-                "status": "firing", "labels": labels, "annotations": {},
-                "startsAt": "2026-11-30T07:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "", "fingerprint": format!("{:016x}", first + i),
-            })
-        })
-        .collect();
-    payload
-}
-
 /// Every remediation's result by episode, once `count` have finished.
 async fn results(app: &TestApp, count: usize) -> BTreeMap<String, (String, String)> {
     let started = std::time::Instant::now();
@@ -235,7 +216,7 @@ rules:
                 alerts.push(labels);
             }
         }
-        let payload = group(rule, &alerts, next);
+        let payload = alerts_with_labels(rule, &alerts, next);
         next += alerts.len();
         assert_eq!(app.post_webhook(&payload).await.status(), 200, "{rule}");
     }
@@ -314,7 +295,7 @@ rules:
                 ])
             })
             .collect();
-        let payload = group(&format!("g{g}"), &alerts, 1 + g * 25);
+        let payload = alerts_with_labels(&format!("g{g}"), &alerts, 1 + g * 25);
         async move { app.post_webhook(&payload).await.status() }
     });
     for status in futures_util::future::join_all(posts).await {

@@ -4,27 +4,14 @@
 use std::time::Duration;
 
 use medic::{
-    config::DatabaseSettings,
     metrics::Metrics,
-    store::{
-        retention::{Retention, PRUNE_LOCK},
-        Store,
-    },
+    store::retention::{Retention, PRUNE_LOCK},
 };
-use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::helpers::{notification, sink::Sink, TestApp};
+use crate::helpers::{notification, sink::Sink, store, TestApp};
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-async fn store(url: &str) -> Store {
-    let settings = DatabaseSettings {
-        url: SecretString::from(url.to_owned()),
-        ..DatabaseSettings::default()
-    };
-    Store::new(&settings).unwrap()
-}
 
 fn retention(batch: i64) -> Retention {
     Retention {
@@ -91,7 +78,7 @@ async fn old_history_is_pruned_in_batches_and_counts_stay_right() {
     .await
     .unwrap();
 
-    let store = store(&app.database_url).await;
+    let store = store(&app.database_url);
     let metrics = Metrics::new().unwrap();
     let pruned = medic::retention::round(&store, &retention(2), &metrics.retention).await;
     assert_eq!(
@@ -135,7 +122,7 @@ async fn old_history_is_pruned_in_batches_and_counts_stay_right() {
 #[tokio::test]
 async fn only_one_replica_prunes_at_a_time() {
     let app = TestApp::builder().spawn().await;
-    let store = store(&app.database_url).await;
+    let store = store(&app.database_url);
     let mut db = app.sql().await;
     let tx = db.transaction().await.unwrap();
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PRUNE_LOCK])

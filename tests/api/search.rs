@@ -3,23 +3,12 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{notification, TestApp};
+use crate::helpers::{alerts_with_labels, notification, TestApp};
 
 /// An incident in group `group` with one alert per label set.
 async fn incident(app: &TestApp, group: &str, alerts: &[Value]) -> i64 {
-    let mut payload = notification(group, "firing", &[]);
-    payload["alerts"] = alerts
-        .iter()
-        .enumerate()
-        .map(|(i, labels)| {
-            json!({
-                "status": "firing", "labels": labels, "annotations": {},
-                "startsAt": "2026-11-30T07:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "", "fingerprint": format!("{:016x}", 0xab00 + i + group.len() * 100),
-            })
-        })
-        .collect();
-    app.post_for_incident(&payload).await
+    app.post_for_incident(&alerts_with_labels(group, alerts, 0xab00 + group.len() * 100))
+        .await
 }
 
 async fn ids(app: &TestApp, query: &str) -> Vec<i64> {

@@ -184,7 +184,11 @@ async fn build_history(url: &str, n: i64) {
                                      truncated_alerts, duplicate)
                   SELECT i.id, i.created_at + k * interval '1 minute', 'firing', 10, 0, 0, 0, k > 1
                     FROM incidents i, generate_series(1, 20) k
-                   WHERE i.id > {start} AND i.id <= {end};",
+                   WHERE i.id > {start} AND i.id <= {end};
+             UPDATE incidents i
+                SET label_keys = (SELECT medic_label_keys(array_agg(a.labels)) FROM alerts a
+                                   WHERE a.group_id = i.group_id AND a.incident_id = i.id)
+              WHERE i.id > {start} AND i.id <= {end};",
             end = start + slice
         ))
         .await

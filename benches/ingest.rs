@@ -13,8 +13,11 @@
 //! - `rate-10@R`: new 10-alert groups at a fixed R notifications/s spread over the
 //!   connections (open loop). Latency is measured from when each request was due, not when it
 //!   went out, so a stalled server cannot hide its queue (no coordinated omission).
+//! - `sustained-10@R`: the same for `BENCH_SUSTAINED_SECONDS` (default 60), long enough for
+//!   WAL, writeback and autovacuum to show in the tail.
 //!
-//! Prints notifications/s, alerts/s, p50/p99/max latency, errors, and medic's peak RSS.
+//! Prints notifications/s, alerts/s, p50/p99/max latency, errors, the WAL written per
+//! notification (and how many full-page images), and medic's peak RSS.
 //! Environment: `BENCH_SECONDS` (default 10) per scenario, `BENCH_CONNECTIONS` (default 64),
 //! `BENCH_RATE` (default 2000), `BENCH_POOL` (medic's pool, default 16), `BENCH_WRITERS`
 //! (`database.writers`, default 4), `BENCH_SCENARIOS` (comma-separated name prefixes to run).
@@ -53,12 +56,15 @@ struct Scenario {
     /// Re-send a fixed set of groups instead of new ones.
     repeat: bool,
     load: Load,
+    /// How long to measure, if not `BENCH_SECONDS`.
+    seconds: Option<u64>,
 }
 
 fn main() {
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let connections: usize = env_or("BENCH_CONNECTIONS", 64);
     let rate: u64 = env_or("BENCH_RATE", 2000);
+    let sustained: u64 = env_or("BENCH_SUSTAINED_SECONDS", 60);
     let only: String = env_or("BENCH_SCENARIOS", String::new());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -74,8 +80,8 @@ fn main() {
 
     println!("ingest: {connections} connections, {seconds} s per scenario, Postgres with fsync and synchronous_commit on");
     println!(
-        "{:<14} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
-        "scenario", "notif/s", "alerts/s", "p50 ms", "p99 ms", "max ms", "errors"
+        "{:<18} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>11} {:>9}",
+        "scenario", "notif/s", "alerts/s", "p50 ms", "p99 ms", "max ms", "errors", "WAL KB/not", "FPI/not"
     );
     let scenarios = [
         Scenario {
@@ -83,24 +89,35 @@ fn main() {
             alerts: 1,
             repeat: false,
             load: Load::Closed,
+            seconds: None,
         },
         Scenario {
             name: "new-10".into(),
             alerts: 10,
             repeat: false,
             load: Load::Closed,
+            seconds: None,
         },
         Scenario {
             name: "repeat-10".into(),
             alerts: 10,
             repeat: true,
             load: Load::Closed,
+            seconds: None,
         },
         Scenario {
             name: format!("rate-10@{rate}"),
             alerts: 10,
             repeat: false,
             load: Load::Rate(rate),
+            seconds: None,
+        },
+        Scenario {
+            name: format!("sustained-10@{rate}"),
+            alerts: 10,
+            repeat: false,
+            load: Load::Rate(rate),
+            seconds: Some(sustained),
         },
     ];
     let chosen = scenarios
@@ -115,16 +132,22 @@ fn main() {
             duration,
         };
         runtime.block_on(drive(WARM_UP, "warm").run(scenario));
-        let result = runtime.block_on(drive(Duration::from_secs(seconds), "measure").run(scenario));
+        let wal_before = runtime.block_on(wal(&url));
+        let measure = Duration::from_secs(scenario.seconds.unwrap_or(seconds));
+        let result = runtime.block_on(drive(measure, "measure").run(scenario));
+        let wal_after = runtime.block_on(wal(&url));
+        let sent = result.latencies_us.len().max(1) as f64;
         println!(
-            "{:<14} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+            "{:<18} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>11.1} {:>9.2}",
             scenario.name,
             result.per_second,
             result.per_second * scenario.alerts as f64,
             result.percentile(0.50),
             result.percentile(0.99),
             result.percentile(1.0),
-            result.errors
+            result.errors,
+            (wal_after.0 - wal_before.0) as f64 / 1024.0 / sent,
+            (wal_after.1 - wal_before.1) as f64 / sent,
         );
     }
     println!(
@@ -291,6 +314,17 @@ impl Driver {
             errors: errors.load(Ordering::Relaxed),
         }
     }
+}
+
+/// WAL written so far: bytes and full-page images (`pg_stat_wal`).
+async fn wal(url: &str) -> (i64, i64) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {

@@ -1,6 +1,6 @@
 //! Retention: every replica runs a pruner; one at a time prunes (see `store::retention`), in
-//! small batches with a pause between them, until it has caught up, then waits for the next
-//! round. `medic_pruned_rows_total{table}` counts what went.
+//! small batches, resting between them four times as long as each took, until it has caught
+//! up, then waits for the next round. `medic_pruned_rows_total{table}` counts what went.
 
 use std::time::Duration;
 
@@ -13,9 +13,13 @@ use crate::{
     },
 };
 
-/// Pause between two batches of one round, so that pruning never crowds out intake (history
-/// accrues far slower than even this prunes it).
+/// Least pause between two batches of one round.
 const BETWEEN_BATCHES: Duration = Duration::from_millis(200);
+
+/// After each batch the pruner rests this many times as long as the batch took, so that it
+/// works at most a fifth of the time and never crowds out intake on a busy server (history
+/// accrues far slower than even this prunes it).
+const REST_PER_WORK: u32 = 4;
 
 /// What `retention:` asks for, as the store takes it.
 pub fn retention(settings: &RetentionSettings) -> Retention {
@@ -41,6 +45,7 @@ pub async fn run(store: Store, settings: RetentionSettings, metrics: RetentionMe
 pub async fn round(store: &Store, retention: &Retention, metrics: &RetentionMetrics) -> Pruned {
     let mut total = Pruned::default();
     loop {
+        let started = std::time::Instant::now();
         match store.prune(retention).await {
             Ok(Some(pruned)) => {
                 for (table, rows) in pruned.by_table() {
@@ -56,7 +61,7 @@ pub async fn round(store: &Store, retention: &Retention, metrics: &RetentionMetr
                 if !full {
                     break;
                 }
-                tokio::time::sleep(BETWEEN_BATCHES).await;
+                tokio::time::sleep(BETWEEN_BATCHES.max(started.elapsed() * REST_PER_WORK)).await;
             }
             Ok(None) => break,
             Err(e) => {

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "explicit_boundary",
         include_str!("../../migrations/0005_explicit_boundary.sql"),
     ),
+    (
+        6,
+        "label_search",
+        include_str!("../../migrations/0006_label_search.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

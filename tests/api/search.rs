@@ -174,3 +174,32 @@ async fn a_bad_filter_or_time_is_400_with_the_reason() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_label_is_found_when_its_alert_joins_later_and_at_any_length() {
+    let app = TestApp::builder().spawn().await;
+    let first = [json!({"alertname": "Disk", "pod": "a"})];
+    let incident_id = incident(&app, "disk", &first).await;
+    let long = "v".repeat(6000);
+    let both = [
+        json!({"alertname": "Disk", "pod": "a"}),
+        json!({"alertname": "Disk", "pod": "b", "volume": long}),
+    ];
+    // The same group with a second alert: it joins the open incident.
+    assert_eq!(incident(&app, "disk", &both).await, incident_id);
+    let _decoy = incident(&app, "other", &[json!({"alertname": "Disk", "pod": "c"})]).await;
+
+    assert_eq!(ids(&app, &q(r#"pod="b""#)).await, [incident_id]);
+    assert_eq!(ids(&app, &q(&format!(r#"volume="{long}""#))).await, [incident_id]);
+    assert!(ids(&app, &q(&format!(r#"volume="{long}x""#))).await.is_empty());
+    assert_eq!(
+        ids(&app, &format!("{}&{}", q(r#"pod="a""#), q(r#"alertname="Disk""#))).await,
+        [incident_id]
+    );
+    assert!(
+        ids(&app, &format!("{}&{}", q(r#"pod="a""#), q(r#"volume!="""#)))
+            .await
+            .is_empty(),
+        "pod a and the volume are on different alerts"
+    );
+}

@@ -13,7 +13,8 @@
 //! 4. [`intake`]: group commit of notifications. [`notify`]: Slack, PagerDuty and webhooks.
 //!    [`remediation`]: guard rails, then the actions on Kubernetes and Postgres.
 //!    [`metrics`]: what medic says about itself. [`telemetry`]: logs. [`retention`]: pruning
-//!    history.
+//!    history. [`control`]: the maintenance windows and pause people switched, as this
+//!    replica sees them.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -26,6 +27,7 @@
 pub mod alertmanager;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod domain;
 pub mod engine;
 #[doc(hidden)]

@@ -183,6 +183,15 @@ pub struct RemediationMetrics {
     pub duration: HistogramVec,
     /// `medic_kubernetes_requests_total{verb, code}`.
     pub kube_requests: IntCounterVec,
+    /// `medic_remediation_verifications_total{action, result}`: `fixed` or `not_fixed`.
+    pub verifications: IntCounterVec,
+    /// `medic_remediation_rule_verifications_total{rule, result}`: the same by rule, for the
+    /// dashboard's "fixed by medic".
+    pub rule_verifications: IntCounterVec,
+    /// `medic_remediation_paused`: 1 while an admin has paused remediation.
+    pub paused: IntGauge,
+    /// `medic_maintenance_windows_active`: windows in force now.
+    pub windows_active: IntGauge,
 }
 
 fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMetrics> {
@@ -210,10 +219,36 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
         ),
         &["verb", "code"],
     )?;
+    let verifications = IntCounterVec::new(
+        Opts::new(
+            "medic_remediation_verifications_total",
+            "Remediation steps verified after verify_within, by action and result (fixed, not_fixed)",
+        ),
+        &["action", "result"],
+    )?;
+    let rule_verifications = IntCounterVec::new(
+        Opts::new(
+            "medic_remediation_rule_verifications_total",
+            "Remediation steps verified after verify_within, by rule and result (fixed, not_fixed)",
+        ),
+        &["rule", "result"],
+    )?;
+    let paused = IntGauge::new(
+        "medic_remediation_paused",
+        "1 while remediation is paused (PUT /api/v1/remediation/pause)",
+    )?;
+    let windows_active = IntGauge::new(
+        "medic_maintenance_windows_active",
+        "Maintenance windows in force now",
+    )?;
     Ok(RemediationMetrics {
         remediations: register(registry, remediations),
         duration: register(registry, duration),
         kube_requests: register(registry, kube_requests),
+        verifications: register(registry, verifications),
+        rule_verifications: register(registry, rule_verifications),
+        paused: register(registry, paused),
+        windows_active: register(registry, windows_active),
     })
 }
 

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::{
     config::Settings,
+    control::Control,
     engine::{Engine, EngineHandle, Fault},
     http::{self, Authenticator, EngineHealth, State},
     intake::Recorder,
@@ -31,6 +32,8 @@ pub struct Application {
     rotation: JoinHandle<()>,
     /// Prunes history (one replica at a time).
     pruner: JoinHandle<()>,
+    /// Reads maintenance windows and the pause every second.
+    control: JoinHandle<()>,
     /// The timer engine, unless `engine.enabled` is false.
     engine: Option<EngineHandle>,
     /// The tasks recording notifications; supervised like the engine.
@@ -65,10 +68,12 @@ impl Application {
         let store = Store::new(&settings.database)?;
         let metrics = Metrics::new().context("registering metrics")?;
         let rules = Arc::new(plan.rules);
+        let control = Control::new();
         let parts = EngineParts {
             notifiers: plan.notifiers,
             guard_rails: plan.guard_rails,
             databases: plan.databases,
+            control: control.clone(),
         };
         let engine = engine(&settings, parts, &store, &rules, &metrics, hooks).await?;
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
@@ -77,6 +82,7 @@ impl Application {
             settings.retention.clone(),
             metrics.retention.clone(),
         ));
+        let control_task = tokio::spawn(control.clone().run(store.clone(), metrics.remediation.clone()));
         let (recorder, writers) = Recorder::spawn(
             store.clone(),
             settings.database.writers,
@@ -88,6 +94,7 @@ impl Application {
             recorder,
             rules,
             metrics,
+            control,
             body_limit: settings.server.body_limit_bytes,
             retry_after: settings.database.retry_after_seconds,
             readiness: Default::default(),
@@ -103,6 +110,7 @@ impl Application {
             schema,
             rotation,
             pruner,
+            control: control_task,
             engine,
             writers,
             grace: Duration::from_secs(settings.server.shutdown_timeout_seconds),
@@ -154,6 +162,7 @@ impl Application {
         self.schema.abort();
         self.rotation.abort();
         self.pruner.abort();
+        self.control.abort();
         if let Some(engine) = self.engine {
             if tokio::time::timeout(self.grace, engine.stop()).await.is_err() {
                 tracing::warn!(
@@ -173,6 +182,7 @@ struct EngineParts {
     notifiers: std::collections::BTreeMap<String, crate::plan::NotifierEndpoint>,
     guard_rails: crate::plan::GuardRails,
     databases: std::collections::BTreeMap<String, crate::plan::TargetDatabase>,
+    control: Arc<Control>,
 }
 
 /// The timer engine with its remediation runner, started, unless disabled.
@@ -196,6 +206,7 @@ async fn engine(
         parts.guard_rails,
         kube,
         parts.databases,
+        parts.control.clone(),
         metrics.remediation.clone(),
     );
     let mut engine = Engine::new(
@@ -205,7 +216,8 @@ async fn engine(
         &settings.engine,
         metrics.timers.clone(),
     )
-    .with_remediations(Arc::new(runner));
+    .with_remediations(Arc::new(runner))
+    .with_control(parts.control);
     if let Some(fault) = hooks.fault {
         engine = engine.with_fault(fault);
     }

@@ -62,36 +62,51 @@ fn describe(plan: &Plan, n: &Notification) -> String {
         for rule in plan.rules.matching(&alert.labels) {
             matched = true;
             let _ = writeln!(out, "  rule {}", rule.name);
-            let Some(remediate) = &rule.remediate else {
+            if rule.remediate.is_empty() {
                 let _ = writeln!(out, "    no remediation");
-                continue;
-            };
-            let dry_run = remediate.dry_run.unwrap_or(rails.dry_run);
-            let action = remediate.action.as_str();
-            let rendered = remediate.render(&alert.labels, &alert.annotations);
-            match rendered.map(|p| remediate.action.validate(&p, &rails.limits).map_err(|e| (p, e))) {
-                Ok(Ok(params)) => {
-                    let target = remediation::target_key(remediate.action, &params);
-                    let namespace_ok = params
-                        .text("namespace")
-                        .is_none_or(|ns| rails.namespace_allowed(ns));
-                    let params = serde_json::to_string(&params.0).unwrap_or_default();
-                    let _ = writeln!(out, "    remediate: {action} on {target} with {params}");
-                    let _ = writeln!(
+            }
+            for (number, remediate) in (1..).zip(&rule.remediate) {
+                let step = if rule.remediate.len() > 1 {
+                    format!(" (step {number})")
+                } else {
+                    String::new()
+                };
+                let verify = remediate
+                    .verify_within
+                    .map(|v| format!("; verify within {}", HumanDuration(v)))
+                    .unwrap_or_default();
+                let approval = if remediate.approval {
+                    "; needs approval"
+                } else {
+                    ""
+                };
+                let dry_run = remediate.dry_run.unwrap_or(rails.dry_run);
+                let action = remediate.action.as_str();
+                let rendered = remediate.render(&alert.labels, &alert.annotations);
+                match rendered.map(|p| remediate.action.validate(&p, &rails.limits).map_err(|e| (p, e))) {
+                    Ok(Ok(params)) => {
+                        let target = remediation::target_key(remediate.action, &params);
+                        let namespace_ok = params
+                            .text("namespace")
+                            .is_none_or(|ns| rails.namespace_allowed(ns));
+                        let params = serde_json::to_string(&params.0).unwrap_or_default();
+                        let _ = writeln!(out, "    remediate{step}: {action} on {target} with {params}");
+                        let _ = writeln!(
                         out,
-                        "    dry run: {dry_run}; namespace allowed: {namespace_ok}; cooldown: {}",
+                        "    dry run: {dry_run}; namespace allowed: {namespace_ok}; cooldown: {}{verify}{approval}",
                         HumanDuration(remediate.cooldown.unwrap_or(rails.cooldown))
                     );
-                }
-                Ok(Err((params, e))) => {
-                    let params = serde_json::to_string(&params.0).unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "    remediate: {action} with {params} would be skipped_invalid: {e}"
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "    remediate: {action} would fail: {e}");
+                    }
+                    Ok(Err((params, e))) => {
+                        let params = serde_json::to_string(&params.0).unwrap_or_default();
+                        let _ = writeln!(
+                            out,
+                            "    remediate{step}: {action} with {params} would be skipped_invalid: {e}"
+                        );
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "    remediate{step}: {action} would fail: {e}");
+                    }
                 }
             }
         }

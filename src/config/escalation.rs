@@ -77,11 +77,43 @@ pub struct RuleSettings {
     /// Keep matching later rules (default: the first matching rule wins).
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
-    /// What to do about a matching alert, beyond telling people.
-    pub remediate: Option<RemediateSettings>,
+    /// What to do about a matching alert, beyond telling people: one step, or a ladder of
+    /// steps tried in turn while the alert still fires.
+    pub remediate: Option<Ladder>,
 }
 
-/// A rule's `remediate:` block.
+/// A rule's `remediate:`: a single map (a ladder of one) or a list of steps.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Ladder {
+    One(RemediateSettings),
+    Steps(Vec<RemediateSettings>),
+}
+
+impl Ladder {
+    /// The steps in order, each with its key path under `at` (`at` itself for a single map).
+    pub fn steps(&self, at: &str) -> Vec<(String, &RemediateSettings)> {
+        match self {
+            Ladder::One(step) => vec![(at.to_owned(), step)],
+            Ladder::Steps(steps) => steps
+                .iter()
+                .enumerate()
+                .map(|(i, step)| (format!("{at}[{i}]"), step))
+                .collect(),
+        }
+    }
+}
+
+/// Whether a step acts on its own or waits for a person.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    #[default]
+    Auto,
+    Required,
+}
+
+/// One step of a rule's `remediate:`.
 #[derive(Debug, Deserialize)]
 pub struct RemediateSettings {
     /// `restart_pods`, `scale_up`, `scale_to`, `rollout_restart` or `postgres_relieve_pool`.
@@ -93,9 +125,16 @@ pub struct RemediateSettings {
     pub cooldown: Option<HumanDuration>,
     /// Plan and record, change nothing; default: the global `dry_run`.
     pub dry_run: Option<bool>,
-    /// A failed or skipped action brings the first pending escalation step forward to now.
+    /// A failed or skipped action brings the first pending escalation step forward to now
+    /// (a ladder does so whatever this says when it runs out).
     #[serde(default)]
     pub escalate_on_failure: bool,
+    /// The alert must resolve within this after the action, or the step is `not_fixed` and
+    /// the next one runs.
+    pub verify_within: Option<HumanDuration>,
+    /// `required`: a person approves the step before it acts.
+    #[serde(default)]
+    pub approval: Approval,
 }
 
 /// One escalation step.

@@ -20,13 +20,13 @@ use serde::Deserialize;
 use crate::domain::HumanDuration;
 
 pub use escalation::{
-    EngineSettings, NotifierSettings, NotifierType, RemediateSettings, RetrySettings, RuleSettings,
-    StepSettings, PAGERDUTY_EVENTS_URL,
+    Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
+    RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL,
 };
 pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
 pub use remediation::{
-    Budget, BudgetSettings, FlappingSettings, KubernetesSettings, LimitsSettings, NamespaceSettings,
-    RemediationSettings, TargetDatabaseSettings,
+    ApprovalSettings, Budget, BudgetSettings, FlappingSettings, KubernetesSettings, LimitsSettings,
+    NamespaceSettings, RemediationSettings, TargetDatabaseSettings,
 };
 pub use server::{
     AuthSettings, BasicAuthSettings, DatabaseSettings, LogFormat, LogSettings, ProxySettings, ServerSettings,

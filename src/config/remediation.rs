@@ -25,6 +25,24 @@ pub struct RemediationSettings {
     pub databases: BTreeMap<String, TargetDatabaseSettings>,
     /// How far parameters rendered from alert labels may reach.
     pub limits: LimitsSettings,
+    /// Steps with `approval: required` wait this long for a person.
+    pub approval: ApprovalSettings,
+}
+
+/// `remediation.approval`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalSettings {
+    /// An unanswered request expires after this as `skipped_unapproved`.
+    pub timeout: HumanDuration,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        Self {
+            timeout: HumanDuration(Duration::from_secs(15 * 60)),
+        }
+    }
 }
 
 /// `remediation.limits`: bounds on what a rendered parameter may ask for. A value outside
@@ -154,6 +172,7 @@ impl Default for RemediationSettings {
             action_timeout: HumanDuration(Duration::from_secs(600)),
             databases: BTreeMap::new(),
             limits: LimitsSettings::default(),
+            approval: ApprovalSettings::default(),
         }
     }
 }

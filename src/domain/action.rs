@@ -26,6 +26,8 @@ pub enum ParamKind {
     Text,
     Integer,
     Duration,
+    /// A count (`2`) or a percentage (`"50%"`).
+    CountOrPercent,
 }
 
 /// What a parameter's value must be, checked on literals when the config compiles and on
@@ -48,6 +50,8 @@ pub enum Check {
     UpToActionTimeout,
     /// A duration no shorter than `remediation.limits.min_query_age`.
     QueryAge,
+    /// A floor of Ready pods: a percentage from 0% to 100% or a non-negative count.
+    MinHealthy,
 }
 
 /// The configured caps on counts (`remediation.limits`).
@@ -95,6 +99,78 @@ impl Default for ParamLimits {
 pub const DEFAULT_MAX_PODS: i64 = 3;
 /// `restart_pods` waits this long for each replacement unless `ready_timeout` says otherwise.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// `restart_pods` keeps half of a workload's desired pods Ready unless `min_healthy` says
+/// otherwise.
+pub const DEFAULT_MIN_HEALTHY: MinHealthy = MinHealthy::Percent(50);
+
+/// How many of a workload's desired pods must stay Ready, as medik8s' `minHealthy` and Falco
+/// Talon's `min_healthy_replicas` read it: a percentage of the desired count, rounded up, or
+/// an absolute count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinHealthy {
+    /// 0 to 100.
+    Percent(u8),
+    Count(i32),
+}
+
+impl MinHealthy {
+    /// `"50%"`, or a count as a number or as text (`2`, `"2"`, as a template renders it).
+    pub fn parse(value: &Value) -> Result<MinHealthy, String> {
+        let text = match value {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            other => return Err(format!("{other} is neither a count nor a percentage")),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if let Some(percent) = text.strip_suffix('%').filter(|p| digits(p)) {
+            return match percent.parse::<u8>() {
+                Ok(p) if p <= 100 => Ok(MinHealthy::Percent(p)),
+                _ => Err(format!("{text} is more than 100%")),
+            };
+        }
+        if digits(&text) {
+            return text
+                .parse()
+                .map(MinHealthy::Count)
+                .map_err(|_| format!("{text} is more pods than a workload can have"));
+        }
+        if text.starts_with('-') {
+            return Err(format!("{text:?} is negative"));
+        }
+        Err(format!(
+            "{text:?} is neither a count (such as 2) nor a percentage (such as 50%)"
+        ))
+    }
+
+    /// How many of `desired` pods must stay Ready.
+    pub fn required(self, desired: i32) -> i32 {
+        match self {
+            MinHealthy::Percent(p) => {
+                let desired = u64::try_from(desired).unwrap_or(0);
+                let required = (desired * u64::from(p)).div_ceil(100);
+                i32::try_from(required).unwrap_or(i32::MAX)
+            }
+            MinHealthy::Count(n) => n,
+        }
+    }
+
+    /// The canonical form: a percentage as text, a count as a number.
+    fn to_value(self) -> Value {
+        match self {
+            MinHealthy::Percent(_) => Value::from(self.to_string()),
+            MinHealthy::Count(n) => Value::from(n),
+        }
+    }
+}
+
+impl std::fmt::Display for MinHealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MinHealthy::Percent(p) => write!(f, "{p}%"),
+            MinHealthy::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
 
 impl ParamLimits {
     /// How long one action may run: a tenth short of the action timeout, so that it ends,
@@ -152,6 +228,7 @@ impl ParamSpec {
         match self.check {
             Check::Count(..) => ParamKind::Integer,
             Check::UpToActionTimeout | Check::QueryAge => ParamKind::Duration,
+            Check::MinHealthy => ParamKind::CountOrPercent,
             _ => ParamKind::Text,
         }
     }
@@ -203,6 +280,7 @@ impl ParamSpec {
                     Ok(Value::from(HumanDuration(d).to_string()))
                 }
             }),
+            Check::MinHealthy => MinHealthy::parse(value).map(MinHealthy::to_value),
         };
         checked.map_err(|e| format!("parameter {name}: {e}"))
     }
@@ -256,6 +334,7 @@ const RESTART_PODS: &[ParamSpec] = &[
     param("max_restarts", Check::Count(0, Cap::Fixed(1000)), false),
     param("max_pods", Check::Count(1, Cap::PodsPerRun), false),
     param("ready_timeout", Check::UpToActionTimeout, false),
+    param("min_healthy", Check::MinHealthy, false),
 ];
 const SCALE_UP: &[ParamSpec] = &[
     param("namespace", Check::Namespace, true),
@@ -398,6 +477,52 @@ impl ActionParams {
                 .ok_or_else(|| format!("parameter {name:?} is not a duration: {n}")),
             Some(Value::String(s)) => HumanDuration::parse(s).map(|s| s.0),
             Some(other) => Err(format!("parameter {name:?} is not a duration: {other}")),
+        }
+    }
+
+    /// `restart_pods`' floor of Ready pods, or the default (half).
+    pub fn min_healthy(&self) -> Result<MinHealthy, String> {
+        match self.0.get("min_healthy") {
+            None => Ok(DEFAULT_MIN_HEALTHY),
+            Some(value) => MinHealthy::parse(value).map_err(|e| format!("parameter \"min_healthy\": {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn min_healthy_reads_a_percentage_or_a_count_and_rounds_up() {
+        assert_eq!(MinHealthy::parse(&json!("50%")), Ok(MinHealthy::Percent(50)));
+        assert_eq!(MinHealthy::parse(&json!(2)), Ok(MinHealthy::Count(2)));
+        assert_eq!(MinHealthy::parse(&json!("2")), Ok(MinHealthy::Count(2)));
+        assert_eq!(MinHealthy::Percent(50).required(3), 2);
+        assert_eq!(MinHealthy::Percent(50).required(4), 2);
+        assert_eq!(MinHealthy::Percent(100).required(4), 4);
+        assert_eq!(MinHealthy::Percent(0).required(4), 0);
+        assert_eq!(MinHealthy::Count(3).required(2), 3, "a count is not capped");
+    }
+
+    #[test]
+    fn min_healthy_out_of_range_or_misspelt_is_refused() {
+        for bad in [
+            json!("101%"),
+            json!("-10%"),
+            json!(-1),
+            json!("-1"),
+            json!("half"),
+            json!("50.5%"),
+            json!(1.5),
+            json!(" 50%"),
+            json!(""),
+            json!("99999999999"),
+            json!(true),
+        ] {
+            assert!(MinHealthy::parse(&bad).is_err(), "{bad} accepted");
         }
     }
 }

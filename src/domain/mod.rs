@@ -15,12 +15,12 @@ mod severity;
 mod timer;
 
 pub use action::{
-    param, Action, ActionParams, Cap, Check, ParamKind, ParamLimits, ParamSpec, DEFAULT_MAX_PODS,
+    param, Action, ActionParams, Cap, Check, MinHealthy, ParamKind, ParamLimits, ParamSpec, DEFAULT_MAX_PODS,
     DEFAULT_READY_TIMEOUT,
 };
 pub use duration::HumanDuration;
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
-pub use remediation::{RemediationDecision, RemediationJob, RemediationResult};
+pub use remediation::{Mute, RemediationDecision, RemediationJob, RemediationResult, Verification};
 pub use role::Role;
 pub use severity::Severity;
 pub use timer::{PlannedTimer, TimerKind, TimerOutcome};

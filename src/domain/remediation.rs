@@ -40,11 +40,23 @@ pub enum RemediationResult {
     /// A parameter rendered from the alert is not a valid target (a name, a selector, a
     /// number or duration out of bounds); no request was made.
     SkippedInvalid,
+    /// A step that needs a person's approval is waiting for it.
+    AwaitingApproval,
+    /// An admin paused remediation.
+    SkippedPaused,
+    /// A maintenance window muting remediation covers the alert.
+    SkippedMaintenance,
+    /// Nobody approved the step before its request expired.
+    SkippedUnapproved,
+    /// A person rejected the step.
+    SkippedRejected,
+    /// Evicting would leave fewer than `min_healthy` of the Deployment's desired pods Ready.
+    SkippedMinHealthy,
 }
 
 impl RemediationResult {
     /// Every result, for pre-registering metric labels and the migration's CHECK constraint.
-    pub const ALL: [RemediationResult; 13] = [
+    pub const ALL: [RemediationResult; 19] = [
         RemediationResult::Running,
         RemediationResult::Success,
         RemediationResult::Failure,
@@ -58,6 +70,12 @@ impl RemediationResult {
         RemediationResult::SkippedAcknowledged,
         RemediationResult::SkippedNoop,
         RemediationResult::SkippedInvalid,
+        RemediationResult::AwaitingApproval,
+        RemediationResult::SkippedPaused,
+        RemediationResult::SkippedMaintenance,
+        RemediationResult::SkippedUnapproved,
+        RemediationResult::SkippedRejected,
+        RemediationResult::SkippedMinHealthy,
     ];
 
     /// The word stored in the database and used in metrics and the API.
@@ -76,21 +94,18 @@ impl RemediationResult {
             RemediationResult::SkippedAcknowledged => "skipped_acknowledged",
             RemediationResult::SkippedNoop => "skipped_noop",
             RemediationResult::SkippedInvalid => "skipped_invalid",
+            RemediationResult::AwaitingApproval => "awaiting_approval",
+            RemediationResult::SkippedPaused => "skipped_paused",
+            RemediationResult::SkippedMaintenance => "skipped_maintenance",
+            RemediationResult::SkippedUnapproved => "skipped_unapproved",
+            RemediationResult::SkippedRejected => "skipped_rejected",
+            RemediationResult::SkippedMinHealthy => "skipped_min_healthy",
         }
     }
 
     /// The result stored under `word`.
     pub fn parse(word: &str) -> Option<RemediationResult> {
         RemediationResult::ALL.into_iter().find(|r| r.as_str() == word)
-    }
-
-    /// Whether people must take over: an exhausted budget or a flapping alert always
-    /// escalates instead of acting.
-    pub fn always_escalates(self) -> bool {
-        matches!(
-            self,
-            RemediationResult::SkippedBudget | RemediationResult::SkippedFlapping
-        )
     }
 
     /// Whether the action did what was asked (for real or as a plan).
@@ -110,6 +125,14 @@ impl RemediationResult {
             RemediationResult::SkippedPdb => "a PodDisruptionBudget refused the eviction",
             RemediationResult::SkippedNoop => "there was nothing to do",
             RemediationResult::SkippedInvalid => "a parameter is not a valid target",
+            RemediationResult::SkippedPaused => "remediation is paused",
+            RemediationResult::SkippedMaintenance => "a maintenance window mutes remediation here",
+            RemediationResult::SkippedUnapproved => "nobody approved it in time",
+            RemediationResult::SkippedRejected => "a person rejected it",
+            RemediationResult::SkippedMinHealthy => {
+                "evicting would leave too few of the Deployment's pods Ready"
+            }
+            RemediationResult::AwaitingApproval => "waiting for a person's approval",
             RemediationResult::Running
             | RemediationResult::Success
             | RemediationResult::Failure
@@ -121,6 +144,54 @@ impl RemediationResult {
 impl fmt::Display for RemediationResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Whether a step's fix held: the alert episode resolved within its `verify_within`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verification {
+    /// The step has no `verify_within`, or did not succeed.
+    None,
+    /// Waiting for `verify_within` to pass.
+    Pending,
+    Fixed,
+    NotFixed,
+}
+
+impl Verification {
+    /// The word stored in `remediations.verification` and used in metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::None => "none",
+            Verification::Pending => "pending",
+            Verification::Fixed => "fixed",
+            Verification::NotFixed => "not_fixed",
+        }
+    }
+}
+
+/// What a maintenance window mutes for the alerts it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mute {
+    /// Remediation is `skipped_maintenance`.
+    Remediation,
+    /// Messages and escalations wait for the window's end.
+    Pages,
+}
+
+impl Mute {
+    pub const ALL: [Mute; 2] = [Mute::Remediation, Mute::Pages];
+
+    /// The word stored in `maintenance_windows.mute` and used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mute::Remediation => "remediation",
+            Mute::Pages => "pages",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Mute> {
+        Mute::ALL.into_iter().find(|m| m.as_str() == word)
     }
 }
 
@@ -138,6 +209,8 @@ pub enum RemediationDecision {
     /// The replica acting stopped before recording an outcome; recorded as a failure and not
     /// retried, as the action may have happened.
     Interrupted,
+    /// A person must approve the step first; it waits until the request expires.
+    AwaitingApproval,
     /// Not acted on, for this reason.
     Skipped(RemediationResult),
 }
@@ -151,6 +224,7 @@ impl RemediationDecision {
             RemediationDecision::Busy => "busy",
             RemediationDecision::Duplicate => "duplicate",
             RemediationDecision::Interrupted => "interrupted",
+            RemediationDecision::AwaitingApproval => "awaiting_approval",
             RemediationDecision::Skipped(result) => result.as_str(),
         }
     }
@@ -163,6 +237,7 @@ impl RemediationDecision {
             "busy" => RemediationDecision::Busy,
             "duplicate" => RemediationDecision::Duplicate,
             "interrupted" => RemediationDecision::Interrupted,
+            "awaiting_approval" => RemediationDecision::AwaitingApproval,
             other => match RemediationResult::parse(other)? {
                 skip if other.starts_with("skipped_") || skip == RemediationResult::Failure => {
                     RemediationDecision::Skipped(skip)
@@ -183,6 +258,10 @@ pub struct RemediationJob {
     pub fingerprint: String,
     pub starts_at: DateTime<Utc>,
     pub labels: KV,
+    /// For rendering the parameters of the ladder's later steps (absent from jobs written by
+    /// a previous version: empty).
+    #[serde(default)]
+    pub annotations: KV,
 }
 
 impl RemediationJob {
@@ -198,6 +277,7 @@ impl RemediationJob {
             fingerprint: alert.fingerprint.as_ref().to_owned(),
             starts_at: alert.starts_at,
             labels: alert.labels.clone(),
+            annotations: alert.annotations.clone(),
         }
     }
 
@@ -218,6 +298,19 @@ impl RemediationJob {
             return Err("undecodable remediation job: neither params nor error".into());
         }
         Ok(job)
+    }
+
+    /// The same alert episode with parameters rendered for another step.
+    pub fn for_step(&self, params: Result<ActionParams, String>) -> Self {
+        let (params, error) = match params {
+            Ok(params) => (Some(params), None),
+            Err(error) => (None, Some(error)),
+        };
+        Self {
+            params,
+            error,
+            ..self.clone()
+        }
     }
 
     /// The rendered parameters, or why there are none.

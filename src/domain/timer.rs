@@ -15,6 +15,10 @@ pub enum TimerKind {
     Remediation,
     /// Tell the rule's `notify` list what a remediation did.
     Remediated,
+    /// A step's `verify_within` is up: did the alert resolve?
+    Verify,
+    /// Ask the rule's `notify` list to approve a step.
+    Approval,
 }
 
 impl TimerKind {
@@ -27,17 +31,21 @@ impl TimerKind {
             TimerKind::Resolved => "resolved",
             TimerKind::Remediation => "remediation",
             TimerKind::Remediated => "remediated",
+            TimerKind::Verify => "verify",
+            TimerKind::Approval => "approval",
         }
     }
 
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [TimerKind; 6] = [
+    pub const ALL: [TimerKind; 8] = [
         TimerKind::Opened,
         TimerKind::Escalation,
         TimerKind::Acknowledged,
         TimerKind::Resolved,
         TimerKind::Remediation,
         TimerKind::Remediated,
+        TimerKind::Verify,
+        TimerKind::Approval,
     ];
 
     /// The kind stored under `name`.
@@ -62,6 +70,9 @@ pub enum TimerOutcome {
     Cancelled,
     /// Not attempted now (it waits for another send): due again after this many milliseconds.
     Requeue { delay_ms: i64 },
+    /// Held by maintenance window `window` (it mutes pages): due again after this many
+    /// milliseconds, when the window ends; recorded in the timeline.
+    Muted { delay_ms: i64, window: i64 },
 }
 
 impl TimerOutcome {
@@ -74,13 +85,16 @@ impl TimerOutcome {
             TimerOutcome::GaveUp => "gave_up",
             TimerOutcome::Cancelled => "cancelled",
             TimerOutcome::Requeue { .. } => "requeue",
+            TimerOutcome::Muted { .. } => "muted",
         }
     }
 
     /// How long until the timer is due again, for a retry or a requeue.
     pub fn delay_ms(self) -> i64 {
         match self {
-            TimerOutcome::Retry { delay_ms } | TimerOutcome::Requeue { delay_ms } => delay_ms,
+            TimerOutcome::Retry { delay_ms }
+            | TimerOutcome::Requeue { delay_ms }
+            | TimerOutcome::Muted { delay_ms, .. } => delay_ms,
             _ => 0,
         }
     }

@@ -1,18 +1,20 @@
 //! Firing one claimed timer: what it does is a small function of its kind. A remediation runs
-//! behind its guard rails; a stale escalation is cancelled; an acknowledge or resolve waits for
-//! a trigger in flight; every other message is sent, and a failure retried under the backoff.
+//! behind its guard rails, and a verification checks its effect; a stale escalation is
+//! cancelled; a message about an incident a maintenance window covers (muting pages) is held
+//! until the window ends; an acknowledge or resolve waits for a trigger in flight; every
+//! other message is sent, and a failure retried under the backoff.
 
 use std::{
     panic::AssertUnwindSafe,
     time::{Duration, Instant},
 };
 
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::FutureExt;
 
 use super::{retry::random_fraction, Engine};
 use crate::{
-    domain::{TimerKind, TimerOutcome},
+    domain::{Mute, TimerKind, TimerOutcome},
     notify::Message,
     remediation::Done,
     store::timers::{Claimed, Completion},
@@ -84,7 +86,7 @@ impl Engine {
             status_code,
             error,
         };
-        if timer.kind == TimerKind::Remediation {
+        if matches!(timer.kind, TimerKind::Remediation | TimerKind::Verify) {
             let (outcome, error) = self.remediate(&timer).await;
             return completion(outcome, None, error);
         }
@@ -97,6 +99,11 @@ impl Engine {
             );
             return completion(TimerOutcome::Cancelled, None, None);
         }
+        if let Some((outcome, why)) = self.held(&timer).await {
+            tracing::info!(timer_id = timer.id, incident_id = timer.incident.id, kind = timer.kind.as_str(),
+                notifier = %timer.notifier, reason = %why, "message muted");
+            return completion(outcome, None, Some(why));
+        }
         if timer.behind_inflight {
             let delay_ms = INFLIGHT_WAIT_MS;
             return completion(TimerOutcome::Requeue { delay_ms }, None, None);
@@ -107,7 +114,48 @@ impl Engine {
         completion
     }
 
-    /// Runs a remediation behind its guard rails; the decision is recorded by the runner.
+    /// A message a maintenance window muting pages holds: due again when the window ends (an
+    /// escalation step its delay after that, as if the incident opened then, and the
+    /// incident's later steps with it), with why. None when no window covers the incident.
+    async fn held(&self, timer: &Claimed) -> Option<(TimerOutcome, String)> {
+        if !self.control.any(Mute::Pages) {
+            return None;
+        }
+        // If the alerts cannot be read, the message goes out: nothing broken stays silent.
+        let label_sets = self.store.incident_label_sets(timer.incident.id).await.ok()?;
+        let window = self.control.covering(Mute::Pages, &label_sets)?;
+        let until: DateTime<Utc> = if timer.kind == TimerKind::Escalation && timer.occurrence == 0 {
+            window.ends_at + (timer.scheduled_at - timer.incident.created_at).max(chrono::TimeDelta::zero())
+        } else {
+            window.ends_at
+        };
+        if timer.kind == TimerKind::Escalation {
+            if let Err(e) = self
+                .store
+                .hold_escalations(timer.incident.id, window.id, window.ends_at)
+                .await
+            {
+                tracing::warn!(incident_id = timer.incident.id, error = %e, "holding later escalation steps failed");
+            }
+        }
+        let delay_ms = (until - Utc::now()).num_milliseconds().max(0);
+        let why = format!(
+            "muted: held by maintenance window {} ({}) until {}",
+            window.id,
+            window.reason,
+            until.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        Some((
+            TimerOutcome::Muted {
+                delay_ms,
+                window: window.id,
+            },
+            why,
+        ))
+    }
+
+    /// Runs a remediation (or verifies one) behind its guard rails; the decision is recorded
+    /// by the runner.
     async fn remediate(&self, timer: &Claimed) -> (TimerOutcome, Option<String>) {
         let Some(runner) = &self.remediations else {
             return (
@@ -115,8 +163,18 @@ impl Engine {
                 Some("this replica runs no remediation".into()),
             );
         };
-        match runner.run(timer).await {
+        let done = match timer.kind {
+            TimerKind::Verify => runner.verify(timer).await,
+            _ => runner.run(timer).await,
+        };
+        match done {
             Ok(Done::Finished) => (TimerOutcome::Sent, None),
+            Ok(Done::Wait(until)) => (
+                TimerOutcome::Requeue {
+                    delay_ms: (until - Utc::now()).num_milliseconds().max(0),
+                },
+                None,
+            ),
             Ok(Done::Busy) => (
                 TimerOutcome::Requeue {
                     delay_ms: BUSY_RETRY_MS,
@@ -205,5 +263,15 @@ impl Engine {
 
 /// An escalation whose incident resolved or was acknowledged behind the timer's back.
 fn is_stale(timer: &Claimed) -> bool {
-    timer.kind == TimerKind::Escalation && (!timer.incident.firing || timer.incident.acknowledged.is_some())
+    let incident = &timer.incident;
+    match timer.kind {
+        TimerKind::Escalation => !incident.firing || incident.acknowledged.is_some(),
+        // A request for approval about an incident that resolved: nothing to decide.
+        TimerKind::Approval => !incident.firing,
+        // An announcement a maintenance window held past the incident's resolution.
+        TimerKind::Opened => incident
+            .resolved_at
+            .is_some_and(|resolved| !incident.firing && timer.scheduled_at > resolved),
+        _ => false,
+    }
 }

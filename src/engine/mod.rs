@@ -32,8 +32,8 @@ use tokio::{
 
 use self::{retry::Backoff, wake::Idle};
 use crate::{
-    config::EngineSettings, metrics::TimerMetrics, notify::Notifiers, plan::Rules, remediation::Runner,
-    store::Store,
+    config::EngineSettings, control::Control, metrics::TimerMetrics, notify::Notifiers, plan::Rules,
+    remediation::Runner, store::Store,
 };
 
 /// One engine: what it needs to fire timers.
@@ -58,6 +58,8 @@ pub struct Engine {
     metrics: TimerMetrics,
     /// Runs remediation timers; without it they fail.
     remediations: Option<Arc<Runner>>,
+    /// Maintenance windows in force, which hold messages.
+    control: Arc<Control>,
     /// Remediations running at once, apart from the sends' permits.
     remediation_permits: Arc<tokio::sync::Semaphore>,
     /// Called as each timer is fired, for tests that inject a fault (a panic, a hang).
@@ -136,6 +138,7 @@ impl Engine {
             backoff: Backoff::new(&settings.retry),
             metrics,
             remediations: None,
+            control: Control::new(),
             remediation_permits: Arc::new(tokio::sync::Semaphore::new(settings.remediation_concurrency)),
             fault: None,
         }
@@ -150,6 +153,12 @@ impl Engine {
     /// Lets this engine run remediation timers.
     pub fn with_remediations(mut self, runner: Arc<Runner>) -> Self {
         self.remediations = Some(runner);
+        self
+    }
+
+    /// Maintenance windows as this replica sees them: messages they cover are held.
+    pub fn with_control(mut self, control: Arc<Control>) -> Self {
+        self.control = control;
         self
     }
 

@@ -210,11 +210,13 @@ fn authorize(caller: &Caller, method: &Method, path: &str) -> Result<(), Refusal
     }
 }
 
-/// Reading needs `viewer`; acting on incidents `responder`; the switches that affect
-/// everything (added later) `admin`.
-pub fn required_role(method: &Method, _path: &str) -> Role {
+/// Reading needs `viewer`; acting on incidents, approving and maintenance windows
+/// `responder`; the switch that affects everything (the remediation pause) `admin`.
+pub fn required_role(method: &Method, path: &str) -> Role {
     if matches!(*method, Method::GET | Method::HEAD) {
         Role::Viewer
+    } else if path.trim_end_matches('/') == "/api/v1/remediation/pause" {
+        Role::Admin
     } else {
         Role::Responder
     }
@@ -222,7 +224,11 @@ pub fn required_role(method: &Method, _path: &str) -> Role {
 
 /// A state change under `/api/v1` must say it is JSON: forms cannot post it across sites.
 fn check_content_type(req: &ServiceRequest) -> Result<(), ApiError> {
-    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // A DELETE has no body, and no form can send one.
+    let changes = !matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+    );
     if !(changes && req.path().starts_with("/api/v1/")) {
         return Ok(());
     }

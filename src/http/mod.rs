@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, shared state, and the middleware around them.
 
 mod auth;
+mod control;
 mod error;
 mod health;
 mod incidents;
@@ -20,7 +21,7 @@ pub use auth::{Authenticator, Caller, Person};
 pub use error::ApiError;
 pub use health::Readiness;
 
-use crate::{intake::Recorder, metrics::Metrics, plan::Rules, store::Store};
+use crate::{control::Control, intake::Recorder, metrics::Metrics, plan::Rules, store::Store};
 
 /// What every handler may need.
 pub struct State {
@@ -32,6 +33,9 @@ pub struct State {
     pub rules: Arc<Rules>,
     /// Where handlers count what they do.
     pub metrics: Metrics,
+    /// Maintenance windows and the pause as this replica sees them (refreshed after a change
+    /// made here).
+    pub control: Arc<Control>,
     /// Largest accepted webhook body, in bytes.
     pub body_limit: usize,
     /// Seconds in `Retry-After` when the database is unreachable.
@@ -66,6 +70,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/api/v1/incidents/{id}/ack",
                 web::post().to(incidents::acknowledge),
+            )
+            .route("/api/v1/remediations", web::get().to(control::requests))
+            .route(
+                "/api/v1/remediations/{id}/approve",
+                web::post().to(control::approve),
+            )
+            .route(
+                "/api/v1/remediations/{id}/reject",
+                web::post().to(control::reject),
+            )
+            .route("/api/v1/maintenance", web::post().to(control::create_window))
+            .route("/api/v1/maintenance", web::get().to(control::windows))
+            .route("/api/v1/maintenance/{id}", web::delete().to(control::end_window))
+            .route("/api/v1/remediation/pause", web::get().to(control::pause))
+            .route("/api/v1/remediation/pause", web::put().to(control::set_pause))
+            .route(
+                "/api/v1/remediation/pause",
+                web::delete().to(control::clear_pause),
             ),
     )
     .default_service(web::to(|| async {

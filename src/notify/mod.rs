@@ -78,11 +78,18 @@ impl Message<'_> {
                 "[ESCALATION {}, reminder {}] {name} is still firing",
                 self.timer.step, self.timer.occurrence
             ),
-            TimerKind::Escalation => format!(
-                "[ESCALATION {}] {name} is still firing after {}",
-                self.timer.step,
-                elapsed(incident.created_at)
-            ),
+            TimerKind::Escalation => {
+                let headline = format!(
+                    "[ESCALATION {}] {name} is still firing after {}",
+                    self.timer.step,
+                    elapsed(incident.created_at)
+                );
+                // Handed over early by a remediation ladder that ran out: say what was tried.
+                match self.timer.payload.as_ref().and_then(|p| p["handover"].as_str()) {
+                    Some(tried) => format!("{headline}; {tried}"),
+                    None => headline,
+                }
+            }
             TimerKind::Acknowledged => {
                 let by = incident
                     .acknowledged
@@ -94,7 +101,19 @@ impl Message<'_> {
                 "[RESOLVED] {name} after {}",
                 elapsed_between(incident.created_at, incident.resolved_at)
             ),
-            TimerKind::Remediation | TimerKind::Remediated => {
+            TimerKind::Approval => {
+                let payload = self.timer.payload.clone().unwrap_or_default();
+                let text = |key: &str| payload[key].as_str().unwrap_or("?").to_owned();
+                format!(
+                    "[APPROVAL NEEDED] {name}: {} {} (remediation {}, until {}): {}",
+                    text("action"),
+                    text("target"),
+                    payload["remediation_id"],
+                    text("expires_at"),
+                    text("plan")
+                )
+            }
+            TimerKind::Remediation | TimerKind::Remediated | TimerKind::Verify => {
                 let payload = self.timer.payload.clone().unwrap_or_default();
                 let text = |key: &str| payload[key].as_str().unwrap_or("?").to_owned();
                 format!(

@@ -31,8 +31,12 @@ fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
     let action = match message.timer.kind {
         TimerKind::Opened | TimerKind::Escalation => "trigger",
         TimerKind::Acknowledged => "acknowledge",
-        // Remediation reports are not scheduled for PagerDuty; a resolve would be wrong.
-        TimerKind::Resolved | TimerKind::Remediation | TimerKind::Remediated => "resolve",
+        // Remediation reports and requests for approval are not scheduled for PagerDuty.
+        TimerKind::Resolved
+        | TimerKind::Remediation
+        | TimerKind::Remediated
+        | TimerKind::Verify
+        | TimerKind::Approval => "resolve",
     };
     let mut body = json!({
         "routing_key": routing_key,

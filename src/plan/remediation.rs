@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{secrets::secret_from, template::ParamTemplate};
 use crate::{
     alertmanager::KV,
-    config::{Budget, PgConnection, Problem, RemediateSettings, RemediationSettings, RuleSettings},
+    config::{Approval, Budget, PgConnection, Problem, RemediateSettings, RemediationSettings, RuleSettings},
     domain::{Action, ActionParams, ParamLimits, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT},
 };
 
@@ -21,7 +21,10 @@ pub struct RemediationSpec {
     pub cooldown: Option<Duration>,
     /// None: the global `dry_run`.
     pub dry_run: Option<bool>,
-    pub escalate_on_failure: bool,
+    /// The alert must resolve within this after the action, or the next step runs.
+    pub verify_within: Option<Duration>,
+    /// A person approves the step before it acts.
+    pub approval: bool,
 }
 
 impl RemediationSpec {
@@ -86,7 +89,8 @@ impl RemediationSpec {
             params,
             cooldown: settings.cooldown.map(|c| c.0),
             dry_run: settings.dry_run,
-            escalate_on_failure: settings.escalate_on_failure,
+            verify_within: settings.verify_within.map(|v| v.0),
+            approval: settings.approval == Approval::Required,
         })
     }
 }
@@ -152,6 +156,8 @@ pub struct GuardRails {
     /// How far parameters rendered from alerts may reach, and the action timeout (how long
     /// a started action holds its target before another may act on it).
     pub limits: ParamLimits,
+    /// How long a request for approval waits for a person.
+    pub approval_timeout: Duration,
 }
 
 impl GuardRails {
@@ -168,6 +174,7 @@ impl GuardRails {
             flapping_window: settings.flapping.window.0,
             dry_run,
             limits: limits(settings),
+            approval_timeout: settings.approval.timeout.0,
         }
     }
 
@@ -234,21 +241,27 @@ pub fn databases(
 
 /// Each `postgres_relieve_pool` rule names a configured database (or a template).
 pub fn check_databases(rules: &[RuleSettings], settings: &RemediationSettings, problems: &mut Vec<Problem>) {
-    for (i, rule) in rules.iter().enumerate() {
-        let Some(remediate) = &rule.remediate else {
-            continue;
-        };
+    for (at, remediate) in steps(rules) {
         let Some(database) = remediate.params.get("database").and_then(|d| d.as_str()) else {
             continue;
         };
         let known = database.contains("{{") || settings.databases.contains_key(database);
         if remediate.action == Action::PostgresRelievePool.as_str() && !known {
             problems.push(Problem::new(
-                format!("rules[{i}].remediate.params.database"),
+                format!("{at}.params.database"),
                 format!("{database:?} is not under remediation.databases"),
             ));
         }
     }
+}
+
+/// Every remediation step of every rule, with its key path.
+fn steps(rules: &[RuleSettings]) -> impl Iterator<Item = (String, &RemediateSettings)> {
+    rules.iter().enumerate().flat_map(|(i, rule)| {
+        rule.remediate
+            .iter()
+            .flat_map(move |ladder| ladder.steps(&format!("rules[{i}].remediate")))
+    })
 }
 
 /// A rule that takes its namespace from the alert while no namespace is allowed explicitly:
@@ -257,14 +270,12 @@ pub fn warnings(rules: &[RuleSettings], settings: &RemediationSettings) -> Vec<P
     if !settings.namespaces.allow.is_empty() {
         return Vec::new();
     }
-    rules
-        .iter()
-        .enumerate()
-        .filter_map(|(i, rule)| {
-            let namespace = rule.remediate.as_ref()?.params.get("namespace")?.as_str()?;
+    steps(rules)
+        .filter_map(|(at, remediate)| {
+            let namespace = remediate.params.get("namespace")?.as_str()?;
             namespace.contains("{{").then(|| {
                 Problem::new(
-                    format!("rules[{i}].remediate.params.namespace"),
+                    format!("{at}.params.namespace"),
                     "is taken from the alert and remediation.namespaces.allow is empty: \
                      an alert can point medic at any namespace not denied; list the allowed ones",
                 )

@@ -31,7 +31,9 @@ pub struct Rule {
     /// Linked when the alert carries no `runbook_url` annotation.
     pub runbook_url: Option<String>,
     continue_matching: bool,
-    pub remediate: Option<RemediationSpec>,
+    /// The remediation ladder: tried in turn while the alert still fires; empty when the
+    /// rule only tells people.
+    pub remediate: Vec<RemediationSpec>,
 }
 
 /// One escalation step, compiled.
@@ -51,6 +53,13 @@ pub struct NotifierRef {
 }
 
 impl Rule {
+    /// Step `step` of the remediation ladder (1 for the first; 0, from a previous version's
+    /// timers, is the first too).
+    pub fn remediation_step(&self, step: i32) -> Option<&RemediationSpec> {
+        let index = usize::try_from(step.max(1) - 1).ok()?;
+        self.remediate.get(index)
+    }
+
     /// All matchers hold and, if the rule lists severities, the alert has one of them.
     pub fn matches(&self, labels: &KV) -> bool {
         let severity_ok = self.severities.is_empty()
@@ -147,10 +156,18 @@ fn compile_rule(
         .map(|(j, step)| compile_step(&format!("{at}.escalation[{j}]"), step, notifiers, problems))
         .collect();
     check_steps(at, &rule.escalation, problems);
-    let remediate = rule
+    let remediate: Vec<RemediationSpec> = rule
         .remediate
-        .as_ref()
-        .and_then(|r| RemediationSpec::compile(&format!("{at}.remediate"), r, limits, problems));
+        .iter()
+        .flat_map(|ladder| ladder.steps(&format!("{at}.remediate")))
+        .filter_map(|(at, step)| RemediationSpec::compile(&at, step, limits, problems))
+        .collect();
+    if matches!(&rule.remediate, Some(crate::config::Ladder::Steps(steps)) if steps.is_empty()) {
+        problems.push(Problem::new(
+            format!("{at}.remediate"),
+            "a ladder needs at least one step",
+        ));
+    }
     if problems.len() > start {
         return None;
     }

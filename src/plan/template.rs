@@ -73,6 +73,8 @@ fn check_literal(value: &Value, kind: ParamKind) -> Result<(), String> {
         ParamKind::Duration => {
             value.as_u64().is_some() || value.as_str().is_some_and(|s| HumanDuration::parse(s).is_ok())
         }
+        // Which count or percentage is checked by the parameter's own check.
+        ParamKind::CountOrPercent => value.is_i64() || value.is_string(),
     };
     if ok {
         Ok(())
@@ -81,6 +83,7 @@ fn check_literal(value: &Value, kind: ParamKind) -> Result<(), String> {
             ParamKind::Text => "text",
             ParamKind::Integer => "an integer",
             ParamKind::Duration => "a duration such as 90s or 5m",
+            ParamKind::CountOrPercent => "a count such as 2 or a percentage such as 50%",
         };
         Err(format!("expected {expected}, got {value}"))
     }

@@ -37,16 +37,17 @@ impl Rules {
 }
 
 impl Rule {
-    /// The remediation timer for one firing alert episode: due at once, keyed by the episode
-    /// so that it runs once however often the alert is delivered.
+    /// The remediation timer for one firing alert episode, for the ladder's first step: due
+    /// at once, keyed by the episode so that it runs once however often the alert is
+    /// delivered. Later steps are scheduled when the one before is not enough.
     fn remediation(&self, alert: &AlertEpisode) -> Option<PlannedTimer> {
-        let remediate = self.remediate.as_ref()?;
+        let remediate = self.remediate.first()?;
         let params = remediate.render(&alert.labels, &alert.annotations);
         let job = RemediationJob::new(alert, params);
         Some(PlannedTimer {
             kind: TimerKind::Remediation,
             rule: self.name.clone(),
-            step: 0,
+            step: 1,
             notifier: remediate.action.as_str().to_owned(),
             channel: "remediation",
             after: Duration::ZERO,

@@ -5,7 +5,7 @@
 use std::{path::Path, time::Duration};
 
 use k8s_openapi::api::{
-    apps::v1::Deployment,
+    apps::v1::{Deployment, ReplicaSet, StatefulSet},
     autoscaling::{v1::Scale, v2::HorizontalPodAutoscaler},
     core::v1::Pod,
 };
@@ -181,6 +181,22 @@ impl Kube {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let params = ListParams::default().labels(selector);
         Ok(self.call("list", api.list(&params)).await?.items)
+    }
+
+    pub async fn replica_set(&self, namespace: &str, name: &str) -> Result<ReplicaSet, KubeError> {
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        self.call("get", api.get(name)).await
+    }
+
+    pub async fn replica_sets(&self, namespace: &str, selector: &str) -> Result<Vec<ReplicaSet>, KubeError> {
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        let params = ListParams::default().labels(selector);
+        Ok(self.call("list", api.list(&params)).await?.items)
+    }
+
+    pub async fn stateful_set(&self, namespace: &str, name: &str) -> Result<StatefulSet, KubeError> {
+        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
+        self.call("get", api.get(name)).await
     }
 
     pub async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, KubeError> {

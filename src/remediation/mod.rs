@@ -1,7 +1,15 @@
 //! Remediation: what a fired remediation timer does. Guard rails first (the alert still fires,
-//! namespace allowed, not flapping, no other action on the target running, cooldown and
-//! budgets), decided and recorded atomically in Postgres; then the handler, in dry-run or for
-//! real; then the outcome, recorded, counted, logged and reported to the rule's channels.
+//! not acknowledged, not paused, no maintenance window, namespace allowed, not flapping, no
+//! other action on the target running, cooldown and budgets), decided and recorded atomically
+//! in Postgres; then a request for approval, if the step needs one, or the handler, in dry-run
+//! or for real; then the outcome, recorded, counted, logged and reported to the rule's
+//! channels.
+//!
+//! A rule's `remediate:` is a ladder. A step that succeeds with `verify_within` is verified
+//! when that is up (a `verify` timer): `fixed` if its alert episode resolved, else `not_fixed`
+//! and the next step runs, through every guard rail again. A step that is skipped or fails,
+//! and a last step that did not fix it, hand the incident to people: the first pending
+//! escalation step is due at once, saying what was tried.
 
 mod kube;
 mod postgres_pool;
@@ -9,17 +17,24 @@ mod restart_pods;
 mod rollout;
 mod scale;
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
 
 use serde_json::{json, Value};
 
 pub use self::kube::Kube;
 use crate::{
-    domain::{Action, ActionParams, RemediationDecision, RemediationJob, RemediationResult},
+    control::Control,
+    domain::{Action, ActionParams, Mute, RemediationDecision, RemediationJob, RemediationResult},
     metrics::RemediationMetrics,
     plan::{GuardRails, RemediationSpec, Rules, TargetDatabase},
     store::{
-        remediations::{Intent, Limits},
+        remediations::{Intent, Limits, VerifyStep},
         timers::Claimed,
         Store, StoreError,
     },
@@ -63,6 +78,9 @@ pub enum Done {
     Finished,
     /// Another action on the same target is running: try again shortly.
     Busy,
+    /// Waiting for a person's approval: come back at this time (the request's expiry), or
+    /// sooner when someone decides (the answer wakes the timer).
+    Wait(DateTime<Utc>),
     /// The timer cannot be run at all (its job cannot be decoded, or its rule no longer
     /// remediates): a failure, with the reason, that no retry can fix.
     Rejected(String),
@@ -80,6 +98,8 @@ pub struct Runner {
     kube: Result<Kube, String>,
     /// What `postgres_relieve_pool` may touch, by name.
     databases: BTreeMap<String, TargetDatabase>,
+    /// Maintenance windows in force.
+    control: Arc<Control>,
     metrics: RemediationMetrics,
 }
 
@@ -90,6 +110,7 @@ impl Runner {
         guard_rails: GuardRails,
         kube: Result<Kube, String>,
         databases: BTreeMap<String, TargetDatabase>,
+        control: Arc<Control>,
         metrics: RemediationMetrics,
     ) -> Self {
         Self {
@@ -98,6 +119,7 @@ impl Runner {
             guard_rails,
             kube,
             databases,
+            control,
             metrics,
         }
     }
@@ -109,23 +131,26 @@ impl Runner {
             Ok(job) => job,
             Err(reason) => return Ok(self.reject(timer, reason)),
         };
+        let step = timer.step.max(1);
         let spec = self
             .rules
             .get(&timer.rule)
-            .and_then(|rule| rule.remediate.as_ref());
+            .and_then(|rule| rule.remediation_step(step));
         let Some(spec) = spec else {
-            let reason = format!("rule {:?} no longer remediates", timer.rule);
+            let reason = format!("rule {:?} no longer has remediation step {step}", timer.rule);
             return Ok(self.reject(timer, reason));
         };
         let (params, skip) = match self.check(spec.action, &job) {
-            Ok(params) => (params, None),
+            Ok(params) => (params, self.maintenance(&job)),
             Err(skip) => (ActionParams::default(), Some(skip)),
         };
         let target = target_key(spec.action, &params);
         let dry_run = spec.dry_run.unwrap_or(self.guard_rails.dry_run);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let intent = Intent {
             incident_id: timer.incident.id,
             rule: &timer.rule,
+            step,
             action: spec.action,
             target: &target,
             episode: &timer.subject,
@@ -133,6 +158,8 @@ impl Runner {
             starts_at: job.starts_at,
             skip: skip.as_ref().map(|(result, _)| *result),
             dry_run,
+            approval: spec.approval,
+            approval_timeout_ms: ms(self.guard_rails.approval_timeout),
             limits: self.limits(spec),
         };
         let decided = self.store.decide_remediation(&intent).await?;
@@ -147,6 +174,12 @@ impl Runner {
                 decided.summary.unwrap_or_else(|| "interrupted".into()),
                 json!({}),
             ),
+            RemediationDecision::AwaitingApproval => {
+                let until = decided.expires_at.unwrap_or_else(Utc::now);
+                self.request_approval(timer, spec, id, &params, &target, until)
+                    .await?;
+                return Ok(Done::Wait(until));
+            }
             RemediationDecision::Act | RemediationDecision::DryRun => {
                 self.execute(spec.action, &params, dry_run).await
             }
@@ -155,7 +188,98 @@ impl Runner {
                 Report::new(result, reason, json!({}))
             }
         };
-        self.finish(timer, spec, id, &target, &report, started).await?;
+        self.finish(timer, spec, &job, id, &target, &report, started)
+            .await?;
+        Ok(Done::Finished)
+    }
+
+    /// A step whose turn came and needs a person: what a dry run says it would do is
+    /// recorded with the request, and the rule's channels are asked.
+    async fn request_approval(
+        &self,
+        timer: &Claimed,
+        spec: &RemediationSpec,
+        id: i64,
+        params: &ActionParams,
+        target: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let plan = self.execute(spec.action, params, true).await;
+        let summary = format!(
+            "waiting for approval until {}: {}",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            plan.summary
+        );
+        let params = serde_json::to_value(&params.0).unwrap_or_default();
+        self.store
+            .request_approval(id, &params, &plan.summary, &summary)
+            .await?;
+        self.metrics
+            .remediations
+            .with_label_values(&[spec.action.as_str(), RemediationResult::AwaitingApproval.as_str()])
+            .inc();
+        tracing::info!(
+            incident_id = timer.incident.id, rule = %timer.rule, action = spec.action.as_str(), target,
+            episode = %timer.subject, remediation_id = id, until = %until, plan = %plan.summary,
+            "remediation awaits approval"
+        );
+        Ok(())
+    }
+
+    /// Skips the step when a maintenance window muting remediation covers its alert.
+    fn maintenance(&self, job: &RemediationJob) -> Option<(RemediationResult, String)> {
+        let window = self.control.covering(Mute::Remediation, [&job.labels])?;
+        let reason = format!(
+            "maintenance window {} ({}) until {}",
+            window.id,
+            window.reason,
+            window.ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        Some((RemediationResult::SkippedMaintenance, reason))
+    }
+
+    /// A step's `verify_within` is up: records whether it fixed the alert and, if it did
+    /// not, schedules the next step or hands the incident to people.
+    pub async fn verify(&self, timer: &Claimed) -> Result<Done, StoreError> {
+        let job = match RemediationJob::decode(timer.payload.as_ref()) {
+            Ok(job) => job,
+            Err(reason) => return Ok(self.reject(timer, reason)),
+        };
+        let step = timer.step.max(1);
+        let next = self
+            .rules
+            .get(&timer.rule)
+            .and_then(|rule| rule.remediation_step(step + 1))
+            .map(|spec| {
+                let params = spec.render(&job.labels, &job.annotations);
+                (spec.action, job.for_step(params).to_payload())
+            });
+        let check = VerifyStep {
+            incident_id: timer.incident.id,
+            rule: &timer.rule,
+            step,
+            episode: &timer.subject,
+            fingerprint: &job.fingerprint,
+            starts_at: job.starts_at,
+            next: next.as_ref().map(|(action, job)| (*action, job)),
+        };
+        if let Some(verification) = self.store.verify_step(&check).await? {
+            let result = verification.as_str();
+            self.metrics
+                .verifications
+                .with_label_values(&[&timer.notifier, result])
+                .inc();
+            self.metrics
+                .rule_verifications
+                .with_label_values(&[&timer.rule, result])
+                .inc();
+            tracing::info!(
+                incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
+                episode = %timer.subject, verification = result,
+                next_step = next.as_ref().map(|(action, _)| action.as_str()),
+                "remediation verified"
+            );
+        }
         Ok(Done::Finished)
     }
 
@@ -258,17 +382,21 @@ impl Runner {
         result.unwrap_or_else(|reason| Report::new(RemediationResult::Failure, reason, json!({})))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         timer: &Claimed,
         spec: &RemediationSpec,
+        job: &RemediationJob,
         id: i64,
         target: &str,
         report: &Report,
         started: Instant,
     ) -> Result<(), StoreError> {
+        let payload = job.to_payload();
+        let verify = spec.verify_within.map(|wait| (wait, &payload));
         self.store
-            .finish_remediation(id, report.result, &report.summary, &report.detail)
+            .finish_remediation(id, report.result, &report.summary, &report.detail, verify)
             .await?;
         let action = spec.action.as_str();
         let result = report.result.as_str();
@@ -280,16 +408,19 @@ impl Runner {
             .duration
             .with_label_values(&[action])
             .observe(started.elapsed().as_secs_f64());
-        // An exhausted budget or a flapping alert always escalates instead of acting; other
-        // failures and skips do when the rule asks.
-        let escalate =
-            report.result.always_escalates() || (spec.escalate_on_failure && !report.result.is_done());
+        // A step skipped or failed ends the ladder: people take over at once, told what was
+        // tried.
+        let escalate = !report.result.is_done();
         tracing::info!(
-            incident_id = timer.incident.id, rule = %timer.rule, action, target, episode = %timer.subject,
-            result, summary = %report.summary, escalate, "remediation"
+            incident_id = timer.incident.id, rule = %timer.rule, step = timer.step.max(1), action, target,
+            episode = %timer.subject, result, summary = %report.summary, escalate, "remediation"
         );
         if escalate {
-            self.store.escalate_now(timer.incident.id).await?;
+            let tried = self.store.tried(&timer.rule, &timer.subject).await?;
+            let handover = format!("automatic remediation did not fix it: {tried}");
+            self.store
+                .escalate_now(timer.incident.id, Some(&handover))
+                .await?;
         }
         Ok(())
     }

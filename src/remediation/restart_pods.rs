@@ -5,15 +5,33 @@
 //! Unhealthy: waiting in CrashLoopBackOff, restarted more than `max_restarts` times, or not
 //! Ready for longer than `grace_period`. A pod named by the `pod` parameter is restarted
 //! whatever its state: the alert named it.
+//!
+//! `min_healthy` (default 50%) stands in for the PodDisruptionBudget many Deployments lack:
+//! before each eviction, the first too, the pod's workload must keep at least that share (or
+//! count) of its desired pods Ready once the pod is gone (`floor` says which workload and which
+//! pods count). Evicting a pod that is not Ready takes nothing away, but such a pod is still left
+//! alone while its workload is below the floor, as a PodDisruptionBudget does by default: a
+//! workload that is mostly down is seldom brought up by restarts, and may be kept down by them.
+//! Stopped by the floor before its first eviction, a run is `skipped_min_healthy`; after some,
+//! it stops there and is a `failure` naming what it evicted, as when a replacement never comes
+//! up (a PodDisruptionBudget's refusal reads the same way). Deployments (through their
+//! ReplicaSets), ReplicaSets of their own and StatefulSets have a floor, from `spec.replicas`;
+//! a bare pod, or one of any other controller (DaemonSet, Job, …), has none.
 
-use std::{collections::HashSet, time::Duration};
+mod floor;
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use self::floor::Floor;
 use super::{kube::Kube, Report};
-use crate::domain::{ActionParams, RemediationResult, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT};
+use crate::domain::{ActionParams, MinHealthy, RemediationResult, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -23,6 +41,7 @@ pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> 
     let max_restarts = params.integer("max_restarts", 5)?;
     let max_pods = usize::try_from(params.integer("max_pods", DEFAULT_MAX_PODS)?.max(1)).unwrap_or(1);
     let ready_timeout = params.duration("ready_timeout", DEFAULT_READY_TIMEOUT)?;
+    let min_healthy = params.min_healthy()?;
     let candidates = match params.text("pod") {
         Some(name) => kube
             .pod(namespace, name)
@@ -39,25 +58,23 @@ pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> 
         }
     };
     let chosen: Vec<&Pod> = candidates.iter().take(max_pods).collect();
-    let names: Vec<String> = chosen.iter().map(|p| name(p)).collect();
     if chosen.is_empty() {
         return Ok(Report::noop("no unhealthy pod to restart".into()));
     }
-    let detail = json!({"namespace": namespace, "pods": names});
     if dry_run {
-        return Ok(Report::dry_run(
-            format!("would evict {}, one at a time", names.join(", ")),
-            detail,
-        ));
+        return plan(kube, namespace, &chosen, min_healthy).await;
     }
     let mut restarted = Vec::new();
     for pod in chosen {
-        if let Some(report) = restart_one(kube, namespace, pod, ready_timeout, &restarted).await? {
+        let report = restart_one(kube, namespace, pod, min_healthy, ready_timeout, &restarted).await?;
+        if let Some(report) = report {
             return Ok(report);
         }
         restarted.push(name(pod));
     }
-    let detail = json!({"namespace": namespace, "restarted": restarted});
+    let detail = json!({
+        "namespace": namespace, "restarted": restarted, "min_healthy": min_healthy.to_string(),
+    });
     Ok(Report::success(
         format!(
             "evicted {} and each replacement became Ready",
@@ -67,15 +84,68 @@ pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> 
     ))
 }
 
-/// Evicts one pod and waits for its replacement; a report when the run must stop here.
+/// The plan: the pods a run would evict, one at a time, and where `min_healthy` would stop it.
+/// Each replacement is assumed to become Ready (a run whose replacement does not stops there
+/// anyway), so a pod that was not Ready adds one to its workload's count for the next.
+async fn plan(
+    kube: &Kube,
+    namespace: &str,
+    chosen: &[&Pod],
+    min_healthy: MinHealthy,
+) -> Result<Report, String> {
+    let mut planned = Vec::new();
+    let mut replaced: HashMap<String, i32> = HashMap::new();
+    for pod in chosen {
+        if let Some(mut floor) = Floor::under(kube, namespace, pod, min_healthy).await? {
+            floor.ready += replaced.get(&floor.uid).copied().unwrap_or(0);
+            if let Some(reason) = floor.refusal() {
+                let detail = json!({
+                    "namespace": namespace, "pods": planned, "stops_at": name(pod), "floor": floor.detail(),
+                });
+                if planned.is_empty() {
+                    return Ok(Report::new(RemediationResult::SkippedMinHealthy, reason, detail));
+                }
+                let summary = format!(
+                    "would evict {}, one at a time, then stop: {reason}",
+                    planned.join(", ")
+                );
+                return Ok(Report::dry_run(summary, detail));
+            }
+            if !floor.pod_ready {
+                *replaced.entry(floor.uid).or_default() += 1;
+            }
+        }
+        planned.push(name(pod));
+    }
+    let detail = json!({"namespace": namespace, "pods": planned});
+    Ok(Report::dry_run(
+        format!("would evict {}, one at a time", planned.join(", ")),
+        detail,
+    ))
+}
+
+/// Evicts one pod, if the floor allows, and waits for its replacement; a report when the run
+/// must stop here.
 async fn restart_one(
     kube: &Kube,
     namespace: &str,
     pod: &Pod,
+    min_healthy: MinHealthy,
     ready_timeout: Duration,
     done: &[String],
 ) -> Result<Option<Report>, String> {
     let pod_name = name(pod);
+    if let Some(floor) = Floor::under(kube, namespace, pod, min_healthy).await? {
+        if let Some(reason) = floor.refusal() {
+            let detail = json!({"pod": pod_name, "restarted": done, "floor": floor.detail()});
+            return Ok(Some(stopped(
+                done,
+                RemediationResult::SkippedMinHealthy,
+                reason,
+                detail,
+            )));
+        }
+    }
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let selector = selector_of(pod);
     let before: HashSet<String> = match &selector {
@@ -91,15 +161,12 @@ async fn restart_one(
     match kube.evict(namespace, &pod_name, &uid).await {
         Ok(()) => {}
         Err(e) if e.code == 429 => {
+            let reason = format!(
+                "the PodDisruptionBudget refused to evict {pod_name}: {}",
+                e.causes.join("; ")
+            );
             let detail = json!({"pod": pod_name, "restarted": done, "causes": e.causes});
-            return Ok(Some(Report::new(
-                RemediationResult::SkippedPdb,
-                format!(
-                    "the PodDisruptionBudget refused to evict {pod_name}: {}",
-                    e.causes.join("; ")
-                ),
-                detail,
-            )));
+            return Ok(Some(stopped(done, RemediationResult::SkippedPdb, reason, detail)));
         }
         Err(e) if e.code == 404 => return Ok(None),
         Err(e) => return Err(format!("evicting {pod_name}: {e}")),
@@ -117,6 +184,17 @@ async fn restart_one(
         format!("evicted {pod_name} but no replacement became Ready within {ready_timeout:?}; stopped there"),
         detail,
     )))
+}
+
+/// A run stopped before evicting a pod, for `reason`: skipped when it has evicted nothing;
+/// after some evictions a failure that names them, as it acted (and counts for cooldowns and
+/// budgets) but did not finish.
+fn stopped(done: &[String], skip: RemediationResult, reason: String, detail: Value) -> Report {
+    if done.is_empty() {
+        return Report::new(skip, reason, detail);
+    }
+    let summary = format!("evicted {}, then stopped: {reason}", done.join(", "));
+    Report::new(RemediationResult::Failure, summary, detail)
 }
 
 /// Polls until a pod that did not exist before the eviction is Ready.

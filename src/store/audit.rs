@@ -21,7 +21,8 @@ pub struct Actor<'a> {
 /// One recorded action, as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct AuditRecord {
-    /// `acknowledge`.
+    /// `acknowledge`, `approve`, `reject`, `pause`, `resume`, `maintenance_start`,
+    /// `maintenance_end`.
     pub action: String,
     pub actor: String,
     pub role: String,
@@ -31,10 +32,11 @@ pub struct AuditRecord {
     pub at: DateTime<Utc>,
 }
 
-/// Records `action` by `actor` on an incident, in the caller's transaction.
+/// Records `action` by `actor` (on an incident, if it is about one), in the caller's
+/// transaction.
 pub(super) async fn record(
     client: &tokio_postgres::Transaction<'_>,
-    incident_id: i64,
+    incident_id: Option<i64>,
     action: &str,
     actor: &Actor<'_>,
     detail: &Value,

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "label_search",
         include_str!("../../migrations/0006_label_search.sql"),
     ),
+    (
+        7,
+        "people_in_control",
+        include_str!("../../migrations/0007_people_in_control.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -1,6 +1,7 @@
 //! All of medic's SQL. Everything outside this module speaks domain types.
 
 pub mod audit;
+pub mod control;
 pub mod incidents;
 pub mod migrations;
 pub mod remediations;

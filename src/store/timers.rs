@@ -133,8 +133,8 @@ const COMPLETE: &str = "
     WITH u AS (
         SELECT u.*, (u.outcome = 'sent' AND t.kind = 'escalation' AND t.repeat_every IS NOT NULL
                      AND i.status = 'firing' AND i.acked_at IS NULL) AS again
-          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])
-               AS u (id, claim, outcome, delay_ms, error)
+          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $10::bigint[])
+               AS u (id, claim, outcome, delay_ms, error, held_by)
           JOIN timers t ON t.id = u.id
           JOIN incidents i ON i.id = t.incident_id),
     attempts AS (
@@ -146,16 +146,20 @@ const COMPLETE: &str = "
         ON CONFLICT DO NOTHING),
     updated AS (
         UPDATE timers t SET
-            state = CASE WHEN u.again OR u.outcome IN ('retry', 'requeue') THEN 'pending'
+            state = CASE WHEN u.again OR u.outcome IN ('retry', 'requeue', 'muted') THEN 'pending'
                          WHEN u.outcome = 'sent' THEN 'done'
                          WHEN u.outcome = 'cancelled' THEN 'cancelled'
                          ELSE 'failed' END,
+            -- A held message is meant for the window's end: lateness and the retry horizon
+            -- count from there.
             scheduled_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
+                                WHEN u.outcome = 'muted' THEN now() + u.delay_ms * interval '1 millisecond'
                                 ELSE t.scheduled_at END,
             due_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
-                          WHEN u.outcome IN ('retry', 'requeue')
+                          WHEN u.outcome IN ('retry', 'requeue', 'muted')
                                THEN now() + u.delay_ms * interval '1 millisecond'
                           ELSE t.due_at END,
+            held_by = CASE WHEN u.outcome = 'muted' THEN u.held_by ELSE t.held_by END,
             occurrence = t.occurrence + CASE WHEN u.again THEN 1 ELSE 0 END,
             attempts = CASE WHEN u.again THEN 0
                             WHEN u.outcome = 'requeue' THEN t.attempts - 1
@@ -232,6 +236,13 @@ impl Store {
         let attempts: Vec<i32> = completions.iter().map(|c| c.attempt).collect();
         let started: Vec<DateTime<Utc>> = completions.iter().map(|c| c.started_at).collect();
         let codes: Vec<Option<i32>> = completions.iter().map(|c| c.status_code).collect();
+        let held: Vec<Option<i64>> = completions
+            .iter()
+            .map(|c| match c.outcome {
+                TimerOutcome::Muted { window, .. } => Some(window),
+                _ => None,
+            })
+            .collect();
         let rows = client
             .query(
                 &statement,
@@ -245,6 +256,7 @@ impl Store {
                     &attempts,
                     &started,
                     &codes,
+                    &held,
                 ],
             )
             .await?;
@@ -392,7 +404,7 @@ impl Store {
             .await?;
         audit::record(
             &tx,
-            incident,
+            Some(incident),
             "acknowledge",
             actor,
             &serde_json::json!({ "note": note }),

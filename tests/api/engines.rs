@@ -332,6 +332,7 @@ async fn a_remediation_that_cannot_be_decoded_is_a_recorded_failure() {
         medic::plan::GuardRails::new(&Default::default(), false),
         Err("no cluster in this test".into()),
         BTreeMap::new(),
+        medic::control::Control::new(),
         metrics.remediation.clone(),
     );
     let engine = engine_over(store.clone(), &sink, &settings, &metrics).with_remediations(Arc::new(runner));

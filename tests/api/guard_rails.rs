@@ -48,6 +48,7 @@ fn intent<'a>(
     Intent {
         incident_id,
         rule: "r",
+        step: 1,
         action: Action::ScaleUp,
         target,
         episode,
@@ -55,6 +56,8 @@ fn intent<'a>(
         starts_at,
         skip: None,
         dry_run: false,
+        approval: false,
+        approval_timeout_ms: 900_000,
         limits,
     }
 }
@@ -69,7 +72,7 @@ async fn act(store: &Store, intent: &Intent<'_>) -> &'static str {
     if decision.decision == RemediationDecision::Act {
         let id = decision.remediation_id.unwrap();
         store
-            .finish_remediation(id, RemediationResult::Success, "done", &json!({}))
+            .finish_remediation(id, RemediationResult::Success, "done", &json!({}), None)
             .await
             .unwrap();
     }
@@ -164,6 +167,7 @@ async fn one_action_per_target_runs_at_a_time_and_each_episode_is_decided_once()
             RemediationResult::Success,
             "done",
             &json!({}),
+            None,
         )
         .await
         .unwrap();
@@ -235,6 +239,7 @@ async fn a_cooldown_counts_only_actions_that_may_have_changed_something() {
             RemediationResult::SkippedNoop,
             "at the cap",
             &json!({}),
+            None,
         )
         .await
         .unwrap();
@@ -251,6 +256,7 @@ async fn a_cooldown_counts_only_actions_that_may_have_changed_something() {
             RemediationResult::Success,
             "scaled",
             &json!({}),
+            None,
         )
         .await
         .unwrap();

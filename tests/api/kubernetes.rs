@@ -5,7 +5,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{fake_kube::FakeKube, firing_alert, sink::Sink, TestApp};
+use crate::helpers::{
+    config::{assert_problem, problems_in},
+    fake_kube::{FakeKube, TOKEN},
+    firing_alert,
+    sink::Sink,
+    TestApp,
+};
 
 const NS: &str = "whiteboard-production";
 const WAIT: Duration = Duration::from_secs(20);
@@ -60,6 +66,16 @@ rules:
     remediate:
       action: restart_pods
       params: {{namespace: "{{{{ labels.namespace }}}}", pod: "{{{{ labels.pod }}}}", ready_timeout: 3s}}
+  - name: floor
+    matchers: ['alertname="PodsUnhealthy"']
+    remediate:
+      action: restart_pods
+      params:
+        namespace: "{{{{ labels.namespace }}}}"
+        selector: "{{{{ labels.selector }}}}"
+        min_healthy: "{{{{ labels.min_healthy }}}}"
+        ready_timeout: 3s
+      cooldown: 0s
   - name: slow-queries
     matchers: ['alertname="SlowDatabaseQueries"']
     remediate:
@@ -99,6 +115,32 @@ async fn outcome(app: &TestApp, id: i64) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no remediation finished: {}", app.incident(id).await);
+}
+
+/// The pods evicted, in order.
+fn evicted(kube: &FakeKube) -> Vec<String> {
+    kube.requests()
+        .into_iter()
+        .filter_map(|r| Some(r.path.strip_suffix("/eviction")?.rsplit('/').next()?.to_owned()))
+        .collect()
+}
+
+fn pod_name(pod: &Value) -> String {
+    pod["metadata"]["name"].as_str().unwrap().to_owned()
+}
+
+/// Makes the pods crash-loop (not Ready, restarted 7 times).
+fn crash_loop(kube: &FakeKube, pods: &[Value]) {
+    for pod in pods {
+        kube.set_pod_status(
+            NS,
+            &pod_name(pod),
+            false,
+            7,
+            Some("CrashLoopBackOff"),
+            chrono::Utc::now(),
+        );
+    }
 }
 
 fn replicas(kube: &FakeKube, name: &str) -> i64 {
@@ -214,8 +256,9 @@ async fn rollout_restart_stamps_the_template_and_the_pods_are_replaced() {
 
 #[tokio::test]
 async fn restart_pods_evicts_unhealthy_pods_one_at_a_time_with_uid_preconditions() {
-    let c = cluster(false, |kube| kube.add_deployment(NS, "api", 3, &[("app", "api")])).await;
-    let pods = c.kube.wait_ready_pods(NS, "api", 3, WAIT).await;
+    // Four pods, so that the two left Ready hold the default floor (min_healthy 50%).
+    let c = cluster(false, |kube| kube.add_deployment(NS, "api", 4, &[("app", "api")])).await;
+    let pods = c.kube.wait_ready_pods(NS, "api", 4, WAIT).await;
     let name = |p: &Value| p["metadata"]["name"].as_str().unwrap().to_owned();
     let sick = [name(&pods[0]), name(&pods[1])];
     for pod in &sick {
@@ -274,8 +317,9 @@ async fn a_pod_disruption_budget_refusal_is_a_skip_with_its_reason() {
 
 #[tokio::test]
 async fn restart_pods_stops_at_the_first_replacement_that_never_becomes_ready() {
-    let c = cluster(false, |kube| kube.add_deployment(NS, "api", 3, &[("app", "api")])).await;
-    let pods = c.kube.wait_ready_pods(NS, "api", 3, WAIT).await;
+    // Four pods, so that the two left Ready hold the default floor (min_healthy 50%).
+    let c = cluster(false, |kube| kube.add_deployment(NS, "api", 4, &[("app", "api")])).await;
+    let pods = c.kube.wait_ready_pods(NS, "api", 4, WAIT).await;
     c.kube.set_never_ready(NS, "api", true);
     for pod in &pods[..2] {
         let name = pod["metadata"]["name"].as_str().unwrap();
@@ -299,6 +343,234 @@ async fn restart_pods_stops_at_the_first_replacement_that_never_becomes_ready() 
         .filter(|r| r.path.ends_with("/eviction"))
         .count();
     assert_eq!(evictions, 1, "went on after a replacement failed");
+}
+
+#[tokio::test]
+async fn the_fake_deployment_controller_owns_pods_through_a_replica_set() {
+    let kube = FakeKube::start().await;
+    kube.add_deployment(NS, "api", 2, &[("app", "api")]);
+    let pods = kube.wait_ready_pods(NS, "api", 2, WAIT).await;
+    let owner = &pods[0]["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "ReplicaSet");
+    let set_name = owner["name"].as_str().unwrap();
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/{NS}/replicasets/{set_name}",
+        kube.url()
+    );
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let set: Value = response.json().await.unwrap();
+    assert_eq!(set["metadata"]["uid"], owner["uid"]);
+    let deployment = kube.deployment(NS, "api").unwrap();
+    let set_owner = &set["metadata"]["ownerReferences"][0];
+    assert_eq!(set_owner["kind"], "Deployment");
+    assert_eq!(set_owner["uid"], deployment["metadata"]["uid"]);
+    assert_eq!(set_owner["controller"], true);
+    let hash = &set["spec"]["selector"]["matchLabels"]["pod-template-hash"];
+    assert_eq!(&pods[0]["metadata"]["labels"]["pod-template-hash"], hash, "{set}");
+    assert_eq!(set["status"]["readyReplicas"], 2, "{set}");
+    let list = format!(
+        "{}/apis/apps/v1/namespaces/{NS}/replicasets?labelSelector=app%3Dapi",
+        kube.url()
+    );
+    let response = reqwest::Client::new()
+        .get(list)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let sets: Value = response.json().await.unwrap();
+    assert_eq!(sets["items"].as_array().unwrap().len(), 1, "{sets}");
+}
+
+#[tokio::test]
+async fn restart_pods_may_evict_pods_that_are_not_ready_while_half_the_deployment_is() {
+    let c = cluster(false, |kube| kube.add_deployment(NS, "api", 4, &[("app", "api")])).await;
+    let pods = c.kube.wait_ready_pods(NS, "api", 4, WAIT).await;
+    crash_loop(&c.kube, &pods[..2]);
+    let id = fire(&c.app, "HighErrorRate", "0000000000000a01", json!({})).await;
+    let done = outcome(&c.app, id).await;
+    // Two of four Ready is the floor (50%), and evicting a pod that is not Ready takes nothing
+    // from it: both sick pods go, the second once the first one's replacement is Ready.
+    assert_eq!(done["result"], "success", "{done}");
+    assert_eq!(evicted(&c.kube), [pod_name(&pods[0]), pod_name(&pods[1])]);
+    assert_eq!(done["detail"]["min_healthy"], "50%", "{done}");
+    let ready = c.kube.wait_ready_pods(NS, "api", 4, WAIT).await;
+    let names: Vec<String> = ready.iter().map(pod_name).collect();
+    assert!(names.contains(&pod_name(&pods[2])) && names.contains(&pod_name(&pods[3])));
+}
+
+#[tokio::test]
+async fn restart_pods_refuses_an_eviction_that_would_leave_too_few_pods_ready() {
+    let c = cluster(false, |kube| kube.add_deployment(NS, "api", 4, &[("app", "api")])).await;
+    let pods = c.kube.wait_ready_pods(NS, "api", 4, WAIT).await;
+    for pod in &pods[..2] {
+        c.kube
+            .set_pod_status(NS, &pod_name(pod), false, 0, None, chrono::Utc::now());
+    }
+    let target = pod_name(&pods[2]);
+    let id = fire(
+        &c.app,
+        "PodCrashLooping",
+        "0000000000000b01",
+        json!({"pod": target}),
+    )
+    .await;
+    let done = outcome(&c.app, id).await;
+    assert_eq!(done["result"], "skipped_min_healthy", "{done}");
+    let why = format!(
+        "evicting {target} would leave 1 of 4 desired pods of deployment/api Ready; min_healthy is 50% (2)"
+    );
+    assert_eq!(done["summary"], why.as_str(), "{done}");
+    assert!(evicted(&c.kube).is_empty(), "an eviction reached the API server");
+    assert!(c.kube.pods(NS).iter().any(|p| pod_name(p) == target));
+    let metric = r#"medic_remediations_total{action="restart_pods",result="skipped_min_healthy"}"#;
+    assert_eq!(c.app.metric(metric).await, 1.0);
+}
+
+#[tokio::test]
+async fn restart_pods_leaves_a_deployment_already_below_its_floor_alone() {
+    let c = cluster(false, |kube| kube.add_deployment(NS, "api", 3, &[("app", "api")])).await;
+    let pods = c.kube.wait_ready_pods(NS, "api", 3, WAIT).await;
+    crash_loop(&c.kube, &pods[..2]);
+    let id = fire(&c.app, "HighErrorRate", "0000000000000c01", json!({})).await;
+    let done = outcome(&c.app, id).await;
+    assert_eq!(done["result"], "skipped_min_healthy", "{done}");
+    let why = format!(
+        "evicting {} (not Ready) would leave 1 of 3 desired pods of deployment/api Ready; \
+         min_healthy is 50% (2)",
+        pod_name(&pods[0])
+    );
+    assert_eq!(done["summary"], why.as_str(), "{done}");
+    assert!(evicted(&c.kube).is_empty());
+}
+
+#[tokio::test]
+async fn an_explicit_min_healthy_as_a_percentage_or_a_count_sets_the_floor() {
+    let c = cluster(false, |kube| kube.add_deployment(NS, "web", 4, &[("app", "web")])).await;
+    let pods = c.kube.wait_ready_pods(NS, "web", 4, WAIT).await;
+    // Ready, but restarted more often than max_restarts: evicting it takes one Ready pod away.
+    let target = pod_name(&pods[0]);
+    c.kube
+        .set_pod_status(NS, &target, true, 7, None, chrono::Utc::now());
+    let labels = |min_healthy: &str| json!({"selector": "app=web", "min_healthy": min_healthy});
+
+    let all = fire(&c.app, "PodsUnhealthy", "0000000000000d01", labels("100%")).await;
+    let done = outcome(&c.app, all).await;
+    assert_eq!(done["result"], "skipped_min_healthy", "{done}");
+    let why = format!(
+        "evicting {target} would leave 3 of 4 desired pods of deployment/web Ready; min_healthy is 100% (4)"
+    );
+    assert_eq!(done["summary"], why.as_str(), "{done}");
+    assert!(evicted(&c.kube).is_empty());
+
+    let three = fire(&c.app, "PodsUnhealthy", "0000000000000d02", labels("3")).await;
+    let done = outcome(&c.app, three).await;
+    assert_eq!(done["result"], "success", "{done}");
+    assert_eq!(done["detail"]["min_healthy"], "3", "{done}");
+    assert_eq!(evicted(&c.kube), [target.as_str()]);
+
+    let next = pod_name(&c.kube.wait_ready_pods(NS, "web", 4, WAIT).await[0]);
+    c.kube
+        .set_pod_status(NS, &next, true, 7, None, chrono::Utc::now());
+    let four = fire(&c.app, "PodsUnhealthy", "0000000000000d03", labels("4")).await;
+    let done = outcome(&c.app, four).await;
+    assert_eq!(done["result"], "skipped_min_healthy", "{done}");
+    assert!(
+        done["summary"].as_str().unwrap().ends_with("min_healthy is 4"),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_min_healthy_is_skipped_before_any_request() {
+    let c = cluster(false, |kube| kube.add_deployment(NS, "web", 2, &[("app", "web")])).await;
+    for (i, bad) in ["101%", "-1", "half", "50.5%"].into_iter().enumerate() {
+        let labels = json!({"selector": "app=web", "min_healthy": bad});
+        let id = fire(&c.app, "PodsUnhealthy", &format!("00000000000e000{i}"), labels).await;
+        let done = outcome(&c.app, id).await;
+        assert_eq!(done["result"], "skipped_invalid", "{bad}: {done}");
+        assert!(
+            done["summary"].as_str().unwrap().contains("min_healthy"),
+            "{bad}: {done}"
+        );
+    }
+    assert!(c.kube.requests().is_empty(), "{:?}", c.kube.requests());
+}
+
+#[test]
+fn a_literal_min_healthy_out_of_range_is_a_config_problem() {
+    let rule = |min_healthy: &str| {
+        format!(
+            "rules:\n  - name: r\n    matchers: ['alertname=\"X\"']\n    remediate: {{action: restart_pods, \
+             params: {{namespace: prod, selector: app=web, min_healthy: {min_healthy}}}}}\n"
+        )
+    };
+    let at = "rules[0].remediate.params.min_healthy";
+    assert_problem(&problems_in(&rule("101%")), at, "more than 100%");
+    assert_problem(&problems_in(&rule("-1")), at, "negative");
+    assert_problem(&problems_in(&rule("half")), at, "neither a count");
+    assert_problem(&problems_in(&rule("1.5")), at, "expected a count");
+    for good in ["0%", "100%", "'75%'", "2", "'2'"] {
+        let problems = problems_in(&rule(good));
+        assert!(problems.is_empty(), "{good}: {problems:#?}");
+    }
+}
+
+/// Two Deployments behind one selector: api (four pods, two crash-looping) and worker (three
+/// pods, two crash-looping, so below its floor).
+async fn two_deployments_one_selector(dry_run: bool) -> (Cluster, Vec<Value>, Vec<Value>) {
+    let c = cluster(dry_run, |kube| {
+        kube.add_deployment(NS, "api", 4, &[("app", "api"), ("tier", "backend")]);
+        kube.add_deployment(NS, "worker", 3, &[("app", "worker"), ("tier", "backend")]);
+    })
+    .await;
+    let api = c.kube.wait_ready_pods(NS, "api", 4, WAIT).await;
+    let worker = c.kube.wait_ready_pods(NS, "worker", 3, WAIT).await;
+    crash_loop(&c.kube, &api[..2]);
+    crash_loop(&c.kube, &worker[..2]);
+    (c, api, worker)
+}
+
+#[tokio::test]
+async fn restart_pods_stopped_by_the_floor_after_some_evictions_is_a_failure_naming_them() {
+    let (c, api, worker) = two_deployments_one_selector(false).await;
+    let labels = json!({"selector": "tier=backend", "min_healthy": "50%"});
+    let id = fire(&c.app, "PodsUnhealthy", "0000000000000f01", labels).await;
+    let done = outcome(&c.app, id).await;
+    assert_eq!(done["result"], "failure", "{done}");
+    let why = format!(
+        "evicted {}, {}, then stopped: evicting {} (not Ready) would leave 1 of 3 desired pods of \
+         deployment/worker Ready; min_healthy is 50% (2)",
+        pod_name(&api[0]),
+        pod_name(&api[1]),
+        pod_name(&worker[0])
+    );
+    assert_eq!(done["summary"], why.as_str(), "{done}");
+    assert_eq!(evicted(&c.kube), [pod_name(&api[0]), pod_name(&api[1])]);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_where_min_healthy_would_stop_restart_pods() {
+    let (c, api, worker) = two_deployments_one_selector(true).await;
+    let labels = json!({"selector": "tier=backend", "min_healthy": "50%"});
+    let id = fire(&c.app, "PodsUnhealthy", "0000000000000f02", labels).await;
+    let done = outcome(&c.app, id).await;
+    assert_eq!(done["result"], "dry_run", "{done}");
+    let plan = format!(
+        "would evict {}, {}, one at a time, then stop: evicting {} (not Ready) would leave 1 of 3 \
+         desired pods of deployment/worker Ready; min_healthy is 50% (2)",
+        pod_name(&api[0]),
+        pod_name(&api[1]),
+        pod_name(&worker[0])
+    );
+    assert_eq!(done["summary"], plan.as_str(), "{done}");
+    assert!(evicted(&c.kube).is_empty());
 }
 
 #[tokio::test]

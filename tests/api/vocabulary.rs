@@ -43,6 +43,10 @@ async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
         TimerOutcome::GaveUp,
         TimerOutcome::Cancelled,
         TimerOutcome::Requeue { delay_ms: 0 },
+        TimerOutcome::Muted {
+            delay_ms: 0,
+            window: 0,
+        },
     ];
     let attempts = words(
         outcomes

@@ -23,7 +23,8 @@ fn labels_json(labels: &[(&str, &str)]) -> Value {
 #[allow(dead_code)]
 impl FakeKube {
     /// Creates a deployment whose pods carry `labels` (also its selector); the controller
-    /// creates its pods (at once, not Ready yet). Its container is "app" with image "app:1".
+    /// creates its replica set and, in it, its pods (at once, not Ready yet). Its container is
+    /// "app" with image "app:1".
     pub fn add_deployment(&self, namespace: &str, name: &str, replicas: i32, labels: &[(&str, &str)]) {
         let mut store = self.store();
         assert!(
@@ -201,6 +202,11 @@ impl FakeKube {
             .deployments
             .get(&key(namespace, name))
             .map(|d| d.json.clone())
+    }
+
+    /// The replica set as the API serves it.
+    pub fn replica_set(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.store().replica_sets.get(&key(namespace, name)).cloned()
     }
 
     /// The HorizontalPodAutoscaler as the API serves it.

@@ -1,4 +1,5 @@
-//! The controller: keeps deployments' pods, readiness and every object's status current.
+//! The controller: keeps deployments' replica sets and pods, readiness and every object's status
+//! current.
 
 use std::{
     sync::Arc,
@@ -6,11 +7,11 @@ use std::{
 };
 
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{
     key, lock,
-    metadata::{random_suffix, set_status, touch},
+    metadata::{random_suffix, set_status, template_hash, touch},
     pods::{pod_ready, pod_status},
     Key, Pod, Shared, Store,
 };
@@ -24,13 +25,15 @@ impl Store {
         self.apply_hpa_minimums();
         let deployments: Vec<Key> = self.deployments.keys().cloned().collect();
         for deployment in &deployments {
+            let replica_set = self.sync_replica_sets(deployment);
             self.replace_outdated_pods(deployment);
-            self.scale_pods(deployment);
+            self.scale_pods(deployment, &replica_set);
         }
         self.promote_ready_pods();
         for deployment in &deployments {
             self.update_deployment_status(deployment);
         }
+        self.update_replica_set_statuses();
         self.update_hpa_statuses();
         self.update_pdb_statuses();
     }
@@ -66,6 +69,62 @@ impl Store {
         }
     }
 
+    /// The replica set of the deployment's current template, created if missing, at the
+    /// deployment's replica count; those of older templates go to 0 and stay, as history.
+    fn sync_replica_sets(&mut self, deployment: &Key) -> Key {
+        let json = &self.deployments[deployment].json;
+        let hash = template_hash(&json["spec"]["template"]);
+        let current = key(&deployment.0, &format!("{}-{hash}", deployment.1));
+        let (uid, replicas) = (json["metadata"]["uid"].clone(), json["spec"]["replicas"].clone());
+        if !self.replica_sets.contains_key(&current) {
+            let replica_set = self.new_replica_set(deployment, &hash);
+            self.replica_sets.insert(current.clone(), replica_set);
+        }
+        let Store {
+            replica_sets,
+            revision,
+            ..
+        } = self;
+        let owned = replica_sets
+            .iter_mut()
+            .filter(|(_, set)| set["metadata"]["ownerReferences"][0]["uid"] == uid);
+        for (set_key, set) in owned {
+            let wanted = if *set_key == current {
+                replicas.clone()
+            } else {
+                json!(0)
+            };
+            if set["spec"]["replicas"] != wanted {
+                set["spec"]["replicas"] = wanted;
+                set["metadata"]["generation"] =
+                    json!(set["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
+                touch(set, revision);
+            }
+        }
+        current
+    }
+
+    /// A replica set for the deployment's template, labelled and selecting by its hash.
+    fn new_replica_set(&mut self, (ns, name): &Key, hash: &str) -> Value {
+        let deployment = self.deployments[&key(ns, name)].json.clone();
+        let mut template = deployment["spec"]["template"].clone();
+        template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+        let mut selector = deployment["spec"]["selector"].clone();
+        selector["matchLabels"]["pod-template-hash"] = json!(hash);
+        let labels = template["metadata"]["labels"].clone();
+        let mut metadata = self.metadata(ns, &format!("{name}-{hash}"), labels);
+        metadata["generation"] = json!(1);
+        metadata["ownerReferences"] = json!([{
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+            "uid": deployment["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true,
+        }]);
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": metadata,
+            "spec": {"replicas": deployment["spec"]["replicas"], "selector": selector, "template": template},
+            "status": {"replicas": 0},
+        })
+    }
+
     /// Deletes the pods created from an older template of the deployment.
     fn replace_outdated_pods(&mut self, deployment: &Key) {
         let template = &self.deployments[deployment].json["spec"]["template"];
@@ -80,8 +139,9 @@ impl Store {
         }
     }
 
-    /// Creates or deletes (newest first) pods until the deployment has `spec.replicas`.
-    fn scale_pods(&mut self, deployment: &Key) {
+    /// Creates (in `replica_set`) or deletes (newest first) pods until the deployment has
+    /// `spec.replicas`.
+    fn scale_pods(&mut self, deployment: &Key, replica_set: &Key) {
         let wanted = self.deployments[deployment].json["spec"]["replicas"]
             .as_i64()
             .unwrap_or(1)
@@ -92,28 +152,31 @@ impl Store {
             self.revision += 1;
         }
         for _ in owned.len()..wanted {
-            self.create_pod(deployment);
+            self.create_pod(deployment, replica_set);
         }
     }
 
-    fn create_pod(&mut self, (ns, deployment): &Key) {
+    fn create_pod(&mut self, (ns, deployment): &Key, replica_set: &Key) {
         let name = loop {
             let name = format!("{deployment}-{}", random_suffix());
             if !self.pods.contains_key(&key(ns, &name)) {
                 break name;
             }
         };
-        let owner = &self.deployments[&key(ns, deployment)].json;
-        let template = owner["spec"]["template"].clone();
-        let replica_set_uid = format!("rs-{}", owner["metadata"]["uid"].as_str().unwrap_or_default());
-        let mut metadata = self.metadata(ns, &name, template["metadata"]["labels"].clone());
+        let template = self.deployments[&key(ns, deployment)].json["spec"]["template"].clone();
+        let owner = &self.replica_sets[replica_set];
+        let (owner_name, owner_uid) = (
+            owner["metadata"]["name"].clone(),
+            owner["metadata"]["uid"].clone(),
+        );
+        let labels = owner["spec"]["template"]["metadata"]["labels"].clone();
+        let mut metadata = self.metadata(ns, &name, labels);
         if let Some(annotations) = template["metadata"]["annotations"].as_object() {
             metadata["annotations"] = json!(annotations);
         }
-        metadata["generateName"] = json!(format!("{deployment}-"));
+        metadata["generateName"] = json!(format!("{}-", owner_name.as_str().unwrap_or_default()));
         metadata["ownerReferences"] = json!([{
-            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-rs"),
-            "uid": replica_set_uid,
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner_name, "uid": owner_uid,
             "controller": true, "blockOwnerDeletion": true,
         }]);
         let mut spec = template["spec"].clone();
@@ -168,6 +231,32 @@ impl Store {
         });
         let json = &mut self.deployments.get_mut(deployment).expect("listed above").json;
         set_status(json, status, &mut self.revision);
+    }
+
+    /// Each replica set's pod counts, from the pods it controls.
+    fn update_replica_set_statuses(&mut self) {
+        let Store {
+            replica_sets,
+            pods,
+            revision,
+            ..
+        } = self;
+        for ((ns, _), set) in replica_sets.iter_mut() {
+            let controlled: Vec<&Pod> = pods
+                .iter()
+                .filter(|((namespace, _), pod)| {
+                    namespace == ns
+                        && pod.json["metadata"]["ownerReferences"][0]["uid"] == set["metadata"]["uid"]
+                })
+                .map(|(_, pod)| pod)
+                .collect();
+            let ready = controlled.iter().filter(|pod| pod_ready(&pod.json)).count();
+            let status = json!({
+                "observedGeneration": set["metadata"]["generation"], "replicas": controlled.len(),
+                "readyReplicas": ready, "availableReplicas": ready,
+            });
+            set_status(set, status, revision);
+        }
     }
 
     fn update_hpa_statuses(&mut self) {

@@ -36,9 +36,11 @@ fn random_uid() -> String {
     )
 }
 
+/// The alphabet Kubernetes spells generated names in.
+const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
 /// Five characters from the alphabet Kubernetes uses for generated names.
 pub(super) fn random_suffix() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut bits = random_u64();
     (0..5)
         .map(|_| {
@@ -46,6 +48,18 @@ pub(super) fn random_suffix() -> String {
             bits /= ALPHABET.len() as u64;
             c
         })
+        .collect()
+}
+
+/// A pod template's `pod-template-hash`, as the Deployment controller derives it: the decimal
+/// digits of the template's FNV-1a hash, spelled in the alphabet of generated names.
+pub(super) fn template_hash(template: &Value) -> String {
+    let hash = template.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash.to_string()
+        .bytes()
+        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
         .collect()
 }
 

@@ -1,19 +1,21 @@
 //! A fake Kubernetes API server that speaks enough of the real HTTP protocol for medic's remediations.
 //!
 //! It serves pods (with the eviction subresource), deployments (with the scale subresource),
-//! horizontal pod autoscalers and pod disruption budgets as JSON, with Kubernetes' `Status`
-//! errors, bearer-token authentication, resource versions, delete preconditions, merge and
-//! strategic merge patches and `dryRun=All`. A small controller (every 25 ms, and right after
-//! every write) keeps each deployment at its replica count, replaces pods whose template is
-//! outdated, makes new pods Ready after a per-deployment delay, raises deployments to their
-//! HPA's `minReplicas` and keeps status fields current. The server runs on its own thread with
+//! replica sets (read only), horizontal pod autoscalers and pod disruption budgets as JSON,
+//! with Kubernetes' `Status` errors, bearer-token authentication, resource versions, delete
+//! preconditions, merge and strategic merge patches and `dryRun=All`. A small controller (every
+//! 25 ms, and right after every write) keeps, as the Deployment controller does, one replica set
+//! per deployment template (`{deployment}-{pod-template-hash}`, controlled by the deployment, the
+//! older ones at 0 replicas) whose pods it controls; keeps each deployment at its replica count,
+//! replaces pods whose template is outdated, makes new pods Ready after a per-deployment delay,
+//! raises deployments to their HPA's `minReplicas` and keeps status fields current. The server runs on its own thread with
 //! its own actix system, so it does not depend on the runtime of the test that started it, and
 //! it stops when the [`FakeKube`] is dropped.
 //!
 //! The files: this one has [`FakeKube`] (start, kubeconfig, the requests seen), the shared
 //! state and the object types; `cluster` has the handle's methods that put objects in and read
 //! them back; `request` parses, authenticates, routes and records each request; `pods`,
-//! `deployments`, `hpas` and `pdbs` answer each resource's endpoints; `controller` is the
+//! `deployments`, `replica_sets`, `hpas` and `pdbs` answer each resource's endpoints; `controller` is the
 //! reconcile loop; `metadata`, `selectors`, `patch` and `reply` are what those share.
 
 mod cluster;
@@ -24,6 +26,7 @@ mod metadata;
 mod patch;
 mod pdbs;
 mod pods;
+mod replica_sets;
 mod reply;
 mod request;
 mod selectors;
@@ -82,7 +85,7 @@ fn key(namespace: &str, name: &str) -> Key {
 #[derive(Clone)]
 struct Pod {
     json: Value,
-    /// The deployment that owns it.
+    /// The deployment that owns it (through its replica set).
     owner: Option<String>,
     /// The deployment template it was created from.
     template: Value,
@@ -108,6 +111,7 @@ struct Store {
     seq: u64,
     pods: BTreeMap<Key, Pod>,
     deployments: BTreeMap<Key, Deployment>,
+    replica_sets: BTreeMap<Key, Value>,
     hpas: BTreeMap<Key, Value>,
     pdbs: BTreeMap<Key, Value>,
 }

@@ -198,6 +198,12 @@ impl Store {
             ("PATCH" | "PUT", ["apis", "apps", "v1", "namespaces", ns, "deployments", name, "scale"]) => {
                 self.write_scale(ns, name, call)
             }
+            ("GET", ["apis", "apps", "v1", "namespaces", ns, "replicasets"]) => {
+                self.list_replica_sets(ns, call)
+            }
+            ("GET", ["apis", "apps", "v1", "namespaces", ns, "replicasets", name]) => {
+                self.get_replica_set(ns, name)
+            }
             ("GET", ["apis", "autoscaling", "v2", "namespaces", ns, "horizontalpodautoscalers"]) => {
                 self.list_hpas(ns, call)
             }

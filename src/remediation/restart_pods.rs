@@ -14,9 +14,10 @@
 //! workload that is mostly down is seldom brought up by restarts, and may be kept down by them.
 //! Stopped by the floor before its first eviction, a run is `skipped_min_healthy`; after some,
 //! it stops there and is a `failure` naming what it evicted, as when a replacement never comes
-//! up (a PodDisruptionBudget's refusal reads the same way). Deployments (through their
-//! ReplicaSets), ReplicaSets of their own and StatefulSets have a floor, from `spec.replicas`;
-//! a bare pod, or one of any other controller (DaemonSet, Job, …), has none.
+//! up (a PodDisruptionBudget's refusal reads the same way). A dry run plans by the same floor,
+//! assuming each replacement comes up Ready, and says where it would stop. Deployments (through
+//! their ReplicaSets), ReplicaSets of their own and StatefulSets have a floor, from
+//! `spec.replicas`; a bare pod, or one of any other controller (DaemonSet, Job, …), has none.
 
 mod floor;
 
@@ -134,18 +135,10 @@ async fn restart_one(
     ready_timeout: Duration,
     done: &[String],
 ) -> Result<Option<Report>, String> {
-    let pod_name = name(pod);
-    if let Some(floor) = Floor::under(kube, namespace, pod, min_healthy).await? {
-        if let Some(reason) = floor.refusal() {
-            let detail = json!({"pod": pod_name, "restarted": done, "floor": floor.detail()});
-            return Ok(Some(stopped(
-                done,
-                RemediationResult::SkippedMinHealthy,
-                reason,
-                detail,
-            )));
-        }
+    if let Some(report) = below_floor(kube, namespace, pod, min_healthy, done).await? {
+        return Ok(Some(report));
     }
+    let pod_name = name(pod);
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let selector = selector_of(pod);
     let before: HashSet<String> = match &selector {
@@ -184,6 +177,23 @@ async fn restart_one(
         format!("evicted {pod_name} but no replacement became Ready within {ready_timeout:?}; stopped there"),
         detail,
     )))
+}
+
+/// The report that stops the run before `pod`, if evicting it would break the floor.
+async fn below_floor(
+    kube: &Kube,
+    namespace: &str,
+    pod: &Pod,
+    min_healthy: MinHealthy,
+    done: &[String],
+) -> Result<Option<Report>, String> {
+    let Some(floor) = Floor::under(kube, namespace, pod, min_healthy).await? else {
+        return Ok(None);
+    };
+    Ok(floor.refusal().map(|reason| {
+        let detail = json!({"pod": name(pod), "restarted": done, "floor": floor.detail()});
+        stopped(done, RemediationResult::SkippedMinHealthy, reason, detail)
+    }))
 }
 
 /// A run stopped before evicting a pod, for `reason`: skipped when it has evicted nothing;

@@ -3,6 +3,7 @@ mod batching;
 mod captured;
 mod config;
 mod containment;
+mod control;
 mod delivery;
 mod engines;
 mod escalation;

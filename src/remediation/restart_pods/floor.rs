@@ -57,15 +57,19 @@ impl Floor {
         let pod_name = name(pod);
         let context = |e: String| format!("reading the workload of {pod_name} for min_healthy: {e}");
         let Some(workload) = Workload::of(kube, namespace, pod).await.map_err(context)? else {
-            tracing::info!(namespace, pod = %pod_name, "min_healthy: no Deployment, ReplicaSet or StatefulSet controls the pod, no floor");
+            tracing::info!(
+                namespace, pod = %pod_name,
+                "min_healthy: no Deployment, ReplicaSet or StatefulSet controls the pod; no floor"
+            );
             return Ok(None);
         };
         let pods = workload.pods(kube, namespace).await.map_err(context)?;
+        // As the workload's pods read now; the candidate may have been listed a while ago.
         let uid = &pod.metadata.uid;
         let pod_ready = pods
             .iter()
             .find(|p| p.metadata.uid == *uid)
-            .map_or_else(|| is_ready(pod), is_ready);
+            .map_or_else(|| counts_as_ready(pod), counts_as_ready);
         let ready = pods.iter().filter(|p| counts_as_ready(p)).count();
         Ok(Some(Floor {
             pod: pod_name,

@@ -83,11 +83,32 @@ pub struct RuleSettings {
 }
 
 /// A rule's `remediate:`: a single map (a ladder of one) or a list of steps.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Ladder {
     One(RemediateSettings),
     Steps(Vec<RemediateSettings>),
+}
+
+/// By hand rather than `untagged`, so that a mistake inside a step is reported as itself, not
+/// as "matched no variant".
+impl<'de> Deserialize<'de> for Ladder {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Ladder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a remediation step (a map) or a ladder of steps (a list)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Ladder, A::Error> {
+                RemediateSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Ladder::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Ladder, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Ladder::Steps)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Ladder {
@@ -106,11 +127,22 @@ impl Ladder {
 
 /// Whether a step acts on its own or waits for a person.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String")]
 pub enum Approval {
     #[default]
     Auto,
     Required,
+}
+
+impl TryFrom<String> for Approval {
+    type Error = String;
+    fn try_from(word: String) -> Result<Self, String> {
+        match word.as_str() {
+            "auto" => Ok(Approval::Auto),
+            "required" => Ok(Approval::Required),
+            other => Err(format!("{other:?}: auto or required")),
+        }
+    }
 }
 
 /// One step of a rule's `remediate:`.

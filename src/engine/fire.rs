@@ -118,7 +118,8 @@ impl Engine {
     /// escalation step its delay after that, as if the incident opened then, and the
     /// incident's later steps with it), with why. None when no window covers the incident.
     async fn held(&self, timer: &Claimed) -> Option<(TimerOutcome, String)> {
-        if !self.control.any(Mute::Pages) {
+        // A request for approval is a question, not a page: held, it could only expire.
+        if timer.kind == TimerKind::Approval || !self.control.any(Mute::Pages) {
             return None;
         }
         // If the alerts cannot be read, the message goes out: nothing broken stays silent.

@@ -182,13 +182,16 @@ fn timeline(incident: &Incident) -> Vec<Value> {
         events.push((at, event));
     }
     for r in incident.remediations.iter().flatten() {
-        let event = json!({"event": "remediation", "rule": r.rule, "action": r.action, "target": r.target,
-                           "result": r.result, "dry_run": r.dry_run, "summary": r.summary});
+        let event = json!({"event": "remediation", "rule": r.rule, "step": r.step, "action": r.action,
+                           "target": r.target, "result": r.result, "dry_run": r.dry_run, "summary": r.summary,
+                           "verification": r.verification});
         events.push((r.finished_at.unwrap_or(r.started_at), event));
     }
     for done in incident.audit.iter().flatten() {
         let event = match done.action.as_str() {
             "acknowledge" => "acknowledged",
+            "approve" => "approved",
+            "reject" => "rejected",
             other => other,
         };
         let event = json!({"event": event, "by": done.actor, "role": done.role, "via": done.via,

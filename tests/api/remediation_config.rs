@@ -5,7 +5,7 @@ use std::process::Command;
 
 use medic::config::Budget;
 
-use crate::helpers::config::{assert_problem, check_config, problems_in, AUTH};
+use crate::helpers::config::{assert_problem, check_config, load_yaml, problems_in, AUTH};
 
 fn rule(remediate: &str) -> String {
     format!("rules:\n  - name: r\n    matchers: ['alertname=\"X\"']\n    remediate: {remediate}\n")
@@ -215,4 +215,62 @@ fn a_restart_run_must_fit_in_the_actions_deadline() {
             .is_ok(),
         "a templated count is checked when rendered"
     );
+}
+
+#[test]
+fn a_ladder_is_checked_step_by_step_with_each_steps_key_path() {
+    let ladder = "
+      - {action: scale_up, params: {namespace: prod, deployment: web}, verify_within: 5m}
+      - {action: rollout_restart, params: {namespace: prod}, approval: required}
+      - {action: reboot, params: {}}";
+    let problems = problems_in(&rule(ladder));
+    assert_problem(
+        &problems,
+        "rules[0].remediate[1].params.deployment",
+        "required by rollout_restart",
+    );
+    assert_problem(
+        &problems,
+        "rules[0].remediate[2].action",
+        "unknown action \"reboot\"",
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.path.starts_with("rules[0].remediate[0]")),
+        "{problems:#?}"
+    );
+
+    let problems = problems_in(&rule("[]"));
+    assert_problem(&problems, "rules[0].remediate", "at least one step");
+
+    // A mistake inside a step is named as itself, not as a shape that matched nothing.
+    let problems = problems_in(&rule(
+        "[{action: scale_up, params: {namespace: p, deployment: d}, approval: maybe}]",
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("maybe") && p.message.contains("required")),
+        "{problems:#?}"
+    );
+    let ladder = "\n      - action: scale_up\n        params: {namespace: p, deployment: d}\n        verify_within: 5m\n        approval: required\n";
+    load_yaml(&rule(ladder), &[]).expect("a valid ladder loads");
+}
+
+#[test]
+fn explain_shows_every_step_of_a_ladder() {
+    let (ok, text) = explain(&payload(
+        r#"{"alertname":"HighErrorRate","namespace":"whiteboard-production","severity":"critical"}"#,
+    ));
+    assert!(ok, "{text}");
+    assert!(text.contains("remediate (step 1): restart_pods"), "{text}");
+    assert!(text.contains("verify within 5m"), "{text}");
+    assert!(
+        text.contains(
+            "remediate (step 2): rollout_restart on deployment/whiteboard-production/whiteboard-app"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("needs approval"), "{text}");
 }

@@ -157,8 +157,8 @@ pub struct RemediateSettings {
     pub cooldown: Option<HumanDuration>,
     /// Plan and record, change nothing; default: the global `dry_run`.
     pub dry_run: Option<bool>,
-    /// A failed or skipped action brings the first pending escalation step forward to now
-    /// (a ladder does so whatever this says when it runs out).
+    /// Read for compatibility: a failed or skipped step now always brings the first pending
+    /// escalation step forward (a ladder that ran out hands over to people).
     #[serde(default)]
     pub escalate_on_failure: bool,
     /// The alert must resolve within this after the action, or the step is `not_fixed` and

@@ -88,7 +88,7 @@ impl Floor {
     /// while the workload is below its floor (Kubernetes' default for PodDisruptionBudgets,
     /// `unhealthyPodEvictionPolicy: IfHealthyBudget`).
     pub(super) fn refusal(&self) -> Option<String> {
-        let left = self.ready - 1;
+        let left = self.ready - i32::from(self.pod_ready);
         if left >= self.required {
             return None;
         }

@@ -20,7 +20,8 @@
 //! notification (and how many full-page images), and medic's peak RSS.
 //! Environment: `BENCH_SECONDS` (default 10) per scenario, `BENCH_CONNECTIONS` (default 64),
 //! `BENCH_RATE` (default 2000), `BENCH_POOL` (medic's pool, default 16), `BENCH_WRITERS`
-//! (`database.writers`, default 4), `BENCH_SCENARIOS` (comma-separated name prefixes to run).
+//! (`database.writers`, default 4), `BENCH_SCENARIOS` (comma-separated name prefixes to run),
+//! `BENCH_POSTGRES_CONF` (postgresql.conf lines to add, separated by `;`).
 
 #[path = "support/common.rs"]
 mod common;
@@ -70,7 +71,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let postgres = TempPostgres::start(Durability::Durable);
+    // Extra postgresql.conf lines, e.g. BENCH_POSTGRES_CONF="wal_compression = lz4".
+    let conf: String = env_or("BENCH_POSTGRES_CONF", String::new());
+    let postgres = TempPostgres::start_with(Durability::Durable, &conf.replace(';', "\n"), &[]);
     let url = runtime.block_on(postgres.create_database("medic"));
     let port = free_port();
     let mut medic = start_medic(&url, port);

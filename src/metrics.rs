@@ -10,7 +10,10 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::{domain::TimerKind, store::Store};
+use crate::{
+    domain::{TimerKind, Verification},
+    store::Store,
+};
 
 /// Every metric medic exports.
 #[derive(Clone)]
@@ -250,6 +253,23 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
         paused: register(registry, paused),
         windows_active: register(registry, windows_active),
     })
+}
+
+impl RemediationMetrics {
+    /// Starts the verification series of every step that verifies at zero, so that
+    /// `increase()` sees the first verification after a restart too.
+    pub fn expect_verifications(&self, rules: &crate::plan::Rules) {
+        for rule in rules.iter() {
+            for step in rule.remediate.iter().filter(|step| step.verify_within.is_some()) {
+                for result in [Verification::Fixed, Verification::NotFixed] {
+                    self.verifications
+                        .with_label_values(&[step.action.as_str(), result.as_str()]);
+                    self.rule_verifications
+                        .with_label_values(&[&rule.name, result.as_str()]);
+                }
+            }
+        }
+    }
 }
 
 /// The database connection pool, read at scrape time.

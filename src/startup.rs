@@ -68,6 +68,7 @@ impl Application {
         let store = Store::new(&settings.database)?;
         let metrics = Metrics::new().context("registering metrics")?;
         let rules = Arc::new(plan.rules);
+        metrics.remediation.expect_verifications(&rules);
         let control = Control::new();
         let parts = EngineParts {
             notifiers: plan.notifiers,

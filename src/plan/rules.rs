@@ -127,6 +127,11 @@ impl Rules {
     }
 
     /// The rule of this name.
+    /// Every rule, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.name == name)
     }

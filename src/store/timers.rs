@@ -130,13 +130,23 @@ const CLAIM: &str = "
             FROM alerts a WHERE a.group_id = i.group_id AND a.incident_id = i.id) n";
 
 const COMPLETE: &str = "
-    WITH u AS (
+    -- A window that holds a message may have been ended early since the engine looked: the
+    -- message is then due that much sooner. Locked, so that ending it either waits for this
+    -- statement (and releases the message by its held_by) or is seen by it.
+    WITH windows AS (
+        SELECT w.id, w.ends_at - coalesce(w.ended_at, w.ends_at) AS early
+          FROM maintenance_windows w WHERE w.id = ANY($10::bigint[])
+           FOR SHARE),
+    u AS (
         SELECT u.*, (u.outcome = 'sent' AND t.kind = 'escalation' AND t.repeat_every IS NOT NULL
-                     AND i.status = 'firing' AND i.acked_at IS NULL) AS again
+                     AND i.status = 'firing' AND i.acked_at IS NULL) AS again,
+               greatest(now(), now() + u.delay_ms * interval '1 millisecond'
+                                     - coalesce(w.early, interval '0')) AS released_at
           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $10::bigint[])
                AS u (id, claim, outcome, delay_ms, error, held_by)
           JOIN timers t ON t.id = u.id
-          JOIN incidents i ON i.id = t.incident_id),
+          JOIN incidents i ON i.id = t.incident_id
+          LEFT JOIN windows w ON w.id = u.held_by),
     attempts AS (
         INSERT INTO timer_attempts (timer_id, occurrence, attempt, started_at, result, status_code, error)
         SELECT a.* FROM unnest($1::bigint[], $6::integer[], $7::integer[], $8::timestamptz[],
@@ -153,10 +163,11 @@ const COMPLETE: &str = "
             -- A held message is meant for the window's end: lateness and the retry horizon
             -- count from there.
             scheduled_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
-                                WHEN u.outcome = 'muted' THEN now() + u.delay_ms * interval '1 millisecond'
+                                WHEN u.outcome = 'muted' THEN u.released_at
                                 ELSE t.scheduled_at END,
             due_at = CASE WHEN u.again THEN greatest(t.scheduled_at + t.repeat_every, now())
-                          WHEN u.outcome IN ('retry', 'requeue', 'muted')
+                          WHEN u.outcome = 'muted' THEN u.released_at
+                          WHEN u.outcome IN ('retry', 'requeue')
                                THEN now() + u.delay_ms * interval '1 millisecond'
                           ELSE t.due_at END,
             held_by = CASE WHEN u.outcome = 'muted' THEN u.held_by ELSE t.held_by END,

@@ -545,3 +545,77 @@ async fn when_a_window_ends_the_escalation_policy_runs_from_its_end() {
         at(&paged[0])
     );
 }
+
+/// An engine decided to hold a message just before someone ended the window (its view of the
+/// windows is up to a second old): recording the hold must not park the message until the
+/// window's planned end.
+#[tokio::test]
+async fn a_message_held_by_a_window_that_just_ended_is_released_at_once() {
+    let app = TestApp::builder().spawn().await;
+    let id = app
+        .post_for_incident(&firing_alert("g-race", "Race", "00000000000000f3", json!({})))
+        .await;
+    let store = crate::helpers::store(&app.database_url);
+    let actor = medic::store::audit::Actor {
+        name: "alice",
+        role: medic::domain::Role::Responder,
+        via: "token",
+        address: "127.0.0.1",
+    };
+    let ends_at = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    let matchers = vec!["alertname=\"Race\"".to_owned()];
+    let window = store
+        .create_window(
+            &medic::store::control::NewWindow {
+                matchers: &matchers,
+                starts_at: chrono::Utc::now(),
+                ends_at,
+                mute: &["pages"],
+                reason: "race",
+            },
+            &actor,
+        )
+        .await
+        .unwrap();
+    let timer: i64 = app
+        .sql()
+        .await
+        .query_one(
+            "INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at)
+             VALUES ($1, 'opened', 'r', 0, 'n', 'slack', now(), now()) RETURNING id",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let claimed = store.claim_timers(10, 42, 60_000, 0).await.unwrap();
+    let mine = claimed.into_iter().find(|t| t.id == timer).expect("claimed");
+
+    // The window ends between the engine's decision to hold and the record of it.
+    store.end_window(window.id, &actor).await.unwrap().expect("ended");
+    let completion = medic::store::timers::Completion {
+        id: mine.id,
+        claim: mine.claim,
+        occurrence: mine.occurrence,
+        attempt: mine.attempt,
+        started_at: chrono::Utc::now(),
+        outcome: medic::domain::TimerOutcome::Muted {
+            delay_ms: (ends_at - chrono::Utc::now()).num_milliseconds(),
+            window: window.id,
+        },
+        status_code: None,
+        error: Some("muted".into()),
+    };
+    assert_eq!(store.complete_timers(&[completion]).await.unwrap(), [timer]);
+    let due_in: f64 = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT extract(epoch FROM due_at - now())::float8 FROM timers WHERE id = $1 AND state = 'pending'",
+            &[&timer],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(due_in < 5.0, "released at once, not at the planned end: due in {due_in} s");
+}

@@ -43,8 +43,8 @@ use crate::{
 /// What a handler did.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// `Success`, `Failure`, `DryRun`, `SkippedPdb` or `SkippedNoop` from a handler; any
-    /// result from the guard rails.
+    /// `Success`, `Failure`, `DryRun`, `SkippedPdb`, `SkippedMinHealthy` or `SkippedNoop`
+    /// from a handler; any result from the guard rails.
     pub result: RemediationResult,
     /// One line for people: before and after.
     pub summary: String,

@@ -14,7 +14,7 @@
 //!    [`remediation`]: guard rails, then the actions on Kubernetes and Postgres.
 //!    [`metrics`]: what medic says about itself. [`telemetry`]: logs. [`retention`]: pruning
 //!    history. [`control`]: the maintenance windows and pause people switched, as this
-//!    replica sees them.
+//!    replica sees them. [`silences`]: silencing incidents in Alertmanager.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -39,6 +39,7 @@ pub mod notify;
 pub mod plan;
 pub mod remediation;
 pub mod retention;
+pub mod silences;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

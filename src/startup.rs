@@ -70,8 +70,10 @@ impl Application {
         let rules = Arc::new(plan.rules);
         metrics.remediation.expect_verifications(&rules);
         let control = Control::new();
+        let notifiers = Notifiers::new(plan.notifiers, settings.engine.request_timeout.0)?
+            .with_store(store.clone(), &plan.integrations.instance);
         let parts = EngineParts {
-            notifiers: plan.notifiers,
+            notifiers: notifiers.clone(),
             guard_rails: plan.guard_rails,
             databases: plan.databases,
             control: control.clone(),
@@ -96,6 +98,8 @@ impl Application {
             rules,
             metrics,
             control,
+            notifiers,
+            integrations: plan.integrations,
             body_limit: settings.server.body_limit_bytes,
             retry_after: settings.database.retry_after_seconds,
             readiness: Default::default(),
@@ -180,7 +184,7 @@ impl Application {
 
 /// What the plan gives the engine and its remediation runner.
 struct EngineParts {
-    notifiers: std::collections::BTreeMap<String, crate::plan::NotifierEndpoint>,
+    notifiers: Notifiers,
     guard_rails: crate::plan::GuardRails,
     databases: std::collections::BTreeMap<String, crate::plan::TargetDatabase>,
     control: Arc<Control>,
@@ -199,7 +203,6 @@ async fn engine(
         tracing::info!("timer engine disabled in this process");
         return Ok(None);
     }
-    let notifiers = Notifiers::new(parts.notifiers, settings.engine.request_timeout.0)?;
     let kube = kube(settings, metrics).await;
     let runner = Runner::new(
         store.clone(),
@@ -212,7 +215,7 @@ async fn engine(
     );
     let mut engine = Engine::new(
         store.clone(),
-        notifiers,
+        parts.notifiers,
         rules.clone(),
         &settings.engine,
         metrics.timers.clone(),

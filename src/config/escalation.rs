@@ -14,6 +14,9 @@ use crate::domain::HumanDuration;
 pub enum NotifierType {
     /// A Slack incoming webhook.
     Slack,
+    /// A Slack app: one message per incident, updated, with a thread and buttons.
+    #[serde(rename = "slack_app")]
+    SlackApp,
     /// PagerDuty's Events API v2.
     Pagerduty,
     /// A JSON POST to any URL.
@@ -25,6 +28,7 @@ impl NotifierType {
     pub fn as_str(self) -> &'static str {
         match self {
             NotifierType::Slack => "slack",
+            NotifierType::SlackApp => "slack_app",
             NotifierType::Pagerduty => "pagerduty",
             NotifierType::Webhook => "webhook",
         }
@@ -51,10 +55,24 @@ pub struct NotifierSettings {
     /// PagerDuty: the integration's routing key.
     pub routing_key: Option<SecretString>,
     pub routing_key_file: Option<PathBuf>,
-    /// Webhook: sent as `Authorization: Bearer`.
+    /// Webhook: sent as `Authorization: Bearer`. Slack app: its bot token (`xoxb-`).
     pub bearer_token: Option<SecretString>,
     pub bearer_token_file: Option<PathBuf>,
+    /// Slack app: its bot token (`xoxb-`), sent as `Authorization: Bearer`.
+    pub bot_token: Option<SecretString>,
+    pub bot_token_file: Option<PathBuf>,
+    /// Slack app: the signing secret its interactions are signed with.
+    pub signing_secret: Option<SecretString>,
+    pub signing_secret_file: Option<PathBuf>,
+    /// Slack app: the Web API's base URL (default Slack's).
+    pub api_url: Option<String>,
+    /// PagerDuty: the webhook subscription's secret, which signs what PagerDuty sends back.
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_secret_file: Option<PathBuf>,
 }
+
+/// Slack's Web API; tests and proxies set `api_url` instead.
+pub const SLACK_API_URL: &str = "https://slack.com/api";
 
 /// One entry of `rules:`: which alerts it takes and whom it tells, when.
 #[derive(Debug, Deserialize)]

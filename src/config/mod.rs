@@ -15,13 +15,14 @@ use std::{
     time::Duration,
 };
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::HumanDuration;
 
 pub use escalation::{
     Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
-    RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL,
+    RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
 };
 pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
 pub use remediation::{
@@ -78,6 +79,19 @@ pub struct Settings {
     pub kubernetes: KubernetesSettings,
     /// How long history is kept.
     pub retention: RetentionSettings,
+    /// The Alertmanager medic makes silences in.
+    pub alertmanager: AlertmanagerSettings,
+}
+
+/// `alertmanager:`: where `POST /api/v1/incidents/{id}/silence` makes its silences (API v2).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertmanagerSettings {
+    /// e.g. `http://alertmanager-operated.monitoring:9093`; none: silences are unavailable.
+    pub url: Option<String>,
+    /// Sent as `Authorization: Bearer` when Alertmanager sits behind a proxy that wants one.
+    pub bearer_token: Option<SecretString>,
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 /// `retention:`: how long each kind of record is kept; `0s` keeps it forever.

@@ -25,6 +25,9 @@ pub struct ServerSettings {
     /// HTTP worker threads; defaults to the number of CPUs.
     pub workers: Option<usize>,
     pub auth: AuthSettings,
+    /// This installation's name, in PagerDuty dedup keys (`<instance>-incident-<id>`), so
+    /// that two installations sharing a PagerDuty service never collide.
+    pub instance: String,
 }
 
 /// Who may call medic: Alertmanager's credential (`/webhook` only), and the people and tools
@@ -59,6 +62,10 @@ pub struct UserSettings {
     /// Sent as `Authorization: Bearer`; or `token_file`, read again when it changes.
     pub token: Option<SecretString>,
     pub token_file: Option<PathBuf>,
+    /// Their Slack user ID (`U…`): what they do with medic's Slack buttons is done as them.
+    pub slack_user_id: Option<String>,
+    /// Their PagerDuty user ID (`P…`): an acknowledgement in PagerDuty is theirs in medic.
+    pub pagerduty_user_id: Option<String>,
 }
 
 /// An authenticating proxy that passes the user (and their groups) in headers.
@@ -143,6 +150,7 @@ impl Default for ServerSettings {
             shutdown_timeout_seconds: 30,
             workers: None,
             auth: AuthSettings::default(),
+            instance: "medic".into(),
         }
     }
 }

@@ -204,7 +204,11 @@ impl Engine {
             .get("runbook_url")
             .map(String::as_str)
             .or_else(|| self.rules.get(&timer.rule).and_then(|r| r.runbook_url.as_deref()));
-        let message = Message { timer, runbook_url };
+        let message = Message {
+            timer,
+            runbook_url,
+            instance: self.notifiers.instance(),
+        };
         let started = Instant::now();
         let result = self.notifiers.send(&timer.notifier, &message).await;
         self.metrics

@@ -33,6 +33,7 @@ fn actor(person: &Person) -> Actor<'_> {
         role: person.role,
         via: person.via,
         address: &person.address,
+        channel: "api",
     }
 }
 

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use super::{auth::Caller, ApiError, State};
 use crate::{
     alertmanager::Status,
+    domain::HumanDuration,
     plan::matchers::{Matchers, Op},
+    silences::{self, SilenceError},
     store::{
         audit::Actor,
         incidents::{Incident, LabelFilter, LabelTest, Page},
@@ -194,8 +196,11 @@ fn timeline(incident: &Incident) -> Vec<Value> {
             "reject" => "rejected",
             other => other,
         };
-        let event = json!({"event": event, "by": done.actor, "role": done.role, "via": done.via,
-                           "from": done.address, "note": done.detail["note"]});
+        let mut event = json!({"event": event, "by": done.actor, "role": done.role, "via": done.channel,
+                               "auth": done.via, "from": done.address, "note": done.detail["note"]});
+        if let Some(silence) = done.detail.get("silence_id") {
+            event["silence_id"] = silence.clone();
+        }
         events.push((done.at, event));
     }
     if let Some(at) = incident.resolved_at {
@@ -258,6 +263,7 @@ pub async fn acknowledge(
         role: person.role,
         via: person.via,
         address: &person.address,
+        channel: "api",
     };
     let result = state
         .store
@@ -290,4 +296,74 @@ pub async fn acknowledge(
             })))
         }
     }
+}
+
+/// Body of `POST /api/v1/incidents/{id}/silence`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceRequest {
+    duration: String,
+    note: Option<String>,
+}
+
+fn silence_error(e: SilenceError, retry_after: u64) -> ApiError {
+    match e {
+        SilenceError::NoIncident(_) | SilenceError::NoSilence(_) => ApiError::NotFound(e.to_string()),
+        SilenceError::NotConfigured => ApiError::Conflict(e.to_string()),
+        SilenceError::NoLabels(_) | SilenceError::BadDuration => ApiError::Unprocessable(e.to_string()),
+        SilenceError::Alertmanager(reason) => ApiError::BadGateway(reason),
+        SilenceError::Store(e) => ApiError::from_store(e, retry_after),
+    }
+}
+
+fn actor_of(person: &crate::http::Person) -> Actor<'_> {
+    Actor {
+        name: &person.name,
+        role: person.role,
+        via: person.via,
+        address: &person.address,
+        channel: "api",
+    }
+}
+
+/// Silences the incident's alerts in Alertmanager for `duration`: 201 with the silence.
+pub async fn silence(
+    id: web::Path<i64>,
+    caller: web::ReqData<Caller>,
+    body: web::Bytes,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let Caller::Person(person) = caller.into_inner() else {
+        return Err(ApiError::Forbidden("only a person may silence".into()));
+    };
+    let request: SilenceRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"duration\": \"1h\", \"note\": \"...\"}}: {e}")))?;
+    let duration = HumanDuration::parse(&request.duration).map_err(ApiError::Unprocessable)?;
+    let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.len() > MAX_NOTE || n.contains('\0')) {
+        return Err(ApiError::Unprocessable(format!(
+            "\"note\" must be under {MAX_NOTE} bytes, without NUL"
+        )));
+    }
+    let record = silences::silence(&state.store, &state.alertmanager(), id, duration.0, note, &actor_of(&person))
+        .await
+        .map_err(|e| silence_error(e, state.retry_after))?;
+    Ok(HttpResponse::Created().json(json!({"incident_id": id, "silence": record})))
+}
+
+/// Expires the incident's silence in force.
+pub async fn unsilence(
+    id: web::Path<i64>,
+    caller: web::ReqData<Caller>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let Caller::Person(person) = caller.into_inner() else {
+        return Err(ApiError::Forbidden("only a person may expire a silence".into()));
+    };
+    let record = silences::unsilence(&state.store, &state.alertmanager(), id, &actor_of(&person))
+        .await
+        .map_err(|e| silence_error(e, state.retry_after))?;
+    Ok(HttpResponse::Ok().json(json!({"incident_id": id, "silence": record})))
 }

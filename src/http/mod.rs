@@ -5,6 +5,7 @@ mod control;
 mod error;
 mod health;
 mod incidents;
+mod integrations;
 mod metrics;
 mod webhook;
 
@@ -21,7 +22,15 @@ pub use auth::{Authenticator, Caller, Person};
 pub use error::ApiError;
 pub use health::Readiness;
 
-use crate::{control::Control, intake::Recorder, metrics::Metrics, plan::Rules, store::Store};
+use crate::{
+    control::Control,
+    intake::Recorder,
+    metrics::Metrics,
+    notify::Notifiers,
+    plan::{Integrations, Rules},
+    silences::Alertmanager,
+    store::Store,
+};
 
 /// What every handler may need.
 pub struct State {
@@ -36,6 +45,10 @@ pub struct State {
     /// Maintenance windows and the pause as this replica sees them (refreshed after a change
     /// made here).
     pub control: Arc<Control>,
+    /// The notifiers (Slack apps answer their users through them) and their HTTP client.
+    pub notifiers: Notifiers,
+    /// Who is who in Slack and PagerDuty, their secrets, and Alertmanager.
+    pub integrations: Integrations,
     /// Largest accepted webhook body, in bytes.
     pub body_limit: usize,
     /// Seconds in `Retry-After` when the database is unreachable.
@@ -52,6 +65,16 @@ pub struct EngineHealth {
     pub stall_after: std::time::Duration,
 }
 
+impl State {
+    /// Alertmanager's API, for silences.
+    pub fn alertmanager(&self) -> Alertmanager<'_> {
+        Alertmanager {
+            client: self.notifiers.client(),
+            endpoint: self.integrations.alertmanager.as_ref(),
+        }
+    }
+}
+
 /// Registers every route on an app that has `State` and `Authenticator` as app data.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -61,6 +84,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(metrics::metrics))
+    // Authenticated by their signatures, not by medic's credentials.
+    .route(
+        "/integrations/slack/interactions",
+        web::post().to(integrations::slack_interactions),
+    )
+    .route("/integrations/pagerduty", web::post().to(integrations::pagerduty))
     .service(
         web::scope("")
             .wrap(from_fn(auth::require))
@@ -70,6 +99,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/api/v1/incidents/{id}/ack",
                 web::post().to(incidents::acknowledge),
+            )
+            .route(
+                "/api/v1/incidents/{id}/silence",
+                web::post().to(incidents::silence),
+            )
+            .route(
+                "/api/v1/incidents/{id}/silence",
+                web::delete().to(incidents::unsilence),
             )
             .route("/api/v1/remediations", web::get().to(control::requests))
             .route(

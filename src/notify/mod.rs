@@ -6,13 +6,19 @@
 
 mod pagerduty;
 mod slack;
+pub mod slack_app;
 mod webhook;
 
 use std::{collections::BTreeMap, time::Duration};
 
 use reqwest::{header, Response, StatusCode};
 
-use crate::{config::NotifierType, domain::TimerKind, plan::NotifierEndpoint, store::timers::Claimed};
+use crate::{
+    config::NotifierType,
+    domain::TimerKind,
+    plan::NotifierEndpoint,
+    store::{timers::Claimed, Store},
+};
 
 /// Everything a message is made from.
 #[derive(Debug)]
@@ -20,12 +26,15 @@ pub struct Message<'a> {
     pub timer: &'a Claimed,
     /// The alert's `runbook_url` annotation, else the rule's.
     pub runbook_url: Option<&'a str>,
+    /// `server.instance`, in the dedup key.
+    pub instance: &'a str,
 }
 
 impl Message<'_> {
-    /// Same for every message about one incident: PagerDuty's `dedup_key`.
+    /// Same for every message about one incident, and distinct between installations:
+    /// PagerDuty's `dedup_key`, `<instance>-incident-<id>`.
     pub fn dedup_key(&self) -> String {
-        format!("medic-incident-{}", self.timer.incident.id)
+        dedup_key(self.instance, self.timer.incident.id)
     }
 
     /// Same for every attempt at one occurrence of one timer, so a receiver can drop re-sends.
@@ -128,6 +137,20 @@ impl Message<'_> {
     }
 }
 
+/// `<instance>-incident-<id>`.
+pub fn dedup_key(instance: &str, incident_id: i64) -> String {
+    format!("{instance}-incident-{incident_id}")
+}
+
+/// The incident a dedup key of this installation names; None for another's, or not a key.
+pub fn incident_of(instance: &str, key: &str) -> Option<i64> {
+    let id = key.strip_prefix(instance)?.strip_prefix("-incident-")?;
+    if id.starts_with('+') {
+        return None;
+    }
+    id.parse().ok()
+}
+
 fn elapsed(since: chrono::DateTime<chrono::Utc>) -> String {
     elapsed_between(since, None)
 }
@@ -161,6 +184,9 @@ pub struct Failure {
 pub struct Notifiers {
     client: reqwest::Client,
     endpoints: BTreeMap<String, NotifierEndpoint>,
+    /// Where a Slack app's messages are recorded.
+    store: Option<Store>,
+    instance: String,
 }
 
 impl Notifiers {
@@ -173,7 +199,34 @@ impl Notifiers {
             // A notifier that redirects is misconfigured (or hijacked): fail, saying where to.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { client, endpoints })
+        Ok(Self {
+            client,
+            endpoints,
+            store: None,
+            instance: "medic".into(),
+        })
+    }
+
+    /// Where Slack apps record their messages, and this installation's name.
+    pub fn with_store(mut self, store: Store, instance: &str) -> Self {
+        self.store = Some(store);
+        self.instance = instance.to_owned();
+        self
+    }
+
+    /// `server.instance`.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The client every notifier shares.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The Slack apps, for the interactions they receive.
+    pub fn slack_apps(&self) -> impl Iterator<Item = &NotifierEndpoint> {
+        self.endpoints.values().filter(|e| e.kind == NotifierType::SlackApp)
     }
 
     /// The type of the named notifier, if configured.
@@ -192,6 +245,9 @@ impl Notifiers {
             });
         };
         let request = match endpoint.kind {
+            NotifierType::SlackApp => {
+                return slack_app::send(&self.client, endpoint, self.store.as_ref(), message).await;
+            }
             NotifierType::Slack => slack::request(&self.client, endpoint, message),
             NotifierType::Pagerduty => pagerduty::request(&self.client, endpoint, message),
             NotifierType::Webhook => webhook::request(&self.client, endpoint, message),

@@ -58,7 +58,7 @@ fn colour(message: &Message<'_>) -> &'static str {
     }
 }
 
-fn blocks(message: &Message<'_>) -> Value {
+pub(super) fn blocks(message: &Message<'_>) -> Value {
     let incident = &message.timer.incident;
     let mut text = format!("*{}*", escape(&message.headline()));
     if let Some(summary) = message.summary() {
@@ -103,7 +103,7 @@ fn field(name: &str, value: &str) -> Value {
 }
 
 /// Slack's mrkdwn reserves `&`, `<` and `>`.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -7,6 +7,7 @@
 //! asks for ([`timers`]) live here too: they are functions of the compiled rules alone.
 
 pub mod auth;
+pub mod integrations;
 pub mod matchers;
 pub mod remediation;
 pub mod rules;
@@ -19,6 +20,7 @@ mod notifiers;
 use std::collections::BTreeMap;
 
 pub use auth::Credentials;
+pub use integrations::{AlertmanagerEndpoint, Integrations, Known};
 pub use notifiers::NotifierEndpoint;
 pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
 pub use rules::{NotifierRef, Rule, Rules};
@@ -39,6 +41,8 @@ pub struct Plan {
     pub guard_rails: GuardRails,
     /// The databases `postgres_relieve_pool` may act on, by name.
     pub databases: BTreeMap<String, TargetDatabase>,
+    /// Slack and PagerDuty answering back, and Alertmanager's silences.
+    pub integrations: Integrations,
     /// What is allowed but probably not meant: `check-config` prints these, `serve` logs them.
     pub warnings: Vec<Problem>,
 }
@@ -71,6 +75,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
     let databases = remediation::databases(&settings.remediation, problems);
     remediation::check_databases(&settings.rules, &settings.remediation, problems);
     let notifiers = notifiers::endpoints(&settings.notifiers, problems);
+    let integrations = integrations::integrations(settings, problems);
     let kinds = settings
         .notifiers
         .iter()
@@ -84,6 +89,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
         rules: rules.ok()?,
         guard_rails: GuardRails::new(&settings.remediation, settings.dry_run),
         databases,
+        integrations,
         warnings: remediation::warnings(&settings.rules, &settings.remediation),
     })
 }

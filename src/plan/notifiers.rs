@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::secrets::secret_from;
-use crate::config::{NotifierSettings, NotifierType, Problem, PAGERDUTY_EVENTS_URL};
+use crate::config::{NotifierSettings, NotifierType, Problem, PAGERDUTY_EVENTS_URL, SLACK_API_URL};
 
 /// A notifier with its secrets read and checked.
 #[derive(Clone)]
@@ -16,7 +16,12 @@ pub struct NotifierEndpoint {
     pub channel: Option<String>,
     pub username: Option<String>,
     pub routing_key: Option<SecretString>,
+    /// A webhook's bearer token, or a Slack app's bot token.
     pub bearer_token: Option<SecretString>,
+    /// A Slack app's signing secret (its interactions are signed with it).
+    pub signing_secret: Option<SecretString>,
+    /// A PagerDuty webhook subscription's secret (what PagerDuty sends back is signed with it).
+    pub webhook_secret: Option<SecretString>,
 }
 
 impl fmt::Debug for NotifierEndpoint {
@@ -57,21 +62,48 @@ fn endpoint(
         settings.bearer_token_file.as_ref(),
         problems,
     );
+    let bot_token = secret_from(
+        &key("bot_token"),
+        settings.bot_token.as_ref(),
+        settings.bot_token_file.as_ref(),
+        problems,
+    );
+    let signing_secret = secret_from(
+        &key("signing_secret"),
+        settings.signing_secret.as_ref(),
+        settings.signing_secret_file.as_ref(),
+        problems,
+    );
+    let webhook_secret = secret_from(
+        &key("webhook_secret"),
+        settings.webhook_secret.as_ref(),
+        settings.webhook_secret_file.as_ref(),
+        problems,
+    );
     let url = match (url, settings.kind) {
+        (Some(_), NotifierType::SlackApp) => {
+            problems.push(Problem::new(key("url"), "not used by a slack_app notifier (api_url is)"));
+            None
+        }
         (Some(url), _) => parse_url(url.expose_secret(), &key("url"), problems),
         (None, NotifierType::Pagerduty) => reqwest::Url::parse(PAGERDUTY_EVENTS_URL).ok(),
+        (None, NotifierType::SlackApp) => {
+            let api = settings.api_url.as_deref().unwrap_or(SLACK_API_URL);
+            parse_url(api, &key("api_url"), problems)
+        }
         (None, _) => {
             problems.push(Problem::new(key("url"), "required (or url_file)"));
             None
         }
     };
-    check_keys(
-        settings,
-        name,
-        routing_key.is_some(),
-        bearer_token.is_some(),
-        problems,
-    );
+    let present = Present {
+        routing_key: routing_key.is_some(),
+        bearer: bearer_token.is_some(),
+        bot: bot_token.is_some(),
+        signing: signing_secret.is_some(),
+        webhook_secret: webhook_secret.is_some(),
+    };
+    check_keys(settings, name, &present, problems);
     let url = url.filter(|_| problems.len() == start)?;
     Some(NotifierEndpoint {
         name: name.to_owned(),
@@ -80,18 +112,24 @@ fn endpoint(
         channel: settings.channel.clone(),
         username: settings.username.clone(),
         routing_key,
-        bearer_token,
+        bearer_token: bearer_token.or(bot_token),
+        signing_secret,
+        webhook_secret,
     })
 }
 
-/// Keys that belong to another type are mistakes, not silently ignored.
-fn check_keys(
-    settings: &NotifierSettings,
-    name: &str,
+/// Which secrets a notifier's settings hold.
+struct Present {
     routing_key: bool,
     bearer: bool,
-    problems: &mut Vec<Problem>,
-) {
+    bot: bool,
+    signing: bool,
+    webhook_secret: bool,
+}
+
+/// Keys that belong to another type are mistakes, not silently ignored.
+fn check_keys(settings: &NotifierSettings, name: &str, present: &Present, problems: &mut Vec<Problem>) {
+    let (routing_key, bearer) = (present.routing_key, present.bearer);
     let key = |k: &str| format!("notifiers.{name}.{k}");
     let kind = settings.kind.as_str();
     let misplaced = |k: &str, present: bool, problems: &mut Vec<Problem>| {
@@ -99,8 +137,30 @@ fn check_keys(
             problems.push(Problem::new(key(k), format!("not used by a {kind} notifier")));
         }
     };
+    let required = |k: &str, present: bool, problems: &mut Vec<Problem>| {
+        if !present {
+            problems.push(Problem::new(key(k), format!("required (or {k}_file)")));
+        }
+    };
+    if settings.kind != NotifierType::SlackApp {
+        misplaced("bot_token", present.bot, problems);
+        misplaced("signing_secret", present.signing, problems);
+        misplaced("api_url", settings.api_url.is_some(), problems);
+    }
+    if settings.kind != NotifierType::Pagerduty {
+        misplaced("webhook_secret", present.webhook_secret, problems);
+    }
     match settings.kind {
         NotifierType::Slack => {
+            misplaced("routing_key", routing_key, problems);
+            misplaced("bearer_token", bearer, problems);
+        }
+        NotifierType::SlackApp => {
+            required("bot_token", present.bot, problems);
+            required("signing_secret", present.signing, problems);
+            if settings.channel.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                problems.push(Problem::new(key("channel"), "required: a channel ID (C…) or name"));
+            }
             misplaced("routing_key", routing_key, problems);
             misplaced("bearer_token", bearer, problems);
         }

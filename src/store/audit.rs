@@ -13,9 +13,12 @@ use crate::domain::Role;
 pub struct Actor<'a> {
     pub name: &'a str,
     pub role: Role,
-    /// `token`, `proxy` or `anonymous`.
+    /// How they were authenticated: `token`, `proxy`, `anonymous`, or the integration whose
+    /// signature carried the request (`slack`, `pagerduty`).
     pub via: &'a str,
     pub address: &'a str,
+    /// The way the action came: `api`, `slack`, `pagerduty` or `console`.
+    pub channel: &'a str,
 }
 
 /// One recorded action, as the API shows it.
@@ -26,7 +29,12 @@ pub struct AuditRecord {
     pub action: String,
     pub actor: String,
     pub role: String,
+    /// How the person was authenticated.
+    #[serde(rename = "auth")]
     pub via: String,
+    /// The way the action came: `api`, `slack`, `pagerduty`, `console`.
+    #[serde(rename = "via")]
+    pub channel: String,
     pub address: String,
     pub detail: Value,
     pub at: DateTime<Utc>,
@@ -43,8 +51,8 @@ pub(super) async fn record(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO audit_events (incident_id, action, actor, role, via, address, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_events (incident_id, action, actor, role, via, address, detail, channel)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &incident_id,
                 &action,
@@ -53,6 +61,7 @@ pub(super) async fn record(
                 &actor.via,
                 &actor.address,
                 detail,
+                &actor.channel,
             ],
         )
         .await?;
@@ -65,7 +74,7 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT action, actor, role, via, address, detail, at FROM audit_events
+                "SELECT action, actor, role, via, address, detail, at, channel FROM audit_events
                   WHERE incident_id = $1 ORDER BY at, id",
                 &[&incident_id],
             )
@@ -77,6 +86,7 @@ impl Store {
                 actor: row.get(1),
                 role: row.get(2),
                 via: row.get(3),
+                channel: row.get(7),
                 address: row.get(4),
                 detail: row.get(5),
                 at: row.get(6),

@@ -320,7 +320,7 @@ const SELECT_INCIDENTS: &str = "
            i.common_annotations, i.external_url, i.created_at, i.updated_at, i.resolved_at,
            (SELECT count(*) FROM deliveries d WHERE d.incident_id = i.id) + i.pruned_deliveries,
            i.truncated_alerts,
-           i.acked_by, i.ack_note, i.acked_at
+           i.acked_by, i.ack_note, i.acked_at, coalesce(i.acked_via, 'api')
       FROM incidents i JOIN alert_groups g ON g.id = i.group_id";
 
 /// Through the group (the primary key's prefix): alerts have no index of their own on incident_id.
@@ -412,6 +412,7 @@ fn incident_from(row: &Row) -> Incident {
             by,
             note: row.get(14),
             at: row.get(15),
+            via: row.get(16),
         }),
         alerts: Vec::new(),
         timers: None,

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "people_in_control",
         include_str!("../../migrations/0007_people_in_control.sql"),
     ),
+    (8, "two_way", include_str!("../../migrations/0008_two_way.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

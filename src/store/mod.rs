@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod control;
 pub mod incidents;
+pub mod integrations;
 pub mod migrations;
 pub mod remediations;
 pub mod retention;

@@ -76,6 +76,8 @@ pub struct Acknowledgement {
     pub by: String,
     pub note: Option<String>,
     pub at: DateTime<Utc>,
+    /// The way it came: `api`, `slack`, `pagerduty`, `console`.
+    pub via: String,
 }
 
 /// What became of one claimed timer.
@@ -118,7 +120,8 @@ const CLAIM: &str = "
            i.id, i.status = 'firing', i.acked_by, i.ack_note, i.acked_at,
            coalesce(f.labels, '{}') || i.common_labels,
            coalesce(f.annotations, '{}') || i.common_annotations,
-           i.external_url, i.created_at, i.resolved_at, n.firing, n.total, c.subject, c.payload
+           i.external_url, i.created_at, i.resolved_at, n.firing, n.total, c.subject, c.payload,
+           coalesce(i.acked_via, 'api')
       FROM claimed c
       JOIN incidents i ON i.id = c.incident_id
       LEFT JOIN LATERAL (
@@ -313,6 +316,7 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
         by,
         note: row.get(14),
         at: row.get(15),
+        via: row.get(25),
     });
     Some(Claimed {
         id: row.get(0),
@@ -371,12 +375,26 @@ impl Store {
         actor: &Actor<'_>,
         note: Option<&str>,
     ) -> Result<AckResult, StoreError> {
+        self.acknowledge_recording(incident, actor, note, "acknowledge").await
+    }
+
+    /// [`Store::acknowledge`], recorded in the audit trail as `action` (`resolve_elsewhere`:
+    /// PagerDuty said it is resolved, so medic stops escalating and acting as for an
+    /// acknowledgement, until Alertmanager says it resolved).
+    pub async fn acknowledge_recording(
+        &self,
+        incident: i64,
+        actor: &Actor<'_>,
+        note: Option<&str>,
+        action: &str,
+    ) -> Result<AckResult, StoreError> {
         let by = actor.name;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT status, acked_by, ack_note, acked_at FROM incidents WHERE id = $1 FOR UPDATE",
+                "SELECT status, acked_by, ack_note, acked_at, coalesce(acked_via, 'api') FROM incidents
+                  WHERE id = $1 FOR UPDATE",
                 &[&incident],
             )
             .await?
@@ -388,6 +406,7 @@ impl Store {
                 by,
                 note: row.get(2),
                 at: row.get(3),
+                via: row.get(4),
             };
             return Ok(AckResult::Acknowledged {
                 ack,
@@ -401,9 +420,10 @@ impl Store {
         }
         let at: DateTime<Utc> = tx
             .query_one(
-                "UPDATE incidents SET acked_at = now(), acked_by = $2, ack_note = $3, updated_at = now()
+                "UPDATE incidents SET acked_at = now(), acked_by = $2, ack_note = $3, acked_via = $4,
+                                      updated_at = now()
                   WHERE id = $1 RETURNING acked_at",
-                &[&incident, &by, &note],
+                &[&incident, &by, &note, &actor.channel],
             )
             .await?
             .get(0);
@@ -416,7 +436,7 @@ impl Store {
         audit::record(
             &tx,
             Some(incident),
-            "acknowledge",
+            action,
             actor,
             &serde_json::json!({ "note": note }),
         )
@@ -427,6 +447,7 @@ impl Store {
                 by: by.to_owned(),
                 note: note.map(str::to_owned),
                 at,
+                via: actor.channel.to_owned(),
             },
             newly: true,
             cancelled: closed.get(0),

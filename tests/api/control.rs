@@ -561,6 +561,7 @@ async fn a_message_held_by_a_window_that_just_ended_is_released_at_once() {
         role: medic::domain::Role::Responder,
         via: "token",
         address: "127.0.0.1",
+        channel: "api",
     };
     let ends_at = chrono::Utc::now() + chrono::TimeDelta::hours(1);
     let matchers = vec!["alertname=\"Race\"".to_owned()];

@@ -55,6 +55,8 @@ fn notifiers(sink: &Sink, settings: &EngineSettings) -> Notifiers {
         username: None,
         routing_key: None,
         bearer_token: None,
+        signing_secret: None,
+        webhook_secret: None,
     };
     Notifiers::new(
         BTreeMap::from([("sink".to_owned(), endpoint)]),

@@ -1,0 +1,325 @@
+//! A Slack app (`type: slack_app`): one message per incident in its channel, posted when the
+//! incident opens (`chat.postMessage`) and updated in place as its state changes
+//! (`chat.update`: acknowledged and by whom, remediation results, resolved), with the timeline
+//! (escalations, remediation steps, requests for approval) as replies in its thread. The
+//! message carries buttons: Acknowledge and Silence 1h while it fires unacknowledged, Approve
+//! and Reject on a request for approval; Slack sends the clicks to
+//! `/integrations/slack/interactions`.
+//!
+//! The message's `ts` is recorded in Postgres as soon as Slack answers the post, before
+//! anything depends on it; every later message about the incident reads it there. A post that
+//! may have gone through without its answer arriving (a timeout, a 5xx, a crash) is looked
+//! for in the channel's recent history by its metadata before posting again, so a retry never
+//! makes a second message.
+//!
+//! Slack answers HTTP 200 with `ok: false` and an error word for most failures: `ratelimited`
+//! and Slack's own outages are retried (HTTP 429 and `Retry-After` honoured), everything else
+//! (`channel_not_found`, `not_in_channel`, `invalid_auth`, …) fails at once.
+
+use std::time::Duration;
+
+use reqwest::{header, Client, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use super::{slack, Failure, Message};
+use crate::{domain::TimerKind, plan::NotifierEndpoint, store::Store};
+
+/// Error words worth a retry; every other `ok: false` fails at once.
+const RETRYABLE: &[&str] = &[
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+/// How many of the channel's latest messages are searched for a post whose answer was lost.
+const HISTORY: u32 = 100;
+
+/// The metadata event every incident message carries, to be found again.
+const EVENT_TYPE: &str = "medic_incident";
+
+/// One call to Slack's Web API.
+pub struct Api<'a> {
+    pub client: &'a Client,
+    pub endpoint: &'a NotifierEndpoint,
+}
+
+impl Api<'_> {
+    /// POSTs `body` as JSON to `<api_url>/<method>`; Ok is Slack's answer when it says `ok`.
+    pub async fn call(&self, method: &str, body: &Value) -> Result<Value, Failure> {
+        let mut url = self.endpoint.url.clone();
+        url.path_segments_mut()
+            .map_err(|_| permanent("api_url cannot take a method".into()))?
+            .pop_if_empty()
+            .push(method);
+        let token = self
+            .endpoint
+            .bearer_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .unwrap_or_default();
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| Failure {
+                status: None,
+                retryable: true,
+                retry_after: None,
+                reason: format!("{method}: {}", super::transport_error(&e)),
+            })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        if !status.is_success() {
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            return Err(Failure {
+                status: Some(status.as_u16()),
+                retryable,
+                retry_after,
+                reason: format!("{method}: HTTP {}", status.as_u16()),
+            });
+        }
+        let answer: Value = response.json().await.map_err(|e| Failure {
+            status: Some(status.as_u16()),
+            retryable: true,
+            retry_after: None,
+            reason: format!("{method}: not a Slack answer: {e}"),
+        })?;
+        if answer["ok"].as_bool() == Some(true) {
+            return Ok(answer);
+        }
+        let error = answer["error"].as_str().unwrap_or("no error given");
+        let error: String = error.chars().take(100).collect();
+        Err(Failure {
+            status: Some(status.as_u16()),
+            retryable: RETRYABLE.contains(&error.as_str()),
+            retry_after,
+            reason: format!("{method}: {error}"),
+        })
+    }
+}
+
+fn permanent(reason: String) -> Failure {
+    Failure {
+        status: None,
+        retryable: false,
+        retry_after: None,
+        reason,
+    }
+}
+
+/// Sends what the timer says: the incident's message, posted or updated, and a reply in its
+/// thread for what happened.
+pub async fn send(
+    client: &Client,
+    endpoint: &NotifierEndpoint,
+    store: Option<&Store>,
+    message: &Message<'_>,
+) -> Result<u16, Failure> {
+    let store = store.ok_or_else(|| permanent("a slack_app notifier needs the database".into()))?;
+    let api = Api { client, endpoint };
+    let kind = message.timer.kind;
+    if matches!(kind, TimerKind::Remediation | TimerKind::Verify) {
+        return Ok(200);
+    }
+    let (channel, ts, posted) = root(&api, store, message).await?;
+    match kind {
+        TimerKind::Opened if posted => {}
+        TimerKind::Escalation | TimerKind::Approval => {}
+        _ => update(&api, &channel, &ts, message).await?,
+    }
+    if kind != TimerKind::Opened {
+        reply(&api, &channel, &ts, message).await?;
+    }
+    Ok(200)
+}
+
+/// The incident's message: as recorded, else found in the channel after a lost answer, else
+/// posted now (and recorded at once). The bool says whether it was posted by this call.
+async fn root(api: &Api<'_>, store: &Store, message: &Message<'_>) -> Result<(String, String, bool), Failure> {
+    let incident = message.timer.incident.id;
+    let notifier = &api.endpoint.name;
+    let unavailable = |e: crate::store::StoreError| Failure {
+        status: None,
+        retryable: true,
+        retry_after: None,
+        reason: format!("reading the incident's Slack message: {e}"),
+    };
+    if let Some((channel, ts)) = store.slack_message(incident, notifier).await.map_err(unavailable)? {
+        return Ok((channel, ts, false));
+    }
+    let key = format!("{}:{notifier}", message.dedup_key());
+    // A first attempt cannot have posted before; a later one may have, unanswered.
+    if message.timer.attempt > 1 || message.timer.occurrence > 0 {
+        if let Some((channel, ts)) = find(api, &key).await {
+            let (channel, ts) = store
+                .record_slack_message(incident, notifier, &channel, &ts)
+                .await
+                .map_err(unavailable)?;
+            return Ok((channel, ts, false));
+        }
+    }
+    let body = json!({
+        "channel": api.endpoint.channel,
+        "text": state_headline(message),
+        "blocks": root_blocks(message),
+        "unfurl_links": false,
+        "metadata": {"event_type": EVENT_TYPE, "event_payload": {"key": key, "incident_id": incident}},
+    });
+    let answer = api.call("chat.postMessage", &body).await?;
+    let channel = answer["channel"].as_str().unwrap_or_default().to_owned();
+    let ts = answer["ts"].as_str().unwrap_or_default().to_owned();
+    if channel.is_empty() || ts.is_empty() {
+        return Err(permanent("chat.postMessage: the answer has no channel or ts".into()));
+    }
+    let (channel, ts) = store
+        .record_slack_message(incident, notifier, &channel, &ts)
+        .await
+        .map_err(unavailable)?;
+    Ok((channel, ts, true))
+}
+
+/// Looks for the incident's message among the channel's latest, by its metadata key. Only a
+/// channel given by ID can be read back; any failure means "not found" (the post goes ahead).
+async fn find(api: &Api<'_>, key: &str) -> Option<(String, String)> {
+    let channel = api.endpoint.channel.as_deref()?;
+    if !looks_like_id(channel) {
+        return None;
+    }
+    let body = json!({"channel": channel, "limit": HISTORY, "include_all_metadata": true});
+    let answer = api.call("conversations.history", &body).await.ok()?;
+    answer["messages"].as_array()?.iter().find_map(|m| {
+        let ours = m["metadata"]["event_type"] == EVENT_TYPE && m["metadata"]["event_payload"]["key"] == key;
+        ours.then(|| Some((channel.to_owned(), m["ts"].as_str()?.to_owned())))?
+    })
+}
+
+/// `C…`, `G…` or `D…` followed by letters and digits: an ID, not a name.
+fn looks_like_id(channel: &str) -> bool {
+    channel.len() > 1
+        && channel.starts_with(['C', 'G', 'D'])
+        && channel.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+async fn update(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -> Result<(), Failure> {
+    let body = json!({
+        "channel": channel,
+        "ts": ts,
+        "text": state_headline(message),
+        "blocks": root_blocks(message),
+    });
+    api.call("chat.update", &body).await.map(|_| ())
+}
+
+/// A reply in the incident's thread; escalations are also shown in the channel.
+async fn reply(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -> Result<(), Failure> {
+    let headline = message.headline();
+    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": slack::escape(&headline)}})];
+    if message.timer.kind == TimerKind::Approval {
+        let id = message.timer.payload.as_ref().map(|p| p["remediation_id"].to_string()).unwrap_or_default();
+        blocks.push(json!({"type": "actions", "elements": [
+            button("Approve", "medic_approve", &id, Some("primary")),
+            button("Reject", "medic_reject", &id, Some("danger")),
+        ]}));
+    }
+    let body = json!({
+        "channel": channel,
+        "thread_ts": ts,
+        "text": headline,
+        "blocks": blocks,
+        "reply_broadcast": message.timer.kind == TimerKind::Escalation,
+        "unfurl_links": false,
+    });
+    api.call("chat.postMessage", &body).await.map(|_| ())
+}
+
+fn button(text: &str, action_id: &str, value: &str, style: Option<&str>) -> Value {
+    let mut button = json!({
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    });
+    if let Some(style) = style {
+        button["style"] = json!(style);
+    }
+    button
+}
+
+/// The incident as it stands: firing, acknowledged (by whom, which way) or resolved.
+fn state_headline(message: &Message<'_>) -> String {
+    let incident = &message.timer.incident;
+    let name = message.alertname();
+    if !incident.firing {
+        return format!(
+            "[RESOLVED] {name} after {}",
+            super::elapsed_between(incident.created_at, incident.resolved_at)
+        );
+    }
+    match &incident.acknowledged {
+        Some(ack) => format!("[ACKNOWLEDGED] {name} by {} via {}", ack.by, ack.via),
+        None => format!("[FIRING:{}] {name}", incident.firing_alerts),
+    }
+}
+
+/// The incident's message: its state, what the alert says, and the buttons that still apply.
+fn root_blocks(message: &Message<'_>) -> Value {
+    let incident = &message.timer.incident;
+    let mut blocks = slack::blocks(message);
+    if let Some(first) = blocks.as_array_mut().and_then(|b| b.first_mut()) {
+        let mut text = format!("*{}*", slack::escape(&state_headline(message)));
+        if let Some(summary) = message.summary() {
+            text.push_str(&format!("\n{}", slack::escape(summary)));
+        }
+        first["text"]["text"] = json!(text);
+    }
+    if message.timer.kind == TimerKind::Remediated {
+        if let Some(payload) = &message.timer.payload {
+            let text = |k: &str| payload[k].as_str().unwrap_or("?").to_owned();
+            let line = format!(
+                "Last remediation: {} {}: *{}* {}",
+                text("action"),
+                text("target"),
+                text("result"),
+                text("summary")
+            );
+            blocks.as_array_mut().map(|b| {
+                b.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack::escape(&line)}]}))
+            });
+        }
+    }
+    if incident.firing && incident.acknowledged.is_none() {
+        let id = incident.id.to_string();
+        blocks.as_array_mut().map(|b| {
+            b.push(json!({"type": "actions", "elements": [
+                button("Acknowledge", "medic_ack", &id, Some("primary")),
+                button("Silence 1h", "medic_silence", &format!("{id}:1h"), None),
+            ]}))
+        });
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_ids_are_told_from_names() {
+        assert!(looks_like_id("C024BE91L"));
+        assert!(looks_like_id("G0123ABC"));
+        assert!(!looks_like_id("#incidents"));
+        assert!(!looks_like_id("incidents"));
+        assert!(!looks_like_id("C"));
+    }
+}

@@ -47,11 +47,18 @@ impl Alertmanager<'_> {
         let mut url = endpoint.url.clone();
         let base = url.path().trim_end_matches('/').to_owned();
         url.set_path(&format!("{base}{path}"));
-        let token = endpoint.bearer_token.as_ref().map(|t| t.expose_secret().to_owned());
+        let token = endpoint
+            .bearer_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned());
         Ok((url, token))
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder, token: Option<String>) -> Result<Value, SilenceError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: Option<String>,
+    ) -> Result<Value, SilenceError> {
         let request = match token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -64,7 +71,11 @@ impl Alertmanager<'_> {
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
             let text: String = text.chars().take(300).collect();
-            return Err(SilenceError::Alertmanager(format!("HTTP {}: {}", status.as_u16(), text.trim())));
+            return Err(SilenceError::Alertmanager(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                text.trim()
+            )));
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -124,7 +135,9 @@ pub async fn silence(
         "comment": comment,
     });
     let id = alertmanager.create(&silence).await?;
-    let record = store.record_silence(incident_id, &id, ends_at, note, actor).await?;
+    let record = store
+        .record_silence(incident_id, &id, ends_at, note, actor)
+        .await?;
     tracing::info!(incident_id, silence_id = %id, by = actor.name, via = actor.channel, ends_at = %ends_at,
         "incident silenced in Alertmanager");
     Ok(record)
@@ -145,7 +158,9 @@ pub async fn unsilence(
         .find(|s| s.expired_at.is_none() && s.ends_at > Utc::now())
         .ok_or(SilenceError::NoSilence(incident_id))?;
     alertmanager.expire(&current.silence_id).await?;
-    let record = store.expire_silence(incident_id, &current.silence_id, actor).await?;
+    let record = store
+        .expire_silence(incident_id, &current.silence_id, actor)
+        .await?;
     tracing::info!(incident_id, silence_id = %current.silence_id, by = actor.name, "silence expired");
     Ok(record)
 }

@@ -337,8 +337,11 @@ pub async fn silence(
     let Caller::Person(person) = caller.into_inner() else {
         return Err(ApiError::Forbidden("only a person may silence".into()));
     };
-    let request: SilenceRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("expected {{\"duration\": \"1h\", \"note\": \"...\"}}: {e}")))?;
+    let request: SilenceRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"duration\": \"1h\", \"note\": \"...\"}}: {e}"
+        ))
+    })?;
     let duration = HumanDuration::parse(&request.duration).map_err(ApiError::Unprocessable)?;
     let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.len() > MAX_NOTE || n.contains('\0')) {
@@ -346,9 +349,16 @@ pub async fn silence(
             "\"note\" must be under {MAX_NOTE} bytes, without NUL"
         )));
     }
-    let record = silences::silence(&state.store, &state.alertmanager(), id, duration.0, note, &actor_of(&person))
-        .await
-        .map_err(|e| silence_error(e, state.retry_after))?;
+    let record = silences::silence(
+        &state.store,
+        &state.alertmanager(),
+        id,
+        duration.0,
+        note,
+        &actor_of(&person),
+    )
+    .await
+    .map_err(|e| silence_error(e, state.retry_after))?;
     Ok(HttpResponse::Created().json(json!({"incident_id": id, "silence": record})))
 }
 

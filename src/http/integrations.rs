@@ -50,20 +50,34 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// The Slack app whose signing secret signed this request, if one did and it is fresh.
-fn slack_signer<'a>(req: &HttpRequest, body: &[u8], state: &'a State) -> Result<&'a NotifierEndpoint, ApiError> {
-    let timestamp = header(req, "X-Slack-Request-Timestamp").ok_or_else(|| unauthorized("no Slack timestamp"))?;
-    let at: i64 = timestamp.trim().parse().map_err(|_| unauthorized("bad Slack timestamp"))?;
+fn slack_signer<'a>(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &'a State,
+) -> Result<&'a NotifierEndpoint, ApiError> {
+    let timestamp =
+        header(req, "X-Slack-Request-Timestamp").ok_or_else(|| unauthorized("no Slack timestamp"))?;
+    let at: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| unauthorized("bad Slack timestamp"))?;
     if (chrono::Utc::now().timestamp() - at).abs() > SLACK_MAX_SKEW_SECONDS {
         return Err(unauthorized("Slack timestamp more than 5 minutes away"));
     }
     let signature = header(req, "X-Slack-Signature").ok_or_else(|| unauthorized("no Slack signature"))?;
-    let hex = signature.strip_prefix("v0=").ok_or_else(|| unauthorized("not a v0 Slack signature"))?;
+    let hex = signature
+        .strip_prefix("v0=")
+        .ok_or_else(|| unauthorized("not a v0 Slack signature"))?;
     state
         .notifiers
         .slack_apps()
         .find(|app| {
             app.signing_secret.as_ref().is_some_and(|secret| {
-                signed(secret.expose_secret().as_bytes(), &[b"v0:", timestamp.as_bytes(), b":", body], hex)
+                signed(
+                    secret.expose_secret().as_bytes(),
+                    &[b"v0:", timestamp.as_bytes(), b":", body],
+                    hex,
+                )
             })
         })
         .ok_or_else(|| unauthorized("wrong Slack signature"))
@@ -160,12 +174,20 @@ impl Click {
         match self.action.as_str() {
             "medic_ack" => {
                 let incident = id(&self.value)?;
-                match state.store.acknowledge(incident, &actor, None).await.map_err(failed)? {
+                match state
+                    .store
+                    .acknowledge(incident, &actor, None)
+                    .await
+                    .map_err(failed)?
+                {
                     AckResult::NotFound => Err(format!("no incident {incident}")),
                     AckResult::Resolved => Err(format!("incident {incident} is resolved")),
-                    AckResult::Acknowledged { ack, newly: false, .. } => {
-                        Err(format!("incident {incident} was acknowledged already, by {}", ack.by))
-                    }
+                    AckResult::Acknowledged {
+                        ack, newly: false, ..
+                    } => Err(format!(
+                        "incident {incident} was acknowledged already, by {}",
+                        ack.by
+                    )),
                     AckResult::Acknowledged { .. } => Ok(()),
                 }
             }
@@ -173,10 +195,17 @@ impl Click {
                 let (incident, duration) = self.value.split_once(':').unwrap_or((&self.value, "1h"));
                 let incident = id(incident)?;
                 let duration = HumanDuration::parse(duration).map_err(|e| e.to_string())?;
-                silences::silence(&state.store, &state.alertmanager(), incident, duration.0, None, &actor)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                silences::silence(
+                    &state.store,
+                    &state.alertmanager(),
+                    incident,
+                    duration.0,
+                    None,
+                    &actor,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
             }
             "medic_approve" | "medic_reject" => {
                 let remediation = id(&self.value)?;
@@ -202,13 +231,22 @@ impl Click {
 /// PagerDuty Webhooks v3: `incident.acknowledged` acknowledges the medic incident as the
 /// PagerDuty user; `incident.resolved` stops its escalations and remediation. Events about
 /// another installation's incidents, and other event types, are answered 200 and ignored.
-pub async fn pagerduty(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
-    let signatures = header(&req, "X-PagerDuty-Signature").ok_or_else(|| unauthorized("no PagerDuty signature"))?;
+pub async fn pagerduty(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let signatures =
+        header(&req, "X-PagerDuty-Signature").ok_or_else(|| unauthorized("no PagerDuty signature"))?;
     let secrets = &state.integrations.pagerduty_secrets;
     let valid = signatures
         .split(',')
         .filter_map(|s| s.trim().strip_prefix("v1="))
-        .any(|hex| secrets.iter().any(|secret| signed(secret.expose_secret().as_bytes(), &[&body], hex)));
+        .any(|hex| {
+            secrets
+                .iter()
+                .any(|secret| signed(secret.expose_secret().as_bytes(), &[&body], hex))
+        });
     if !valid {
         return Err(unauthorized("wrong PagerDuty signature"));
     }
@@ -218,7 +256,12 @@ pub async fn pagerduty(req: HttpRequest, body: web::Bytes, state: web::Data<Stat
     let kind = event["event_type"].as_str().unwrap_or_default();
     let key = event["data"]["incident_key"].as_str().unwrap_or_default();
     let ignore = |why: &str| {
-        tracing::info!(event_type = kind, incident_key = key, why, "PagerDuty event ignored");
+        tracing::info!(
+            event_type = kind,
+            incident_key = key,
+            why,
+            "PagerDuty event ignored"
+        );
         Ok(HttpResponse::Ok().json(json!({"ignored": why})))
     };
     if !matches!(kind, "incident.acknowledged" | "incident.resolved") {

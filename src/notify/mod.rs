@@ -226,7 +226,9 @@ impl Notifiers {
 
     /// The Slack apps, for the interactions they receive.
     pub fn slack_apps(&self) -> impl Iterator<Item = &NotifierEndpoint> {
-        self.endpoints.values().filter(|e| e.kind == NotifierType::SlackApp)
+        self.endpoints
+            .values()
+            .filter(|e| e.kind == NotifierType::SlackApp)
     }
 
     /// The type of the named notifier, if configured.

@@ -146,7 +146,11 @@ pub async fn send(
 
 /// The incident's message: as recorded, else found in the channel after a lost answer, else
 /// posted now (and recorded at once). The bool says whether it was posted by this call.
-async fn root(api: &Api<'_>, store: &Store, message: &Message<'_>) -> Result<(String, String, bool), Failure> {
+async fn root(
+    api: &Api<'_>,
+    store: &Store,
+    message: &Message<'_>,
+) -> Result<(String, String, bool), Failure> {
     let incident = message.timer.incident.id;
     let notifier = &api.endpoint.name;
     let unavailable = |e: crate::store::StoreError| Failure {
@@ -155,7 +159,11 @@ async fn root(api: &Api<'_>, store: &Store, message: &Message<'_>) -> Result<(St
         retry_after: None,
         reason: format!("reading the incident's Slack message: {e}"),
     };
-    if let Some((channel, ts)) = store.slack_message(incident, notifier).await.map_err(unavailable)? {
+    if let Some((channel, ts)) = store
+        .slack_message(incident, notifier)
+        .await
+        .map_err(unavailable)?
+    {
         return Ok((channel, ts, false));
     }
     let key = format!("{}:{notifier}", message.dedup_key());
@@ -180,7 +188,9 @@ async fn root(api: &Api<'_>, store: &Store, message: &Message<'_>) -> Result<(St
     let channel = answer["channel"].as_str().unwrap_or_default().to_owned();
     let ts = answer["ts"].as_str().unwrap_or_default().to_owned();
     if channel.is_empty() || ts.is_empty() {
-        return Err(permanent("chat.postMessage: the answer has no channel or ts".into()));
+        return Err(permanent(
+            "chat.postMessage: the answer has no channel or ts".into(),
+        ));
     }
     let (channel, ts) = store
         .record_slack_message(incident, notifier, &channel, &ts)
@@ -208,7 +218,9 @@ async fn find(api: &Api<'_>, key: &str) -> Option<(String, String)> {
 fn looks_like_id(channel: &str) -> bool {
     channel.len() > 1
         && channel.starts_with(['C', 'G', 'D'])
-        && channel.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 async fn update(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -> Result<(), Failure> {
@@ -224,9 +236,15 @@ async fn update(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -
 /// A reply in the incident's thread; escalations are also shown in the channel.
 async fn reply(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -> Result<(), Failure> {
     let headline = message.headline();
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": slack::escape(&headline)}})];
+    let mut blocks =
+        vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": slack::escape(&headline)}})];
     if message.timer.kind == TimerKind::Approval {
-        let id = message.timer.payload.as_ref().map(|p| p["remediation_id"].to_string()).unwrap_or_default();
+        let id = message
+            .timer
+            .payload
+            .as_ref()
+            .map(|p| p["remediation_id"].to_string())
+            .unwrap_or_default();
         blocks.push(json!({"type": "actions", "elements": [
             button("Approve", "medic_approve", &id, Some("primary")),
             button("Reject", "medic_reject", &id, Some("danger")),

@@ -28,7 +28,9 @@ pub struct AlertmanagerEndpoint {
 
 impl std::fmt::Debug for AlertmanagerEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlertmanagerEndpoint").field("url", &self.url.as_str()).finish_non_exhaustive()
+        f.debug_struct("AlertmanagerEndpoint")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,7 +53,9 @@ pub fn integrations(settings: &Settings, problems: &mut Vec<Problem>) -> Integra
     let instance = settings.server.instance.trim().to_owned();
     let valid_instance = !instance.is_empty()
         && instance.len() <= 63
-        && instance.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && instance
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid_instance {
         problems.push(Problem::new(
             "server.instance",
@@ -88,7 +92,12 @@ pub fn integrations(settings: &Settings, problems: &mut Vec<Problem>) -> Integra
             let key = format!("notifiers.{name}.webhook_secret");
             // Read again here only to collect them; the notifier's own check reports problems.
             let mut ignored = Vec::new();
-            secret_from(&key, n.webhook_secret.as_ref(), n.webhook_secret_file.as_ref(), &mut ignored)
+            secret_from(
+                &key,
+                n.webhook_secret.as_ref(),
+                n.webhook_secret_file.as_ref(),
+                &mut ignored,
+            )
         })
         .filter(|secret| !secret.expose_secret().is_empty())
         .collect();
@@ -105,7 +114,10 @@ pub fn integrations(settings: &Settings, problems: &mut Vec<Problem>) -> Integra
             settings.alertmanager.bearer_token_file.as_ref(),
             problems,
         );
-        parsed.map(|url| AlertmanagerEndpoint { url, bearer_token: token })
+        parsed.map(|url| AlertmanagerEndpoint {
+            url,
+            bearer_token: token,
+        })
     });
     Integrations {
         instance,

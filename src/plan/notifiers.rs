@@ -82,7 +82,10 @@ fn endpoint(
     );
     let url = match (url, settings.kind) {
         (Some(_), NotifierType::SlackApp) => {
-            problems.push(Problem::new(key("url"), "not used by a slack_app notifier (api_url is)"));
+            problems.push(Problem::new(
+                key("url"),
+                "not used by a slack_app notifier (api_url is)",
+            ));
             None
         }
         (Some(url), _) => parse_url(url.expose_secret(), &key("url"), problems),
@@ -159,7 +162,10 @@ fn check_keys(settings: &NotifierSettings, name: &str, present: &Present, proble
             required("bot_token", present.bot, problems);
             required("signing_secret", present.signing, problems);
             if settings.channel.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                problems.push(Problem::new(key("channel"), "required: a channel ID (C…) or name"));
+                problems.push(Problem::new(
+                    key("channel"),
+                    "required: a channel ID (C…) or name",
+                ));
             }
             misplaced("routing_key", routing_key, problems);
             misplaced("bearer_token", bearer, problems);

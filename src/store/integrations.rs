@@ -22,7 +22,11 @@ pub struct SilenceRecord {
 
 impl Store {
     /// The channel and `ts` of an incident's message from this notifier, if it was posted.
-    pub async fn slack_message(&self, incident_id: i64, notifier: &str) -> Result<Option<(String, String)>, StoreError> {
+    pub async fn slack_message(
+        &self,
+        incident_id: i64,
+        notifier: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -60,7 +64,10 @@ impl Store {
 
     /// The labels a silence for the incident matches: its group's labels, else (a group of
     /// everything) the labels its alerts share.
-    pub async fn silence_labels(&self, incident_id: i64) -> Result<Option<crate::alertmanager::KV>, StoreError> {
+    pub async fn silence_labels(
+        &self,
+        incident_id: i64,
+    ) -> Result<Option<crate::alertmanager::KV>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(

@@ -99,6 +99,8 @@ const INCIDENTS: &str = "
     deliveries AS (DELETE FROM deliveries x USING doomed d WHERE x.incident_id = d.id RETURNING 1),
     remediations AS (DELETE FROM remediations r USING doomed d WHERE r.incident_id = d.id RETURNING 1),
     audit AS (DELETE FROM audit_events e USING doomed d WHERE e.incident_id = d.id RETURNING 1),
+    slack AS (DELETE FROM slack_messages m USING doomed d WHERE m.incident_id = d.id RETURNING 1),
+    silences AS (DELETE FROM incident_silences s USING doomed d WHERE s.incident_id = d.id RETURNING 1),
     incidents AS (DELETE FROM incidents i USING doomed d WHERE i.id = d.id RETURNING 1)
     SELECT (SELECT count(*) FROM incidents), (SELECT count(*) FROM alerts),
            (SELECT count(*) FROM deliveries), (SELECT count(*) FROM timers),

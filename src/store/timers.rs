@@ -375,7 +375,8 @@ impl Store {
         actor: &Actor<'_>,
         note: Option<&str>,
     ) -> Result<AckResult, StoreError> {
-        self.acknowledge_recording(incident, actor, note, "acknowledge").await
+        self.acknowledge_recording(incident, actor, note, "acknowledge")
+            .await
     }
 
     /// [`Store::acknowledge`], recorded in the audit trail as `action` (`resolve_elsewhere`:

@@ -618,5 +618,8 @@ async fn a_message_held_by_a_window_that_just_ended_is_released_at_once() {
         .await
         .unwrap()
         .get(0);
-    assert!(due_in < 5.0, "released at once, not at the planned end: due in {due_in} s");
+    assert!(
+        due_in < 5.0,
+        "released at once, not at the planned end: due in {due_in} s"
+    );
 }

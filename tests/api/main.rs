@@ -26,5 +26,6 @@ mod retention;
 mod search;
 mod tls;
 mod trust;
+mod two_way;
 mod vocabulary;
 mod webhook;

@@ -1,0 +1,903 @@
+//! Two-way: a Slack app's one message per incident (posted, updated, threaded) against a local
+//! server answering as Slack's Web API does; its signed button clicks; PagerDuty Webhooks v3
+//! back into medic; and silences in a real Alertmanager 0.25.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use hmac::{KeyInit, Mac};
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    firing_alert, shared_postgres,
+    sink::{Reply, Sink},
+    unique_name, TestApp,
+};
+
+const WAIT: Duration = Duration::from_secs(15);
+const SIGNING_SECRET: &str = "slack-signing-secret";
+const PD_SECRET: &str = "pd-webhook-secret";
+const PD_OLD_SECRET: &str = "pd-webhook-secret-old";
+const ROOT_TS: &str = "1700000000.000100";
+
+fn users() -> &'static str {
+    "server:
+  auth:
+    users:
+      - {name: alice, role: responder, token: alice-token-0123456789, slack_user_id: UALICE, pagerduty_user_id: PALICE}
+      - {name: vera, role: viewer, token: vera-token-0123456789, slack_user_id: UVERA}
+      - {name: ada, role: admin, token: ada-token-0123456789}
+"
+}
+
+/// A local Slack Web API: every method answers `ok` (the post with a `ts`).
+async fn slack() -> Sink {
+    let sink = Sink::start(1).await;
+    sink.set_default(
+        "/api/chat.postMessage",
+        Reply::status(200).with_body(&format!(r#"{{"ok":true,"channel":"C0TEST","ts":"{ROOT_TS}"}}"#)),
+    );
+    sink.set_default(
+        "/api/",
+        Reply::status(200).with_body(r#"{"ok":true,"messages":[]}"#),
+    );
+    sink
+}
+
+async fn app(slack: &Sink, extra: &str, database: Option<&str>) -> TestApp {
+    let yaml = format!(
+        r#"{users}
+notifiers:
+  slack-app:
+    type: slack_app
+    bot_token: xoxb-test
+    signing_secret: {SIGNING_SECRET}
+    channel: C0TEST
+    api_url: "{api}"
+  pagerduty:
+    type: pagerduty
+    url: "{pd}"
+    routing_key: rk
+    webhook_secret: {PD_SECRET}
+  pagerduty-old:
+    type: pagerduty
+    url: "{pd}"
+    routing_key: rk2
+    webhook_secret: {PD_OLD_SECRET}
+rules:
+  - name: all
+    notify: [slack-app]
+    escalation: [{{after: 1h, notify: [slack-app]}}]
+engine: {{request_timeout: 2s, retry: {{initial_backoff: 100ms, max_backoff: 2s, give_up_after: 30s}}}}
+{extra}"#,
+        users = users(),
+        api = slack.url("/api"),
+        pd = slack.url("/pagerduty"),
+    );
+    let mut builder = TestApp::builder().without_users().config(&yaml);
+    if let Some(url) = database {
+        builder = builder.database(url);
+    }
+    builder.spawn().await
+}
+
+fn root_posts(slack: &Sink) -> Vec<Value> {
+    slack
+        .received_at("/api/chat.postMessage")
+        .into_iter()
+        .map(|r| r.body)
+        .filter(|b| b["thread_ts"].is_null())
+        .collect()
+}
+
+async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in_the_thread() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let id = app
+        .post_for_incident(&firing_alert(
+            "g1",
+            "DiskFull",
+            "00000000000000a1",
+            json!({"severity": "critical"}),
+        ))
+        .await;
+
+    let posted = slack.wait_for("/api/chat.postMessage", 1, WAIT).await;
+    let root = &posted[0];
+    assert_eq!(root.headers["authorization"], "Bearer xoxb-test");
+    assert_eq!(root.body["channel"], "C0TEST");
+    assert!(
+        root.body["text"].as_str().unwrap().starts_with("[FIRING:1]"),
+        "{}",
+        root.body
+    );
+    assert_eq!(
+        root.body["metadata"]["event_payload"]["key"],
+        format!("medic-incident-{id}:slack-app")
+    );
+    let buttons = root.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("buttons")["elements"]
+        .clone();
+    assert_eq!(buttons[0]["action_id"], "medic_ack");
+    assert_eq!(buttons[0]["value"], id.to_string());
+    assert_eq!(buttons[1]["action_id"], "medic_silence");
+    assert_eq!(buttons[1]["value"], format!("{id}:1h"));
+
+    // Acknowledged: the same message is updated, and the thread says so.
+    let ack = app.acknowledge(id, &json!({"note": "looking"})).await;
+    assert_eq!(ack.status(), 200);
+    let updates = slack.wait_for("/api/chat.update", 1, WAIT).await;
+    assert_eq!(updates[0].body["ts"], ROOT_TS);
+    assert_eq!(updates[0].body["channel"], "C0TEST");
+    let text = updates[0].body["text"].as_str().unwrap();
+    assert!(
+        text.contains("ACKNOWLEDGED") && text.contains("alice") && text.contains("via api"),
+        "{text}"
+    );
+    assert!(
+        !updates[0].body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["type"] == "actions"),
+        "no Acknowledge button once acknowledged"
+    );
+    let replies = until("a thread reply", || {
+        let replies: Vec<Value> = slack
+            .received_at("/api/chat.postMessage")
+            .into_iter()
+            .map(|r| r.body)
+            .filter(|b| b["thread_ts"] == ROOT_TS)
+            .collect();
+        (!replies.is_empty()).then_some(replies)
+    })
+    .await;
+    assert!(replies[0]["text"].as_str().unwrap().contains("ACKNOWLEDGED"));
+    assert_eq!(root_posts(&slack).len(), 1, "one message per incident");
+    let stored: String = app
+        .sql()
+        .await
+        .query_one("SELECT ts FROM slack_messages WHERE incident_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, ROOT_TS);
+}
+
+#[tokio::test]
+async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
+    let slack = slack().await;
+    slack.enqueue(
+        "/api/chat.postMessage",
+        vec![Reply::status(200)
+            .with_header("Retry-After", "1")
+            .with_body(r#"{"ok":false,"error":"ratelimited"}"#)],
+    );
+    let app = app(&slack, "", None).await;
+    let started = Instant::now();
+    app.post_for_incident(&firing_alert("g2", "A", "00000000000000a2", json!({})))
+        .await;
+    let posts = slack.wait_for("/api/chat.postMessage", 2, WAIT).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After honoured"
+    );
+    assert_eq!(posts.len(), 2);
+
+    slack.enqueue(
+        "/api/chat.postMessage",
+        vec![Reply::status(200).with_body(r#"{"ok":false,"error":"channel_not_found"}"#)],
+    );
+    let id = app
+        .post_for_incident(&firing_alert("g3", "B", "00000000000000a3", json!({})))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let incident = app.incident(id).await;
+        let opened = incident["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "opened")
+            .cloned()
+            .unwrap();
+        if opened["state"] == "failed" {
+            assert_eq!(
+                opened["attempts"].as_array().unwrap().len(),
+                1,
+                "not retried: {opened}"
+            );
+            assert!(opened["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("channel_not_found"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{incident}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_post_whose_answer_was_lost_is_found_in_the_channel_not_made_twice() {
+    let slack = slack().await;
+    // The first post "goes through" but its answer is a 500; the channel's history has it.
+    slack.enqueue("/api/chat.postMessage", vec![Reply::status(500)]);
+    slack.set_default(
+        "/api/conversations.history",
+        Reply::status(200).with_body(
+            r#"{"ok":true,"messages":[{"ts":"1700000000.000999","metadata":{"event_type":"medic_incident","event_payload":{"key":"medic-incident-1:slack-app"}}}]}"#,
+        ),
+    );
+    let app = app(&slack, "", None).await;
+    let id = app
+        .post_for_incident(&firing_alert("g4", "C", "00000000000000a4", json!({})))
+        .await;
+    assert_eq!(id, 1, "a fresh database");
+    slack.wait_for("/api/conversations.history", 1, WAIT).await;
+    let stored = until("the message recorded", || recorded_ts(&app.database_url, id)).await;
+    assert_eq!(stored, "1700000000.000999");
+    assert_eq!(root_posts(&slack).len(), 1, "the lost post only, none again");
+    app.acknowledge(id, &json!({})).await;
+    let updates = slack.wait_for("/api/chat.update", 1, WAIT).await;
+    assert_eq!(updates[0].body["ts"], "1700000000.000999");
+}
+
+/// The recorded ts, read synchronously (for `until`).
+fn recorded_ts(url: &str, id: i64) -> Option<String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.ok()?;
+            tokio::spawn(connection);
+            client
+                .query_opt("SELECT ts FROM slack_messages WHERE incident_id = $1", &[&id])
+                .await
+                .ok()?
+                .map(|row| row.get(0))
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// A Slack interaction: the form Slack posts, signed as Slack signs it (`at` seconds from now).
+fn interaction(
+    app: &TestApp,
+    user: &str,
+    action_id: &str,
+    value: &str,
+    secret: &str,
+    at: i64,
+) -> reqwest::RequestBuilder {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user},
+        "channel": {"id": "C0TEST"},
+        "container": {"channel_id": "C0TEST", "message_ts": ROOT_TS},
+        "actions": [{"action_id": action_id, "value": value, "type": "button"}],
+    });
+    let body = format!("payload={}", urlencode(&payload.to_string()));
+    let timestamp = (chrono::Utc::now().timestamp() + at).to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    app.client
+        .post(format!("{}/integrations/slack/interactions", app.address))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Slack-Request-Timestamp", timestamp)
+        .header("X-Slack-Signature", signature)
+        .body(body)
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+async fn acknowledged_by(app: &TestApp, id: i64) -> Value {
+    app.incident(id).await["acknowledgement"].clone()
+}
+
+#[tokio::test]
+async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let id = app
+        .post_for_incident(&firing_alert("g5", "D", "00000000000000a5", json!({})))
+        .await;
+    slack.wait_for("/api/chat.postMessage", 1, WAIT).await;
+    let value = id.to_string();
+
+    for (request, why) in [
+        (
+            interaction(&app, "UALICE", "medic_ack", &value, "wrong-secret", 0),
+            "wrong signature",
+        ),
+        (
+            interaction(&app, "UALICE", "medic_ack", &value, SIGNING_SECRET, -400),
+            "stale timestamp",
+        ),
+        (
+            interaction(&app, "UALICE", "medic_ack", &value, SIGNING_SECRET, 400),
+            "future timestamp",
+        ),
+    ] {
+        assert_eq!(request.send().await.unwrap().status(), 401, "{why}");
+    }
+    let unsigned = app
+        .client
+        .post(format!("{}/integrations/slack/interactions", app.address))
+        .body("payload=%7B%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(acknowledged_by(&app, id).await.is_null());
+
+    // Unknown to medic, or only a viewer: answered 200, told why, nothing changes.
+    for (user, why) in [
+        ("UNOBODY", "does not know your Slack user"),
+        ("UVERA", "needs responder"),
+    ] {
+        let before = slack.received_at("/api/chat.postEphemeral").len();
+        let started = Instant::now();
+        let answer = interaction(&app, user, "medic_ack", &value, SIGNING_SECRET, 0)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "within Slack's 3 seconds"
+        );
+        let told = slack.wait_for("/api/chat.postEphemeral", before + 1, WAIT).await;
+        let told = &told[before].body;
+        assert_eq!(told["user"], user);
+        assert!(told["text"].as_str().unwrap().contains(why), "{told}");
+        assert!(acknowledged_by(&app, id).await.is_null());
+    }
+
+    let answer = interaction(&app, "UALICE", "medic_ack", &value, SIGNING_SECRET, 0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let deadline = Instant::now() + WAIT;
+    let ack = loop {
+        let ack = acknowledged_by(&app, id).await;
+        if !ack.is_null() {
+            break ack;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ack["by"], "alice");
+    assert_eq!(ack["via"], "slack");
+    let incident = app.incident(id).await;
+    let event = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "acknowledged")
+        .cloned()
+        .unwrap();
+    assert_eq!(event["via"], "slack");
+    assert_eq!(event["by"], "alice");
+    // The message is updated to say who.
+    let updates = slack.wait_for("/api/chat.update", 1, WAIT).await;
+    assert!(updates[0].body["text"]
+        .as_str()
+        .unwrap()
+        .contains("alice via slack"));
+}
+
+#[tokio::test]
+async fn approve_and_reject_buttons_decide_requests_for_approval() {
+    let slack = slack().await;
+    let database = shared_postgres().create_database(&unique_name()).await;
+    let extra = format!(
+        r#"remediation:
+  limits: {{min_query_age: 100ms}}
+  databases:
+    app: {{url: "{database}", users: [nobody_here]}}
+"#
+    );
+    // One rule, whose step needs approval.
+    let app = app_with_rule(&slack, &extra, &database).await;
+    let id = app
+        .post_for_incident(&firing_alert("g6", "PoolFull", "00000000000000a6", json!({})))
+        .await;
+    let request = until_json(&app, "/api/v1/remediations?state=awaiting_approval").await;
+    assert_eq!(request["incident_id"], id);
+    let rid = request["id"].to_string();
+    // The request reached the thread with its buttons.
+    let asked = until("the request in the thread", || {
+        slack
+            .received_at("/api/chat.postMessage")
+            .into_iter()
+            .map(|r| r.body)
+            .find(|b| b["text"].as_str().is_some_and(|t| t.contains("APPROVAL NEEDED")))
+    })
+    .await;
+    assert_eq!(asked["thread_ts"], ROOT_TS);
+    let elements = &asked["blocks"][1]["elements"];
+    assert_eq!(elements[0]["action_id"], "medic_approve");
+    assert_eq!(elements[0]["value"], rid);
+    assert_eq!(elements[1]["action_id"], "medic_reject");
+
+    // A viewer cannot approve; alice can.
+    let before = slack.received_at("/api/chat.postEphemeral").len();
+    interaction(&app, "UVERA", "medic_approve", &rid, SIGNING_SECRET, 0)
+        .send()
+        .await
+        .unwrap();
+    slack.wait_for("/api/chat.postEphemeral", before + 1, WAIT).await;
+    interaction(&app, "UALICE", "medic_approve", &rid, SIGNING_SECRET, 0)
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let incident = app.incident(id).await;
+        let r = &incident["remediations"][0];
+        if !r["finished_at"].is_null() && r["result"] != "awaiting_approval" {
+            assert_eq!(r["approval"]["decided_by"], "alice");
+            assert_eq!(r["approval"]["approved"], true);
+            assert_ne!(r["result"], "skipped_unapproved");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{incident}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn app_with_rule(slack: &Sink, extra: &str, database: &str) -> TestApp {
+    let yaml = format!(
+        r#"{users}
+notifiers:
+  slack-app:
+    type: slack_app
+    bot_token: xoxb-test
+    signing_secret: {SIGNING_SECRET}
+    channel: C0TEST
+    api_url: "{api}"
+kubernetes: {{enabled: false}}
+rules:
+  - name: pool
+    notify: [slack-app]
+    remediate:
+      action: postgres_relieve_pool
+      params: {{database: app, threshold: 1s}}
+      approval: required
+{extra}"#,
+        users = users(),
+        api = slack.url("/api"),
+    );
+    TestApp::builder()
+        .without_users()
+        .config(&yaml)
+        .database(database)
+        .spawn()
+        .await
+}
+
+async fn until_json(app: &TestApp, path: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let body = app.get_json(path).await;
+        if let Some(first) = body["remediations"].as_array().and_then(|r| r.first()) {
+            return first.clone();
+        }
+        assert!(Instant::now() < deadline, "{path}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A PagerDuty v3 webhook, signed with these secrets (PagerDuty lists one per secret).
+fn pagerduty(app: &TestApp, event: &Value, secrets: &[&str]) -> reqwest::RequestBuilder {
+    let body = event.to_string();
+    let signatures: Vec<String> = secrets
+        .iter()
+        .map(|secret| {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(body.as_bytes());
+            format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+        })
+        .collect();
+    app.client
+        .post(format!("{}/integrations/pagerduty", app.address))
+        .header("Content-Type", "application/json")
+        .header("X-PagerDuty-Signature", signatures.join(","))
+        .body(body)
+}
+
+fn pd_event(kind: &str, key: &str, agent: &str) -> Value {
+    json!({"event": {
+        "id": "01DEN2S6HQ6ZAYDEKRAX3CD3IU",
+        "event_type": kind,
+        "resource_type": "incident",
+        "occurred_at": "2026-11-30T10:00:00.000Z",
+        "agent": {"id": agent, "type": "user_reference", "summary": "Pat Doe"},
+        "data": {"id": "PGR0VU2", "type": "incident", "incident_key": key, "status": "acknowledged"},
+    }})
+}
+
+#[tokio::test]
+async fn pagerduty_webhooks_acknowledge_and_stop_escalation_when_signed() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let first = app
+        .post_for_incident(&firing_alert("g7", "E", "00000000000000a7", json!({})))
+        .await;
+    let second = app
+        .post_for_incident(&firing_alert("g8", "F", "00000000000000a8", json!({})))
+        .await;
+
+    let ack = pd_event(
+        "incident.acknowledged",
+        &format!("medic-incident-{first}"),
+        "PALICE",
+    );
+    assert_eq!(
+        pagerduty(&app, &ack, &["not-the-secret"])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let unsigned = app
+        .client
+        .post(format!("{}/integrations/pagerduty", app.address))
+        .json(&ack)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(acknowledged_by(&app, first).await.is_null());
+
+    // During a rotation PagerDuty signs with both secrets; any known one will do.
+    let answer = pagerduty(&app, &ack, &["rotated-away", PD_OLD_SECRET])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let acked = acknowledged_by(&app, first).await;
+    assert_eq!(acked["by"], "alice");
+    assert_eq!(acked["via"], "pagerduty");
+
+    // Resolved in PagerDuty, by someone medic does not know: escalation and remediation stop.
+    let resolved = pd_event(
+        "incident.resolved",
+        &format!("medic-incident-{second}"),
+        "PUNKNOWN",
+    );
+    assert_eq!(
+        pagerduty(&app, &resolved, &[PD_SECRET])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let incident = app.incident(second).await;
+    assert_eq!(incident["acknowledgement"]["by"], "Pat Doe");
+    assert_eq!(incident["acknowledgement"]["note"], "resolved in PagerDuty");
+    let escalation = incident["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "escalation")
+        .cloned()
+        .unwrap();
+    assert_eq!(escalation["state"], "cancelled", "{incident}");
+    assert!(incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "resolve_elsewhere" && e["via"] == "pagerduty"));
+    assert_eq!(
+        incident["status"], "firing",
+        "closes only when Alertmanager says so"
+    );
+
+    // Another installation's incident, or an event medic does not act on: 200, ignored.
+    for event in [
+        pd_event("incident.acknowledged", "other-install-incident-1", "PALICE"),
+        pd_event(
+            "incident.priority_updated",
+            &format!("medic-incident-{first}"),
+            "PALICE",
+        ),
+    ] {
+        let answer = pagerduty(&app, &event, &[PD_SECRET]).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let body: Value = answer.json().await.unwrap();
+        assert!(body["ignored"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn dedup_keys_carry_the_installation_name() {
+    let slack = slack().await;
+    let app = TestApp::builder()
+        .without_users()
+        .config(&format!(
+            "{}  instance: eu-west\nnotifiers:\n  pd: {{type: pagerduty, url: \"{}\", routing_key: rk}}\nrules:\n  - name: all\n    notify: [pd]\n",
+            users(),
+            slack.url("/pd")
+        ))
+        .spawn()
+        .await;
+    let id = app
+        .post_for_incident(&firing_alert("g9", "G", "00000000000000a9", json!({})))
+        .await;
+    let sent = slack.wait_for("/pd", 1, WAIT).await;
+    assert_eq!(sent[0].body["dedup_key"], format!("eu-west-incident-{id}"));
+}
+
+/// A real Alertmanager 0.25 on a free port.
+struct Alertmanager {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn alertmanager() -> Alertmanager {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(&config, "route: {receiver: none}\nreceivers: [{name: none}]\n").unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus-alertmanager (apt-get install prometheus-alertmanager)");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ready = reqwest::get(format!("{url}/-/ready")).await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Alertmanager did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Alertmanager {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+async fn am_silences(am: &Alertmanager) -> Vec<Value> {
+    reqwest::get(format!("{}/api/v2/silences", am.url))
+        .await
+        .unwrap()
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() {
+    let am = alertmanager().await;
+    let slack = slack().await;
+    let app = app(&slack, &format!("alertmanager: {{url: \"{}\"}}\n", am.url), None).await;
+    let mut alert = firing_alert("g10", "Noisy", "00000000000000b1", json!({"namespace": "shop"}));
+    alert["groupLabels"] = json!({"alertname": "Noisy", "namespace": "shop"});
+    let id = app.post_for_incident(&alert).await;
+    let path = format!("/api/v1/incidents/{id}/silence");
+    let send = |token: &str, method: reqwest::Method, body: Option<Value>| {
+        let mut request = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(token.to_owned());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+
+    let refused = send(
+        "vera-token-0123456789",
+        reqwest::Method::POST,
+        Some(json!({"duration": "1h"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 403);
+    let bad = send(
+        "alice-token-0123456789",
+        reqwest::Method::POST,
+        Some(json!({"duration": "forever"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 422);
+    let made = send(
+        "alice-token-0123456789",
+        reqwest::Method::POST,
+        Some(json!({"duration": "2h", "note": "deploy in progress"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    let silence_id = made["silence"]["silence_id"].as_str().unwrap().to_owned();
+
+    let silences = am_silences(&am).await;
+    let silence = silences
+        .iter()
+        .find(|s| s["id"] == silence_id)
+        .expect("in Alertmanager");
+    assert_eq!(silence["status"]["state"], "active");
+    assert_eq!(silence["createdBy"], "alice");
+    assert!(silence["comment"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("medic incident {id}")));
+    assert!(silence["comment"]
+        .as_str()
+        .unwrap()
+        .contains("deploy in progress"));
+    let mut matchers: Vec<(String, String, bool, bool)> = silence["matchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_owned(),
+                m["value"].as_str().unwrap().to_owned(),
+                m["isRegex"].as_bool().unwrap(),
+                m["isEqual"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    matchers.sort();
+    assert_eq!(
+        matchers,
+        [
+            ("alertname".to_owned(), "Noisy".to_owned(), false, true),
+            ("namespace".to_owned(), "shop".to_owned(), false, true)
+        ]
+    );
+    let incident = app.incident(id).await;
+    assert!(incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "silence" && e["silence_id"] == silence_id.as_str()));
+
+    let expired = send("alice-token-0123456789", reqwest::Method::DELETE, None)
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 200);
+    let silences = am_silences(&am).await;
+    let silence = silences.iter().find(|s| s["id"] == silence_id).unwrap();
+    assert_eq!(silence["status"]["state"], "expired");
+    let again = send("alice-token-0123456789", reqwest::Method::DELETE, None)
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+
+    // The Slack button does the same, as the mapped user.
+    interaction(
+        &app,
+        "UALICE",
+        "medic_silence",
+        &format!("{id}:1h"),
+        SIGNING_SECRET,
+        0,
+    )
+    .send()
+    .await
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let active: Vec<Value> = am_silences(&am)
+            .await
+            .into_iter()
+            .filter(|s| s["status"]["state"] == "active")
+            .collect();
+        if let Some(silence) = active.first() {
+            assert_eq!(silence["createdBy"], "alice");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no silence from the Slack button");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn silencing_without_an_alertmanager_says_so() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let id = app
+        .post_for_incident(&firing_alert("g11", "H", "00000000000000b2", json!({})))
+        .await;
+    let answer = app
+        .client
+        .post(format!("{}/api/v1/incidents/{id}/silence", app.address))
+        .bearer_auth("alice-token-0123456789")
+        .json(&json!({"duration": "1h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 409);
+    let body: Value = answer.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("alertmanager.url"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_acknowledgement_lasts_until_the_incident_resolves_and_a_refire_pages_again() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let alert = firing_alert("g12", "I", "00000000000000b3", json!({}));
+    let id = app.post_for_incident(&alert).await;
+    app.acknowledge(id, &json!({})).await;
+    // Repeats while acknowledged change nothing.
+    assert_eq!(app.post_for_incident(&alert).await, id);
+    assert_eq!(acknowledged_by(&app, id).await["by"], "alice");
+    let mut resolved = alert.clone();
+    resolved["status"] = json!("resolved");
+    resolved["alerts"][0]["status"] = json!("resolved");
+    resolved["alerts"][0]["endsAt"] = json!("2026-11-26T10:05:00Z");
+    app.post_for_incident(&resolved).await;
+    // It fires again: a new episode, a new incident, not acknowledged, announced again.
+    let mut refire = alert.clone();
+    refire["alerts"][0]["startsAt"] = json!("2026-11-26T11:00:00Z");
+    let again = app.post_for_incident(&refire).await;
+    assert_ne!(again, id);
+    assert!(acknowledged_by(&app, again).await.is_null());
+    until("a second root message", || {
+        (root_posts(&slack).len() >= 2).then_some(())
+    })
+    .await;
+}

@@ -311,19 +311,19 @@ fn root_blocks(message: &Message<'_>) -> Value {
                 text("result"),
                 text("summary")
             );
-            blocks.as_array_mut().map(|b| {
-                b.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack::escape(&line)}]}))
-            });
+            if let Some(blocks) = blocks.as_array_mut() {
+                blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack::escape(&line)}]}));
+            }
         }
     }
     if incident.firing && incident.acknowledged.is_none() {
         let id = incident.id.to_string();
-        blocks.as_array_mut().map(|b| {
-            b.push(json!({"type": "actions", "elements": [
+        if let Some(blocks) = blocks.as_array_mut() {
+            blocks.push(json!({"type": "actions", "elements": [
                 button("Acknowledge", "medic_ack", &id, Some("primary")),
                 button("Silence 1h", "medic_silence", &format!("{id}:1h"), None),
-            ]}))
-        });
+            ]}));
+        }
     }
     blocks
 }

@@ -199,6 +199,21 @@ const REQUEST: &str = "
      WHERE t.kind = 'opened' AND t.channel <> 'pagerduty'
     ON CONFLICT DO NOTHING";
 
+/// Tells the rule's `notify` list (except PagerDuty) how a step's verification came out: a
+/// report like the step's own, its subject `<id>/verify`.
+const VERIFIED: &str = "
+    INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
+                        subject, payload)
+    SELECT DISTINCT ON (t.notifier) r.incident_id, 'remediated', r.rule, 0, t.notifier, t.channel,
+           now(), now(), r.id::text || '/verify',
+           jsonb_build_object('action', r.action, 'target', r.target, 'result', $4::text,
+                              'summary', CASE $4::text WHEN 'fixed' THEN 'the alert resolved within verify_within'
+                                         ELSE 'the alert still fires after verify_within' END)
+      FROM remediations r JOIN timers t ON t.incident_id = r.incident_id AND t.rule = r.rule
+     WHERE r.rule = $1 AND r.episode = $2 AND r.step = $3
+       AND t.kind = 'opened' AND t.channel <> 'pagerduty'
+    ON CONFLICT DO NOTHING";
+
 /// What each step of a rule's ladder did for one alert episode, in order, e.g.
 /// `restart_pods (success, not fixed), rollout_restart (skipped_cooldown)`.
 const TRIED: &str = "
@@ -361,6 +376,13 @@ impl Store {
         if updated == 0 {
             return Ok(None);
         }
+        // The rule's channels (except PagerDuty) hear whether it held.
+        tx.execute(
+            VERIFIED,
+            &[&check.rule, &check.episode, &check.step, &verification.as_str()],
+        )
+        .await?;
+        tx.batch_execute("NOTIFY medic_timers").await?;
         if verification == Verification::NotFixed {
             match check.next {
                 Some((action, job)) => {

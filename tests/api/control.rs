@@ -164,6 +164,21 @@ async fn a_ladder_climbs_while_the_alert_fires_and_hands_over_saying_what_it_tri
         "{}",
         paged[0].text
     );
+    // The rule's channel heard each verification.
+    let deadline = Instant::now() + WAIT;
+    while texts(&s.sink.received_at("/slack"))
+        .iter()
+        .filter(|t| t.contains("[REMEDIATION NOT_FIXED]"))
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            texts(&s.sink.received_at("/slack"))
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for (action, n) in [("scale_up", 1.0), ("rollout_restart", 1.0)] {
         assert_eq!(
             s.app

@@ -62,15 +62,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "medic.usersDir" -}}/etc/medic/users{{- end }}
 
 {{/*
-The API's users, checked, as JSON: [{index, name, role, secret, key, chartSecret}], secret
+The API's users, checked, as JSON: [{index, name, role, secret, key, chartSecret, ids}], secret
 and key naming the Secret key that holds the user's token: key user-<name> of the chart's
 Secret (chartSecret: true), or secretKey (default user-<name>) of the user's existingSecret,
-else of the release's. The tokens themselves stay out of it. Templates read it with `include "medic.users" . | fromJsonArray`.
+else of the release's; ids holds slack_user_id and pagerduty_user_id when given (not secrets).
+The tokens themselves stay out of it. Templates read it with `include "medic.users" . | fromJsonArray`.
 */}}
 {{- define "medic.users" -}}
 {{- $users := list }}
 {{- $names := dict }}
 {{- $tokens := dict }}
+{{- $ids := dict }}
 {{- if and .Values.webhookToken (not .Values.existingSecret) }}
 {{- $_ := set $tokens (trim .Values.webhookToken) "webhookToken" }}
 {{- end }}
@@ -111,7 +113,19 @@ else of the release's. The tokens themselves stay out of it. Templates read it w
 {{- $_ = set $tokens $token (printf "users[%d]" $i) }}
 {{- $secret = include "medic.fullname" $ }}
 {{- end }}
-{{- $users = append $users (dict "index" $i "name" $name "role" (toString $user.role) "secret" $secret "key" $key "chartSecret" (not (or $user.existingSecret $.Values.existingSecret))) }}
+{{- /* Slack and PagerDuty name the person acting by these IDs: each may be one user's only. */}}
+{{- $userIds := dict }}
+{{- range $idKey := list "slack_user_id" "pagerduty_user_id" }}
+{{- with trim (toString (default "" (get $user $idKey))) }}
+{{- $seen := printf "%s %s" $idKey . }}
+{{- if hasKey $ids $seen }}
+{{- fail (printf "%s: %s %s is %s's too: medic could not tell who acted" $at $idKey . (get $ids $seen)) }}
+{{- end }}
+{{- $_ := set $ids $seen (printf "users[%d]" $i) }}
+{{- $_ = set $userIds $idKey . }}
+{{- end }}
+{{- end }}
+{{- $users = append $users (dict "index" $i "name" $name "role" (toString $user.role) "secret" $secret "key" $key "chartSecret" (not (or $user.existingSecret $.Values.existingSecret)) "ids" $userIds) }}
 {{- end }}
 {{- toJson $users }}
 {{- end }}
@@ -140,6 +154,20 @@ server.auth.proxy from authProxy, checked; empty when authProxy.enabled is false
 {{- with $proxy.defaultRole }}{{ $_ := set $out "default_role" . }}{{ end }}
 {{- toJson $out }}
 {{- end }}
+{{- end }}
+
+{{/* Where alertmanagerToken is mounted (beside the webhook token); alertmanager.bearer_token_file. */}}
+{{- define "medic.alertmanagerTokenFile" -}}
+{{- printf "%s/alertmanager-token" (include "medic.tokenDir" .) }}
+{{- end }}
+
+{{/*
+The notifiers' secret keys: never inline in the ConfigMap, always through notifierSecrets
+(or key_file, a file of the user's). Also the keys notifierSecrets accepts (values.schema.json
+says the same).
+*/}}
+{{- define "medic.notifierSecretKeys" -}}
+{{- toJson (list "routing_key" "bearer_token" "bot_token" "signing_secret" "webhook_secret") }}
 {{- end }}
 
 {{/* Secret key of one notifier secret: notifier-<name>-<key>, "_" written "-". */}}
@@ -174,7 +202,7 @@ sets itself. The schema cannot say this as clearly.
 {{- $notifiers := default (dict) $config.notifiers }}
 {{- range $name, $notifier := $notifiers }}
 {{- $notifier = default (dict) $notifier }}
-{{- range $key := list "routing_key" "bearer_token" }}
+{{- range $key := include "medic.notifierSecretKeys" $ | fromJsonArray }}
 {{- if hasKey $notifier $key }}
 {{- fail (printf "config.notifiers.%s.%s is a secret: set notifierSecrets.%s.%s instead" $name $key $name $key) }}
 {{- end }}
@@ -188,12 +216,25 @@ sets itself. The schema cannot say this as clearly.
 {{- fail (printf "notifierSecrets.%s: no notifier %q in config.notifiers (medic reads a notifier's secret variables only for notifiers its file names)" $name $name) }}
 {{- end }}
 {{- end }}
+{{- $alertmanager := default (dict) $config.alertmanager }}
+{{- if hasKey $alertmanager "bearer_token" }}
+{{- fail "config.alertmanager.bearer_token would put a secret in the ConfigMap: set alertmanagerToken instead (stored in the Secret, mounted as a file; with existingSecret, its key alertmanager-token)" }}
+{{- end }}
+{{- if .Values.alertmanagerToken }}
+{{- if hasKey $alertmanager "bearer_token_file" }}
+{{- fail "config.alertmanager.bearer_token_file is set by the chart when alertmanagerToken is: remove one of them" }}
+{{- end }}
+{{- if not $alertmanager.url }}
+{{- fail "alertmanagerToken is set but config.alertmanager.url is not: medic sends the token only to that Alertmanager (for silences)" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
 medic.yaml: the user's config with the chart's own keys. log.format defaults to json; the
 listen address and server.auth are always the chart's: the webhook token's file, the users
-(name, role and token_file, never a token) and the proxy.
+(name, role and token_file, never a token; their Slack and PagerDuty IDs) and the proxy; and
+alertmanager.bearer_token_file when alertmanagerToken is set.
 */}}
 {{- define "medic.configFile" -}}
 {{- include "medic.checkConfig" . }}
@@ -203,11 +244,14 @@ listen address and server.auth are always the chart's: the webhook token's file,
 {{- $auth := dict "bearer_token_file" (printf "%s/webhook-token" (include "medic.tokenDir" .)) }}
 {{- $users := list }}
 {{- range include "medic.users" . | fromJsonArray }}
-{{- $users = append $users (dict "name" .name "role" .role "token_file" (printf "%s/%s" (include "medic.usersDir" $) .name)) }}
+{{- $users = append $users (mustMerge (dict "name" .name "role" .role "token_file" (printf "%s/%s" (include "medic.usersDir" $) .name)) .ids) }}
 {{- end }}
 {{- with $users }}{{ $_ = set $auth "users" . }}{{ end }}
 {{- with include "medic.authProxy" . }}{{ $_ = set $auth "proxy" (fromJson .) }}{{ end }}
 {{- $_ = set $server "auth" $auth }}
 {{- $_ = set $config "server" $server }}
+{{- if .Values.alertmanagerToken }}
+{{- $_ = set $config "alertmanager" (mustMerge (dict "bearer_token_file" (include "medic.alertmanagerTokenFile" .)) (default (dict) $config.alertmanager)) }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}

@@ -267,7 +267,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "server",
     "database",
     "log",
@@ -278,6 +278,7 @@ const TOP_LEVEL_KEYS: [&str; 10] = [
     "remediation",
     "kubernetes",
     "retention",
+    "alertmanager",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left

@@ -943,3 +943,17 @@ alertmanager: {url: \"ftp://am\"}
     );
     assert_problem(&problems, "server.instance", "letters, digits");
 }
+
+#[test]
+fn alertmanager_settings_come_from_the_environment_too() {
+    let settings = crate::helpers::config::load_yaml(
+        "",
+        &[
+            ("MEDIC_ALERTMANAGER__URL", "http://alertmanager:9093"),
+            ("MEDIC_ALERTMANAGER__BEARER_TOKEN", "am-token"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(settings.alertmanager.url.as_deref(), Some("http://alertmanager:9093"));
+    assert!(settings.alertmanager.bearer_token.is_some());
+}

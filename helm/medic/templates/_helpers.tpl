@@ -156,6 +156,11 @@ server.auth.proxy from authProxy, checked; empty when authProxy.enabled is false
 {{- end }}
 {{- end }}
 
+{{/* The Ingress of the integration endpoints (integrations.ingress). */}}
+{{- define "medic.integrationsIngressName" -}}
+{{- printf "%s-integrations" (include "medic.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* Where alertmanagerToken is mounted (beside the webhook token); alertmanager.bearer_token_file. */}}
 {{- define "medic.alertmanagerTokenFile" -}}
 {{- printf "%s/alertmanager-token" (include "medic.tokenDir" .) }}
@@ -163,8 +168,8 @@ server.auth.proxy from authProxy, checked; empty when authProxy.enabled is false
 
 {{/*
 The notifiers' secret keys: never inline in the ConfigMap, always through notifierSecrets
-(or key_file, a file of the user's). Also the keys notifierSecrets accepts (values.schema.json
-says the same).
+(or <key>_file, a file of the user's). values.schema.json's notifierSecrets takes these and
+url (a Slack webhook's, refused inline for type slack only: a webhook notifier's url is none).
 */}}
 {{- define "medic.notifierSecretKeys" -}}
 {{- toJson (list "routing_key" "bearer_token" "bot_token" "signing_secret" "webhook_secret") }}

@@ -3,7 +3,7 @@
 //! The house has floors; each module imports only floors below its own, and
 //! `scripts/check-layers` (run by CI) keeps it so. From the top:
 //!
-//! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`).
+//! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`, `slo`).
 //!    `fuzzing`: what the fuzz targets in `fuzz/` run (hidden from the docs).
 //! 2. [`startup`]: wires the compiled plan, the store, metrics, the HTTP server and the
 //!    engine together, once.
@@ -14,7 +14,8 @@
 //!    [`remediation`]: guard rails, then the actions on Kubernetes and Postgres.
 //!    [`metrics`]: what medic says about itself. [`telemetry`]: logs. [`retention`]: pruning
 //!    history. [`control`]: the maintenance windows and pause people switched, as this
-//!    replica sees them. [`silences`]: silencing incidents in Alertmanager.
+//!    replica sees them. [`silences`]: silencing incidents in Alertmanager. [`slo`]: the
+//!    recording and burn-rate rules for the service level objectives.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -40,6 +41,7 @@ pub mod plan;
 pub mod remediation;
 pub mod retention;
 pub mod silences;
+pub mod slo;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,9 +1,10 @@
-//! The command line: `serve`, `migrate`, `check-config` and `explain`, one file each.
+//! The command line: `serve`, `migrate`, `check-config`, `explain` and `slo`, one file each.
 
 mod check_config;
 mod explain;
 mod migrate;
 mod serve;
+mod slo;
 
 use std::{future::Future, path::PathBuf, process::ExitCode};
 
@@ -50,6 +51,30 @@ enum Command {
         /// An Alertmanager webhook payload (JSON).
         payload: PathBuf,
     },
+    /// Service level objectives.
+    Slo {
+        #[command(subcommand)]
+        command: SloCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SloCommand {
+    /// Print the recording and burn-rate alerting rules for the settings' `slos:`.
+    Rules {
+        /// The YAML settings whose `slos:` to read (secrets are not read).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: slo::Format,
+        /// The PrometheusRule object's name (`--format prometheusrule`).
+        #[arg(long, default_value = "medic-slos")]
+        name: String,
+        /// A label of the PrometheusRule object, KEY=VALUE (e.g. the Prometheus Operator's
+        /// `ruleSelector`'s); may be repeated.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
 }
 
 impl Cli {
@@ -60,6 +85,15 @@ impl Cli {
             Command::Migrate { config } => migrate::run(config).await,
             Command::CheckConfig { file } => check_config::run(&file),
             Command::Explain { config, payload } => explain::run(&config, &payload),
+            Command::Slo {
+                command:
+                    SloCommand::Rules {
+                        config,
+                        format,
+                        name,
+                        labels,
+                    },
+            } => slo::rules(&config, format, &name, &labels),
         }
     }
 }

@@ -7,6 +7,7 @@ mod escalation;
 mod postgres;
 mod remediation;
 mod server;
+mod slo;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -33,6 +34,7 @@ pub use server::{
     AuthSettings, BasicAuthSettings, DatabaseSettings, LogFormat, LogSettings, ProxySettings, ServerSettings,
     UserSettings,
 };
+pub use slo::{LatencySli, PrometheusSettings, RatioSli, SliSettings, SloSettings, WINDOW_PLACEHOLDER};
 
 /// Environment variables that override the file: `MEDIC_<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "MEDIC";
@@ -81,6 +83,10 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// The Alertmanager medic makes silences in.
     pub alertmanager: AlertmanagerSettings,
+    /// The Prometheus that measures the SLOs.
+    pub prometheus: PrometheusSettings,
+    /// Service level objectives: `medic slo rules` makes their recording and burn-rate rules.
+    pub slos: Vec<SloSettings>,
 }
 
 /// `alertmanager:`: where `POST /api/v1/incidents/{id}/silence` makes its silences (API v2).
@@ -267,7 +273,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "server",
     "database",
     "log",
@@ -279,6 +285,8 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "kubernetes",
     "retention",
     "alertmanager",
+    "prometheus",
+    "slos",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
@@ -351,6 +359,8 @@ impl Settings {
         if self.retention.interval.0.is_zero() {
             problems.push(Problem::new("retention.interval", "must be greater than 0"));
         }
+        self.prometheus.check(&mut problems);
+        slo::check(&self.slos, &mut problems);
         problems
     }
 }

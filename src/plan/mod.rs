@@ -12,6 +12,7 @@ pub mod matchers;
 pub mod remediation;
 pub mod rules;
 pub mod secrets;
+pub mod slo;
 pub mod template;
 pub mod timers;
 
@@ -25,6 +26,7 @@ pub use notifiers::NotifierEndpoint;
 pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
 pub use rules::{NotifierRef, Rule, Rules};
 pub use secrets::Secret;
+pub use slo::{Sli, Slo};
 
 use crate::config::{self, Problem, Problems, Settings, Source};
 
@@ -43,6 +45,8 @@ pub struct Plan {
     pub databases: BTreeMap<String, TargetDatabase>,
     /// Slack and PagerDuty answering back, and Alertmanager's silences.
     pub integrations: Integrations,
+    /// The service level objectives, in config order.
+    pub slos: Vec<Slo>,
     /// What is allowed but probably not meant: `check-config` prints these, `serve` logs them.
     pub warnings: Vec<Problem>,
 }
@@ -76,6 +80,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
     remediation::check_databases(&settings.rules, &settings.remediation, problems);
     let notifiers = notifiers::endpoints(&settings.notifiers, problems);
     let integrations = integrations::integrations(settings, problems);
+    let slos = slo::compile(&settings.slos, problems);
     let kinds = settings
         .notifiers
         .iter()
@@ -90,6 +95,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
         guard_rails: GuardRails::new(&settings.remediation, settings.dry_run),
         databases,
         integrations,
+        slos,
         warnings: remediation::warnings(&settings.rules, &settings.remediation),
     })
 }

@@ -24,6 +24,7 @@ mod remediation;
 mod remediation_config;
 mod retention;
 mod search;
+mod slo;
 mod tls;
 mod trust;
 mod two_way;

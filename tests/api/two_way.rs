@@ -954,6 +954,9 @@ fn alertmanager_settings_come_from_the_environment_too() {
         ],
     )
     .expect("loads");
-    assert_eq!(settings.alertmanager.url.as_deref(), Some("http://alertmanager:9093"));
+    assert_eq!(
+        settings.alertmanager.url.as_deref(),
+        Some("http://alertmanager:9093")
+    );
     assert!(settings.alertmanager.bearer_token.is_some());
 }

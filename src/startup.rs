@@ -19,6 +19,7 @@ use crate::{
     plan::{Plan, Rules},
     remediation::{Kube, Runner},
     retention,
+    slo::prometheus::Prometheus,
     store::Store,
 };
 
@@ -106,6 +107,8 @@ impl Application {
             engine: engine.as_ref().map(|_| EngineHealth {
                 stall_after: settings.engine.stall_after.0,
             }),
+            slos: Arc::new(plan.slos),
+            prometheus: Prometheus::new(&settings.prometheus, settings.engine.request_timeout.0)?,
         };
         let (server, port) = http_server(&settings, state, Authenticator::new(plan.credentials))?;
         Ok(Self {

@@ -75,6 +75,21 @@ enum SloCommand {
         #[arg(long = "label")]
         labels: Vec<String>,
     },
+    /// Measure each SLO in Prometheus, with the medic incidents that spent its error budget
+    /// and the action items they call for.
+    Report {
+        /// The YAML settings (`slos:`, `prometheus:`, `database:`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The report's end, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The report's period before `--at` (incidents, trend).
+        #[arg(long, default_value = "7d", value_parser = crate::domain::HumanDuration::parse)]
+        window: crate::domain::HumanDuration,
+        #[arg(long, value_enum, default_value_t)]
+        format: slo::ReportFormat,
+    },
 }
 
 impl Cli {
@@ -94,6 +109,15 @@ impl Cli {
                         labels,
                     },
             } => slo::rules(&config, format, &name, &labels),
+            Command::Slo {
+                command:
+                    SloCommand::Report {
+                        config,
+                        at,
+                        window,
+                        format,
+                    },
+            } => slo::report(&config, at, window.0, format).await,
         }
     }
 }

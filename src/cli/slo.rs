@@ -1,15 +1,25 @@
 //! `medic slo rules`: the SLOs' recording and burn-rate rules, as a Prometheus rule file or a
 //! PrometheusRule object, printed for `promtool` or `kubectl apply -f -`. Reads only `slos:`
 //! (and `prometheus:`), so no secret need be at hand where the rules are made.
+//!
+//! `medic slo report`: each SLO measured in Prometheus with the incidents from medic's
+//! database that spent its budget, as JSON or Markdown. Reads `slos:`, `prometheus:` and
+//! `database:`.
 
-use std::{path::Path, process::ExitCode};
+use std::{path::Path, process::ExitCode, time::Duration};
 
+use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 
 use crate::{
-    config::Source,
+    config::{self, Source},
     plan,
-    slo::rules::{self, Group},
+    slo::{
+        prometheus::Prometheus,
+        report,
+        rules::{self, Group},
+    },
+    store::Store,
 };
 
 /// How the rules are printed.
@@ -82,4 +92,66 @@ fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>, String> {
             _ => Err(format!("--label {label:?} must be KEY=VALUE")),
         })
         .collect()
+}
+
+/// How the report is printed.
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum ReportFormat {
+    /// `{"slo_report": ...}`, as `GET /api/v1/slo/report` answers.
+    #[default]
+    Json,
+    /// Tables for people.
+    Markdown,
+}
+
+/// How long one Prometheus query may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Prints the report at `at` (now by default) over `window`; exit 1 with the reason if the
+/// settings, Prometheus or the database fail.
+pub async fn report(
+    config: &Path,
+    at: Option<DateTime<Utc>>,
+    window: Duration,
+    format: ReportFormat,
+) -> ExitCode {
+    match make_report(config, at.unwrap_or_else(Utc::now), window).await {
+        Ok(made) => {
+            match format {
+                ReportFormat::Json => match serde_json::to_string_pretty(&made) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                ReportFormat::Markdown => print!("{}", report::markdown(&made)),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn make_report(config: &Path, at: DateTime<Utc>, window: Duration) -> Result<report::Report, String> {
+    if !config.exists() {
+        return Err(format!("{}: no such file", config.display()));
+    }
+    if window.as_secs() == 0 {
+        return Err("--window must be at least one second".into());
+    }
+    let source = Source::from_process(Some(config.to_owned()));
+    let slos = plan::slo::load(&source).map_err(|p| p.to_string())?;
+    let (settings, problems) = config::read(&source);
+    let settings = settings.ok_or_else(|| config::Problems(problems).to_string())?;
+    let prometheus = Prometheus::new(&settings.prometheus, QUERY_TIMEOUT)
+        .map_err(|e| format!("{e:#}"))?
+        .ok_or("prometheus.url is not set: the report needs the Prometheus that holds the SLIs")?;
+    let store = Store::new(&settings.database).map_err(|e| format!("{e:#}"))?;
+    let made = report::build(&slos, &prometheus, &store, at, window).await;
+    store.close();
+    made.map_err(|e| e.to_string())
 }

@@ -12,12 +12,15 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::{header, Method},
     middleware::Next,
-    web, Error, HttpMessage,
+    web, Error, HttpMessage, HttpRequest,
 };
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
 use super::ApiError;
-use crate::{domain::Role, plan::Credentials};
+use crate::{
+    domain::Role,
+    plan::{auth::User, Credentials},
+};
 
 /// An authenticated caller, put in the request's extensions for handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +64,7 @@ impl Authenticator {
     /// The caller, from a trusted proxy's headers or the `Authorization` header.
     fn identify(&self, req: &ServiceRequest) -> Result<Caller, Refusal> {
         let peer = req.peer_addr().map(|a| a.ip());
-        if let Some(person) = self.proxied_person(req, peer)? {
+        if let Some(person) = self.proxied_person(req.request(), peer)? {
             return Ok(Caller::Person(person));
         }
         let address = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
@@ -82,15 +85,7 @@ impl Authenticator {
             {
                 return Ok(Caller::Alertmanager);
             }
-            // Every user's token is compared, so timing does not tell which one matched.
-            let matched = credentials.users.iter().fold(None, |found, user| {
-                if user.token.matches(presented) {
-                    Some(user)
-                } else {
-                    found
-                }
-            });
-            if let Some(user) = matched {
+            if let Some(user) = self.user_by_token(presented) {
                 return Ok(Caller::Person(Person {
                     name: user.name.clone(),
                     role: user.role,
@@ -104,8 +99,48 @@ impl Authenticator {
         Err(Refusal::Unknown)
     }
 
+    /// The user whose token this is; never for Alertmanager's credential.
+    pub(super) fn user_by_token(&self, presented: &str) -> Option<&User> {
+        let webhook = self.credentials.webhook_token.as_ref();
+        if webhook.is_some_and(|t| t.matches(presented)) {
+            return None;
+        }
+        // Every user's token is compared, so timing does not tell which one matched.
+        self.credentials.users.iter().fold(None, |found, user| {
+            if user.token.matches(presented) {
+                Some(user)
+            } else {
+                found
+            }
+        })
+    }
+
+    /// The user of this name, as the settings have them now.
+    pub(super) fn user_named(&self, name: &str) -> Option<&User> {
+        self.credentials.users.iter().find(|user| user.name == name)
+    }
+
+    /// Whether a trusted proxy says who the user is (the console then has no sign-in page).
+    pub(super) fn has_proxy(&self) -> bool {
+        self.credentials.proxy.is_some()
+    }
+
+    /// Whether anyone may act as `anonymous`, with every role.
+    pub(super) fn allows_anonymous(&self) -> bool {
+        self.credentials.allow_unauthenticated
+    }
+
+    /// The person a trusted proxy names on this request, or why they may not come in.
+    pub(super) fn proxy_identity(&self, req: &HttpRequest) -> Result<Option<Person>, String> {
+        match self.proxied_person(req, req.peer_addr().map(|a| a.ip())) {
+            Ok(person) => Ok(person),
+            Err(Refusal::Forbidden(reason)) => Err(reason),
+            Err(Refusal::Unknown) => Ok(None),
+        }
+    }
+
     /// A user named by a trusted proxy; headers from any other peer are ignored.
-    fn proxied_person(&self, req: &ServiceRequest, peer: Option<IpAddr>) -> Result<Option<Person>, Refusal> {
+    fn proxied_person(&self, req: &HttpRequest, peer: Option<IpAddr>) -> Result<Option<Person>, Refusal> {
         let Some(proxy) = &self.credentials.proxy else {
             return Ok(None);
         };

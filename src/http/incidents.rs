@@ -86,7 +86,7 @@ impl ListQuery {
 }
 
 /// One `filter`: Alertmanager matchers (`alertname="X"`, `!=`, `=~`, `!~`), as its API takes them.
-fn filters(text: &str) -> Result<Vec<LabelFilter>, ApiError> {
+pub(super) fn filters(text: &str) -> Result<Vec<LabelFilter>, ApiError> {
     let matchers = Matchers::parse(&[text]).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))?;
     Ok(matchers
         .iter()
@@ -160,7 +160,7 @@ pub async fn get(id: web::Path<i64>, state: web::Data<State>) -> Result<HttpResp
 /// What happened to an incident, in order: opened, each message attempt, cancelled and
 /// pending timers, remediations, what people did (who, with which role, from where), the
 /// resolution.
-fn timeline(incident: &Incident) -> Vec<Value> {
+pub(super) fn timeline(incident: &Incident) -> Vec<Value> {
     let mut events = vec![(incident.created_at, json!({"event": "opened"}))];
     for timer in incident.timers.iter().flatten() {
         let about =

@@ -7,6 +7,8 @@ mod health;
 mod incidents;
 mod integrations;
 mod metrics;
+mod slo;
+mod ui;
 mod webhook;
 
 use std::{sync::Arc, time::Instant};
@@ -27,8 +29,9 @@ use crate::{
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
-    plan::{Integrations, Rules},
+    plan::{Integrations, Rules, Slo},
     silences::Alertmanager,
+    slo::prometheus::Prometheus,
     store::Store,
 };
 
@@ -57,6 +60,10 @@ pub struct State {
     pub readiness: Readiness,
     /// How `/healthz` tells a stalled engine, when this process runs one.
     pub engine: Option<EngineHealth>,
+    /// The SLOs `GET /api/v1/slo/report` measures.
+    pub slos: Arc<Vec<Slo>>,
+    /// Where it measures them; `None` without `prometheus.url`.
+    pub prometheus: Option<Prometheus>,
 }
 
 /// How `/healthz` tells a stalled engine: by `medic_engine_last_loop_timestamp_seconds`.
@@ -90,6 +97,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(integrations::slack_interactions),
     )
     .route("/integrations/pagerduty", web::post().to(integrations::pagerduty))
+    // The console authenticates by its session cookie or the proxy, page by page.
+    .service(web::scope("/ui").configure(ui::routes))
     .service(
         web::scope("")
             .wrap(from_fn(auth::require))
@@ -108,6 +117,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/api/v1/incidents/{id}/silence",
                 web::delete().to(incidents::unsilence),
             )
+            .route("/api/v1/slo/report", web::get().to(slo::report))
             .route("/api/v1/remediations", web::get().to(control::requests))
             .route(
                 "/api/v1/remediations/{id}/approve",

@@ -132,8 +132,19 @@ pub fn record_name(window: Duration) -> String {
 /// `1 - good / total`, the queries' `$window` filled in. A latency SLI's good events are the
 /// observations in the bucket whose upper bound is the threshold.
 fn error_ratio(sli: &Sli, window: Duration) -> String {
+    let (good, total) = good_and_total(sli, window);
+    format!(
+        "1 - (\n  ({})\n/\n  ({})\n)",
+        indent(good.trim(), 2),
+        indent(total.trim(), 2)
+    )
+}
+
+/// The SLI's good and total events per second over `window`, as two PromQL queries: the
+/// rules record their ratio, and `medic slo report` reads them.
+pub fn good_and_total(sli: &Sli, window: Duration) -> (String, String) {
     let range = prometheus_duration(window);
-    let (good, total) = match sli {
+    match sli {
         Sli::Ratio { good, total } => (
             good.replace(WINDOW_PLACEHOLDER, &range),
             total.replace(WINDOW_PLACEHOLDER, &range),
@@ -145,12 +156,7 @@ fn error_ratio(sli: &Sli, window: Duration) -> String {
             ),
             format!("sum(rate({histogram}_count[{range}]))"),
         ),
-    };
-    format!(
-        "1 - (\n  ({})\n/\n  ({})\n)",
-        indent(good.trim(), 2),
-        indent(total.trim(), 2)
-    )
+    }
 }
 
 fn alert(slo: &Slo, severity: Severity) -> Rule {

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0007_people_in_control.sql"),
     ),
     (8, "two_way", include_str!("../../migrations/0008_two_way.sql")),
+    (9, "console", include_str!("../../migrations/0009_console.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

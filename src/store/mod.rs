@@ -1,12 +1,14 @@
 //! All of medic's SQL. Everything outside this module speaks domain types.
 
 pub mod audit;
+pub mod console;
 pub mod control;
 pub mod incidents;
 pub mod integrations;
 pub mod migrations;
 pub mod remediations;
 pub mod retention;
+pub mod slo;
 pub mod timers;
 pub mod tls;
 

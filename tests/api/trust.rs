@@ -120,7 +120,11 @@ async fn an_acknowledgement_is_recorded_as_the_authenticated_caller_with_where_f
     let event = acknowledged[0];
     assert_eq!(event["by"], RESPONDER.0);
     assert_eq!(event["role"], "responder");
-    assert_eq!(event["via"], "token");
+    assert_eq!(event["auth"], "token");
+    assert_eq!(
+        event["via"], "api",
+        "the way it came, apart from how the person was authenticated"
+    );
     assert_eq!(event["from"], "127.0.0.1");
     assert_eq!(event["note"], "looking");
     assert!(event["at"].is_string());
@@ -347,7 +351,8 @@ async fn a_trusted_proxy_names_the_user_and_their_groups_give_the_role() {
         .find(|e| e["event"] == "acknowledged")
         .unwrap()
         .clone();
-    assert_eq!(event["via"], "proxy");
+    assert_eq!(event["auth"], "proxy");
+    assert_eq!(event["via"], "api");
     assert_eq!(event["from"], "203.0.113.7", "the client the proxy names");
 }
 

@@ -1,0 +1,293 @@
+//! Who is looking at the console, and the CSRF token their forms carry.
+//!
+//! - With `server.auth.proxy` configured, the person the trusted proxy names on each request;
+//!   there is no sign-in page.
+//! - Otherwise `/ui/login` takes a user's API token (Alertmanager's credential cannot sign
+//!   in) and starts a session: a random id in the `medic_session` cookie (HttpOnly,
+//!   SameSite=Strict, path `/ui`, 12 hours), kept in Postgres by its SHA-256 with its own CSRF
+//!   token. The user's role is looked up in the settings on every request.
+//! - Proxy and anonymous viewers have no stored session: their CSRF token is a random value in
+//!   the `medic_csrf` cookie that forms repeat (the double-submit pattern).
+//!
+//! Cookies are `Secure` when the request came over TLS as actix sees it: medic's own TLS, or
+//! `X-Forwarded-Proto: https` / `Forwarded: proto=https` from the proxy in front. A client that
+//! lies about it only withholds its own cookie from itself.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use chrono::{Duration, Utc};
+use maud::html;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{layout, see_other, ApiError, Failure};
+use crate::{
+    domain::Role,
+    http::{Authenticator, Person, State},
+    store::{audit::Actor, console::Session},
+};
+
+const SESSION_COOKIE: &str = "medic_session";
+const CSRF_COOKIE: &str = "medic_csrf";
+/// How long a sign-in lasts.
+const SESSION_HOURS: i64 = 12;
+
+/// The person looking, and what their forms must carry.
+pub(super) struct Viewer {
+    pub person: Person,
+    /// The token every state-changing form carries.
+    pub csrf: String,
+    /// Signed in with a token (and so may sign out).
+    pub signed_in: bool,
+    /// A `Set-Cookie` the page must send (a new double-submit token).
+    pub set_cookie: Option<String>,
+}
+
+impl Viewer {
+    /// The person, for the audit trail, acting from the console.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            name: &self.person.name,
+            role: self.person.role,
+            via: self.person.via,
+            address: &self.person.address,
+            channel: "console",
+        }
+    }
+
+    pub fn may(&self, role: Role) -> bool {
+        self.person.role >= role
+    }
+
+    /// 403 unless `presented` is this viewer's CSRF token and their role is at least `role`.
+    pub fn check(&self, presented: Option<&str>, role: Role) -> Result<(), Failure> {
+        let presented = presented.unwrap_or_default();
+        let same: bool = subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), self.csrf.as_bytes()).into();
+        if presented.is_empty() || !same {
+            tracing::warn!(user = %self.person.name, "console form without its CSRF token refused");
+            return Err(Failure::forbidden(
+                "this form is stale or did not come from the console; reload the page",
+            ));
+        }
+        if !self.may(role) {
+            return Err(Failure::forbidden(format!(
+                "{} has the role {}; this needs {role}",
+                self.person.name, self.person.role
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Who is looking: from the proxy, the session cookie, or anonymous if the settings allow it;
+/// otherwise to the sign-in page.
+pub(super) async fn viewer(req: &HttpRequest, state: &State) -> Result<Viewer, Failure> {
+    let auth = authenticator(req)?;
+    if auth.has_proxy() {
+        return match auth.proxy_identity(req).map_err(Failure::forbidden)? {
+            Some(person) => Ok(double_submit(req, person)),
+            None => Err(ApiError::Unauthorized {
+                challenge: String::new(),
+            }
+            .into()),
+        };
+    }
+    if let Some(id) = cookie(req, SESSION_COOKIE) {
+        let session = state
+            .store
+            .session(&digest(&id))
+            .await
+            .map_err(|e| Failure::store(e, state))?;
+        if let Some(session) = session {
+            if let Some(user) = auth.user_named(&session.user) {
+                let person = Person {
+                    name: user.name.clone(),
+                    role: user.role,
+                    via: "token",
+                    address: address(req),
+                };
+                return Ok(Viewer {
+                    person,
+                    csrf: session.csrf,
+                    signed_in: true,
+                    set_cookie: None,
+                });
+            }
+        }
+    }
+    if auth.allows_anonymous() {
+        let person = Person {
+            name: "anonymous".into(),
+            role: Role::Admin,
+            via: "anonymous",
+            address: address(req),
+        };
+        return Ok(double_submit(req, person));
+    }
+    Err(Failure::SignIn {
+        htmx: req.headers().contains_key("hx-request"),
+    })
+}
+
+fn authenticator(req: &HttpRequest) -> Result<&Authenticator, Failure> {
+    req.app_data::<web::Data<Authenticator>>()
+        .map(|data| data.get_ref())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no Authenticator in app data")).into())
+}
+
+/// A viewer without a stored session: the CSRF token is the `medic_csrf` cookie's value.
+fn double_submit(req: &HttpRequest, person: Person) -> Viewer {
+    let (csrf, set_cookie) = match cookie(req, CSRF_COOKIE).filter(|c| c.len() == 64) {
+        Some(csrf) => (csrf, None),
+        None => {
+            let csrf = random_hex();
+            let set = set_cookie(req, CSRF_COOKIE, &csrf, SESSION_HOURS * 3600);
+            (csrf, Some(set))
+        }
+    };
+    Viewer {
+        person,
+        csrf,
+        signed_in: false,
+        set_cookie,
+    }
+}
+
+fn address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+/// A cookie's value from the `Cookie` header (actix-web's cookie feature is not compiled in).
+fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn set_cookie(req: &HttpRequest, name: &str, value: &str, max_age: i64) -> String {
+    let secure = if req.connection_info().scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/ui; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+fn digest(id: &str) -> Vec<u8> {
+    Sha256::digest(id.as_bytes()).to_vec()
+}
+
+/// 32 random bytes, in hex.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    // The operating system's generator failing is a broken host: no session without it.
+    if let Err(e) = getrandom::getrandom(&mut bytes) {
+        tracing::error!(error = %e, "no randomness for a console token");
+        return String::new();
+    }
+    hex::encode(bytes)
+}
+
+/// `GET /ui/login`: the sign-in form (to the incidents when a proxy signs people in).
+pub(super) async fn login_page(req: HttpRequest) -> Result<HttpResponse, Failure> {
+    if authenticator(&req)?.has_proxy() {
+        return Ok(see_other("/ui/"));
+    }
+    Ok(login_form(actix_web::http::StatusCode::OK, None))
+}
+
+fn login_form(status: actix_web::http::StatusCode, problem: Option<&str>) -> HttpResponse {
+    let body = html! {
+        h1 { "Sign in to medic" }
+        form.login method="post" action="/ui/login" {
+            @if let Some(problem) = problem {
+                p.problem role="alert" { (problem) }
+            }
+            label for="token" { "Your API token" }
+            input #token type="password" name="token" autocomplete="current-password" required autofocus;
+            button type="submit" { "Sign in" }
+        }
+        p.hint { "The token is the one medic's settings give you under " code { "server.auth.users" } "." }
+    };
+    layout::respond(status, None, "Sign in", body)
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /ui/login`: a user's token starts a session; anything else shows the form again.
+pub(super) async fn login(
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, Failure> {
+    let auth = authenticator(&req)?;
+    if auth.has_proxy() {
+        return Err(ApiError::NotFound("sign in through the proxy".into()).into());
+    }
+    let Some(user) = auth.user_by_token(form.token.trim()) else {
+        tracing::warn!(address = %address(&req), "console sign-in with an unknown token refused");
+        return Ok(login_form(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            Some("That token is not a user's token."),
+        ));
+    };
+    let id = random_hex();
+    let csrf = random_hex();
+    if id.is_empty() || csrf.is_empty() {
+        return Err(ApiError::Internal(anyhow::anyhow!("no randomness for a session")).into());
+    }
+    let session = Session {
+        user: user.name.clone(),
+        csrf,
+        expires_at: Utc::now() + Duration::hours(SESSION_HOURS),
+    };
+    state
+        .store
+        .create_session(&digest(&id), &session, &address(&req))
+        .await
+        .map_err(|e| Failure::store(e, &state))?;
+    tracing::info!(user = %user.name, role = %user.role, address = %address(&req), "signed in to the console");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/ui/"))
+        .insert_header((
+            header::SET_COOKIE,
+            set_cookie(&req, SESSION_COOKIE, &id, SESSION_HOURS * 3600),
+        ))
+        .finish())
+}
+
+/// A form that carries only its CSRF token.
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    pub csrf: Option<String>,
+}
+
+/// `POST /ui/logout`: ends the session and clears its cookie.
+pub(super) async fn logout(
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, Failure> {
+    let viewer = viewer(&req, &state).await?;
+    viewer.check(form.csrf.as_deref(), Role::Viewer)?;
+    if let Some(id) = cookie(&req, SESSION_COOKIE) {
+        state
+            .store
+            .end_session(&digest(&id))
+            .await
+            .map_err(|e| Failure::store(e, &state))?;
+    }
+    tracing::info!(user = %viewer.person.name, "signed out of the console");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/ui/login"))
+        .insert_header((header::SET_COOKIE, set_cookie(&req, SESSION_COOKIE, "", 0)))
+        .finish())
+}

@@ -1,0 +1,92 @@
+//! The Prometheus that measures the SLIs, asked for instant values (`/api/v1/query` with
+//! `time=`). The bearer token file is read at each query, so a rotated token takes effect.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{anyhow, Context as _};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::config::PrometheusSettings;
+
+/// Where to send instant queries, and how.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    /// The server's base URL, without a trailing slash.
+    url: String,
+    /// Sent as `Authorization: Bearer` when set.
+    bearer_token_file: Option<PathBuf>,
+    client: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum Data {
+    Vector(Vec<Sample>),
+    Scalar((f64, String)),
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct Sample {
+    value: (f64, String),
+}
+
+impl Prometheus {
+    /// The client for `prometheus:`, or `None` when no URL is set.
+    pub fn new(settings: &PrometheusSettings, timeout: Duration) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &settings.url else { return Ok(None) };
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .context("building the Prometheus client")?;
+        Ok(Some(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            bearer_token_file: settings.bearer_token_file.clone(),
+            client,
+        }))
+    }
+
+    /// The value of a query that yields one number at `at`: the first sample of a vector, or a
+    /// scalar. `None` when the vector is empty or the value is not finite (no traffic: 0/0).
+    pub async fn value(&self, query: &str, at: DateTime<Utc>) -> anyhow::Result<Option<f64>> {
+        let time = at.timestamp_millis() as f64 / 1000.0;
+        let mut request = self
+            .client
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", query), ("time", &time.to_string())]);
+        if let Some(file) = &self.bearer_token_file {
+            let token = std::fs::read_to_string(file)
+                .with_context(|| format!("reading prometheus.bearer_token_file {}", file.display()))?;
+            request = request.bearer_auth(token.trim());
+        }
+        let response = request.send().await.context("querying Prometheus")?;
+        let status = response.status();
+        let body: Response = response
+            .json()
+            .await
+            .with_context(|| format!("Prometheus answered {status} with no API response"))?;
+        if body.status != "success" {
+            return Err(anyhow!(
+                "Prometheus refused {query:?}: {}",
+                body.error.unwrap_or_else(|| status.to_string())
+            ));
+        }
+        let text = match body.data {
+            Some(Data::Vector(samples)) => samples.into_iter().next().map(|s| s.value.1),
+            Some(Data::Scalar((_, value))) => Some(value),
+            _ => return Err(anyhow!("{query:?} must yield an instant vector or a scalar")),
+        };
+        Ok(text.and_then(|t| t.parse::<f64>().ok()).filter(|v| v.is_finite()))
+    }
+}

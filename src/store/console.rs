@@ -1,0 +1,200 @@
+//! What only the on-call console needs: its sign-in sessions, the remediation state of listed
+//! incidents, and the audit log of remediation decisions with its filters.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+
+use super::{
+    remediations::{ApprovalRecord, RemediationRecord},
+    Store, StoreError,
+};
+
+/// A signed-in browser, as stored.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The user, by name: their role is looked up in the settings on every request.
+    pub user: String,
+    /// The token every state-changing form of this session carries.
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The latest remediation of an incident, for the list of incidents.
+#[derive(Debug, Clone)]
+pub struct RemediationState {
+    /// The remediation result (`running`, `success`, `awaiting_approval`, ...).
+    pub result: String,
+    /// `fixed`, `not_fixed`, `pending` or `none`.
+    pub verification: String,
+    /// Waiting for a person's answer, and not yet expired.
+    pub waiting: bool,
+}
+
+/// Which remediation decisions to list.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionQuery {
+    pub rule: Option<String>,
+    pub action: Option<String>,
+    pub result: Option<String>,
+    /// Decided at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Decided before this.
+    pub until: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+/// One remediation decision with its incident.
+#[derive(Debug)]
+pub struct Decision {
+    pub incident_id: i64,
+    /// Waiting for a person's answer, and not yet expired.
+    pub waiting: bool,
+    pub record: RemediationRecord,
+}
+
+impl Store {
+    /// Records a session by the SHA-256 of its id; expired sessions go at the same time.
+    pub async fn create_session(
+        &self,
+        id_hash: &[u8],
+        session: &Session,
+        address: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM console_sessions WHERE expires_at < now()", &[])
+            .await?;
+        client
+            .execute(
+                "INSERT INTO console_sessions (id_hash, user_name, csrf, address, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &id_hash,
+                    &session.user,
+                    &session.csrf,
+                    &address,
+                    &session.expires_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The session with this id hash, unless it has expired.
+    pub async fn session(&self, id_hash: &[u8]) -> Result<Option<Session>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT user_name, csrf, expires_at FROM console_sessions
+                  WHERE id_hash = $1 AND expires_at > now()",
+                &[&id_hash],
+            )
+            .await?;
+        Ok(row.map(|row| Session {
+            user: row.get(0),
+            csrf: row.get(1),
+            expires_at: row.get(2),
+        }))
+    }
+
+    /// Ends a session (signing out).
+    pub async fn end_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM console_sessions WHERE id_hash = $1", &[&id_hash])
+            .await?;
+        Ok(())
+    }
+
+    /// The latest remediation of each of these incidents that has one.
+    pub async fn remediation_states(
+        &self,
+        incidents: &[i64],
+    ) -> Result<Vec<(i64, RemediationState)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT ON (incident_id) incident_id, result, verification,
+                        result = 'awaiting_approval' AND approved IS NULL AND expires_at > now()
+                   FROM remediations WHERE incident_id = ANY($1)
+                  ORDER BY incident_id, coalesce(requested_at, started_at) DESC, id DESC",
+                &[&incidents],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let state = RemediationState {
+                    result: row.get(1),
+                    verification: row.get(2),
+                    waiting: row.get::<_, Option<bool>>(3).unwrap_or(false),
+                };
+                (row.get(0), state)
+            })
+            .collect())
+    }
+
+    /// Remediation decisions: those waiting for a person first, then newest first.
+    pub async fn decisions(&self, query: &DecisionQuery) -> Result<Vec<Decision>, StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &query.rule,
+            &query.action,
+            &query.result,
+            &query.since,
+            &query.until,
+            &query.limit,
+        ];
+        let rows = client
+            .query(
+                "SELECT id, rule, step, action, target, episode, result, dry_run, summary, detail,
+                        verification, started_at, finished_at, requested_at, expires_at, plan, approved,
+                        decided_by, decided_at, decision_note, incident_id,
+                        coalesce(result = 'awaiting_approval' AND approved IS NULL AND expires_at > now(), false)
+                           AS waiting
+                   FROM remediations
+                  WHERE ($1::text IS NULL OR rule = $1) AND ($2::text IS NULL OR action = $2)
+                    AND ($3::text IS NULL OR result = $3)
+                    AND ($4::timestamptz IS NULL OR coalesce(requested_at, started_at) >= $4)
+                    AND ($5::timestamptz IS NULL OR coalesce(requested_at, started_at) < $5)
+                  ORDER BY waiting DESC, coalesce(requested_at, started_at) DESC, id DESC LIMIT $6",
+                &params,
+            )
+            .await?;
+        Ok(rows.iter().map(decision_from).collect())
+    }
+}
+
+fn decision_from(row: &tokio_postgres::Row) -> Decision {
+    let record = RemediationRecord {
+        id: row.get(0),
+        rule: row.get(1),
+        step: row.get(2),
+        action: row.get(3),
+        target: row.get(4),
+        episode: row.get(5),
+        result: row.get(6),
+        dry_run: row.get(7),
+        summary: row.get(8),
+        detail: row.get(9),
+        verification: row.get(10),
+        started_at: row.get(11),
+        finished_at: row.get(12),
+        approval: row
+            .get::<_, Option<DateTime<Utc>>>(13)
+            .map(|requested_at| ApprovalRecord {
+                requested_at,
+                expires_at: row.get(14),
+                plan: row.get(15),
+                approved: row.get(16),
+                decided_by: row.get(17),
+                decided_at: row.get(18),
+                note: row.get(19),
+            }),
+    };
+    Decision {
+        incident_id: row.get(20),
+        waiting: row.get(21),
+        record,
+    }
+}

@@ -1,0 +1,877 @@
+//! The on-call console (`/ui/`): signing in, cookies, CSRF, roles, assets, and what a person
+//! sees and does in headless Chromium (driven over WebDriver by `chromedriver`).
+//!
+//! The browser tests save a screenshot of each page under `target/ui-screenshots/`.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use reqwest::{redirect::Policy, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{firing_alert, TestApp, ADMIN, RESPONDER, TOKEN, VIEWER};
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in with `token`; the session cookie (`name=value`) on success.
+async fn sign_in(app: &TestApp, token: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/ui/login", app.address))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("POST /ui/login")
+}
+
+async fn session_cookie(app: &TestApp, token: &str) -> String {
+    let response = sign_in(app, token).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn get_page(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path}", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("GET page")
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn post_form(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", app.address))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("POST form")
+}
+
+async fn incident_posted(app: &TestApp, group: &str, alertname: &str, namespace: &str) -> i64 {
+    let mut payload = firing_alert(
+        group,
+        alertname,
+        &format!("{:016x}", group.len() * 7919),
+        json!({
+        "namespace": namespace, "severity": "critical"}),
+    );
+    payload["groupLabels"] = json!({"alertname": alertname, "namespace": namespace});
+    payload["commonLabels"] = payload["alerts"][0]["labels"].clone();
+    payload["commonAnnotations"] = json!({"summary": format!("{alertname} in {namespace}"),
+        "runbook_url": "https://runbooks.example.com/latency"});
+    payload["alerts"][0]["annotations"] = payload["commonAnnotations"].clone();
+    app.post_for_incident(&payload).await
+}
+
+#[tokio::test]
+async fn signing_in_with_a_users_token_sets_an_httponly_samesite_strict_cookie() {
+    let app = TestApp::builder().spawn().await;
+    let response = sign_in(&app, RESPONDER.2).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/ui/");
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("medic_session="), "{cookie}");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+        assert!(cookie.contains(flag), "{flag} missing in {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: the cookie would never come back"
+    );
+    let stored = app
+        .count("SELECT count(*) FROM console_sessions WHERE user_name = 'alice'")
+        .await;
+    assert_eq!(stored, 1);
+
+    let over_tls = client()
+        .post(format!("{}/ui/login", app.address))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", RESPONDER.2)])
+        .send()
+        .await
+        .unwrap();
+    assert!(over_tls.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+}
+
+#[tokio::test]
+async fn alertmanagers_credential_and_unknown_tokens_cannot_sign_in() {
+    let app = TestApp::builder().spawn().await;
+    for token in [TOKEN, "nobody-has-this-token", ""] {
+        let response = sign_in(&app, token).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "token {token:?}");
+        assert!(response.headers().get("set-cookie").is_none());
+        assert!(response.text().await.unwrap().contains("not a user"));
+    }
+    assert_eq!(app.count("SELECT count(*) FROM console_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn pages_send_whoever_is_not_signed_in_to_the_sign_in_page() {
+    let app = TestApp::builder().spawn().await;
+    for path in [
+        "/ui/",
+        "/ui/incidents",
+        "/ui/remediations",
+        "/ui/maintenance",
+        "/ui/rules",
+    ] {
+        let response = get_page(&app, "medic_session=forged", path).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(response.headers()["location"], "/ui/login");
+    }
+    let polled = client()
+        .get(format!("{}/ui/incidents", app.address))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        polled.headers()["hx-redirect"],
+        "/ui/login",
+        "htmx loads the sign-in page whole"
+    );
+    let bearer = client()
+        .get(format!("{}/ui/", app.address))
+        .bearer_auth(ADMIN.2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bearer.status(),
+        StatusCode::SEE_OTHER,
+        "the console does not take bearer tokens"
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let app = TestApp::builder().spawn().await;
+    let id = incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
+    let cookie = session_cookie(&app, RESPONDER.2).await;
+    let page = get_page(&app, &cookie, &format!("/ui/incidents/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+
+    let ack = format!("/ui/incidents/{id}/ack");
+    let without = post_form(&app, &cookie, &ack, &[("note", "mine")]).await;
+    assert_eq!(without.status(), StatusCode::FORBIDDEN);
+    let wrong = post_form(
+        &app,
+        &cookie,
+        &ack,
+        &[("csrf", &"0".repeat(64)), ("note", "mine")],
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let logout = post_form(&app, &cookie, "/ui/logout", &[]).await;
+    assert_eq!(logout.status(), StatusCode::FORBIDDEN);
+    assert!(
+        app.incident(id).await["acknowledgement"].is_null(),
+        "nothing was acknowledged"
+    );
+
+    let with = post_form(&app, &cookie, &ack, &[("csrf", &csrf), ("note", "mine")]).await;
+    assert_eq!(with.status(), StatusCode::SEE_OTHER);
+    let ack = &app.incident(id).await["acknowledgement"];
+    assert_eq!(ack["by"], "alice");
+    assert_eq!(ack["via"], "console");
+    assert_eq!(ack["note"], "mine");
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_buttons_and_may_not_act_from_the_console() {
+    let app = TestApp::builder().spawn().await;
+    let id = incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
+    let cookie = session_cookie(&app, VIEWER.2).await;
+    let page = get_page(&app, &cookie, &format!("/ui/incidents/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("HighLatency"));
+    assert!(!page.contains("Acknowledge</button>") && !page.contains("Silence 1h"));
+    let csrf = csrf_of(&page); // the sign-out form's
+    let refused = post_form(
+        &app,
+        &cookie,
+        &format!("/ui/incidents/{id}/ack"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(app.incident(id).await["acknowledgement"].is_null());
+    let maintenance = get_page(&app, &cookie, "/ui/maintenance")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!maintenance.contains("Open window") && !maintenance.contains("Pause all remediation"));
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_in_the_database() {
+    let app = TestApp::builder().spawn().await;
+    let cookie = session_cookie(&app, ADMIN.2).await;
+    let page = get_page(&app, &cookie, "/ui/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let out = post_form(&app, &cookie, "/ui/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(out.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        get_page(&app, &cookie, "/ui/").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.count("SELECT count(*) FROM console_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn the_list_filters_by_matchers_and_its_refreshing_fragment_keeps_the_filter() {
+    let app = TestApp::builder().spawn().await;
+    incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
+    incident_posted(&app, "{}:{alertname=\"DiskFull\"}", "DiskFull", "db").await;
+    let cookie = session_cookie(&app, VIEWER.2).await;
+    let all = get_page(&app, &cookie, "/ui/").await.text().await.unwrap();
+    assert!(all.contains("HighLatency") && all.contains("DiskFull"));
+    let filtered = get_page(&app, &cookie, "/ui/?filter=namespace%3D%22db%22")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(filtered.contains("DiskFull") && !filtered.contains("HighLatency"));
+    assert!(filtered.contains(r#"hx-get="/ui/incidents?tab=firing&amp;filter=namespace%3D%22db%22""#));
+    let fragment = get_page(&app, &cookie, "/ui/incidents?filter=namespace%3D%22db%22").await;
+    assert_eq!(fragment.status(), StatusCode::OK);
+    let fragment = fragment.text().await.unwrap();
+    assert!(fragment.starts_with("<section"), "only the list: {fragment}");
+    assert!(fragment.contains("DiskFull") && !fragment.contains("HighLatency"));
+    let bad = get_page(&app, &cookie, "/ui/?filter=namespace%3D").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("filter"));
+}
+
+#[tokio::test]
+async fn assets_are_served_by_a_hashed_name_with_a_long_cache() {
+    let app = TestApp::builder().spawn().await;
+    let cookie = session_cookie(&app, VIEWER.2).await;
+    let page = get_page(&app, &cookie, "/ui/").await;
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    let page = page.text().await.unwrap();
+    for name in ["/ui/assets/console.", "/ui/assets/htmx.min."] {
+        let at = page.find(name).unwrap_or_else(|| panic!("{name} in the page"));
+        let path = page[at..].split('"').next().unwrap();
+        let asset = client()
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asset.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            asset.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+    }
+    let unhashed = client()
+        .get(format!("{}/ui/assets/htmx.min.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unhashed.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn with_a_proxy_the_proxy_names_the_person_and_there_is_no_sign_in() {
+    let app = TestApp::builder()
+        .without_users()
+        .config(
+            "server:\n  auth:\n    proxy:\n      user_header: X-Forwarded-Email\n      groups_header: X-Forwarded-Groups\n      trusted_sources: [127.0.0.0/8]\n      roles: {sre-oncall: responder}\n",
+        )
+        .spawn()
+        .await;
+    let id = incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
+    let as_sam = |method: reqwest::Method, path: String| {
+        client()
+            .request(method, format!("{}{path}", app.address))
+            .header("X-Forwarded-Email", "sam@example.com")
+            .header("X-Forwarded-Groups", "sre-oncall")
+    };
+    let login = as_sam(reqwest::Method::GET, "/ui/login".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        login.status(),
+        StatusCode::SEE_OTHER,
+        "no sign-in page behind a proxy"
+    );
+    let page = as_sam(reqwest::Method::GET, format!("/ui/incidents/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf_cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("sam@example.com (responder)") && html.contains("Acknowledge"));
+    let csrf = csrf_of(&html);
+    let without = as_sam(reqwest::Method::POST, format!("/ui/incidents/{id}/ack"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        without.status(),
+        StatusCode::FORBIDDEN,
+        "the token must match the cookie"
+    );
+    let acked = as_sam(reqwest::Method::POST, format!("/ui/incidents/{id}/ack"))
+        .header("cookie", csrf_cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), StatusCode::SEE_OTHER);
+    let audit = app.count("SELECT count(*) FROM audit_events WHERE actor = 'sam@example.com' AND via = 'proxy' AND channel = 'console'").await;
+    assert_eq!(audit, 1);
+    let nobody = client().get(format!("{}/ui/", app.address)).send().await.unwrap();
+    assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A headless Chromium, driven over WebDriver with plain HTTP.
+struct Browser {
+    driver: tokio::process::Child,
+    base: String,
+    http: reqwest::Client,
+    shots: PathBuf,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    async fn start(test: &str) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (apt-get install chromium chromium-driver)");
+        let http = reqwest::Client::new();
+        let root = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http.get(format!("{root}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1300"]}}}});
+        let session: Value = http
+            .post(format!("{root}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"));
+        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        Browser {
+            driver,
+            base: format!("{root}/session/{id}"),
+            http,
+            shots: shots.join(test),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|answer| panic!("{path}: {answer}"))
+    }
+
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        match answer["value"].get("error") {
+            None => Ok(answer["value"].clone()),
+            Some(_) => Err(answer),
+        }
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {found}"))
+            .to_owned()
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        found.as_array().unwrap().len()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// The page's text; tried again while a page that replaced the last one loads.
+    async fn text(&self) -> String {
+        for _ in 0..50 {
+            let body = self.find("body").await;
+            let path = format!("/element/{body}/text");
+            if let Ok(text) = self.try_call(reqwest::Method::GET, &path, None).await {
+                return text.as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never settled")
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// The whole page, not only the window (Chromium's DevTools command through chromedriver).
+    async fn screenshot(&self, name: &str) {
+        let params = json!({"format": "png", "captureBeyondViewport": true});
+        let png = self
+            .call(
+                reqwest::Method::POST,
+                "/goog/cdp/execute",
+                Some(json!({"cmd": "Page.captureScreenshot", "params": params})),
+            )
+            .await;
+        let png = &png["data"];
+        let bytes = STANDARD.decode(png.as_str().unwrap()).unwrap();
+        std::fs::write(format!("{}-{name}.png", self.shots.display()), bytes).unwrap();
+    }
+
+    async fn sign_in(&self, app: &TestApp, token: &str) {
+        self.go(&format!("{}/ui/login", app.address)).await;
+        self.type_into("#token", token).await;
+        self.click("form.login button").await;
+    }
+
+    async fn quit(mut self) {
+        let _ = self.http.delete(&self.base).send().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium() {
+    let app = TestApp::builder().spawn().await;
+    let id = incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
+    incident_posted(&app, "{}:{alertname=\"DiskFull\"}", "DiskFull", "db").await;
+    let browser = Browser::start("responder").await;
+
+    browser.go(&format!("{}/ui/", app.address)).await;
+    assert!(browser.url().await.ends_with("/ui/login"), "sent to sign in");
+    browser.screenshot("1-login").await;
+    browser.sign_in(&app, RESPONDER.2).await;
+    let list = browser.text().await;
+    assert!(
+        list.contains("HighLatency") && list.contains("DiskFull"),
+        "{list}"
+    );
+    assert!(list.contains("alice (responder)"));
+    browser.screenshot("2-incidents").await;
+
+    browser.type_into("#filter", r#"alertname="HighLatency""#).await;
+    browser.click("form.filters button").await;
+    let filtered = browser.text().await;
+    assert!(
+        filtered.contains("HighLatency") && !filtered.contains("DiskFull"),
+        "{filtered}"
+    );
+    // The list refreshes itself and keeps the filter.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let refreshed = browser.text().await;
+    assert!(
+        refreshed.contains("HighLatency") && !refreshed.contains("DiskFull"),
+        "{refreshed}"
+    );
+    browser.screenshot("3-filtered").await;
+
+    browser.click("table.incidents a").await;
+    assert!(browser.url().await.ends_with(&format!("/ui/incidents/{id}")));
+    let page = browser.text().await;
+    assert!(
+        page.contains("Runbook") && page.contains("Timeline") && page.contains("opened"),
+        "{page}"
+    );
+    browser.screenshot("4-incident").await;
+    browser.type_into("#note", "looking at the shop's latency").await;
+    browser.click("section.actions form[action$='/ack'] button").await;
+    let acked = browser.text().await;
+    assert!(acked.contains("alice via console"), "{acked}");
+    browser.screenshot("5-acknowledged").await;
+    let api = app.incident(id).await;
+    assert_eq!(api["acknowledgement"]["by"], "alice");
+    assert_eq!(api["acknowledgement"]["note"], "looking at the shop's latency");
+    assert_eq!(api["acknowledgement"]["via"], "console");
+
+    browser.go(&format!("{}/ui/?tab=acknowledged", app.address)).await;
+    assert!(browser.text().await.contains("HighLatency"));
+    for (page, heading) in [
+        ("remediations", "Remediations"),
+        ("maintenance", "Maintenance"),
+        ("rules", "Rules"),
+    ] {
+        browser.go(&format!("{}/ui/{page}", app.address)).await;
+        assert!(browser.text().await.contains(heading));
+        browser.screenshot(&format!("6-{page}")).await;
+    }
+    browser.resize(390, 844).await;
+    browser.go(&format!("{}/ui/incidents/{id}", app.address)).await;
+    browser.screenshot("7-phone-incident").await;
+    browser.resize(1280, 1300).await;
+
+    browser.click("header form button").await;
+    assert!(browser.url().await.ends_with("/ui/login"), "signed out");
+    browser.go(&format!("{}/ui/", app.address)).await;
+    assert!(browser.url().await.ends_with("/ui/login"), "the session is gone");
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_buttons_in_chromium() {
+    let app = TestApp::builder().spawn().await;
+    let id = incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
+    let browser = Browser::start("viewer").await;
+    browser.sign_in(&app, VIEWER.2).await;
+    browser.go(&format!("{}/ui/incidents/{id}", app.address)).await;
+    assert!(browser.text().await.contains("vera (viewer)"));
+    assert_eq!(browser.count("section.actions").await, 0);
+    assert_eq!(browser.count("form[method='post']").await, 1, "only signing out");
+    browser.screenshot("incident").await;
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_responder_approves_a_waiting_remediation_in_chromium() {
+    let kube = crate::helpers::fake_kube::FakeKube::start().await;
+    kube.add_deployment("shop", "api", 1, &[("app", "api")]);
+    let kubeconfig = kube.kubeconfig();
+    let sink = crate::helpers::sink::Sink::start(1).await;
+    let yaml = format!(
+        r#"
+dry_run: false
+kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
+notifiers:
+  slack: {{type: slack, url: "{slack}"}}
+remediation:
+  namespaces: {{allow: [shop]}}
+  approval: {{timeout: 1h}}
+rules:
+  - name: careful
+    matchers: ['alertname="HighMemoryUsage"']
+    notify: [slack]
+    escalation: [{{after: 1h, notify: [slack]}}]
+    remediate:
+      action: scale_up
+      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 2, max: 5}}
+      cooldown: 0s
+      approval: required
+"#,
+        kubeconfig = kubeconfig.path().display(),
+        slack = sink.url("/slack"),
+    );
+    let app = TestApp::builder().config(&yaml).spawn().await;
+    let labels = json!({"namespace": "shop", "deployment": "api", "severity": "warning"});
+    let mut payload = firing_alert("g1", "HighMemoryUsage", "00000000000000d1", labels);
+    payload["commonLabels"] = payload["alerts"][0]["labels"].clone();
+    payload["groupLabels"] = json!({"alertname": "HighMemoryUsage"});
+    let id = app.post_for_incident(&payload).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app
+        .count("SELECT count(*) FROM remediations WHERE result = 'awaiting_approval'")
+        .await
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no request for approval");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let browser = Browser::start("approval").await;
+    browser.sign_in(&app, RESPONDER.2).await;
+    assert!(
+        browser.text().await.contains("awaiting approval"),
+        "the list says so"
+    );
+    browser.go(&format!("{}/ui/remediations", app.address)).await;
+    assert!(browser.text().await.contains("Approve"));
+    browser.screenshot("1-remediations").await;
+    browser.go(&format!("{}/ui/rules", app.address)).await;
+    assert!(browser.text().await.contains("careful"));
+    browser.screenshot("2-rules").await;
+    browser.go(&format!("{}/ui/incidents/{id}", app.address)).await;
+    browser.screenshot("3-incident-waiting").await;
+    browser.click("button.approve").await;
+    assert!(browser.url().await.ends_with(&format!("/ui/incidents/{id}")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let remediations = app.incident(id).await["remediations"].clone();
+        if remediations[0]["result"] == "success" {
+            assert_eq!(remediations[0]["approval"]["decided_by"], "alice");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never acted: {remediations}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let audit = app
+        .count("SELECT count(*) FROM audit_events WHERE action = 'approve' AND channel = 'console'")
+        .await;
+    assert_eq!(audit, 1);
+    browser.go(&format!("{}/ui/incidents/{id}", app.address)).await;
+    assert!(browser.text().await.contains("approved by alice"));
+    browser.screenshot("4-incident-approved").await;
+    browser.quit().await;
+}
+
+/// An Alertmanager that accepts every silence as `s-1` and keeps what it was sent.
+async fn fake_alertmanager() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = web::Data::new(received.clone());
+    let server = HttpServer::new(move || {
+        App::new().app_data(kept.clone()).route(
+                "/api/v2/silences",
+                web::post().to(
+                    |body: web::Json<Value>,
+                     kept: web::Data<std::sync::Arc<std::sync::Mutex<Vec<Value>>>>| async move {
+                        kept.lock().unwrap().push(body.into_inner());
+                        HttpResponse::Ok().json(json!({"silenceID": "s-1"}))
+                    },
+                ),
+            )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let address = server.addrs()[0];
+    tokio::spawn(server.run());
+    (format!("http://{address}"), received)
+}
+
+#[tokio::test]
+async fn silence_1h_silences_the_incidents_alerts_in_alertmanager() {
+    let (am, received) = fake_alertmanager().await;
+    let app = TestApp::builder()
+        .config(&format!("alertmanager: {{url: \"{am}\"}}\n"))
+        .spawn()
+        .await;
+    let id = incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
+    let cookie = session_cookie(&app, RESPONDER.2).await;
+    let page = get_page(&app, &cookie, &format!("/ui/incidents/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Silence 1h"));
+    let silenced = post_form(
+        &app,
+        &cookie,
+        &format!("/ui/incidents/{id}/silence"),
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
+    assert_eq!(silenced.status(), StatusCode::SEE_OTHER);
+    let sent = received.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["createdBy"], "alice");
+    let audit = app
+        .count("SELECT count(*) FROM audit_events WHERE action = 'silence' AND channel = 'console' AND actor = 'alice'")
+        .await;
+    assert_eq!(audit, 1);
+    let page = get_page(&app, &cookie, &format!("/ui/incidents/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("s-1"), "the timeline shows the silence");
+}
+
+#[tokio::test]
+async fn maintenance_windows_and_the_pause_switch_follow_the_roles() {
+    let app = TestApp::builder().spawn().await;
+    let responder = session_cookie(&app, RESPONDER.2).await;
+    let page = get_page(&app, &responder, "/ui/maintenance")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Open window") && !page.contains("Pause all remediation"));
+    let csrf = csrf_of(&page);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("matchers", "namespace=\"shop\"\nteam=\"payments\""),
+        ("hours", "2"),
+        ("mute_remediation", "on"),
+        ("reason", "database upgrade"),
+    ];
+    let opened = post_form(&app, &responder, "/ui/maintenance", &form).await;
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    let windows = app.get_json("/api/v1/maintenance").await;
+    let window = &windows["windows"][0];
+    assert_eq!(
+        window["matchers"],
+        json!(["namespace=\"shop\"", "team=\"payments\""])
+    );
+    assert_eq!(window["mute"], json!(["remediation"]));
+    assert_eq!(window["created_by"], "alice");
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("matchers", "namespace=~"),
+        ("hours", "2"),
+        ("reason", "x"),
+    ];
+    let refused = post_form(&app, &responder, "/ui/maintenance", &bad).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let pause = [("csrf", csrf.as_str()), ("reason", "incident")];
+    let not_admin = post_form(&app, &responder, "/ui/pause", &pause).await;
+    assert_eq!(not_admin.status(), StatusCode::FORBIDDEN);
+
+    let end = format!("/ui/maintenance/{}/end", window["id"]);
+    assert_eq!(
+        post_form(&app, &responder, &end, &[("csrf", &csrf)])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.get_json("/api/v1/maintenance").await["windows"], json!([]));
+
+    let admin = session_cookie(&app, ADMIN.2).await;
+    let page = get_page(&app, &admin, "/ui/maintenance")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let paused = post_form(
+        &app,
+        &admin,
+        "/ui/pause",
+        &[("csrf", &csrf), ("reason", "incident")],
+    )
+    .await;
+    assert_eq!(paused.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_json("/api/v1/remediation/pause").await["paused_by"],
+        "ada"
+    );
+    assert!(get_page(&app, &admin, "/ui/maintenance")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Resume remediation"));
+    let resumed = post_form(&app, &admin, "/ui/resume", &[("csrf", &csrf)]).await;
+    assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get_json("/api/v1/remediation/pause").await["paused"], false);
+}

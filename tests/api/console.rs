@@ -516,6 +516,19 @@ impl Browser {
         panic!("the page never settled")
     }
 
+    /// The page's text once `ready` holds for it (a click's navigation may still be loading),
+    /// or as it is after 15 s.
+    async fn text_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = self.text().await;
+            if ready(&text) || std::time::Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await
@@ -571,7 +584,7 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
     assert!(browser.url().await.ends_with("/ui/login"), "sent to sign in");
     browser.screenshot("1-login").await;
     browser.sign_in(&app, RESPONDER.2).await;
-    let list = browser.text().await;
+    let list = browser.text_when(|t| t.contains("DiskFull")).await;
     assert!(
         list.contains("HighLatency") && list.contains("DiskFull"),
         "{list}"
@@ -581,7 +594,7 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
 
     browser.type_into("#filter", r#"alertname="HighLatency""#).await;
     browser.click("form.filters button").await;
-    let filtered = browser.text().await;
+    let filtered = browser.text_when(|t| !t.contains("DiskFull")).await;
     assert!(
         filtered.contains("HighLatency") && !filtered.contains("DiskFull"),
         "{filtered}"
@@ -596,8 +609,8 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
     browser.screenshot("3-filtered").await;
 
     browser.click("table.incidents a").await;
+    let page = browser.text_when(|t| t.contains("Timeline")).await;
     assert!(browser.url().await.ends_with(&format!("/ui/incidents/{id}")));
-    let page = browser.text().await;
     assert!(
         page.contains("Runbook") && page.contains("Timeline") && page.contains("opened"),
         "{page}"
@@ -605,7 +618,7 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
     browser.screenshot("4-incident").await;
     browser.type_into("#note", "looking at the shop's latency").await;
     browser.click("section.actions form[action$='/ack'] button").await;
-    let acked = browser.text().await;
+    let acked = browser.text_when(|t| t.contains("alice via console")).await;
     assert!(acked.contains("alice via console"), "{acked}");
     browser.screenshot("5-acknowledged").await;
     let api = app.incident(id).await;
@@ -698,7 +711,10 @@ rules:
     let browser = Browser::start("approval").await;
     browser.sign_in(&app, RESPONDER.2).await;
     assert!(
-        browser.text().await.contains("awaiting approval"),
+        browser
+            .text_when(|t| t.contains("awaiting approval"))
+            .await
+            .contains("awaiting approval"),
         "the list says so"
     );
     browser.go(&format!("{}/ui/remediations", app.address)).await;

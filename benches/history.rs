@@ -5,7 +5,8 @@
 //! firing, one incident in a thousand carrying the label `needle="yes"`. Then a release-built
 //! `medic serve` answers, over HTTP, `BENCH_QUERIES` (default 200) of each: the newest page,
 //! a page 10,000 pages deep by cursor, one incident's detail, a `filter` on the 0.1% label,
-//! and `status=firing`; it prints p50/p99 (target: p99 ≤ 50 ms each). Last, it prunes 10% of
+//! and `status=firing`; it prints p50/p99 (target: p99 ≤ 50 ms each); then the console's
+//! incidents page and an incident page with 200 timeline events (target: p99 ≤ 30 ms). Last, it prunes 10% of
 //! the history (resolved incidents made old) while posting 1,000 notifications/s, and prints
 //! intake's p99 before and during the prune (target: during ≤ 1.2 × before).
 
@@ -84,6 +85,26 @@ fn main() {
         ),
     ] {
         let times = runtime.block_on(time_gets(&base, &path, queries));
+        println!(
+            "{name:<28} {:>8.2} {:>8.2} {:>8.2}",
+            pct(&times, 0.5),
+            pct(&times, 0.99),
+            pct(&times, 1.0)
+        );
+    }
+
+    // The console: the incidents page, and an incident page with 200 timeline events, as a
+    // signed-in viewer sees them (server time: the response read whole).
+    let cookie = runtime.block_on(sign_in(&base));
+    let busy = runtime.block_on(busy_incident(&url, one));
+    for (name, path) in [
+        ("console: incidents".to_owned(), "/ui/".to_owned()),
+        (
+            "console: 200-event incident".to_owned(),
+            format!("/ui/incidents/{busy}"),
+        ),
+    ] {
+        let times = runtime.block_on(time_pages(&base, &path, &cookie, queries));
         println!(
             "{name:<28} {:>8.2} {:>8.2} {:>8.2}",
             pct(&times, 0.5),
@@ -224,6 +245,65 @@ async fn time_gets(base: &str, path: &str, n: usize) -> Vec<f64> {
         let response = client
             .get(format!("{base}{path}"))
             .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.bytes().await.unwrap();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
+/// A session cookie for the bench's viewer.
+async fn sign_in(base: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", API_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("medic_session="))
+        .expect("a session cookie");
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// Gives incident `id` a timeline of about 200 events (a message sent 199 times, as a
+/// reminder repeated for days would), and returns it.
+async fn busy_incident(url: &str, id: i64) -> i64 {
+    sql(url)
+        .await
+        .batch_execute(&format!(
+            "WITH t AS (
+                 INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at, state)
+                 VALUES ({id}, 'escalation', 'bench', 1, 'oncall', 'slack', now(), now(), 'done') RETURNING id)
+             INSERT INTO timer_attempts (timer_id, occurrence, attempt, started_at, finished_at, result, status_code)
+             SELECT t.id, k, 1, now() - k * interval '1 minute', now() - k * interval '1 minute', 'sent', 200
+               FROM t, generate_series(1, 199) k"
+        ))
+        .await
+        .unwrap();
+    id
+}
+
+/// Milliseconds each of `n` sequential console page loads took.
+async fn time_pages(base: &str, path: &str, cookie: &str, n: usize) -> Vec<f64> {
+    let client = reqwest::Client::new();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let response = client
+            .get(format!("{base}{path}"))
+            .header("cookie", cookie)
             .send()
             .await
             .unwrap();

@@ -15,7 +15,7 @@ use crate::{
     domain::Mute,
     metrics::RemediationMetrics,
     plan::matchers::Matchers,
-    store::{control::Window, Store},
+    store::{control::Window, Store, StoreError},
 };
 
 /// How often the windows and the pause are read again.
@@ -77,12 +77,19 @@ impl Control {
                     .set(compiled.iter().filter(|w| w.in_force(now)).count() as i64);
                 *self.windows.write().unwrap_or_else(|e| e.into_inner()) = compiled;
             }
+            // While the database is away or not migrated yet, /readyz and the engine say so.
+            Err(StoreError::Unavailable(e)) => {
+                tracing::debug!(error = %e, "reading maintenance windows failed; keeping the last known")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "reading maintenance windows failed; keeping the last known")
             }
         }
         match store.pause().await {
             Ok(pause) => metrics.paused.set(i64::from(pause.is_some())),
+            Err(StoreError::Unavailable(e)) => {
+                tracing::debug!(error = %e, "reading the remediation pause failed")
+            }
             Err(e) => tracing::warn!(error = %e, "reading the remediation pause failed"),
         }
     }

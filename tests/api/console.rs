@@ -529,6 +529,21 @@ impl Browser {
         }
     }
 
+    /// Whether the page's URL comes to end with `suffix` within 15 s (a click's navigation may
+    /// still be on its way).
+    async fn reaches(&self, suffix: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.url().await.ends_with(suffix) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await
@@ -581,7 +596,7 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
     let browser = Browser::start("responder").await;
 
     browser.go(&format!("{}/ui/", app.address)).await;
-    assert!(browser.url().await.ends_with("/ui/login"), "sent to sign in");
+    assert!(browser.reaches("/ui/login").await, "sent to sign in");
     browser.screenshot("1-login").await;
     browser.sign_in(&app, RESPONDER.2).await;
     let list = browser.text_when(|t| t.contains("DiskFull")).await;
@@ -610,7 +625,7 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
 
     browser.click("table.incidents a").await;
     let page = browser.text_when(|t| t.contains("Timeline")).await;
-    assert!(browser.url().await.ends_with(&format!("/ui/incidents/{id}")));
+    assert!(browser.reaches(&format!("/ui/incidents/{id}")).await);
     assert!(
         page.contains("Runbook") && page.contains("Timeline") && page.contains("opened"),
         "{page}"
@@ -643,9 +658,9 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
     browser.resize(1280, 1300).await;
 
     browser.click("header form button").await;
-    assert!(browser.url().await.ends_with("/ui/login"), "signed out");
+    assert!(browser.reaches("/ui/login").await, "signed out");
     browser.go(&format!("{}/ui/", app.address)).await;
-    assert!(browser.url().await.ends_with("/ui/login"), "the session is gone");
+    assert!(browser.reaches("/ui/login").await, "the session is gone");
     browser.quit().await;
 }
 
@@ -726,7 +741,7 @@ rules:
     browser.go(&format!("{}/ui/incidents/{id}", app.address)).await;
     browser.screenshot("3-incident-waiting").await;
     browser.click("button.approve").await;
-    assert!(browser.url().await.ends_with(&format!("/ui/incidents/{id}")));
+    assert!(browser.reaches(&format!("/ui/incidents/{id}")).await);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let remediations = app.incident(id).await["remediations"].clone();

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
 use super::{
-    remediations::{ApprovalRecord, RemediationRecord},
+    remediations::{remediation_from, RemediationRecord, REMEDIATION_COLUMNS},
     Store, StoreError,
 };
 
@@ -147,9 +147,8 @@ impl Store {
         ];
         let rows = client
             .query(
-                "SELECT id, rule, step, action, target, episode, result, dry_run, summary, detail,
-                        verification, started_at, finished_at, requested_at, expires_at, plan, approved,
-                        decided_by, decided_at, decision_note, incident_id,
+                &format!(
+                "SELECT {REMEDIATION_COLUMNS}, incident_id,
                         coalesce(result = 'awaiting_approval' AND approved IS NULL AND expires_at > now(), false)
                            AS waiting
                    FROM remediations
@@ -157,7 +156,8 @@ impl Store {
                     AND ($3::text IS NULL OR result = $3)
                     AND ($4::timestamptz IS NULL OR coalesce(requested_at, started_at) >= $4)
                     AND ($5::timestamptz IS NULL OR coalesce(requested_at, started_at) < $5)
-                  ORDER BY waiting DESC, coalesce(requested_at, started_at) DESC, id DESC LIMIT $6",
+                  ORDER BY waiting DESC, coalesce(requested_at, started_at) DESC, id DESC LIMIT $6"
+                ),
                 &params,
             )
             .await?;
@@ -166,32 +166,7 @@ impl Store {
 }
 
 fn decision_from(row: &tokio_postgres::Row) -> Decision {
-    let record = RemediationRecord {
-        id: row.get(0),
-        rule: row.get(1),
-        step: row.get(2),
-        action: row.get(3),
-        target: row.get(4),
-        episode: row.get(5),
-        result: row.get(6),
-        dry_run: row.get(7),
-        summary: row.get(8),
-        detail: row.get(9),
-        verification: row.get(10),
-        started_at: row.get(11),
-        finished_at: row.get(12),
-        approval: row
-            .get::<_, Option<DateTime<Utc>>>(13)
-            .map(|requested_at| ApprovalRecord {
-                requested_at,
-                expires_at: row.get(14),
-                plan: row.get(15),
-                approved: row.get(16),
-                decided_by: row.get(17),
-                decided_at: row.get(18),
-                note: row.get(19),
-            }),
-    };
+    let record = remediation_from(row);
     Decision {
         incident_id: row.get(20),
         waiting: row.get(21),

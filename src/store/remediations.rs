@@ -515,41 +515,49 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, rule, step, action, target, episode, result, dry_run, summary, detail,
-                        verification, started_at, finished_at, requested_at, expires_at, plan, approved,
-                        decided_by, decided_at, decision_note
-                   FROM remediations WHERE incident_id = $1 ORDER BY coalesce(requested_at, started_at), id",
+                &format!(
+                    "SELECT {REMEDIATION_COLUMNS} FROM remediations WHERE incident_id = $1
+                      ORDER BY coalesce(requested_at, started_at), id"
+                ),
                 &[&incident_id],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| RemediationRecord {
-                id: row.get(0),
-                rule: row.get(1),
-                step: row.get(2),
-                action: row.get(3),
-                target: row.get(4),
-                episode: row.get(5),
-                result: row.get(6),
-                dry_run: row.get(7),
-                summary: row.get(8),
-                detail: row.get(9),
-                verification: row.get(10),
-                started_at: row.get(11),
-                finished_at: row.get(12),
-                approval: row
-                    .get::<_, Option<DateTime<Utc>>>(13)
-                    .map(|requested_at| ApprovalRecord {
-                        requested_at,
-                        expires_at: row.get(14),
-                        plan: row.get(15),
-                        approved: row.get(16),
-                        decided_by: row.get(17),
-                        decided_at: row.get(18),
-                        note: row.get(19),
-                    }),
-            })
-            .collect())
+        Ok(rows.iter().map(remediation_from).collect())
+    }
+}
+
+/// The columns every remediation query selects, in `remediation_from`'s order.
+pub(super) const REMEDIATION_COLUMNS: &str =
+    "id, rule, step, action, target, episode, result, dry_run, summary, detail,
+        verification, started_at, finished_at, requested_at, expires_at, plan, approved,
+        decided_by, decided_at, decision_note";
+
+/// A remediation read with [`REMEDIATION_COLUMNS`] first.
+pub(super) fn remediation_from(row: &tokio_postgres::Row) -> RemediationRecord {
+    RemediationRecord {
+        id: row.get(0),
+        rule: row.get(1),
+        step: row.get(2),
+        action: row.get(3),
+        target: row.get(4),
+        episode: row.get(5),
+        result: row.get(6),
+        dry_run: row.get(7),
+        summary: row.get(8),
+        detail: row.get(9),
+        verification: row.get(10),
+        started_at: row.get(11),
+        finished_at: row.get(12),
+        approval: row
+            .get::<_, Option<DateTime<Utc>>>(13)
+            .map(|requested_at| ApprovalRecord {
+                requested_at,
+                expires_at: row.get(14),
+                plan: row.get(15),
+                approved: row.get(16),
+                decided_by: row.get(17),
+                decided_at: row.get(18),
+                note: row.get(19),
+            }),
     }
 }

@@ -372,9 +372,11 @@ async fn an_unanswered_request_expires_on_time_and_escalates() {
 
     let done = remediations_until(&s.app, id, |r| r[0]["result"] == "skipped_unapproved").await;
     let finished: chrono::DateTime<chrono::Utc> = done[0]["finished_at"].as_str().unwrap().parse().unwrap();
-    assert!(finished >= expires, "not before it expired");
+    assert!(finished >= expires, "not before it expired: finished {finished}, expired {expires}");
+    // On time: the engine wakes for the expiry itself, not at its next safety poll (30 s); the
+    // margin covers a loaded CI machine.
     assert!(
-        finished - expires < chrono::TimeDelta::seconds(2),
+        finished - expires < chrono::TimeDelta::seconds(5),
         "on time: finished {finished}, expired {expires}"
     );
     s.sink.wait_for("/oncall", 1, WAIT).await;

@@ -19,6 +19,14 @@ pub const RUNBOOK_URL: &str = "https://github.com/medic-sre/medic/blob/main/runb
 /// The name of every burn-rate alert; the `slo` and `severity` labels tell them apart.
 pub const ALERT_NAME: &str = "SLOBurnRate";
 
+/// The SLO's error budget as a ratio (`1 - objective / 100`), recorded so that dashboards can
+/// divide an error ratio by it: `slo:sli_error:ratio_rate1h / on(slo, service) slo:error_budget:ratio`
+/// is the burn rate over an hour.
+pub const ERROR_BUDGET_RECORD: &str = "slo:error_budget:ratio";
+/// The share of the error budget left over the SLO's window (1 untouched, 0 spent, below 0
+/// overspent).
+pub const BUDGET_REMAINING_RECORD: &str = "slo:error_budget_remaining:ratio";
+
 const MINUTE: u64 = 60;
 const HOUR: u64 = 3600;
 const DAY: u64 = 86_400;
@@ -109,14 +117,32 @@ fn group(slo: &Slo) -> Group {
     if !windows.contains(&slo.window) {
         windows.push(slo.window);
     }
+    let labels = || vec![("slo", slo.name.clone()), ("service", slo.service.clone())];
     let mut rules: Vec<Rule> = windows
         .iter()
         .map(|&window| Rule::Record {
             record: record_name(window),
             expr: error_ratio(&slo.sli, window),
-            labels: vec![("slo", slo.name.clone()), ("service", slo.service.clone())],
+            labels: labels(),
         })
         .collect();
+    // For dashboards: the budget, to divide a window's error ratio by (its burn rate), and
+    // what is left of it over the SLO's own window (as `medic slo report` computes it).
+    let budget = number(slo.error_budget());
+    rules.push(Rule::Record {
+        record: ERROR_BUDGET_RECORD.into(),
+        expr: format!("vector({budget})"),
+        labels: labels(),
+    });
+    rules.push(Rule::Record {
+        record: BUDGET_REMAINING_RECORD.into(),
+        expr: format!(
+            "1 - {}{{slo=\"{}\"}} / {budget}",
+            record_name(slo.window),
+            slo.name
+        ),
+        labels: labels(),
+    });
     rules.extend([Severity::Page, Severity::Ticket].map(|severity| alert(slo, severity)));
     Group {
         name: format!("slo-{}", slo.name),

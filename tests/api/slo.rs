@@ -78,8 +78,9 @@ fn the_rules_for_a_ratio_and_a_latency_slo_pass_promtool_check_rules() {
     let dir = tempfile::tempdir().unwrap();
     let rules = write_rules(dir.path());
     let out = promtool(&["check", "rules", rules.to_str().unwrap()], dir.path());
-    // Per SLO: eight error ratios (5m, 30m, 1h, 2h, 6h, 1d, 3d and the SLO's 30d), two alerts.
-    assert!(out.contains("SUCCESS: 20 rules found"), "{out}");
+    // Per SLO: eight error ratios (5m, 30m, 1h, 2h, 6h, 1d, 3d and the SLO's 30d), the budget
+    // and what is left of it, two alerts.
+    assert!(out.contains("SUCCESS: 24 rules found"), "{out}");
     let text = std::fs::read_to_string(&rules).unwrap();
     for window in ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"] {
         assert!(text.contains(&format!("record: \"slo:sli_error:ratio_rate{window}\"")));
@@ -199,6 +200,33 @@ fn a_ratio_slo_pages_on_a_fast_burn_opens_a_ticket_on_a_slow_one_and_is_quiet_wh
         // 0.05%: within budget, nothing fires.
         case(&[(ok, "0+1999x300"), (failed, "0+1x300")], "4h", &[]),
     ]);
+}
+
+#[test]
+fn the_budget_records_give_dashboards_the_burn_rate_and_the_budget_left() {
+    let ok = r#"http_request_duration_seconds_count{status_code="200"}"#;
+    let failed = r#"http_request_duration_seconds_count{status_code="500"}"#;
+    let labels = r#"{slo="api-availability", service="whiteboard-application"}"#;
+    // 0.5% of requests fail: the burn rate over an hour is 5 (the budget is 0.1%), and over the
+    // SLO's window (all the history there is) four budgets more than the whole are spent.
+    let expect = |expr: &str, value: &str| {
+        format!(
+            "      - expr: 'round({expr}, 0.001)'\n        eval_time: 150m\n        exp_samples:\n\
+             \x20         - labels: '{labels}'\n            value: {value}\n"
+        )
+    };
+    let mut test = String::from("  - interval: 1m\n    input_series:\n");
+    for (name, values) in [(ok, "0+995x200"), (failed, "0+5x200")] {
+        test += &format!("      - series: '{name}'\n        values: '{values}'\n");
+    }
+    test += "    promql_expr_test:\n";
+    test += &expect(r#"slo:error_budget:ratio{slo="api-availability"}"#, "0.001");
+    test += &expect(
+        r#"slo:sli_error:ratio_rate1h{slo="api-availability"} / on(slo, service) slo:error_budget:ratio"#,
+        "5",
+    );
+    test += &expect(r#"slo:error_budget_remaining:ratio{slo="api-availability"}"#, "-4");
+    promtool_test(&[test]);
 }
 
 #[test]

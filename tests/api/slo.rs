@@ -225,7 +225,10 @@ fn the_budget_records_give_dashboards_the_burn_rate_and_the_budget_left() {
         r#"slo:sli_error:ratio_rate1h{slo="api-availability"} / on(slo, service) slo:error_budget:ratio"#,
         "5",
     );
-    test += &expect(r#"slo:error_budget_remaining:ratio{slo="api-availability"}"#, "-4");
+    test += &expect(
+        r#"slo:error_budget_remaining:ratio{slo="api-availability"}"#,
+        "-4",
+    );
     promtool_test(&[test]);
 }
 

@@ -372,7 +372,10 @@ async fn an_unanswered_request_expires_on_time_and_escalates() {
 
     let done = remediations_until(&s.app, id, |r| r[0]["result"] == "skipped_unapproved").await;
     let finished: chrono::DateTime<chrono::Utc> = done[0]["finished_at"].as_str().unwrap().parse().unwrap();
-    assert!(finished >= expires, "not before it expired: finished {finished}, expired {expires}");
+    assert!(
+        finished >= expires,
+        "not before it expired: finished {finished}, expired {expires}"
+    );
     // On time: the engine wakes for the expiry itself, not at its next safety poll (30 s); the
     // margin covers a loaded CI machine.
     assert!(

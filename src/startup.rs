@@ -75,7 +75,7 @@ impl Application {
             .with_store(store.clone(), &plan.integrations.instance);
         let parts = EngineParts {
             notifiers: notifiers.clone(),
-            guard_rails: plan.guard_rails,
+            guard_rails: plan.guard_rails.clone(),
             databases: plan.databases,
             control: control.clone(),
         };
@@ -97,6 +97,7 @@ impl Application {
             store: store.clone(),
             recorder,
             rules,
+            guard_rails: Arc::new(plan.guard_rails),
             metrics,
             control,
             notifiers,

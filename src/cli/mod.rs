@@ -48,7 +48,8 @@ enum Command {
     Explain {
         #[arg(long, short)]
         config: PathBuf,
-        /// An Alertmanager webhook payload (JSON).
+        /// An Alertmanager webhook payload (JSON), or the labels of one alert (a JSON object, or
+        /// matchers such as `alertname="X", namespace="shop"`).
         payload: PathBuf,
     },
     /// Service level objectives.

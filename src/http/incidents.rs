@@ -35,6 +35,7 @@ struct ListQuery {
     filters: Vec<LabelFilter>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
+    acknowledged: Option<bool>,
 }
 
 impl ListQuery {
@@ -75,6 +76,13 @@ impl ListQuery {
                     }) = Some(at);
                 }
                 "filter" => parsed.filters.extend(filters(&value)?),
+                "acknowledged" => {
+                    parsed.acknowledged = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad(format!("acknowledged {value:?}: true or false")))?,
+                    )
+                }
                 other => return Err(bad(format!("unknown query parameter {other:?}"))),
             }
         }
@@ -108,7 +116,7 @@ pub(super) fn filters(text: &str) -> Result<Vec<LabelFilter>, ApiError> {
 
 /// Incidents newest first, `limit` at a time; `next_before` is the cursor for the next page.
 /// `filter` (repeatable) keeps incidents one of whose alerts passes them all; `since` and
-/// `until` bound when they opened.
+/// `until` bound when they opened; `acknowledged=true|false` keeps those someone took, or not.
 pub async fn list(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let query = ListQuery::parse(req.query_string())?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -124,6 +132,7 @@ pub async fn list(req: HttpRequest, state: web::Data<State>) -> Result<HttpRespo
         filters: query.filters,
         since: query.since,
         until: query.until,
+        acknowledged: query.acknowledged,
     };
     let incidents = state
         .store

@@ -29,7 +29,7 @@ use crate::{
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
-    plan::{Integrations, Rules, Slo},
+    plan::{GuardRails, Integrations, Rules, Slo},
     silences::Alertmanager,
     slo::prometheus::Prometheus,
     store::Store,
@@ -43,6 +43,8 @@ pub struct State {
     pub recorder: Recorder,
     /// Decide which timers a notification schedules.
     pub rules: Arc<Rules>,
+    /// What remediation must respect: the console's explain box says how a step would meet it.
+    pub guard_rails: Arc<GuardRails>,
     /// Where handlers count what they do.
     pub metrics: Metrics,
     /// Maintenance windows and the pause as this replica sees them (refreshed after a change

@@ -28,6 +28,12 @@ pub struct RemediationSpec {
 }
 
 impl RemediationSpec {
+    /// The parameters as configured, by name: literals, or templates naming labels and
+    /// annotations.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &ParamTemplate)> {
+        self.params.iter().map(|(name, param)| (name.as_str(), param))
+    }
+
     /// The parameters for one alert, or why they cannot be rendered.
     pub fn render(&self, labels: &KV, annotations: &KV) -> Result<ActionParams, String> {
         self.params

@@ -53,6 +53,21 @@ pub struct NotifierRef {
 }
 
 impl Rule {
+    /// The Alertmanager matchers an alert must pass, as loaded.
+    pub fn matchers(&self) -> &Matchers {
+        &self.matchers
+    }
+
+    /// The severities the rule takes; empty: any.
+    pub fn severities(&self) -> &[String] {
+        &self.severities
+    }
+
+    /// Whether later rules are tried after this one matched (`continue: true`).
+    pub fn continues(&self) -> bool {
+        self.continue_matching
+    }
+
     /// Step `step` of the remediation ladder (1 for the first; 0, from a previous version's
     /// timers, is the first too).
     pub fn remediation_step(&self, step: i32) -> Option<&RemediationSpec> {
@@ -126,12 +141,12 @@ impl Rules {
         })
     }
 
-    /// The rule of this name.
     /// Every rule, in config order.
     pub fn iter(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter()
     }
 
+    /// The rule of this name.
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.name == name)
     }

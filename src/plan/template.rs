@@ -1,6 +1,8 @@
 //! Parameter templates over an alert's labels and annotations (`{{ labels.namespace }}`),
 //! checked when the config compiles and rendered for each alert.
 
+use std::fmt;
+
 use serde_json::Value;
 
 use crate::{
@@ -61,6 +63,22 @@ impl ParamTemplate {
             }
         }
         Ok(Value::String(out))
+    }
+}
+
+impl fmt::Display for ParamTemplate {
+    /// As configured: a literal as its value (text unquoted), a template with its
+    /// `{{ labels.NAME }}` and `{{ annotations.NAME }}` written back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamTemplate::Literal(Value::String(text)) => f.write_str(text),
+            ParamTemplate::Literal(value) => write!(f, "{value}"),
+            ParamTemplate::Template(pieces) => pieces.iter().try_for_each(|piece| match piece {
+                Piece::Text(text) => f.write_str(text),
+                Piece::Label(name) => write!(f, "{{{{ labels.{name} }}}}"),
+                Piece::Annotation(name) => write!(f, "{{{{ annotations.{name} }}}}"),
+            }),
+        }
     }
 }
 
@@ -148,6 +166,21 @@ mod tests {
         assert_eq!(rendered, Value::from("prod/p1-x"));
         let missing = param.render(&kv(&[]), &kv(&[("pod", "p1")])).unwrap_err();
         assert!(missing.contains("namespace"), "{missing}");
+    }
+
+    #[test]
+    fn templates_read_back_as_configured() {
+        let spec = param("x", Check::ObjectName, true);
+        let param = compile(
+            &Value::from("{{labels.namespace}}/{{ annotations.pod }}-x"),
+            &spec,
+        )
+        .unwrap();
+        assert_eq!(
+            param.to_string(),
+            "{{ labels.namespace }}/{{ annotations.pod }}-x"
+        );
+        assert_eq!(compile(&Value::from("web"), &spec).unwrap().to_string(), "web");
     }
 
     #[test]

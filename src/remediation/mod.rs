@@ -11,6 +11,7 @@
 //! and a last step that did not fix it, hand the incident to people: the first pending
 //! escalation step is due at once, saying what was tried.
 
+pub mod explain;
 mod kube;
 mod postgres_pool;
 mod restart_pods;

@@ -222,6 +222,8 @@ pub struct Page {
     pub since: Option<DateTime<Utc>>,
     /// Only incidents opened before this.
     pub until: Option<DateTime<Utc>>,
+    /// Only incidents someone acknowledged (`Some(true)`) or nobody did (`Some(false)`).
+    pub acknowledged: Option<bool>,
 }
 
 /// A test of one label of an alert; a missing label reads as empty, as in Alertmanager.
@@ -339,6 +341,12 @@ impl Store {
                AND ($4::timestamptz IS NULL OR i.created_at >= $4)
                AND ($5::timestamptz IS NULL OR i.created_at < $5)"
         );
+        // Spelled out rather than a parameter, so the plan of each variant is its own.
+        match page.acknowledged {
+            Some(true) => sql.push_str(" AND i.acked_at IS NOT NULL"),
+            Some(false) => sql.push_str(" AND i.acked_at IS NULL"),
+            None => {}
+        }
         if !page.filters.is_empty() {
             let conditions: Vec<String> = page
                 .filters

@@ -906,3 +906,234 @@ async fn maintenance_windows_and_the_pause_switch_follow_the_roles() {
     assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.get_json("/api/v1/remediation/pause").await["paused"], false);
 }
+
+/// A rule with matchers, an escalation step and a two-step ladder, for the rules page.
+const RULES_YAML: &str = r#"
+dry_run: true
+notifiers:
+  slack: {type: slack, url: "http://127.0.0.1:9/slack"}
+remediation:
+  namespaces: {allow: [shop]}
+rules:
+  - name: memory-in-shop
+    matchers: ['alertname="HighMemoryUsage"', 'namespace=~"shop|shop-canary"']
+    severities: [warning, critical]
+    notify: [slack]
+    escalation: [{after: 15m, notify: [slack]}]
+    remediate:
+      - action: scale_up
+        params: {namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}", step: 2, max: 5}
+        verify_within: 5m
+      - action: rollout_restart
+        params: {namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}"}
+        approval: required
+"#;
+
+fn memory_payload() -> String {
+    let labels = json!({"namespace": "shop", "deployment": "api", "severity": "warning"});
+    let mut payload = firing_alert(
+        "{}:{alertname=\"HighMemoryUsage\"}",
+        "HighMemoryUsage",
+        "00000000000000e1",
+        labels,
+    );
+    payload["commonLabels"] = payload["alerts"][0]["labels"].clone();
+    serde_json::to_string_pretty(&payload).unwrap()
+}
+
+#[tokio::test]
+async fn the_explain_box_answers_without_javascript_and_a_bad_payload_is_a_422_page() {
+    let app = TestApp::builder().config(RULES_YAML).spawn().await;
+    let cookie = session_cookie(&app, VIEWER.2).await;
+    let page = get_page(&app, &cookie, "/ui/rules").await.text().await.unwrap();
+    assert!(
+        page.contains("<code>alertname=&quot;HighMemoryUsage&quot;</code>")
+            && page.contains("<code>namespace=~&quot;shop|shop-canary&quot;</code>"),
+        "the rule's matchers: {page}"
+    );
+    assert!(
+        page.contains("{{ labels.deployment }}"),
+        "the ladder's parameters as loaded"
+    );
+    let csrf = csrf_of(&page);
+
+    let payload = memory_payload();
+    let answered = post_form(
+        &app,
+        &cookie,
+        "/ui/rules",
+        &[("csrf", &csrf), ("payload", &payload)],
+    )
+    .await;
+    assert_eq!(answered.status(), StatusCode::OK);
+    let answer = answered.text().await.unwrap();
+    for want in [
+        "<strong class=\"rule-name\">memory-in-shop</strong>",
+        "<code>deployment/shop/api</code>",
+        r#"{&quot;deployment&quot;:&quot;api&quot;,&quot;max&quot;:5,&quot;namespace&quot;:&quot;shop&quot;,&quot;step&quot;:2}"#,
+        "needed before it acts",
+        "escalation step 1",
+    ] {
+        assert!(answer.contains(want), "{want} missing in {answer}");
+    }
+
+    let labels = r#"alertname="HighMemoryUsage", namespace="prod", deployment="api""#;
+    let unmatched = post_form(
+        &app,
+        &cookie,
+        "/ui/rules",
+        &[("csrf", &csrf), ("payload", labels)],
+    )
+    .await;
+    assert_eq!(unmatched.status(), StatusCode::OK);
+    assert!(unmatched.text().await.unwrap().contains("No rule matches."));
+
+    for (bad, says) in [
+        (r#"{"receiver": "medic", "alerts": [}"#, "not valid JSON"),
+        ("alertname=~\"High.*\"", "tests labels"),
+        ("", "nothing to explain"),
+    ] {
+        let refused = post_form(&app, &cookie, "/ui/rules", &[("csrf", &csrf), ("payload", bad)]).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let page = refused.text().await.unwrap();
+        assert!(
+            page.contains("Cannot explain this") && page.contains(says),
+            "{bad}: {page}"
+        );
+    }
+    let without = post_form(&app, &cookie, "/ui/rules", &[("payload", labels)]).await;
+    assert_eq!(without.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_explain_box_shows_the_rule_its_action_and_its_timers_in_chromium() {
+    let app = TestApp::builder().config(RULES_YAML).spawn().await;
+    let browser = Browser::start("explain").await;
+    browser.sign_in(&app, VIEWER.2).await;
+    browser.text_when(|t| t.contains("vera (viewer)")).await;
+    browser.go(&format!("{}/ui/rules", app.address)).await;
+    let rules = browser.text().await;
+    assert!(
+        rules.contains(r#"alertname="HighMemoryUsage""#)
+            && rules.contains(r#"namespace=~"shop|shop-canary""#),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("scale_up") && rules.contains("rollout_restart"),
+        "{rules}"
+    );
+    browser.screenshot("1-rules").await;
+
+    browser.type_into("#payload", &memory_payload()).await;
+    browser.click("form.explain button").await;
+    let answer = browser.text_when(|t| t.contains("Rule memory-in-shop")).await;
+    assert!(answer.contains("Rule memory-in-shop"), "{answer}");
+    assert!(answer.contains("scale_up on deployment/shop/api"), "{answer}");
+    assert!(
+        answer.contains("Step 2: rollout_restart on deployment/shop/api"),
+        "{answer}"
+    );
+    assert!(answer.contains("escalation step 1"), "{answer}");
+    assert_eq!(
+        browser.count("#explanation table.timers tbody tr").await,
+        3,
+        "opened, escalation step 1, remediation: {answer}"
+    );
+    browser.screenshot("2-explained").await;
+
+    browser.type_into("#payload", r#"{"alertname": 42}"#).await;
+    browser.click("form.explain button").await;
+    let refused = browser.text_when(|t| t.contains("Cannot explain this")).await;
+    assert!(refused.contains("a label's value is a string"), "{refused}");
+    assert_eq!(browser.count("#explain-error").await, 1);
+    assert_eq!(browser.count("#explanation").await, 0);
+    browser.screenshot("3-bad-payload").await;
+    browser.quit().await;
+}
+
+/// 60 firing incidents, the oldest acknowledged: more than a page (50) of firing ones above it.
+async fn sixty_incidents_the_oldest_acknowledged(app: &TestApp) -> (i64, Vec<i64>) {
+    let mut ids = Vec::new();
+    for n in 0..60 {
+        let group = format!("{{}}:{{alertname=\"Busy{n}\"}}");
+        let fingerprint = format!("{:016x}", 0xb000 + n);
+        let mut payload = firing_alert(&group, &format!("Busy{n}"), &fingerprint, json!({}));
+        payload["commonLabels"] = payload["alerts"][0]["labels"].clone();
+        payload["groupLabels"] = payload["alerts"][0]["labels"].clone();
+        ids.push(app.post_for_incident(&payload).await);
+    }
+    let oldest = ids[0];
+    let acked = app.acknowledge(oldest, &json!({"note": "the oldest"})).await;
+    assert_eq!(acked.status(), StatusCode::OK);
+    (oldest, ids)
+}
+
+#[tokio::test]
+async fn the_api_lists_acknowledged_or_unacknowledged_incidents_with_paging() {
+    let app = TestApp::builder().spawn().await;
+    let (oldest, ids) = sixty_incidents_the_oldest_acknowledged(&app).await;
+    let acked = app
+        .get_json("/api/v1/incidents?status=firing&acknowledged=true")
+        .await;
+    let acked: Vec<i64> = acked["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(acked, vec![oldest]);
+
+    let first = app
+        .get_json("/api/v1/incidents?acknowledged=false&limit=50")
+        .await;
+    assert_eq!(first["incidents"].as_array().unwrap().len(), 50);
+    let before = first["next_before"].as_i64().expect("a next page");
+    let second = app
+        .get_json(&format!(
+            "/api/v1/incidents?acknowledged=false&limit=50&before={before}"
+        ))
+        .await;
+    let second: Vec<i64> = second["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(second, ids[1..10].iter().rev().copied().collect::<Vec<_>>());
+    assert_eq!(
+        app.get("/api/v1/incidents?acknowledged=maybe").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn the_acknowledged_tab_shows_an_acknowledged_incident_behind_a_page_of_firing_ones_in_chromium() {
+    let app = TestApp::builder().spawn().await;
+    sixty_incidents_the_oldest_acknowledged(&app).await;
+    let browser = Browser::start("tabs").await;
+    browser.sign_in(&app, VIEWER.2).await;
+    let firing = browser.text_when(|t| t.contains("Busy59")).await;
+    assert!(firing.contains("Busy59") && firing.contains("Busy10"), "{firing}");
+    assert!(
+        !firing.contains("Busy0") && !firing.contains("Busy9"),
+        "older than a page: {firing}"
+    );
+    assert_eq!(browser.count("table.incidents tbody tr").await, 50);
+    browser.screenshot("1-firing").await;
+
+    browser.click("p.paging a").await;
+    let older = browser.text_when(|t| t.contains("Busy9")).await;
+    assert_eq!(
+        browser.count("table.incidents tbody tr").await,
+        9,
+        "Busy9 to Busy1: {older}"
+    );
+    assert!(!older.contains("Busy0"), "{older}");
+
+    browser.go(&format!("{}/ui/?tab=acknowledged", app.address)).await;
+    let acked = browser.text_when(|t| t.contains("Busy0")).await;
+    assert!(acked.contains("Busy0") && acked.contains("alice"), "{acked}");
+    assert_eq!(browser.count("table.incidents tbody tr").await, 1, "{acked}");
+    browser.screenshot("2-acknowledged").await;
+    browser.quit().await;
+}

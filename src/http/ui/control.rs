@@ -1,6 +1,5 @@
 //! People in control: the remediation decisions with the approvals waiting
-//! (`/ui/remediations`), maintenance windows and the pause switch (`/ui/maintenance`), and the
-//! rules as loaded (`/ui/rules`).
+//! (`/ui/remediations`), and maintenance windows and the pause switch (`/ui/maintenance`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -429,35 +428,4 @@ pub(super) async fn clear_pause(
     state.metrics.remediation.paused.set(0);
     tracing::warn!(by = %viewer.person.name, channel = "console", "remediation resumed");
     Ok(see_other("/ui/maintenance"))
-}
-
-/// `GET /ui/rules`: the rules as loaded, in order.
-pub(super) async fn rules(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, Failure> {
-    let viewer = viewer(&req, &state).await?;
-    let body = html! {
-        h1 { "Rules" }
-        @if state.rules.is_empty() { p.empty { "No rules are loaded." } }
-        @for rule in state.rules.iter() {
-            article.rule {
-                h2 { (rule.name) }
-                dl.overview {
-                    dt { "Tells" } dd { @for n in &rule.notify { code { (n.name) } " " } @if rule.notify.is_empty() { "nobody" } }
-                    dt { "Escalation" }
-                    dd { ol { @for step in &rule.steps { li {
-                        "after " (crate::domain::HumanDuration(step.after)) ": " @for n in &step.notify { code { (n.name) } " " }
-                        @if let Some(r) = step.repeat { "(repeating every " (crate::domain::HumanDuration(r)) ")" }
-                    } } } }
-                    dt { "Remediation" }
-                    dd { ol { @for spec in &rule.remediate { li {
-                        code { (spec.action.as_str()) }
-                        @if spec.approval { ", needs approval" }
-                        @if let Some(v) = spec.verify_within { ", verify within " (crate::domain::HumanDuration(v)) }
-                        @if spec.dry_run == Some(true) { ", dry run" }
-                    } } } @if rule.remediate.is_empty() { "none" } }
-                    @if let Some(url) = &rule.runbook_url { dt { "Runbook" } dd { (layout::link(url, url)) } }
-                }
-            }
-        }
-    };
-    Ok(layout::page(Some(&viewer), "Rules", body))
 }

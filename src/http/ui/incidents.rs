@@ -67,12 +67,12 @@ impl Tab {
         }
     }
 
-    /// Firing is split by whether someone took it.
-    fn holds(self, incident: &Incident) -> bool {
+    /// Firing is split by whether someone took it; resolved shows both.
+    fn acknowledged(self) -> Option<bool> {
         match self {
-            Tab::Firing => incident.acknowledgement.is_none(),
-            Tab::Acknowledged => incident.acknowledgement.is_some(),
-            Tab::Resolved => true,
+            Tab::Firing => Some(false),
+            Tab::Acknowledged => Some(true),
+            Tab::Resolved => None,
         }
     }
 }
@@ -167,16 +167,16 @@ async fn load(query: &ListQuery, state: &State) -> Result<Listed, Failure> {
             .hours()
             .map(|h| Utc::now() - chrono::Duration::hours(h)),
         until: None,
+        acknowledged: query.tab.acknowledged(),
     };
-    let fetched = state
+    let incidents = state
         .store
         .list_incidents(page)
         .await
         .map_err(|e| Failure::store(e, state))?;
-    let next_before = (fetched.len() as i64 == PAGE_SIZE)
-        .then(|| fetched.last().map(|i| i.id))
+    let next_before = (incidents.len() as i64 == PAGE_SIZE)
+        .then(|| incidents.last().map(|i| i.id))
         .flatten();
-    let incidents: Vec<Incident> = fetched.into_iter().filter(|i| query.tab.holds(i)).collect();
     let ids: Vec<i64> = incidents.iter().map(|i| i.id).collect();
     let remediation = state
         .store

@@ -10,6 +10,7 @@ mod assets;
 mod control;
 mod incidents;
 mod layout;
+mod rules;
 mod session;
 
 use actix_web::{
@@ -35,7 +36,16 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/maintenance/{id}/end", web::post().to(control::end_window))
         .route("/pause", web::post().to(control::set_pause))
         .route("/resume", web::post().to(control::clear_pause))
-        .route("/rules", web::get().to(control::rules))
+        .service(
+            web::resource("/rules")
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(rules::EXPLAIN_LIMIT)
+                        .error_handler(|e, _| Failure::from(ApiError::BadRequest(e.to_string())).into()),
+                )
+                .route(web::get().to(rules::rules))
+                .route(web::post().to(rules::explain)),
+        )
         .route("/login", web::get().to(session::login_page))
         .route("/login", web::post().to(session::login))
         .route("/logout", web::post().to(session::logout))

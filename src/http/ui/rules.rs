@@ -1,0 +1,184 @@
+//! The rules as loaded (`/ui/rules`): each rule's matchers, whom it tells and when, and its
+//! remediation ladder; and the explain box, which shows what `medic explain` prints for a
+//! pasted payload or set of labels.
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{
+    layout::{self, csrf},
+    session::{viewer, Viewer},
+    Failure,
+};
+use crate::{
+    domain::{HumanDuration, Role},
+    http::State,
+    plan::{GuardRails, Rule},
+    remediation::explain::{self, Explanation, Run, StepExplained, StepOutcome},
+};
+
+/// Largest payload the explain box takes: Alertmanager's default body limit of medic's webhook.
+pub(super) const EXPLAIN_LIMIT: usize = 1024 * 1024;
+
+/// `GET /ui/rules`: the rules as loaded, in order, and an empty explain box.
+pub(super) async fn rules(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, Failure> {
+    let viewer = viewer(&req, &state).await?;
+    let body = page(&viewer, &state, "", None);
+    Ok(layout::page(Some(&viewer), "Rules", body))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ExplainForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    payload: String,
+}
+
+/// `POST /ui/rules`: the same page with the explain box's answer. A POST, though it changes
+/// nothing: a webhook payload is too long for a URL and would land in access logs and the
+/// browser's history. Any role may ask; a payload that is neither a notification nor labels
+/// is a 422 page saying why, with the text kept in the box to mend.
+pub(super) async fn explain(
+    req: HttpRequest,
+    form: web::Form<ExplainForm>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, Failure> {
+    let viewer = viewer(&req, &state).await?;
+    viewer.check(form.csrf.as_deref(), Role::Viewer)?;
+    let answer =
+        explain::notification(&form.payload).map(|n| explain::explain(&state.rules, &state.guard_rails, &n));
+    let status = match &answer {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let body = page(&viewer, &state, &form.payload, Some(&answer));
+    Ok(layout::respond(status, Some(&viewer), "Rules", body))
+}
+
+fn page(
+    viewer: &Viewer,
+    state: &State,
+    payload: &str,
+    answer: Option<&Result<Explanation, String>>,
+) -> Markup {
+    html! {
+        h1 { "Rules" }
+        section.explain aria-labelledby="explain-title" {
+            h2 #explain-title { "Explain" }
+            p.muted { "Paste an Alertmanager webhook payload, or the labels of one alert ("
+                code { r#"alertname="HighErrorRate", namespace="shop""# } " or a JSON object): "
+                "see which rule takes it, which action with which parameters, and which timers. Nothing runs." }
+            form.explain method="post" action="/ui/rules" {
+                (csrf(viewer))
+                label for="payload" { "Payload or labels" }
+                textarea #payload name="payload" rows="8" required spellcheck="false" { (payload) }
+                button type="submit" { "Explain" }
+            }
+            @match answer {
+                Some(Ok(explanation)) => (answer_markup(explanation)),
+                Some(Err(problem)) => p.problem #explain-error role="alert" { "Cannot explain this: " (problem) },
+                None => {},
+            }
+        }
+        h2 { "Loaded rules" }
+        @if state.rules.is_empty() { p.empty { "No rules are loaded." } }
+        @for rule in state.rules.iter() { (rule_markup(rule, &state.guard_rails)) }
+    }
+}
+
+fn rule_markup(rule: &Rule, rails: &GuardRails) -> Markup {
+    html! {
+        article.rule {
+            h3 { (rule.name) }
+            dl.overview {
+                dt { "Matchers" }
+                dd.matchers {
+                    @for m in rule.matchers().iter() { code { (m) } " " }
+                    @if rule.matchers().is_empty() { "every alert" }
+                }
+                @if !rule.severities().is_empty() { dt { "Severities" } dd { (rule.severities().join(", ")) } }
+                dt { "Then" } dd { @if rule.continues() { "later rules are tried too" } @else { "no later rule is tried" } }
+                dt { "Tells" } dd { @for n in &rule.notify { code { (n.name) } " " } @if rule.notify.is_empty() { "nobody" } }
+                dt { "Escalation" }
+                dd { @if rule.steps.is_empty() { "none" } ol { @for step in &rule.steps { li {
+                    "after " (HumanDuration(step.after)) ": " @for n in &step.notify { code { (n.name) } " " }
+                    @if let Some(r) = step.repeat { "(repeating every " (HumanDuration(r)) ")" }
+                } } } }
+                dt { "Remediation" }
+                dd { @if rule.remediate.is_empty() { "none" } ol.ladder { @for spec in &rule.remediate { li {
+                    code { (spec.action.as_str()) }
+                    ul.labels { @for (name, value) in spec.params() {
+                        li { span.k { (name) ": " } span.v { (value.to_string()) } }
+                    } }
+                    @if spec.approval { "needs approval" } @else { "no approval" }
+                    @if let Some(v) = spec.verify_within { ", verify within " (HumanDuration(v)) }
+                    ", cooldown " (HumanDuration(spec.cooldown.unwrap_or(rails.cooldown)))
+                    @if spec.dry_run.unwrap_or(rails.dry_run) { ", dry run" }
+                } } } }
+                @if let Some(url) = &rule.runbook_url { dt { "Runbook" } dd { (layout::link(url, url)) } }
+            }
+        }
+    }
+}
+
+fn answer_markup(e: &Explanation) -> Markup {
+    html! {
+        section.answer #explanation aria-labelledby="answer-title" {
+            h3 #answer-title { "Group " code { (e.group_key) } " (" (e.status.as_str()) "), "
+                (e.alerts.len()) @if e.alerts.len() == 1 { " alert" } @else { " alerts" } }
+            @for alert in &e.alerts {
+                article.alert {
+                    h4 { (alert.name) " " span.muted { "[" (alert.status.as_str()) "] " (alert.key) } }
+                    @if alert.status != crate::alertmanager::Status::Firing {
+                        p { "Resolved: no rule acts on it." }
+                    } @else if alert.rules.is_empty() { p.empty { "No rule matches." } }
+                    @for taken in &alert.rules {
+                        p { "Rule " strong.rule-name { (taken.rule) } }
+                        @if taken.steps.is_empty() { p { "No remediation." } }
+                        @else { ol.ladder { @for step in &taken.steps { li { (step_markup(step)) } } } }
+                    }
+                }
+            }
+            h4 { "Timers" span.muted { " (if this notification opens the incident or adds these alerts)" } }
+            @if e.timers.is_empty() { p.empty { "None." } } @else {
+                div.scroll { table.timers {
+                    thead { tr { th scope="col" { "After" } th scope="col" { "What" } th scope="col" { "Notifier or action" }
+                        th scope="col" { "Rule" } th scope="col" { "Repeats" } } }
+                    tbody { @for t in &e.timers { tr {
+                        td { "+" (HumanDuration(t.after)) } td { (t.what) } td { code { (t.notifier) } } td { (t.rule) }
+                        td { @if let Some(r) = t.repeat { "every " (HumanDuration(r)) } @else { "no" } }
+                    } } }
+                } }
+            }
+        }
+    }
+}
+
+fn step_markup(step: &StepExplained) -> Markup {
+    html! {
+        "Step " (step.number) ": " code { (step.action) }
+        @match &step.outcome {
+            StepOutcome::Runs(run) => { " on " code { (run.target) } (run_markup(run)) }
+            StepOutcome::Invalid { params, reason } => {
+                " would be skipped as invalid: " span.problem { (reason) }
+                dl.overview { dt { "Parameters" } dd { code { (params) } } }
+            }
+            StepOutcome::Fails { reason } => { " would fail: " span.problem { (reason) } }
+        }
+    }
+}
+
+fn run_markup(run: &Run) -> Markup {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    html! {
+        dl.overview {
+            dt { "Parameters" } dd { code { (run.params) } }
+            dt { "Dry run" } dd { (yes(run.dry_run)) }
+            dt { "Namespace allowed" } dd { (yes(run.namespace_allowed)) }
+            dt { "Cooldown" } dd { (HumanDuration(run.cooldown)) }
+            dt { "Verify within" } dd { @if let Some(v) = run.verify_within { (HumanDuration(v)) } @else { "not verified" } }
+            dt { "Approval" } dd { @if run.approval { "needed before it acts" } @else { "not needed" } }
+        }
+    }
+}

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (8, "two_way", include_str!("../../migrations/0008_two_way.sql")),
     (9, "console", include_str!("../../migrations/0009_console.sql")),
+    (10, "traces", include_str!("../../migrations/0010_traces.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

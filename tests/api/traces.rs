@@ -53,6 +53,8 @@ impl Medic {
         let yaml = format!(
             "notifiers:\n  pagerduty: {{type: pagerduty, url: \"{}\", routing_key: rk-1}}\n\
              rules:\n  - name: page\n    notify: [pagerduty]\n\
+             \x20   remediate: {{action: scale_up, params: {{namespace: prod, deployment: app}}}}\n\
+             kubernetes: {{enabled: false}}\n\
              engine: {{lease: 10s, request_timeout: 5s}}\n",
             pager.url("/pagerduty")
         );
@@ -243,29 +245,33 @@ async fn one_trace_follows_an_alert_from_the_webhook_to_the_page() {
             "record notification",
             "schedule timers",
             "fire opened timer",
+            "fire remediation timer",
+            "remediate scale_up",
             "POST pagerduty",
         ],
     )
     .await;
     assert!(trace.iter().all(|(service, _)| service == "medic-under-test"));
+    let by_id = |id: &[u8]| &trace.iter().find(|(_, span)| span.span_id == id).unwrap().1;
     let webhook = named(&trace, "POST /webhook");
     let record = named(&trace, "record notification");
     let schedule = named(&trace, "schedule timers");
-    let fired = named(&trace, "fire opened timer");
-    let request = named(&trace, "POST pagerduty");
-    // The webhook is the root; the rest hang from it, in the order the work happened.
-    assert!(webhook.parent_span_id.is_empty());
+    let remediate = named(&trace, "remediate scale_up");
+    // The page's traceparent names its request's span, fired by the opened timer, which joins
+    // the trace the webhook began; so does the remediation.
+    let request = by_id(&page_parent);
+    assert_eq!(request.name, "POST pagerduty");
+    let fired = by_id(&request.parent_span_id);
+    assert_eq!(fired.name, "fire opened timer");
+    assert!(webhook.parent_span_id.is_empty(), "the webhook is the root");
     assert_eq!(record.parent_span_id, webhook.span_id);
     assert_eq!(schedule.parent_span_id, record.span_id);
     assert_eq!(
         fired.parent_span_id, webhook.span_id,
         "the fired timer joins the incident's trace"
     );
-    assert_eq!(request.parent_span_id, fired.span_id);
-    assert_eq!(
-        request.span_id, page_parent,
-        "traceparent names the request's own span"
-    );
+    assert_eq!(by_id(&remediate.parent_span_id).name, "fire remediation timer");
+    assert_eq!(by_id(&remediate.parent_span_id).parent_span_id, webhook.span_id);
     assert!(fired.start_time_unix_nano >= record.start_time_unix_nano);
 
     let incident = incident.to_string();
@@ -293,7 +299,7 @@ async fn one_trace_follows_an_alert_from_the_webhook_to_the_page() {
         attribute(&record.attributes, "new_incident").as_deref(),
         Some("true")
     );
-    assert_eq!(attribute(&schedule.attributes, "scheduled").as_deref(), Some("1"));
+    assert_eq!(attribute(&schedule.attributes, "scheduled").as_deref(), Some("2"));
     assert_eq!(
         attribute(&fired.attributes, "incident_id").as_ref(),
         Some(&incident)
@@ -361,5 +367,6 @@ async fn spans_still_queued_at_sigterm_are_flushed_before_medic_exits() {
                 *names.entry(s.name).or_default() += 1;
                 names
             });
-    assert_eq!(names.get("POST pagerduty"), Some(&1), "{names:?}");
+    let pages = pager.received_at("/pagerduty").len();
+    assert_eq!(names.get("POST pagerduty"), Some(&pages), "{names:?}");
 }

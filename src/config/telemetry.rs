@@ -182,16 +182,18 @@ impl OtlpSettings {
         let Some(url) = self.url() else {
             return;
         };
-        let path = if self.endpoint.is_some() {
-            "telemetry.otlp.endpoint"
-        } else {
-            "telemetry.otlp.endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)"
+        let (path, written) = match &self.endpoint {
+            Some(endpoint) => ("telemetry.otlp.endpoint", endpoint.as_str()),
+            None => (
+                "telemetry.otlp.endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)",
+                url.as_str(),
+            ),
         };
         match url.parse::<http::Uri>() {
             Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
             _ => problems.push(Problem::new(
                 path,
-                format!("{url:?} is not an http:// or https:// URL with a host"),
+                format!("{written:?} is not an http:// or https:// URL with a host"),
             )),
         }
         if self.protocol() == OtlpProtocol::Grpc {
@@ -349,6 +351,10 @@ mod tests {
                 ..OtlpSettings::default()
             },
             &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+        );
+        assert!(
+            problems[0].message.starts_with("\"collector:4318\" is not"),
+            "{problems:?}"
         );
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Incidents, their alerts and deliveries: recording notifications and reading them back.
 //!
-//! Recording calls `medic_record` (migrations/0005) once per notification, in one transaction
+//! Recording calls `medic_record` (migrations/0010) once per notification, in one transaction
 //! per batch, with named arguments. The function first locks the group's row (creating it if need
 //! be), so deliveries of one group (retries, HA pairs, several replicas) are applied one after
 //! the other, while the unique constraints make a duplicate change nothing.
@@ -43,7 +43,7 @@ pub struct Recorded {
     pub timers_cancelled: u32,
 }
 
-/// Records one notification and schedules its timers (migrations/0005). The arguments are
+/// Records one notification and schedules its timers (migrations/0010). The arguments are
 /// named, in the order of [`RecordArgs::as_sql`].
 const RECORD: &str = "
     SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate,

@@ -79,8 +79,10 @@ impl Recorder {
     ) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable("medic is shutting down".into());
-        let span = Span::current();
-        let traceparent = telemetry::traceparent(&span);
+        let (span, traceparent) = match telemetry::exporting() {
+            true => (Span::current(), telemetry::traceparent(&Span::current())),
+            false => (Span::none(), None),
+        };
         self.pending
             .send(Pending {
                 notification,

@@ -331,6 +331,23 @@ mod tests {
     }
 
     #[test]
+    fn medic_variables_and_the_file_set_it_and_win_over_otel_variables() {
+        let yaml = "telemetry:\n  otlp:\n    sample_ratio: 0.5\n";
+        let vars = env(&[
+            ("MEDIC_TELEMETRY__OTLP__ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://other:4318"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+        ]);
+        let (settings, problems) = super::super::read_yaml(Some(yaml), &vars);
+        assert!(problems.is_empty(), "{problems:?}");
+        let otlp = settings.unwrap().telemetry.otlp;
+        assert_eq!(otlp.url().as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(otlp.sample_ratio(), 0.5);
+        let (_, problems) = super::super::read_yaml(Some("telemetry:\n  otlp:\n    endpiont: x\n"), &vars);
+        assert_eq!(problems[0].path, "telemetry.otlp.endpiont");
+    }
+
+    #[test]
     fn sdk_disabled_turns_traces_off() {
         let (settings, _) = filled(
             OtlpSettings::default(),

@@ -4,6 +4,10 @@
 //! takes whatever is queued (up to `max_batch`) and records it in one transaction, so under
 //! load one commit serves many requests, and an idle server commits each notification alone
 //! without waiting. Each handler still answers only after its notification is committed.
+//!
+//! When traces are exported, each notification's recording is a span in its request's trace
+//! (its batch's transaction, shared with the others), and a new incident keeps the request's
+//! `traceparent` so that its later work joins that trace.
 
 use std::sync::Arc;
 
@@ -12,6 +16,7 @@ use tokio::{
     sync::{mpsc, oneshot, Mutex},
     task::JoinHandle,
 };
+use tracing::{field::Empty, Span};
 
 use crate::{
     domain::{Notification, PlannedTimer},
@@ -19,6 +24,7 @@ use crate::{
         incidents::{Entry, Recorded},
         Store, StoreError,
     },
+    telemetry,
 };
 
 /// Requests waiting for a writer; beyond this, handlers wait to enqueue.
@@ -35,6 +41,10 @@ struct Pending {
     notification: Arc<Notification>,
     timers: Vec<PlannedTimer>,
     reply: oneshot::Sender<Result<Recorded, StoreError>>,
+    /// The request's span (disabled unless traces are exported), parent of the recording's.
+    span: Span,
+    /// The request's trace context, for a new incident to keep.
+    traceparent: Option<String>,
 }
 
 impl Recorder {
@@ -69,11 +79,17 @@ impl Recorder {
     ) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable("medic is shutting down".into());
+        let (span, traceparent) = match telemetry::exporting() {
+            true => (Span::current(), telemetry::traceparent(&Span::current())),
+            false => (Span::none(), None),
+        };
         self.pending
             .send(Pending {
                 notification,
                 timers,
                 reply,
+                span,
+                traceparent,
             })
             .await
             .map_err(|_| stopped())?;
@@ -86,6 +102,57 @@ impl Pending {
         Entry {
             notification: &self.notification,
             timers: &self.timers,
+            traceparent: self.traceparent.as_deref(),
+        }
+    }
+
+    /// The recording's spans in the request's trace: the transaction that holds it, and the
+    /// scheduling of the timers its rules ask for (which commits with it).
+    fn spans(&self, batch: usize) -> (Span, Span) {
+        let n = &self.notification;
+        let record = tracing::info_span!(parent: &self.span, "record notification",
+            otel.kind = "client", db.system.name = "postgresql", db.operation.name = "medic_record",
+            receiver = %n.receiver, group_key = %n.group_key, alerts = n.alerts.len(), batch_size = batch,
+            incident_id = Empty, new_incident = Empty, duplicate = Empty, outcome = Empty,
+            otel.status_code = Empty, error.message = Empty);
+        let schedule = if self.timers.is_empty() || record.is_disabled() {
+            Span::none()
+        } else {
+            let kinds: Vec<String> = self
+                .timers
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}:{}:{}@{}ms",
+                        t.kind.as_str(),
+                        t.notifier,
+                        t.step,
+                        t.after.as_millis()
+                    )
+                })
+                .collect();
+            tracing::info_span!(parent: &record, "schedule timers", planned = self.timers.len(),
+                timers = %kinds.join(","), scheduled = Empty, cancelled = Empty)
+        };
+        (record, schedule)
+    }
+}
+
+/// Closes a recording's spans with what the transaction did.
+fn record_outcome((record, schedule): &(Span, Span), result: &Result<Recorded, StoreError>) {
+    match result {
+        Ok(r) => {
+            record.record("incident_id", r.incident_id);
+            record.record("new_incident", r.new_incident);
+            record.record("duplicate", r.duplicate);
+            record.record("outcome", "committed");
+            schedule.record("scheduled", r.timers_scheduled);
+            schedule.record("cancelled", r.timers_cancelled);
+        }
+        Err(e) => {
+            record.record("outcome", "failed");
+            record.record("otel.status_code", "ERROR");
+            record.record("error.message", tracing::field::display(e));
         }
     }
 }
@@ -111,29 +178,41 @@ async fn commit(store: &Store, mut batch: Vec<Pending>) {
         let (a, b) = (&a.notification, &b.notification);
         (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key))
     });
+    let spans: Vec<(Span, Span)> = match telemetry::exporting() {
+        true => batch.iter().map(|job| job.spans(batch.len())).collect(),
+        false => Vec::new(),
+    };
     let entries: Vec<Entry> = batch.iter().map(Pending::entry).collect();
     match store.record(&entries).await {
         Ok(recorded) => {
-            for (job, recorded) in batch.into_iter().zip(recorded) {
-                let _ = job.reply.send(Ok(recorded));
+            for (i, (job, recorded)) in batch.into_iter().zip(recorded).enumerate() {
+                answer(job, spans.get(i), Ok(recorded));
             }
         }
         Err(StoreError::Unavailable(reason)) => {
-            for job in batch {
-                let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
+            for (i, job) in batch.into_iter().enumerate() {
+                answer(job, spans.get(i), Err(StoreError::Unavailable(reason.clone())));
             }
         }
         Err(e) if batch.len() == 1 => {
             if let Some(job) = batch.pop() {
-                let _ = job.reply.send(Err(e));
+                answer(job, spans.first(), Err(e));
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, size = batch.len(), "batch failed; recording its notifications one by one");
-            for job in batch {
+            for (i, job) in batch.into_iter().enumerate() {
                 let result = store.record(&[job.entry()]).await;
-                let _ = job.reply.send(result.map(|mut recorded| recorded.remove(0)));
+                answer(job, spans.get(i), result.map(|mut recorded| recorded.remove(0)));
             }
         }
     }
+}
+
+/// Tells the handler how its notification's recording went, and closes its spans.
+fn answer(job: Pending, spans: Option<&(Span, Span)>, result: Result<Recorded, StoreError>) {
+    if let Some(spans) = spans {
+        record_outcome(spans, &result);
+    }
+    let _ = job.reply.send(result);
 }

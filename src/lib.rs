@@ -12,7 +12,7 @@
 //!    kind, the retry policy and the completion writer.
 //! 4. [`intake`]: group commit of notifications. [`notify`]: Slack, PagerDuty and webhooks.
 //!    [`remediation`]: guard rails, then the actions on Kubernetes and Postgres.
-//!    [`metrics`]: what medic says about itself. [`telemetry`]: logs. [`retention`]: pruning
+//!    [`metrics`]: what medic says about itself. [`telemetry`]: logs and traces. [`retention`]: pruning
 //!    history. [`control`]: the maintenance windows and pause people switched, as this
 //!    replica sees them. [`silences`]: silencing incidents in Alertmanager. [`slo`]: the
 //!    recording and burn-rate rules for the service level objectives.

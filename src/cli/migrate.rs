@@ -12,7 +12,7 @@ pub async fn run(file: Option<PathBuf>) -> ExitCode {
     let loaded = config::load(&Source::from_process(file));
     super::with_loaded(
         loaded,
-        |settings| settings.log.format,
+        |settings| (settings.log.format, None),
         |settings| async move {
             let store = Store::new(&settings.database)?;
             let applied = store.migrate().await?;

@@ -11,7 +11,7 @@ use std::{future::Future, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    config::{LogFormat, Problems},
+    config::{LogFormat, OtlpSettings, Problems},
     telemetry,
 };
 
@@ -123,10 +123,11 @@ impl Cli {
     }
 }
 
-/// Runs `work` on what was loaded, once logging is set up; or prints every problem found.
+/// Runs `work` on what was loaded, once logging (and tracing, if configured) is set up, and
+/// flushes the spans still queued when it ends; or prints every problem found.
 async fn with_loaded<T, Fut>(
     loaded: Result<T, Problems>,
-    log_format: impl Fn(&T) -> LogFormat,
+    telemetry_of: for<'a> fn(&'a T) -> (LogFormat, Option<&'a OtlpSettings>),
     work: impl FnOnce(T) -> Fut,
 ) -> ExitCode
 where
@@ -139,8 +140,17 @@ where
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(log_format(&loaded));
-    match work(loaded).await {
+    let (format, otlp) = telemetry_of(&loaded);
+    let telemetry = match telemetry::init(format, otlp) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e:?}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = work(loaded).await;
+    telemetry.shutdown().await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = ?e, "medic failed");

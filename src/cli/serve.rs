@@ -8,7 +8,7 @@ pub async fn run(file: Option<PathBuf>) -> ExitCode {
     let loaded = plan::load(&Source::from_process(file));
     super::with_loaded(
         loaded,
-        |(settings, _)| settings.log.format,
+        |(settings, _)| (settings.log.format, Some(&settings.telemetry.otlp)),
         |(settings, plan)| async {
             Application::build(settings, plan)
                 .await?

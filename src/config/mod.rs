@@ -8,6 +8,7 @@ mod postgres;
 mod remediation;
 mod server;
 mod slo;
+mod telemetry;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -35,6 +36,7 @@ pub use server::{
     UserSettings,
 };
 pub use slo::{LatencySli, PrometheusSettings, RatioSli, SliSettings, SloSettings, WINDOW_PLACEHOLDER};
+pub use telemetry::{OtlpProtocol, OtlpSettings, TelemetrySettings, OTLP_TRACES_PATH};
 
 /// Environment variables that override the file: `MEDIC_<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "MEDIC";
@@ -67,6 +69,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub log: LogSettings,
+    /// Traces (OpenTelemetry).
+    pub telemetry: TelemetrySettings,
     /// Named destinations for messages (Slack, PagerDuty, webhooks).
     pub notifiers: BTreeMap<String, NotifierSettings>,
     /// Which alerts lead to which messages and escalations; first match wins.
@@ -204,7 +208,10 @@ pub fn read_yaml(yaml: Option<&str>, env: &HashMap<String, String>) -> (Option<S
     let parsed: Result<Settings, _> =
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(merged, &mut unknown));
     let settings = match parsed {
-        Ok(settings) => Some(settings),
+        Ok(mut settings) => {
+            settings.telemetry.otlp.fill_from(env, &mut problems);
+            Some(settings)
+        }
         Err(e) => {
             let path = e.path().to_string();
             problems.push(Problem::new(path, e.into_inner().to_string()));
@@ -273,10 +280,11 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 13] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
     "server",
     "database",
     "log",
+    "telemetry",
     "notifiers",
     "rules",
     "engine",
@@ -360,6 +368,7 @@ impl Settings {
             problems.push(Problem::new("retention.interval", "must be greater than 0"));
         }
         self.prometheus.check(&mut problems);
+        self.telemetry.otlp.check(&mut problems);
         slo::check(&self.slos, &mut problems);
         problems
     }

@@ -3,6 +3,9 @@
 //! cancelled; a message about an incident a maintenance window covers (muting pages) is held
 //! until the window ends; an acknowledge or resolve waits for a trigger in flight; every
 //! other message is sent, and a failure retried under the backoff.
+//!
+//! When traces are exported, each firing is a span in the trace its incident kept (the
+//! request that opened it), whichever replica claims the timer.
 
 use std::{
     panic::AssertUnwindSafe,
@@ -11,6 +14,7 @@ use std::{
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::FutureExt;
+use tracing::{field::Empty, Instrument, Span};
 
 use super::{retry::random_fraction, Engine};
 use crate::{
@@ -18,6 +22,7 @@ use crate::{
     notify::Message,
     remediation::Done,
     store::timers::{Claimed, Completion},
+    telemetry,
 };
 
 /// How long an acknowledge or resolve waits for a trigger being sent to the same notifier.
@@ -31,6 +36,23 @@ impl Engine {
     /// failure, never a timer silently taken again after every lease. Tests call this through
     /// [`Engine::try_execute_batch`].
     pub async fn try_execute(&self, timer: Claimed) -> Completion {
+        if !telemetry::exporting() {
+            return self.try_fire(timer).await;
+        }
+        let span = span(&timer);
+        let completion = self.try_fire(timer).instrument(span.clone()).await;
+        span.record("result", completion.outcome.as_str());
+        if let Some(error) = &completion.error {
+            span.record("error.message", error.as_str());
+        }
+        if matches!(completion.outcome, TimerOutcome::Failed | TimerOutcome::GaveUp) {
+            span.record("otel.status_code", "ERROR");
+        }
+        completion
+    }
+
+    /// [`Engine::try_execute`], within the firing's span.
+    async fn try_fire(&self, timer: Claimed) -> Completion {
         let (id, claim, occurrence, attempt) = (timer.id, timer.claim, timer.occurrence, timer.attempt);
         let waited = Duration::from_secs_f64(timer.lateness.max(0.0));
         let started_at = Utc::now();
@@ -264,6 +286,17 @@ impl Engine {
                 status_code = c.status_code, error = c.error.as_deref(), "message not delivered");
         }
     }
+}
+
+/// The span of one firing, a child of the span its incident kept.
+fn span(timer: &Claimed) -> Span {
+    let span = tracing::info_span!("fire timer", otel.name = %format_args!("fire {} timer", timer.kind.as_str()),
+        timer.id = timer.id, timer.kind = timer.kind.as_str(), incident_id = timer.incident.id,
+        rule = %timer.rule, step = timer.step, notifier = %timer.notifier, occurrence = timer.occurrence,
+        attempt = timer.attempt, lateness_seconds = timer.lateness, result = Empty, error.message = Empty,
+        otel.status_code = Empty);
+    telemetry::continue_trace(&span, timer.traceparent.as_deref());
+    span
 }
 
 /// An escalation whose incident resolved or was acknowledged behind the timer's back.

@@ -1,17 +1,59 @@
 //! `POST /webhook`: parse, check and store one Alertmanager notification with the timers its
 //! rules ask for. Nothing else happens on the request path; a 200 means both are committed.
+//! When traces are exported, the request is the root of its notification's trace (or a child
+//! of Alertmanager's, if it sent a `traceparent`).
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::{field::Empty, Instrument, Span};
 
 use super::{ApiError, State};
-use crate::{alertmanager, domain::Notification, store::incidents::Recorded};
+use crate::{alertmanager, domain::Notification, store::incidents::Recorded, telemetry};
 
 /// Receives a notification; answers 200 only after it is committed.
 pub async fn receive(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    if !telemetry::exporting() {
+        return record(req, payload, state).await;
+    }
+    let span = tracing::info_span!(
+        "POST /webhook",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/webhook",
+        receiver = Empty,
+        group_key = Empty,
+        alerts = Empty,
+        incident_id = Empty,
+        outcome = Empty,
+        http.response.status_code = Empty,
+        otel.status_code = Empty
+    );
+    let parent = req
+        .headers()
+        .get(telemetry::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    telemetry::continue_trace(&span, parent);
+    let result = record(req, payload, state).instrument(span.clone()).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(e) => e.status_code(),
+    };
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    result
+}
+
+/// Parses, checks and records one notification.
+async fn record(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<State>,
@@ -25,14 +67,28 @@ pub async fn receive(
                 .notifications
                 .with_label_values(&["rejected"])
                 .inc();
+            Span::current().record("outcome", "rejected");
             tracing::warn!(outcome = "rejected", reason = %e, "notification rejected");
             return Err(e);
         }
     };
+    let span = Span::current();
+    span.record("receiver", notification.receiver.as_str());
+    span.record("group_key", notification.group_key.as_str());
+    span.record("alerts", notification.alerts.len());
     let notification = Arc::new(notification);
     let timers = state.rules.plan(&notification);
     match state.recorder.record(notification.clone(), timers).await {
         Ok(recorded) => {
+            span.record("incident_id", recorded.incident_id);
+            span.record(
+                "outcome",
+                if recorded.duplicate {
+                    "duplicate"
+                } else {
+                    "recorded"
+                },
+            );
             count(&state, &notification, &recorded);
             log(&notification, &recorded);
             Ok(HttpResponse::Ok().json(json!({
@@ -47,6 +103,7 @@ pub async fn receive(
             } else {
                 "error"
             };
+            span.record("outcome", outcome);
             state
                 .metrics
                 .intake

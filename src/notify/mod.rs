@@ -3,6 +3,8 @@
 //! Each integration builds its request and decides, as Alertmanager's notifiers do, whether a
 //! failure is worth a retry. Every message carries the incident's dedup key (PagerDuty
 //! collapses re-sent triggers into one incident) and a delivery id stable across retries.
+//! When traces are exported, each request is a client span in its incident's trace, and
+//! carries that span's W3C `traceparent`.
 
 mod pagerduty;
 mod slack;
@@ -12,12 +14,14 @@ mod webhook;
 use std::{collections::BTreeMap, time::Duration};
 
 use reqwest::{header, Response, StatusCode};
+use tracing::{field::Empty, Instrument, Span};
 
 use crate::{
     config::NotifierType,
     domain::TimerKind,
     plan::NotifierEndpoint,
     store::{timers::Claimed, Store},
+    telemetry,
 };
 
 /// Everything a message is made from.
@@ -246,15 +250,39 @@ impl Notifiers {
                 reason: format!("no notifier named {notifier:?} is configured"),
             });
         };
+        let span = match telemetry::exporting() {
+            true => request_span(notifier, endpoint.kind, message),
+            false => Span::none(),
+        };
         let request = match endpoint.kind {
             NotifierType::SlackApp => {
-                return slack_app::send(&self.client, endpoint, self.store.as_ref(), message).await;
+                let sent = slack_app::send(&self.client, endpoint, self.store.as_ref(), message);
+                let result = sent.instrument(span.clone()).await;
+                record_result(&span, &result);
+                return result;
             }
             NotifierType::Slack => slack::request(&self.client, endpoint, message),
             NotifierType::Pagerduty => pagerduty::request(&self.client, endpoint, message),
             NotifierType::Webhook => webhook::request(&self.client, endpoint, message),
         };
-        match request.send().await {
+        let result = self.execute(request, &span).instrument(span.clone()).await;
+        record_result(&span, &result);
+        result
+    }
+
+    /// Sends one request (with the span's `traceparent`) and classifies the answer.
+    async fn execute(&self, request: reqwest::RequestBuilder, span: &Span) -> Result<u16, Failure> {
+        let sent = match request.build() {
+            Ok(mut request) => {
+                if !span.is_disabled() {
+                    span.record("server.address", request.url().host_str().unwrap_or_default());
+                    telemetry::inject(span, request.headers_mut());
+                }
+                self.client.execute(request).await
+            }
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(response) => classify(response).await,
             Err(e) => Err(Failure {
                 status: None,
@@ -263,6 +291,34 @@ impl Notifiers {
                 // Without the URL: for Slack it is the credential.
                 reason: transport_error(&e),
             }),
+        }
+    }
+}
+
+/// The client span of one request to a notifier (never its URL: for Slack it is the
+/// credential).
+fn request_span(notifier: &str, kind: NotifierType, message: &Message<'_>) -> Span {
+    let timer = message.timer;
+    tracing::info_span!("notifier request", otel.name = %format_args!("POST {}", kind.as_str()),
+        otel.kind = "client", http.request.method = "POST", server.address = Empty, notifier,
+        notifier.type = kind.as_str(), incident_id = timer.incident.id, timer.kind = timer.kind.as_str(),
+        attempt = timer.attempt, http.response.status_code = Empty, retryable = Empty,
+        error.message = Empty, otel.status_code = Empty)
+}
+
+/// What a request's span says it came to.
+fn record_result(span: &Span, result: &Result<u16, Failure>) {
+    match result {
+        Ok(status) => {
+            span.record("http.response.status_code", status);
+        }
+        Err(failure) => {
+            if let Some(status) = failure.status {
+                span.record("http.response.status_code", status);
+            }
+            span.record("retryable", failure.retryable);
+            span.record("error.message", failure.reason.as_str());
+            span.record("otel.status_code", "ERROR");
         }
     }
 }

@@ -27,6 +27,7 @@ use std::{
 use chrono::{DateTime, Utc};
 
 use serde_json::{json, Value};
+use tracing::{field::Empty, Instrument, Span};
 
 pub use self::kube::Kube;
 use crate::{
@@ -39,6 +40,7 @@ use crate::{
         timers::Claimed,
         Store, StoreError,
     },
+    telemetry,
 };
 
 /// What a handler did.
@@ -125,8 +127,32 @@ impl Runner {
         }
     }
 
-    /// Runs one remediation timer to a decision; `Busy` asks the engine to come back.
+    /// Runs one remediation timer to a decision; `Busy` asks the engine to come back. When
+    /// traces are exported, within a span of its own in the incident's trace.
     pub async fn run(&self, timer: &Claimed) -> Result<Done, StoreError> {
+        if !telemetry::exporting() {
+            return self.decide_and_act(timer).await;
+        }
+        let span = tracing::info_span!("remediate", otel.name = %format_args!("remediate {}", timer.notifier),
+            action = %timer.notifier, incident_id = timer.incident.id, rule = %timer.rule, step = timer.step,
+            episode = %timer.subject, target = Empty, dry_run = Empty, verdict = Empty, remediation_id = Empty,
+            result = Empty, summary = Empty, otel.status_code = Empty);
+        let done = self.decide_and_act(timer).instrument(span.clone()).await;
+        let failed = match &done {
+            Ok(Done::Rejected(reason)) => Some(reason.clone()),
+            Err(e) => Some(e.to_string()),
+            Ok(_) => None,
+        };
+        if let Some(reason) = failed {
+            span.record("result", "failure");
+            span.record("summary", reason.as_str());
+            span.record("otel.status_code", "ERROR");
+        }
+        done
+    }
+
+    /// [`Runner::run`]: the guard rails' verdict, then the action, recorded.
+    async fn decide_and_act(&self, timer: &Claimed) -> Result<Done, StoreError> {
         let started = Instant::now();
         let job = match RemediationJob::decode(timer.payload.as_ref()) {
             Ok(job) => job,
@@ -163,10 +189,15 @@ impl Runner {
             approval_timeout_ms: ms(self.guard_rails.approval_timeout),
             limits: self.limits(spec),
         };
+        let span = Span::current();
+        span.record("target", target.as_str());
+        span.record("dry_run", dry_run);
         let decided = self.store.decide_remediation(&intent).await?;
+        span.record("verdict", decided.decision.as_str());
         let Some(id) = decided.remediation_id else {
             return Ok(Done::Busy);
         };
+        span.record("remediation_id", id);
         let report = match decided.decision {
             RemediationDecision::Busy => return Ok(Done::Busy),
             RemediationDecision::Duplicate => return Ok(Done::Finished),
@@ -189,6 +220,11 @@ impl Runner {
                 Report::new(result, reason, json!({}))
             }
         };
+        span.record("result", report.result.as_str());
+        span.record("summary", report.summary.as_str());
+        if report.result == RemediationResult::Failure {
+            span.record("otel.status_code", "ERROR");
+        }
         self.finish(timer, spec, &job, id, &target, &report, started)
             .await?;
         Ok(Done::Finished)

@@ -1,6 +1,6 @@
 //! Incidents, their alerts and deliveries: recording notifications and reading them back.
 //!
-//! Recording calls `medic_record` (migrations/0005) once per notification, in one transaction
+//! Recording calls `medic_record` (migrations/0011) once per notification, in one transaction
 //! per batch, with named arguments. The function first locks the group's row (creating it if need
 //! be), so deliveries of one group (retries, HA pairs, several replicas) are applied one after
 //! the other, while the unique constraints make a duplicate change nothing.
@@ -43,7 +43,7 @@ pub struct Recorded {
     pub timers_cancelled: u32,
 }
 
-/// Records one notification and schedules its timers (migrations/0005). The arguments are
+/// Records one notification and schedules its timers (migrations/0011). The arguments are
 /// named, in the order of [`RecordArgs::as_sql`].
 const RECORD: &str = "
     SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate,
@@ -56,13 +56,17 @@ const RECORD: &str = "
            p_labels => $13, p_annotations => $14, p_generator_urls => $15,
            p_timer_kinds => $16, p_timer_rules => $17, p_timer_steps => $18,
            p_timer_notifiers => $19, p_timer_channels => $20, p_timer_after_ms => $21,
-           p_timer_repeat_ms => $22, p_timer_subjects => $23, p_timer_payloads => $24)";
+           p_timer_repeat_ms => $22, p_timer_subjects => $23, p_timer_payloads => $24,
+           p_traceparent => $25)";
 
 /// A notification and the timers its rules ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
     pub notification: &'a Notification,
     pub timers: &'a [PlannedTimer],
+    /// The W3C trace context a new incident keeps, so its later work joins this trace; None
+    /// when medic exports no traces.
+    pub traceparent: Option<&'a str>,
 }
 
 /// A notification's arguments, as the function takes them.
@@ -81,6 +85,7 @@ struct RecordArgs<'a> {
     generators: Vec<&'a str>,
     n: &'a Notification,
     timers: TimerColumns<'a>,
+    traceparent: Option<&'a str>,
 }
 
 /// The timers' columns, as the function takes them.
@@ -118,6 +123,7 @@ impl<'a> RecordArgs<'a> {
         Entry {
             notification: n,
             timers,
+            traceparent,
         }: Entry<'a>,
     ) -> Self {
         Self {
@@ -135,10 +141,11 @@ impl<'a> RecordArgs<'a> {
             generators: n.alerts.iter().map(|a| a.generator_url.as_str()).collect(),
             n,
             timers: TimerColumns::new(timers),
+            traceparent,
         }
     }
 
-    fn as_sql(&self) -> [&(dyn ToSql + Sync); 24] {
+    fn as_sql(&self) -> [&(dyn ToSql + Sync); 25] {
         [
             &self.n.receiver,
             &self.n.group_key,
@@ -164,6 +171,7 @@ impl<'a> RecordArgs<'a> {
             &self.timers.repeat_ms,
             &self.timers.subjects,
             &self.timers.payloads,
+            &self.traceparent,
         ]
     }
 }

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "acknowledged_tabs",
         include_str!("../../migrations/0010_acknowledged_tabs.sql"),
     ),
+    (11, "traces", include_str!("../../migrations/0011_traces.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -51,6 +51,8 @@ pub struct Claimed {
     pub subject: String,
     /// A remediation's rendered parameters and alert; a report's outcome.
     pub payload: Option<serde_json::Value>,
+    /// The W3C trace context the incident kept when it opened, which its later work joins.
+    pub traceparent: Option<String>,
 }
 
 /// The incident as a message describes it.
@@ -121,7 +123,7 @@ const CLAIM: &str = "
            coalesce(f.labels, '{}') || i.common_labels,
            coalesce(f.annotations, '{}') || i.common_annotations,
            i.external_url, i.created_at, i.resolved_at, n.firing, n.total, c.subject, c.payload,
-           coalesce(i.acked_via, 'api')
+           coalesce(i.acked_via, 'api'), i.traceparent
       FROM claimed c
       JOIN incidents i ON i.id = c.incident_id
       LEFT JOIN LATERAL (
@@ -345,6 +347,7 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
         },
         subject: row.get(23),
         payload: row.get(24),
+        traceparent: row.get(26),
     })
 }
 

@@ -199,7 +199,7 @@ impl TestAppBuilder {
         let (settings, plan, database_url) = self.prepare().await;
         // Logs only on request (TEST_LOG=1): they go to stdout, past the test harness' capture.
         if std::env::var_os("TEST_LOG").is_some() {
-            medic::telemetry::init(settings.log.format);
+            let _ = medic::telemetry::init(settings.log.format, None);
         }
         let hooks = Hooks {
             fault: self.fault.clone(),

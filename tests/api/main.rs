@@ -28,6 +28,7 @@ mod search;
 mod slo;
 mod slo_report;
 mod tls;
+mod traces;
 mod trust;
 mod two_way;
 mod vocabulary;

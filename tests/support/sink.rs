@@ -82,6 +82,8 @@ pub struct Received {
     pub body: serde_json::Value,
     /// The raw body (lossily decoded as UTF-8).
     pub text: String,
+    /// The body's bytes (protobuf, for an OTLP receiver).
+    pub bytes: Vec<u8>,
 }
 
 /// State shared by the server's workers and the [`Sink`].
@@ -146,6 +148,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
         headers,
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
         text: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body.to_vec(),
     };
 
     // Choose the reply while holding the recording lock, so replies follow arrival order.

@@ -1,0 +1,372 @@
+//! Traces: medic as a process (`medic serve`, configured by the standard `OTEL_*` variables)
+//! exports OTLP/HTTP protobuf to a receiver in the test, which decodes it with the
+//! opentelemetry-proto crate. One alert's whole path is one trace: the webhook, its recording,
+//! the timers it scheduled, the timer fired later by the engine, and the page sent, which
+//! carries the trace in `traceparent`; JSON log lines carry its `trace_id`. Spans still queued
+//! at SIGTERM are flushed before medic exits.
+//!
+//! A process rather than an in-process medic: a process has one global tracing subscriber, and
+//! this test binary's belongs to no single test.
+
+use std::{
+    collections::HashMap,
+    io::BufRead,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::ExportTraceServiceRequest,
+    common::v1::{any_value::Value as Any, KeyValue},
+    trace::v1::Span,
+};
+use prost::Message as _;
+use serde_json::Value;
+
+use crate::helpers::{
+    notification,
+    sink::{Reply, Sink},
+    TestApp, TOKEN,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// medic as a process, with its stdout's lines; killed if the test ends first.
+struct Medic {
+    child: Child,
+    address: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Medic {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Medic {
+    /// Starts `medic serve` over a fresh database, paging through `pager`, exporting traces to
+    /// `collector` with the batch delay given; returns once it is ready.
+    async fn start(pager: &Sink, collector: &Sink, batch_delay_ms: u64) -> Medic {
+        let yaml = format!(
+            "notifiers:\n  pagerduty: {{type: pagerduty, url: \"{}\", routing_key: rk-1}}\n\
+             rules:\n  - name: page\n    notify: [pagerduty]\n\
+             \x20   remediate: {{action: scale_up, params: {{namespace: prod, deployment: app}}}}\n\
+             kubernetes: {{enabled: false}}\n\
+             engine: {{lease: 10s, request_timeout: 5s}}\n",
+            pager.url("/pagerduty")
+        );
+        let (settings, _) = TestApp::builder().config(&yaml).load().await;
+        let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let file = crate::helpers::yaml_file(&format!("{yaml}server:\n  listen: 127.0.0.1:{port}\n"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["serve", "--config"])
+            .arg(file.path())
+            .env_clear()
+            .env("MEDIC_DATABASE__URL", &url)
+            .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
+            .env("MEDIC_LOG__FORMAT", "json")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url(""))
+            .env("OTEL_SERVICE_NAME", "medic-under-test")
+            .env("OTEL_BSP_SCHEDULE_DELAY", batch_delay_ms.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let medic = Medic {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            lines,
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while !client
+            .get(format!("{}/readyz", medic.address))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(started.elapsed() < WAIT, "medic did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(file);
+        medic
+    }
+
+    /// Posts one firing notification; returns the incident's id.
+    async fn fire(&self, group: &str) -> i64 {
+        let payload = notification(
+            group,
+            "firing",
+            &[("00000000000000aa", "firing", "2026-11-26T10:00:00Z")],
+        );
+        let response = reqwest::Client::new()
+            .post(format!("{}/webhook", self.address))
+            .bearer_auth(TOKEN)
+            .json(&payload)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["incident_id"].as_i64().unwrap()
+    }
+
+    /// SIGTERM, and the exit status within the wait.
+    async fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < WAIT, "medic did not stop");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Every span the collector received, decoded, with its resource's `service.name`.
+fn spans(collector: &Sink) -> Vec<(String, Span)> {
+    let mut spans = Vec::new();
+    for request in collector.received_at("/v1/traces") {
+        assert_eq!(request.headers["content-type"], "application/x-protobuf");
+        let export = ExportTraceServiceRequest::decode(request.bytes.as_slice()).expect("OTLP protobuf");
+        for resource in export.resource_spans {
+            let service = resource
+                .resource
+                .as_ref()
+                .and_then(|r| attribute(&r.attributes, "service.name"))
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans.into_iter().map(|span| (service.clone(), span)));
+            }
+        }
+    }
+    spans
+}
+
+/// An attribute's value as text.
+fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    let value = attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?;
+    Some(match value {
+        Any::StringValue(s) => s.clone(),
+        Any::IntValue(i) => i.to_string(),
+        Any::BoolValue(b) => b.to_string(),
+        Any::DoubleValue(d) => d.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// Waits until the collector holds spans of trace `trace_id` with every name in `names`.
+async fn wait_for_trace(collector: &Sink, trace_id: &[u8], names: &[&str]) -> Vec<(String, Span)> {
+    let started = Instant::now();
+    loop {
+        let trace: Vec<(String, Span)> = spans(collector)
+            .into_iter()
+            .filter(|(_, span)| span.trace_id == trace_id)
+            .collect();
+        if names
+            .iter()
+            .all(|name| trace.iter().any(|(_, span)| span.name == *name))
+        {
+            return trace;
+        }
+        let seen: Vec<&str> = trace.iter().map(|(_, span)| span.name.as_str()).collect();
+        assert!(
+            started.elapsed() < WAIT,
+            "trace incomplete after {WAIT:?}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `00-<trace id>-<span id>-<flags>` as bytes.
+fn parse_traceparent(header: &str) -> (Vec<u8>, Vec<u8>) {
+    let parts: Vec<&str> = header.split('-').collect();
+    assert_eq!(parts.len(), 4, "{header}");
+    assert_eq!(parts[0], "00");
+    assert_eq!(parts[3], "01", "sampled");
+    (hex::decode(parts[1]).unwrap(), hex::decode(parts[2]).unwrap())
+}
+
+fn named<'a>(trace: &'a [(String, Span)], name: &str) -> &'a Span {
+    &trace.iter().find(|(_, span)| span.name == name).unwrap().1
+}
+
+#[tokio::test]
+async fn one_trace_follows_an_alert_from_the_webhook_to_the_page() {
+    let pager = Sink::start(1).await;
+    pager.set_default(
+        "/pagerduty",
+        Reply::status(202).with_body(r#"{"status":"success"}"#),
+    );
+    let collector = Sink::start(1).await;
+    let mut medic = Medic::start(&pager, &collector, 200).await;
+
+    let incident = medic.fire("{}:{alertname=\"HighErrorRate\"}").await;
+    let page = pager.wait_for("/pagerduty", 1, WAIT).await;
+    let traceparent = page[0]
+        .headers
+        .get("traceparent")
+        .expect("the page carries traceparent");
+    let (trace_id, page_parent) = parse_traceparent(traceparent);
+
+    let trace = wait_for_trace(
+        &collector,
+        &trace_id,
+        &[
+            "POST /webhook",
+            "record notification",
+            "schedule timers",
+            "fire opened timer",
+            "fire remediation timer",
+            "remediate scale_up",
+            "POST pagerduty",
+        ],
+    )
+    .await;
+    assert!(trace.iter().all(|(service, _)| service == "medic-under-test"));
+    let by_id = |id: &[u8]| &trace.iter().find(|(_, span)| span.span_id == id).unwrap().1;
+    let webhook = named(&trace, "POST /webhook");
+    let record = named(&trace, "record notification");
+    let schedule = named(&trace, "schedule timers");
+    let remediate = named(&trace, "remediate scale_up");
+    // The page's traceparent names its request's span, fired by the opened timer, which joins
+    // the trace the webhook began; so does the remediation.
+    let request = by_id(&page_parent);
+    assert_eq!(request.name, "POST pagerduty");
+    let fired = by_id(&request.parent_span_id);
+    assert_eq!(fired.name, "fire opened timer");
+    assert!(webhook.parent_span_id.is_empty(), "the webhook is the root");
+    assert_eq!(record.parent_span_id, webhook.span_id);
+    assert_eq!(schedule.parent_span_id, record.span_id);
+    assert_eq!(
+        fired.parent_span_id, webhook.span_id,
+        "the fired timer joins the incident's trace"
+    );
+    assert_eq!(by_id(&remediate.parent_span_id).name, "fire remediation timer");
+    assert_eq!(by_id(&remediate.parent_span_id).parent_span_id, webhook.span_id);
+    assert!(fired.start_time_unix_nano >= record.start_time_unix_nano);
+
+    let incident = incident.to_string();
+    assert_eq!(
+        attribute(&webhook.attributes, "incident_id").as_ref(),
+        Some(&incident)
+    );
+    assert_eq!(
+        attribute(&webhook.attributes, "receiver").as_deref(),
+        Some("medic")
+    );
+    assert_eq!(
+        attribute(&webhook.attributes, "group_key").as_deref(),
+        Some("{}:{alertname=\"HighErrorRate\"}")
+    );
+    assert_eq!(
+        attribute(&webhook.attributes, "outcome").as_deref(),
+        Some("recorded")
+    );
+    assert_eq!(
+        attribute(&webhook.attributes, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        attribute(&record.attributes, "new_incident").as_deref(),
+        Some("true")
+    );
+    assert_eq!(attribute(&schedule.attributes, "scheduled").as_deref(), Some("2"));
+    assert_eq!(
+        attribute(&fired.attributes, "incident_id").as_ref(),
+        Some(&incident)
+    );
+    assert_eq!(attribute(&fired.attributes, "result").as_deref(), Some("sent"));
+    assert_eq!(
+        attribute(&request.attributes, "http.response.status_code").as_deref(),
+        Some("202")
+    );
+    assert_eq!(attribute(&request.attributes, "attempt").as_deref(), Some("1"));
+    assert_eq!(
+        attribute(&request.attributes, "notifier").as_deref(),
+        Some("pagerduty")
+    );
+
+    // The log lines of the request and of the page say which trace they belong to.
+    let trace_hex = hex::encode(&trace_id);
+    let logged: Vec<Value> = medic
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &Value| line["trace_id"] == trace_hex.as_str())
+        .collect();
+    let messages: Vec<&str> = logged.iter().filter_map(|l| l["message"].as_str()).collect();
+    assert!(messages.contains(&"notification received"), "{messages:?}");
+    assert!(messages.contains(&"message delivery"), "{messages:?}");
+
+    assert!(medic.stop().await.success());
+}
+
+#[tokio::test]
+async fn spans_still_queued_at_sigterm_are_flushed_before_medic_exits() {
+    let pager = Sink::start(1).await;
+    pager.set_default(
+        "/pagerduty",
+        Reply::status(202).with_body(r#"{"status":"success"}"#),
+    );
+    let collector = Sink::start(1).await;
+    // A batch delay far longer than the test: only the shutdown's flush can send them.
+    let mut medic = Medic::start(&pager, &collector, 600_000).await;
+    let incident = medic.fire("{}:{alertname=\"Flush\"}").await;
+    pager.wait_for("/pagerduty", 1, WAIT).await;
+    assert!(
+        collector.received_at("/v1/traces").is_empty(),
+        "exported before the delay"
+    );
+
+    assert!(medic.stop().await.success());
+    let webhooks: Vec<Span> = spans(&collector)
+        .into_iter()
+        .map(|(_, span)| span)
+        .filter(|span| span.name == "POST /webhook")
+        .collect();
+    assert_eq!(webhooks.len(), 1);
+    assert_eq!(
+        attribute(&webhooks[0].attributes, "incident_id"),
+        Some(incident.to_string())
+    );
+    let names: HashMap<String, usize> =
+        spans(&collector)
+            .into_iter()
+            .fold(HashMap::new(), |mut names, (_, s)| {
+                *names.entry(s.name).or_default() += 1;
+                names
+            });
+    let pages = pager.received_at("/pagerduty").len();
+    assert_eq!(names.get("POST pagerduty"), Some(&pages), "{names:?}");
+}

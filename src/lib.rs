@@ -26,6 +26,7 @@
 //!    posts (version 4).
 
 pub mod alertmanager;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod control;

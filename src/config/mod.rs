@@ -3,6 +3,7 @@
 //! problem is reported with its key path. Reading secret files, compiling rules and every check
 //! that spans sections belong to the plan, a floor above; this module imports only the vocabulary.
 
+mod capacity;
 mod escalation;
 mod postgres;
 mod remediation;
@@ -21,6 +22,9 @@ use serde::Deserialize;
 
 use crate::domain::HumanDuration;
 
+pub use capacity::{
+    CapacitySettings, DeploymentSettings, DEPLOYMENT_PLACEHOLDER, MAX_POINTS, NAMESPACE_PLACEHOLDER,
+};
 pub use escalation::{
     Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
     RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
@@ -87,6 +91,8 @@ pub struct Settings {
     pub prometheus: PrometheusSettings,
     /// Service level objectives: `medic slo rules` makes their recording and burn-rate rules.
     pub slos: Vec<SloSettings>,
+    /// The Deployments `medic capacity` forecasts.
+    pub capacity: CapacitySettings,
 }
 
 /// `alertmanager:`: where `POST /api/v1/incidents/{id}/silence` makes its silences (API v2).
@@ -273,7 +279,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 13] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
     "server",
     "database",
     "log",
@@ -287,6 +293,7 @@ const TOP_LEVEL_KEYS: [&str; 13] = [
     "alertmanager",
     "prometheus",
     "slos",
+    "capacity",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
@@ -361,6 +368,7 @@ impl Settings {
         }
         self.prometheus.check(&mut problems);
         slo::check(&self.slos, &mut problems);
+        self.capacity.check(&mut problems);
         problems
     }
 }

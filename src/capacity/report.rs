@@ -208,6 +208,9 @@ async fn read(
         .range(&deployment.usage, start, at, capacity.step)
         .await
         .context("reading the usage history")?;
+    if samples.is_empty() {
+        return Err(anyhow!("no usage history: {} is empty", deployment.usage));
+    }
     let replicas = match &deployment.replicas {
         ReplicasSource::Fixed(replicas) => *replicas,
         ReplicasSource::Query(query) => count(prometheus, query, at)

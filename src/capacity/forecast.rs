@@ -35,12 +35,15 @@ pub enum ForecastError {
 }
 
 /// The seasonal periods, in steps, that `points` of history can show: a day once two days are
-/// there, a week once two weeks are.
+/// there, a week once four weeks are (with fewer, MSTL's weekly component soaks up part of the
+/// trend, and the forecast saws up and down each week).
 pub fn periods(points: usize, step: Duration) -> Vec<usize> {
     let day = (DAY / step.as_secs().max(1)) as usize;
-    let mut periods = vec![day, 7 * day];
-    periods.retain(|&period| points >= if period > day { 4 * period } else { 2 * period });
-    periods
+    [(day, 2 * day), (7 * day, 28 * day)]
+        .into_iter()
+        .filter(|&(_, needs)| points >= needs)
+        .map(|(period, _)| period)
+        .collect()
 }
 
 /// Fits the history (evenly spaced, no gaps) and forecasts `horizon` steps past its end.
@@ -81,7 +84,7 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
-    fn a_day_and_a_week_are_seasons_once_twice_over() {
+    fn a_day_is_a_season_from_two_days_and_a_week_from_four_weeks() {
         assert_eq!(periods(47, HOUR), Vec::<usize>::new());
         assert_eq!(periods(48, HOUR), vec![24]);
         assert_eq!(periods(14 * 24, HOUR), vec![24]);

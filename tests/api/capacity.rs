@@ -18,9 +18,10 @@
 //!   after `at`.
 //!
 //! The noise (under 1% of the usage) and where `at` falls in it vary from run to run, so the
-//! forecast is held to stated tolerances: 3% at 7 days, 5% at 30 and at the peak, the peak's
-//! hour within 2 hours, the run-out date within a day. (A run measured 3198.8, 5497.8, 5924.4
-//! at 6 hours past, and 10 days 5 hours.)
+//! forecast is held to stated tolerances: 2% at 7 days, 3% at 30 and at the peak, the peak's
+//! hour within 2 hours, the run-out date within a day. (Five runs with `at` 1 to 200 hours
+//! ago were all within 0.1% of 3200, 5500 and 5925, peaking 5 to 6 hours past the hour of
+//! `at`, running out 10 days and 5 to 6 hours on.)
 
 use std::{fmt::Write as _, path::Path, process::Command};
 
@@ -192,10 +193,10 @@ async fn the_forecast_extrapolates_the_trend_and_sizes_the_replicas_for_the_peak
     // The trend, extrapolated.
     let week = &api["forecast"]["7d"];
     assert_eq!(seconds_after(at, &week["at"]), 7 * DAY);
-    close(&week["median"], 3200.0, 0.03 * 3200.0);
+    close(&week["median"], 3200.0, 0.02 * 3200.0);
     let month = &api["forecast"]["30d"];
     assert_eq!(seconds_after(at, &month["at"]), 30 * DAY);
-    close(&month["median"], 5500.0, 0.05 * 5500.0);
+    close(&month["median"], 5500.0, 0.03 * 5500.0);
     close(
         &month["utilisation_median"],
         month["median"].as_f64().unwrap() / 40.0,
@@ -207,7 +208,7 @@ async fn the_forecast_extrapolates_the_trend_and_sizes_the_replicas_for_the_peak
 
     // The peak: on the last day, at the daily high (6 hours past the hour of `at`, ± 2).
     let peak = &api["peak"];
-    close(&peak["median"], 5925.0, 0.05 * 5925.0);
+    close(&peak["median"], 5925.0, 0.03 * 5925.0);
     assert_eq!(peak["median"], month["peak_median"]);
     let peak_after = seconds_after(at, &peak["at"]);
     assert!(peak_after >= 29 * DAY, "the peak is on the last day: {peak}");

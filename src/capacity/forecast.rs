@@ -116,4 +116,24 @@ mod tests {
         let short = super::forecast(&history[..47], HOUR, 24).unwrap_err();
         assert!(short.to_string().contains("two days"), "{short}");
     }
+    #[test]
+    fn four_weeks_of_history_carry_a_weekly_cycle_forward() {
+        // 100 on weekdays and 70 at weekends (days 5 and 6 of each week), ± 10 over the day.
+        let usage = |h: usize| {
+            let weekend = if (h / 24) % 7 >= 5 { -30.0 } else { 0.0 };
+            100.0 + weekend + 10.0 * (std::f64::consts::TAU * h as f64 / 24.0).sin()
+        };
+        let history: Vec<f64> = (0..28 * 24).map(usage).collect();
+        let forecast = forecast(&history, HOUR, 7 * 24).unwrap();
+        assert_eq!(forecast.model, "MSTL(24, 168) + ETS(A,A,N)");
+        let day_mean = |day: usize| forecast.median[day * 24..(day + 1) * 24].iter().sum::<f64>() / 24.0;
+        for day in 0..7 {
+            let expected = if day >= 5 { 70.0 } else { 100.0 };
+            let mean = day_mean(day);
+            assert!(
+                (mean - expected).abs() < 5.0,
+                "day {day}: {mean} is not {expected}"
+            );
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! The house has floors; each module imports only floors below its own, and
 //! `scripts/check-layers` (run by CI) keeps it so. From the top:
 //!
-//! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`, `slo`).
+//! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`, `slo`,
+//!    `capacity`).
 //!    `fuzzing`: what the fuzz targets in `fuzz/` run (hidden from the docs).
 //! 2. [`startup`]: wires the compiled plan, the store, metrics, the HTTP server and the
 //!    engine together, once.
@@ -15,7 +16,8 @@
 //!    [`metrics`]: what medic says about itself. [`telemetry`]: logs and traces. [`retention`]: pruning
 //!    history. [`control`]: the maintenance windows and pause people switched, as this
 //!    replica sees them. [`silences`]: silencing incidents in Alertmanager. [`slo`]: the
-//!    recording and burn-rate rules for the service level objectives.
+//!    recording and burn-rate rules for the service level objectives. [`capacity`]: each
+//!    Deployment's usage forecast from Prometheus, and the replicas it will need.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -26,6 +28,7 @@
 //!    posts (version 4).
 
 pub mod alertmanager;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -1,5 +1,7 @@
-//! The command line: `serve`, `migrate`, `check-config`, `explain` and `slo`, one file each.
+//! The command line: `serve`, `migrate`, `check-config`, `explain`, `slo` and `capacity`, one
+//! file each.
 
+mod capacity;
 mod check_config;
 mod explain;
 mod migrate;
@@ -56,6 +58,19 @@ enum Command {
     Slo {
         #[command(subcommand)]
         command: SloCommand,
+    },
+    /// Forecast each Deployment of `capacity:` from its usage history in Prometheus: current
+    /// utilisation, the 7- and 30-day forecast, the peak, the replicas it needs and the date
+    /// capacity runs out.
+    Capacity {
+        /// The YAML settings (`capacity:`, `prometheus:`; secrets are not read).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// When the forecast is made (the history ends there), RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value_t)]
+        format: capacity::Format,
     },
 }
 
@@ -119,6 +134,7 @@ impl Cli {
                         format,
                     },
             } => slo::report(&config, at, window.0, format).await,
+            Command::Capacity { config, at, format } => capacity::run(&config, at, format).await,
         }
     }
 }

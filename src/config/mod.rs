@@ -3,6 +3,7 @@
 //! problem is reported with its key path. Reading secret files, compiling rules and every check
 //! that spans sections belong to the plan, a floor above; this module imports only the vocabulary.
 
+mod capacity;
 mod escalation;
 mod postgres;
 mod remediation;
@@ -22,6 +23,9 @@ use serde::Deserialize;
 
 use crate::domain::HumanDuration;
 
+pub use capacity::{
+    CapacitySettings, DeploymentSettings, DEPLOYMENT_PLACEHOLDER, MAX_POINTS, NAMESPACE_PLACEHOLDER,
+};
 pub use escalation::{
     Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
     RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
@@ -91,6 +95,8 @@ pub struct Settings {
     pub prometheus: PrometheusSettings,
     /// Service level objectives: `medic slo rules` makes their recording and burn-rate rules.
     pub slos: Vec<SloSettings>,
+    /// The Deployments `medic capacity` forecasts.
+    pub capacity: CapacitySettings,
 }
 
 /// `alertmanager:`: where `POST /api/v1/incidents/{id}/silence` makes its silences (API v2).
@@ -295,6 +301,7 @@ const TOP_LEVEL_KEYS: [&str; 14] = [
     "alertmanager",
     "prometheus",
     "slos",
+    "capacity",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
@@ -370,6 +377,7 @@ impl Settings {
         self.prometheus.check(&mut problems);
         self.telemetry.otlp.check(&mut problems);
         slo::check(&self.slos, &mut problems);
+        self.capacity.check(&mut problems);
         problems
     }
 }

@@ -192,8 +192,7 @@ fn is_metric_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-/// A ratio query must name the range to fill in, and its brackets must balance (outside
-/// quoted strings), which catches most copy-and-paste accidents before Prometheus does.
+/// A ratio query must name the range to fill in, and its brackets must balance.
 fn check_query(query: &str) -> Result<(), String> {
     if query.trim().is_empty() {
         return Err("must not be empty".into());
@@ -202,6 +201,15 @@ fn check_query(query: &str) -> Result<(), String> {
         return Err(format!(
             "must contain {WINDOW_PLACEHOLDER} as its range, e.g. rate(x[{WINDOW_PLACEHOLDER}])"
         ));
+    }
+    check_brackets(query)
+}
+
+/// A query must not be empty and its brackets must balance (outside quoted strings), which
+/// catches most copy-and-paste accidents before Prometheus does.
+pub(super) fn check_brackets(query: &str) -> Result<(), String> {
+    if query.trim().is_empty() {
+        return Err("must not be empty".into());
     }
     let mut open = Vec::new();
     let mut quote = None;

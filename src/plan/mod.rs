@@ -7,6 +7,7 @@
 //! asks for ([`timers`]) live here too: they are functions of the compiled rules alone.
 
 pub mod auth;
+pub mod capacity;
 pub mod integrations;
 pub mod matchers;
 pub mod remediation;
@@ -21,6 +22,7 @@ mod notifiers;
 use std::collections::BTreeMap;
 
 pub use auth::Credentials;
+pub use capacity::Capacity;
 pub use integrations::{AlertmanagerEndpoint, Integrations, Known};
 pub use notifiers::NotifierEndpoint;
 pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
@@ -47,6 +49,8 @@ pub struct Plan {
     pub integrations: Integrations,
     /// The service level objectives, in config order.
     pub slos: Vec<Slo>,
+    /// The Deployments `medic capacity` forecasts.
+    pub capacity: Capacity,
     /// What is allowed but probably not meant: `check-config` prints these, `serve` logs them.
     pub warnings: Vec<Problem>,
 }
@@ -81,6 +85,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
     let notifiers = notifiers::endpoints(&settings.notifiers, problems);
     let integrations = integrations::integrations(settings, problems);
     let slos = slo::compile(&settings.slos, problems);
+    let capacity = capacity::compile(settings, problems);
     let kinds = settings
         .notifiers
         .iter()
@@ -96,6 +101,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
         databases,
         integrations,
         slos,
+        capacity,
         warnings: remediation::warnings(&settings.rules, &settings.remediation),
     })
 }

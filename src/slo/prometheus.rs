@@ -1,7 +1,8 @@
-//! The Prometheus that measures the SLIs, asked for instant values (`/api/v1/query` with
-//! `time=`). The bearer token file is read at each query, so a rotated token takes effect.
+//! The Prometheus that measures the SLIs and holds the capacity forecast's history, asked for
+//! instant values (`/api/v1/query` with `time=`) and for ranges (`/api/v1/query_range`). The
+//! bearer token file is read at each query, so a rotated token takes effect.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
@@ -33,6 +34,7 @@ struct Response {
 enum Data {
     Vector(Vec<Sample>),
     Scalar((f64, String)),
+    Matrix(Vec<Series>),
     #[serde(other)]
     Other,
 }
@@ -40,6 +42,11 @@ enum Data {
 #[derive(Deserialize)]
 struct Sample {
     value: (f64, String),
+}
+
+#[derive(Deserialize)]
+struct Series {
+    values: Vec<(f64, String)>,
 }
 
 impl Prometheus {
@@ -60,11 +67,57 @@ impl Prometheus {
     /// The value of a query that yields one number at `at`: the first sample of a vector, or a
     /// scalar. `None` when the vector is empty or the value is not finite (no traffic: 0/0).
     pub async fn value(&self, query: &str, at: DateTime<Utc>) -> anyhow::Result<Option<f64>> {
-        let time = at.timestamp_millis() as f64 / 1000.0;
+        let time = seconds(at).to_string();
+        let data = self.get("query", query, &[("time", &time)]).await?;
+        let text = match data {
+            Some(Data::Vector(samples)) => samples.into_iter().next().map(|s| s.value.1),
+            Some(Data::Scalar((_, value))) => Some(value),
+            _ => return Err(anyhow!("{query:?} must yield an instant vector or a scalar")),
+        };
+        Ok(text.and_then(|t| t.parse::<f64>().ok()).filter(|v| v.is_finite()))
+    }
+
+    /// The values of a query from `start` to `end` every `step`, as `(unix seconds, value)`
+    /// in time order. A query yielding several series (one per pod) gives their sum at each
+    /// time; times where no series has a finite value are left out.
+    pub async fn range(
+        &self,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> anyhow::Result<Vec<(i64, f64)>> {
+        let params = [
+            ("start", seconds(start).to_string()),
+            ("end", seconds(end).to_string()),
+            ("step", step.as_secs_f64().to_string()),
+        ];
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let series = match self.get("query_range", query, &params).await? {
+            Some(Data::Matrix(series)) => series,
+            _ => return Err(anyhow!("{query:?} must yield an instant vector")),
+        };
+        let mut sums: BTreeMap<i64, f64> = BTreeMap::new();
+        for (time, text) in series.into_iter().flat_map(|s| s.values) {
+            if let Some(value) = text.parse::<f64>().ok().filter(|v| v.is_finite()) {
+                *sums.entry(time.round() as i64).or_default() += value;
+            }
+        }
+        Ok(sums.into_iter().collect())
+    }
+
+    /// `GET /api/v1/{endpoint}?query=..&params..`: the answer's data, or why there is none.
+    async fn get(
+        &self,
+        endpoint: &str,
+        query: &str,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<Option<Data>> {
         let mut request = self
             .client
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", query), ("time", &time.to_string())]);
+            .get(format!("{}/api/v1/{endpoint}", self.url))
+            .query(&[("query", query)])
+            .query(params);
         if let Some(file) = &self.bearer_token_file {
             let token = std::fs::read_to_string(file)
                 .with_context(|| format!("reading prometheus.bearer_token_file {}", file.display()))?;
@@ -82,11 +135,11 @@ impl Prometheus {
                 body.error.unwrap_or_else(|| status.to_string())
             ));
         }
-        let text = match body.data {
-            Some(Data::Vector(samples)) => samples.into_iter().next().map(|s| s.value.1),
-            Some(Data::Scalar((_, value))) => Some(value),
-            _ => return Err(anyhow!("{query:?} must yield an instant vector or a scalar")),
-        };
-        Ok(text.and_then(|t| t.parse::<f64>().ok()).filter(|v| v.is_finite()))
+        Ok(body.data)
     }
+}
+
+/// Unix seconds with milliseconds, as Prometheus's API takes times.
+fn seconds(at: DateTime<Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
 }

@@ -24,6 +24,8 @@ pub mod config;
 pub mod fake_kube;
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/prometheus.rs"]
+pub mod prometheus;
 #[path = "../support/sink.rs"]
 #[allow(dead_code)]
 pub mod sink;

@@ -1,5 +1,6 @@
 mod auth;
 mod batching;
+mod capacity;
 mod captured;
 mod config;
 mod console;

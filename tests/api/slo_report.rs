@@ -8,36 +8,20 @@
 //!   under 0.2s, 995 under 0.5s: the latency SLI at 200ms is 98%, and p95 is interpolated
 //!   in the (0.1, 0.2] bucket at 0.1 + 0.1 * 50/80 = 162.5ms.
 
-use std::{
-    fmt::Write as _,
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{fmt::Write as _, net::TcpListener, path::Path, process::Command};
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{firing_alert, yaml_file, TestApp};
+use crate::helpers::{
+    firing_alert,
+    prometheus::{self, Prometheus},
+    yaml_file, TestApp,
+};
 
 /// Off from the exact figure by at most this many percentage points (the first minute of a
 /// window falls out of `rate()`; everything else is exact).
 const TOLERANCE: f64 = 0.01;
-
-/// A Prometheus serving backfilled blocks; killed when dropped.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `at` (a whole minute, an hour ago) and the OpenMetrics text of the three days before it.
 fn history() -> (DateTime<Utc>, String) {
@@ -86,65 +70,10 @@ fn history() -> (DateTime<Utc>, String) {
     (at, text)
 }
 
-fn run(command: &mut Command) {
-    let output = command
-        .output()
-        .expect("prometheus and promtool must be installed (Debian: apt-get install prometheus)");
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Backfills [`history`] with promtool and starts Prometheus on it; returns it with `at`.
+/// Backfills [`history`] and starts Prometheus on it; returns it with `at`.
 async fn prometheus() -> (Prometheus, DateTime<Utc>) {
-    let dir = tempfile::tempdir().unwrap();
     let (at, text) = history();
-    let input = dir.path().join("history.om");
-    std::fs::write(&input, text).unwrap();
-    let data = dir.path().join("data");
-    run(Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&input)
-        .arg(&data));
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "scrape_configs: []\n").unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg("--storage.tsdb.retention.time=30d")
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let prometheus = Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    wait_ready(&prometheus.url).await;
-    (prometheus, at)
-}
-
-async fn wait_ready(url: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(response) = client.get(format!("{url}/-/ready")).send().await {
-            if response.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("Prometheus at {url} did not become ready");
+    (prometheus::backfilled(&text).await, at)
 }
 
 /// Three SLOs over a 2d window: the ratio at 99% (healthy: 40% of the budget left) and at

@@ -286,7 +286,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 14] = [
+const TOP_LEVEL_KEYS: [&str; 15] = [
     "server",
     "database",
     "log",

@@ -1,6 +1,6 @@
 //! Logs and traces. Logs: `tracing` events as JSON lines (or human text), filtered by
 //! `RUST_LOG`. Traces: when `telemetry.otlp` names a collector, medic's spans are exported with
-//! OpenTelemetry (OTLP/HTTP, protobuf) by a batch exporter, and JSON log lines carry the
+//! OpenTelemetry (OTLP protobuf over HTTP or gRPC) by a batch exporter, and JSON log lines carry the
 //! `trace_id` of the span they happened in. Without an endpoint no OpenTelemetry layer is
 //! installed and every span is disabled where it is written: the request path pays nothing.
 //!
@@ -22,7 +22,10 @@ use opentelemetry::{
     trace::{TraceContextExt, TracerProvider as _},
 };
 use opentelemetry_http::{Bytes, HttpClient, HttpError};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{
+    tonic_types::{metadata::MetadataMap, transport::ClientTlsConfig},
+    SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
     trace::{Sampler, SdkTracerProvider},
@@ -40,7 +43,7 @@ use tracing_subscriber::{
     EnvFilter, Layer,
 };
 
-use crate::config::{LogFormat, OtlpSettings};
+use crate::config::{LogFormat, OtlpProtocol, OtlpSettings};
 
 /// Set once an OpenTelemetry layer is installed; everything here is a no-op until then.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
@@ -126,30 +129,17 @@ pub fn init(format: LogFormat, otlp: Option<&OtlpSettings>) -> anyhow::Result<Te
 }
 
 /// The SDK's provider: parent-based ratio sampling, a batch exporter (its delay and sizes from
-/// `OTEL_BSP_*`, default 5 s), OTLP/HTTP protobuf sent by medic's own HTTP client.
+/// `OTEL_BSP_*`, default 5 s) sending OTLP protobuf over HTTP or gRPC.
 fn tracer_provider(otlp: &OtlpSettings) -> anyhow::Result<SdkTracerProvider> {
     let url = otlp.url().context("telemetry.otlp: no endpoint")?;
-    let headers: HashMap<String, String> = otlp
+    let headers = otlp
         .headers
         .iter()
-        .map(|(name, value)| (name.clone(), value.expose_secret().to_owned()))
-        .collect();
-    let client = Exporter {
-        client: reqwest::Client::builder()
-            .timeout(otlp.timeout.0)
-            .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
-            .build()?,
-        runtime: tokio::runtime::Handle::try_current().context("traces need the Tokio runtime")?,
+        .map(|(name, value)| (name.clone(), value.expose_secret().to_owned()));
+    let exporter = match otlp.protocol() {
+        OtlpProtocol::HttpProtobuf => http_exporter(otlp, url, headers.collect())?,
+        OtlpProtocol::Grpc => grpc_exporter(otlp, url, headers)?,
     };
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_endpoint(url)
-        .with_headers(headers)
-        .with_timeout(otlp.timeout.0)
-        .build()
-        .context("building the OTLP exporter")?;
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(otlp.sample_ratio())));
     let resource = Resource::builder()
         .with_service_name(otlp.service_name().to_owned())
@@ -163,6 +153,75 @@ fn tracer_provider(otlp: &OtlpSettings) -> anyhow::Result<SdkTracerProvider> {
         .with_sampler(sampler)
         .with_resource(resource)
         .build())
+}
+
+/// OTLP/HTTP protobuf, posted by medic's own HTTP client.
+fn http_exporter(
+    otlp: &OtlpSettings,
+    url: String,
+    headers: HashMap<String, String>,
+) -> anyhow::Result<SpanExporter> {
+    let client = Exporter {
+        client: reqwest::Client::builder()
+            .timeout(otlp.timeout.0)
+            .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
+            .build()?,
+        runtime: tokio::runtime::Handle::try_current().context("traces need the Tokio runtime")?,
+    };
+    SpanExporter::builder()
+        .with_http()
+        .with_http_client(client)
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(url)
+        .with_headers(headers)
+        .with_timeout(otlp.timeout.0)
+        .build()
+        .context("building the OTLP/HTTP exporter")
+}
+
+/// OTLP over gRPC (tonic): the headers go as request metadata; an `https://` collector is
+/// reached over TLS (rustls with ring) trusting the Mozilla roots and the platform's. The
+/// channel connects when the first batch leaves, and reconnects after a collector restart.
+fn grpc_exporter(
+    otlp: &OtlpSettings,
+    url: String,
+    headers: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<SpanExporter> {
+    let mut metadata = http::HeaderMap::new();
+    for (name, value) in headers {
+        // Checked with the settings (`check-config`): a bad one never gets this far.
+        let name = http::HeaderName::from_bytes(name.as_bytes()).context("an OTLP header name")?;
+        metadata.insert(
+            name,
+            http::HeaderValue::from_str(&value).context("an OTLP header value")?,
+        );
+    }
+    let https = url.starts_with("https://");
+    let builder = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(url)
+        .with_metadata(MetadataMap::from_headers(metadata))
+        .with_timeout(otlp.timeout.0);
+    let builder = if https {
+        builder.with_tls_config(grpc_tls())
+    } else {
+        builder
+    };
+    // The channel's worker is spawned here: this must run on the Tokio runtime.
+    tokio::runtime::Handle::try_current().context("traces need the Tokio runtime")?;
+    builder.build().context("building the OTLP/gRPC exporter")
+}
+
+/// TLS for a gRPC collector: the Mozilla roots (as medic's HTTP clients trust), and the
+/// platform's too when it has any (a private CA installed in the image). tonic refuses an
+/// empty platform store outright, so it is only asked for one that holds certificates.
+fn grpc_tls() -> ClientTlsConfig {
+    let tls = ClientTlsConfig::new().with_webpki_roots();
+    if rustls_native_certs::load_native_certs().certs.is_empty() {
+        tls
+    } else {
+        tls.with_native_roots()
+    }
 }
 
 /// The exporter's HTTP client: medic's reqwest, run on the Tokio runtime. The SDK's batch

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::Problem;
 use crate::domain::HumanDuration;
 
-/// The path under a collector's base URL that takes traces (OTLP/HTTP).
+/// The path under a collector's base URL that takes traces (OTLP/HTTP; gRPC names its
+/// service in the request instead).
 pub const OTLP_TRACES_PATH: &str = "/v1/traces";
 
 /// `telemetry:`: what medic says about itself besides logs and `/metrics`.
@@ -25,14 +26,15 @@ pub struct TelemetrySettings {
 #[serde(default, deny_unknown_fields)]
 pub struct OtlpSettings {
     /// The collector's base URL, as in `OTEL_EXPORTER_OTLP_ENDPOINT`
-    /// (`http://otel-collector.monitoring:4318`): traces go to `<endpoint>/v1/traces`. None:
-    /// no traces, and no tracing layer at all.
+    /// (`http://otel-collector.monitoring:4318`): over HTTP traces go to
+    /// `<endpoint>/v1/traces`; over gRPC (`http://otel-collector.monitoring:4317`) the endpoint
+    /// is the collector's address and has no path. None: no traces, and no tracing layer at all.
     pub endpoint: Option<String>,
     /// The full URL of the traces endpoint, as in `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, used
     /// as it is (set from that variable; `endpoint` is the setting to write).
     #[serde(skip)]
     pub traces_endpoint: Option<String>,
-    /// `http/protobuf` (the default).
+    /// `http/protobuf` (the default) or `grpc`.
     pub protocol: Option<OtlpProtocol>,
     /// Sent with every export, e.g. a vendor's API key; values are secrets.
     pub headers: BTreeMap<String, SecretString>,
@@ -53,7 +55,7 @@ pub enum OtlpProtocol {
     #[default]
     #[serde(rename = "http/protobuf")]
     HttpProtobuf,
-    /// gRPC (port 4317): named so that it can be refused with a reason.
+    /// Protobuf over gRPC (port 4317 on a collector); headers go as gRPC metadata.
     #[serde(rename = "grpc")]
     Grpc,
 }
@@ -93,7 +95,8 @@ impl OtlpSettings {
         self.url().is_some()
     }
 
-    /// Where traces are posted: the traces endpoint as given, or `<endpoint>/v1/traces`.
+    /// Where traces are sent: the traces endpoint as given; or over HTTP
+    /// `<endpoint>/v1/traces`, over gRPC the endpoint itself.
     pub fn url(&self) -> Option<String> {
         let nonempty = |s: &Option<String>| {
             s.as_deref()
@@ -102,7 +105,11 @@ impl OtlpSettings {
                 .map(str::to_owned)
         };
         if let Some(url) = nonempty(&self.endpoint) {
-            return Some(format!("{}{OTLP_TRACES_PATH}", url.trim_end_matches('/')));
+            let base = url.trim_end_matches('/');
+            return Some(match self.protocol() {
+                OtlpProtocol::HttpProtobuf => format!("{base}{OTLP_TRACES_PATH}"),
+                OtlpProtocol::Grpc => base.to_owned(),
+            });
         }
         nonempty(&self.traces_endpoint)
     }
@@ -132,7 +139,9 @@ impl OtlpSettings {
                 Some("grpc") => self.protocol = Some(OtlpProtocol::Grpc),
                 Some(other) => problems.push(Problem::new(
                     "telemetry.otlp.protocol",
-                    format!("OTEL_EXPORTER_OTLP_PROTOCOL {other:?} is not supported; use http/protobuf"),
+                    format!(
+                        "OTEL_EXPORTER_OTLP_PROTOCOL {other:?} is not supported; use http/protobuf or grpc"
+                    ),
                 )),
             }
         }
@@ -190,17 +199,21 @@ impl OtlpSettings {
             ),
         };
         match url.parse::<http::Uri>() {
-            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+                // gRPC's path is the service's: a path in the endpoint would be dropped, and is
+                // most likely an OTLP/HTTP URL (port 4318, /v1/traces) given to gRPC by mistake.
+                let has_path = uri.path_and_query().is_some_and(|p| p.as_str() != "/");
+                if self.protocol() == OtlpProtocol::Grpc && has_path {
+                    problems.push(Problem::new(
+                        path,
+                        format!("{written:?}: a gRPC endpoint is the collector's address (e.g. http://otel-collector:4317), without a path"),
+                    ));
+                }
+            }
             _ => problems.push(Problem::new(
                 path,
                 format!("{written:?} is not an http:// or https:// URL with a host"),
             )),
-        }
-        if self.protocol() == OtlpProtocol::Grpc {
-            problems.push(Problem::new(
-                "telemetry.otlp.protocol",
-                "grpc is not built into medic; use http/protobuf (an OpenTelemetry Collector takes it on port 4318)",
-            ));
         }
         if !(0.0..=1.0).contains(&self.sample_ratio()) {
             problems.push(Problem::new(
@@ -360,27 +373,47 @@ mod tests {
     }
 
     #[test]
-    fn grpc_a_bad_ratio_a_bad_url_and_a_bad_sampler_are_problems_at_their_keys() {
+    fn over_grpc_the_endpoint_is_the_collector_itself_and_a_path_is_a_problem() {
+        let (settings, problems) = filled(
+            OtlpSettings::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317/"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(settings.protocol(), OtlpProtocol::Grpc);
+        assert_eq!(settings.url().as_deref(), Some("https://collector:4317"));
+        let yaml = "telemetry:\n  otlp:\n    protocol: grpc\n    endpoint: http://collector:4318/v1/traces\n";
+        let (_, problems) = super::super::read_yaml(Some(yaml), &HashMap::new());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "telemetry.otlp.endpoint");
+        assert!(problems[0].message.contains("without a path"), "{problems:?}");
+    }
+
+    #[test]
+    fn an_unknown_protocol_a_bad_ratio_a_bad_url_and_a_bad_sampler_are_problems_at_their_keys() {
         let (_, problems) = filled(
             OtlpSettings {
                 endpoint: Some("collector:4318".into()),
                 sample_ratio: Some(1.5),
                 ..OtlpSettings::default()
             },
-            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
-        );
-        assert!(
-            problems[0].message.starts_with("\"collector:4318\" is not"),
-            "{problems:?}"
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
         );
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
             [
-                "telemetry.otlp.endpoint",
                 "telemetry.otlp.protocol",
+                "telemetry.otlp.endpoint",
                 "telemetry.otlp.sample_ratio"
             ]
+        );
+        assert!(problems[0].message.contains("\"http/json\""), "{problems:?}");
+        assert!(
+            problems[1].message.starts_with("\"collector:4318\" is not"),
+            "{problems:?}"
         );
         let (_, problems) = filled(
             OtlpSettings::default(),

@@ -1,6 +1,7 @@
 //! Traces: medic as a process (`medic serve`, configured by the standard `OTEL_*` variables)
-//! exports OTLP/HTTP protobuf to a receiver in the test, which decodes it with the
-//! opentelemetry-proto crate. One alert's whole path is one trace: the webhook, its recording,
+//! exports OTLP protobuf to a receiver in the test, over HTTP (the test's HTTP sink, decoding
+//! with the opentelemetry-proto crate) or over gRPC (a tonic server with opentelemetry-proto's
+//! TraceService stub); each test runs over both. One alert's whole path is one trace: the webhook, its recording,
 //! the timers it scheduled, the timer fired later by the engine, and the page sent, which
 //! carries the trace in `traceparent`; JSON log lines carry its `trace_id`. Spans still queued
 //! at SIGTERM are flushed before medic exits.
@@ -17,7 +18,10 @@ use std::{
 };
 
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
+    collector::trace::v1::{
+        trace_service_server::{TraceService, TraceServiceServer},
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    },
     common::v1::{any_value::Value as Any, KeyValue},
     trace::v1::Span,
 };
@@ -31,6 +35,123 @@ use crate::helpers::{
 };
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`, percent-encoded) and checked on
+/// arrival: an HTTP header, or gRPC metadata.
+const COLLECTOR_KEY: (&str, &str, &str) = ("x-collector-key", "s3cr%3Dt", "s3cr=t");
+
+/// Sent with every export too, from `telemetry.otlp.headers` in the file: the SDK reads the
+/// variable above by itself, this one only medic passes on.
+const TEAM_HEADER: (&str, &str) = ("x-medic-team", "sre");
+
+/// What the test's collector received in one export: its headers (or gRPC metadata) by
+/// lowercase name, and the decoded request.
+#[derive(Clone)]
+struct Export {
+    headers: HashMap<String, String>,
+    request: ExportTraceServiceRequest,
+}
+
+/// The test's OTLP collector, over either transport.
+enum Collector {
+    /// OTLP/HTTP: the HTTP sink, which keeps each request's body.
+    Http(Sink),
+    /// OTLP/gRPC: a tonic server at this address, keeping what its TraceService received.
+    Grpc(String, Received),
+}
+
+/// The gRPC collector's TraceService: keeps each export with its metadata, answers success.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<Export>>>);
+
+#[tonic::async_trait]
+impl TraceService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let (metadata, _, request) = request.into_parts();
+        let headers = metadata
+            .into_headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        self.0.lock().unwrap().push(Export { headers, request });
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Collector {
+    async fn http() -> Collector {
+        Collector::Http(Sink::start(1).await)
+    }
+
+    /// A tonic server on a free port of the loopback, serving until the test ends.
+    async fn grpc() -> Collector {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let received = Received::default();
+        let service = TraceServiceServer::new(received.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .serve_with_incoming(service, tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        Collector::Grpc(address, received)
+    }
+
+    /// The variables that point medic at this collector: its base URL (over gRPC, the
+    /// collector's address), the protocol, and a header.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let (name, encoded, _) = COLLECTOR_KEY;
+        let mut env = vec![("OTEL_EXPORTER_OTLP_HEADERS", format!("{name}={encoded}"))];
+        match self {
+            Collector::Http(sink) => env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url(""))),
+            Collector::Grpc(address, _) => {
+                env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", address.clone()));
+                env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()));
+            }
+        }
+        env
+    }
+
+    /// Every export received so far, each checked for its transport's content type and the
+    /// header medic was given.
+    fn exports(&self) -> Vec<Export> {
+        let exports: Vec<Export> = match self {
+            Collector::Http(sink) => sink
+                .received_at("/v1/traces")
+                .into_iter()
+                .map(|request| {
+                    assert_eq!(request.headers["content-type"], "application/x-protobuf");
+                    let decoded = ExportTraceServiceRequest::decode(request.bytes.as_slice());
+                    Export {
+                        headers: request.headers,
+                        request: decoded.expect("OTLP protobuf"),
+                    }
+                })
+                .collect(),
+            Collector::Grpc(_, received) => {
+                let exports = received.0.lock().unwrap().clone();
+                for export in &exports {
+                    assert_eq!(export.headers["content-type"], "application/grpc");
+                }
+                exports
+            }
+        };
+        let (name, _, decoded) = COLLECTOR_KEY;
+        for export in &exports {
+            let team = export.headers.get(TEAM_HEADER.0).map(String::as_str);
+            assert_eq!(team, Some(TEAM_HEADER.1), "{:?}", export.headers);
+            assert_eq!(
+                export.headers.get(name).map(String::as_str),
+                Some(decoded),
+                "{:?}",
+                export.headers
+            );
+        }
+        exports
+    }
+}
 
 /// medic as a process, with its stdout's lines; killed if the test ends first.
 struct Medic {
@@ -49,14 +170,17 @@ impl Drop for Medic {
 impl Medic {
     /// Starts `medic serve` over a fresh database, paging through `pager`, exporting traces to
     /// `collector` with the batch delay given; returns once it is ready.
-    async fn start(pager: &Sink, collector: &Sink, batch_delay_ms: u64) -> Medic {
+    async fn start(pager: &Sink, collector: &Collector, batch_delay_ms: u64) -> Medic {
         let yaml = format!(
             "notifiers:\n  pagerduty: {{type: pagerduty, url: \"{}\", routing_key: rk-1}}\n\
              rules:\n  - name: page\n    notify: [pagerduty]\n\
              \x20   remediate: {{action: scale_up, params: {{namespace: prod, deployment: app}}}}\n\
              kubernetes: {{enabled: false}}\n\
-             engine: {{lease: 10s, request_timeout: 5s}}\n",
-            pager.url("/pagerduty")
+             engine: {{lease: 10s, request_timeout: 5s}}\n\
+             telemetry: {{otlp: {{headers: {{{}: {}}}}}}}\n",
+            pager.url("/pagerduty"),
+            TEAM_HEADER.0,
+            TEAM_HEADER.1,
         );
         let (settings, _) = TestApp::builder().config(&yaml).load().await;
         let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
@@ -73,7 +197,7 @@ impl Medic {
             .env("MEDIC_DATABASE__URL", &url)
             .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
             .env("MEDIC_LOG__FORMAT", "json")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url(""))
+            .envs(collector.env())
             .env("OTEL_SERVICE_NAME", "medic-under-test")
             .env("OTEL_BSP_SCHEDULE_DELAY", batch_delay_ms.to_string())
             .stdout(Stdio::piped())
@@ -145,13 +269,11 @@ impl Medic {
     }
 }
 
-/// Every span the collector received, decoded, with its resource's `service.name`.
-fn spans(collector: &Sink) -> Vec<(String, Span)> {
+/// Every span the collector received, with its resource's `service.name`.
+fn spans(collector: &Collector) -> Vec<(String, Span)> {
     let mut spans = Vec::new();
-    for request in collector.received_at("/v1/traces") {
-        assert_eq!(request.headers["content-type"], "application/x-protobuf");
-        let export = ExportTraceServiceRequest::decode(request.bytes.as_slice()).expect("OTLP protobuf");
-        for resource in export.resource_spans {
+    for export in collector.exports() {
+        for resource in export.request.resource_spans {
             let service = resource
                 .resource
                 .as_ref()
@@ -184,7 +306,7 @@ fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
 }
 
 /// Waits until the collector holds spans of trace `trace_id` with every name in `names`.
-async fn wait_for_trace(collector: &Sink, trace_id: &[u8], names: &[&str]) -> Vec<(String, Span)> {
+async fn wait_for_trace(collector: &Collector, trace_id: &[u8], names: &[&str]) -> Vec<(String, Span)> {
     let started = Instant::now();
     loop {
         let trace: Vec<(String, Span)> = spans(collector)
@@ -221,12 +343,30 @@ fn named<'a>(trace: &'a [(String, Span)], name: &str) -> &'a Span {
 
 #[tokio::test]
 async fn one_trace_follows_an_alert_from_the_webhook_to_the_page() {
+    one_trace_from_the_webhook_to_the_page(Collector::http().await).await;
+}
+
+#[tokio::test]
+async fn over_grpc_one_trace_follows_an_alert_from_the_webhook_to_the_page() {
+    one_trace_from_the_webhook_to_the_page(Collector::grpc().await).await;
+}
+
+#[tokio::test]
+async fn spans_still_queued_at_sigterm_are_flushed_before_medic_exits() {
+    spans_still_queued_at_sigterm_are_flushed(Collector::http().await).await;
+}
+
+#[tokio::test]
+async fn over_grpc_spans_still_queued_at_sigterm_are_flushed_before_medic_exits() {
+    spans_still_queued_at_sigterm_are_flushed(Collector::grpc().await).await;
+}
+
+async fn one_trace_from_the_webhook_to_the_page(collector: Collector) {
     let pager = Sink::start(1).await;
     pager.set_default(
         "/pagerduty",
         Reply::status(202).with_body(r#"{"status":"success"}"#),
     );
-    let collector = Sink::start(1).await;
     let mut medic = Medic::start(&pager, &collector, 200).await;
 
     let incident = medic.fire("{}:{alertname=\"HighErrorRate\"}").await;
@@ -332,22 +472,17 @@ async fn one_trace_follows_an_alert_from_the_webhook_to_the_page() {
     assert!(medic.stop().await.success());
 }
 
-#[tokio::test]
-async fn spans_still_queued_at_sigterm_are_flushed_before_medic_exits() {
+async fn spans_still_queued_at_sigterm_are_flushed(collector: Collector) {
     let pager = Sink::start(1).await;
     pager.set_default(
         "/pagerduty",
         Reply::status(202).with_body(r#"{"status":"success"}"#),
     );
-    let collector = Sink::start(1).await;
     // A batch delay far longer than the test: only the shutdown's flush can send them.
     let mut medic = Medic::start(&pager, &collector, 600_000).await;
     let incident = medic.fire("{}:{alertname=\"Flush\"}").await;
     pager.wait_for("/pagerduty", 1, WAIT).await;
-    assert!(
-        collector.received_at("/v1/traces").is_empty(),
-        "exported before the delay"
-    );
+    assert!(collector.exports().is_empty(), "exported before the delay");
 
     assert!(medic.stop().await.success());
     let webhooks: Vec<Span> = spans(&collector)

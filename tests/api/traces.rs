@@ -27,6 +27,10 @@ use opentelemetry_proto::tonic::{
 };
 use prost::Message as _;
 use serde_json::Value;
+use tonic::transport::{
+    server::{ServerTlsConfig, TcpIncoming},
+    Identity, Server,
+};
 
 use crate::helpers::{
     notification,
@@ -56,9 +60,17 @@ struct Export {
 enum Collector {
     /// OTLP/HTTP: the HTTP sink, which keeps each request's body.
     Http(Sink),
-    /// OTLP/gRPC: a tonic server at this address, keeping what its TraceService received.
-    Grpc(String, Received),
+    /// OTLP/gRPC: a tonic server at `address`, keeping what its TraceService received; over
+    /// TLS when `certificates` holds the CA that signed its certificate.
+    Grpc {
+        address: String,
+        received: Received,
+        certificates: Option<tempfile::TempDir>,
+    },
 }
+
+/// The CA that signs the TLS collector's certificate, in its `certificates` directory.
+const CA: &str = "otlp-ca";
 
 /// The gRPC collector's TraceService: keeps each export with its metadata, answers success.
 #[derive(Clone, Default)]
@@ -86,17 +98,40 @@ impl Collector {
         Collector::Http(Sink::start(1).await)
     }
 
-    /// A tonic server on a free port of the loopback, serving until the test ends.
+    /// A tonic server on a free port of the loopback, in plaintext (h2c).
     async fn grpc() -> Collector {
+        Collector::serve_grpc(None).await
+    }
+
+    /// The same over TLS, with a certificate for 127.0.0.1 signed by a CA made here, which
+    /// medic trusts as a platform root (`SSL_CERT_FILE`).
+    async fn grpc_tls() -> Collector {
+        let dir = tempfile::tempdir().unwrap();
+        crate::tls::ca(dir.path(), CA);
+        let (cert, key) = crate::tls::server_cert(dir.path(), CA, "collector", "IP:127.0.0.1");
+        Collector::serve_grpc(Some((dir, Identity::from_pem(cert, key)))).await
+    }
+
+    /// Serves the TraceService until the test ends.
+    async fn serve_grpc(tls: Option<(tempfile::TempDir, Identity)>) -> Collector {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let address = format!("{scheme}://{}", listener.local_addr().unwrap());
+        let (server, certificates) = match tls {
+            Some((dir, identity)) => {
+                let tls = ServerTlsConfig::new().identity(identity);
+                (Server::builder().tls_config(tls).unwrap(), Some(dir))
+            }
+            None => (Server::builder(), None),
+        };
         let received = Received::default();
         let service = TraceServiceServer::new(received.clone());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .serve_with_incoming(service, tonic::transport::server::TcpIncoming::from(listener)),
-        );
-        Collector::Grpc(address, received)
+        tokio::spawn(server.serve_with_incoming(service, TcpIncoming::from(listener)));
+        Collector::Grpc {
+            address,
+            received,
+            certificates,
+        }
     }
 
     /// The variables that point medic at this collector: its base URL (over gRPC, the
@@ -106,9 +141,17 @@ impl Collector {
         let mut env = vec![("OTEL_EXPORTER_OTLP_HEADERS", format!("{name}={encoded}"))];
         match self {
             Collector::Http(sink) => env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url(""))),
-            Collector::Grpc(address, _) => {
+            Collector::Grpc {
+                address,
+                certificates,
+                ..
+            } => {
                 env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", address.clone()));
                 env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()));
+                if let Some(dir) = certificates {
+                    let ca = dir.path().join(format!("{CA}.crt"));
+                    env.push(("SSL_CERT_FILE", ca.display().to_string()));
+                }
             }
         }
         env
@@ -130,7 +173,7 @@ impl Collector {
                     }
                 })
                 .collect(),
-            Collector::Grpc(_, received) => {
+            Collector::Grpc { received, .. } => {
                 let exports = received.0.lock().unwrap().clone();
                 for export in &exports {
                     assert_eq!(export.headers["content-type"], "application/grpc");
@@ -349,6 +392,11 @@ async fn one_trace_follows_an_alert_from_the_webhook_to_the_page() {
 #[tokio::test]
 async fn over_grpc_one_trace_follows_an_alert_from_the_webhook_to_the_page() {
     one_trace_from_the_webhook_to_the_page(Collector::grpc().await).await;
+}
+
+#[tokio::test]
+async fn over_grpc_with_tls_one_trace_follows_an_alert_from_the_webhook_to_the_page() {
+    one_trace_from_the_webhook_to_the_page(Collector::grpc_tls().await).await;
 }
 
 #[tokio::test]

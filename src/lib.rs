@@ -15,7 +15,8 @@
 //!    [`metrics`]: what medic says about itself. [`telemetry`]: logs. [`retention`]: pruning
 //!    history. [`control`]: the maintenance windows and pause people switched, as this
 //!    replica sees them. [`silences`]: silencing incidents in Alertmanager. [`slo`]: the
-//!    recording and burn-rate rules for the service level objectives.
+//!    recording and burn-rate rules for the service level objectives. [`outbound`]: the one
+//!    HTTP client builder for calls out, trusting the platform's CAs and `SSL_CERT_FILE`.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -37,6 +38,7 @@ pub mod http;
 pub mod intake;
 pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod plan;
 pub mod remediation;
 pub mod retention;

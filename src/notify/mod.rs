@@ -4,6 +4,7 @@
 //! failure is worth a retry. Every message carries the incident's dedup key (PagerDuty
 //! collapses re-sent triggers into one incident) and a delivery id stable across retries.
 
+mod log;
 mod pagerduty;
 mod slack;
 pub mod slack_app;
@@ -16,6 +17,7 @@ use reqwest::{header, Response, StatusCode};
 use crate::{
     config::NotifierType,
     domain::TimerKind,
+    outbound,
     plan::NotifierEndpoint,
     store::{timers::Claimed, Store},
 };
@@ -190,9 +192,10 @@ pub struct Notifiers {
 }
 
 impl Notifiers {
-    /// One pooled client, with a timeout per request.
+    /// One pooled client, with a timeout per request, trusting the platform's CAs and
+    /// `SSL_CERT_FILE` ([`outbound`]).
     pub fn new(endpoints: BTreeMap<String, NotifierEndpoint>, timeout: Duration) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = outbound::client_builder()?
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
@@ -236,8 +239,8 @@ impl Notifiers {
         self.endpoints.get(name).map(|t| t.kind)
     }
 
-    /// Delivers one message; Ok carries the HTTP status.
-    pub async fn send(&self, notifier: &str, message: &Message<'_>) -> Result<u16, Failure> {
+    /// Delivers one message; Ok carries the HTTP status (none for a `log` notifier).
+    pub async fn send(&self, notifier: &str, message: &Message<'_>) -> Result<Option<u16>, Failure> {
         let Some(endpoint) = self.endpoints.get(notifier) else {
             return Err(Failure {
                 status: None,
@@ -246,16 +249,34 @@ impl Notifiers {
                 reason: format!("no notifier named {notifier:?} is configured"),
             });
         };
-        let request = match endpoint.kind {
-            NotifierType::SlackApp => {
-                return slack_app::send(&self.client, endpoint, self.store.as_ref(), message).await;
+        let url = match (endpoint.kind, &endpoint.url) {
+            (NotifierType::Log, _) => {
+                log::write(endpoint, message);
+                return Ok(None);
             }
-            NotifierType::Slack => slack::request(&self.client, endpoint, message),
-            NotifierType::Pagerduty => pagerduty::request(&self.client, endpoint, message),
-            NotifierType::Webhook => webhook::request(&self.client, endpoint, message),
+            (NotifierType::SlackApp, _) => {
+                return slack_app::send(&self.client, endpoint, self.store.as_ref(), message)
+                    .await
+                    .map(Some);
+            }
+            (_, Some(url)) => url.clone(),
+            // The plan gives every notifier that sends a URL.
+            (kind, None) => {
+                return Err(Failure {
+                    status: None,
+                    retryable: false,
+                    retry_after: None,
+                    reason: format!("a {} notifier without a URL", kind.as_str()),
+                })
+            }
+        };
+        let request = match endpoint.kind {
+            NotifierType::Slack => slack::request(&self.client, url, endpoint, message),
+            NotifierType::Pagerduty => pagerduty::request(&self.client, url, endpoint, message),
+            _ => webhook::request(&self.client, url, endpoint, message),
         };
         match request.send().await {
-            Ok(response) => classify(response).await,
+            Ok(response) => classify(response).await.map(Some),
             Err(e) => Err(Failure {
                 status: None,
                 retryable: true,

@@ -21,6 +21,7 @@ mod input;
 mod kubernetes;
 mod metrics;
 mod outage;
+mod outbound;
 mod remediation;
 mod remediation_config;
 mod retention;

@@ -26,7 +26,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA (`name`.crt, `name`.key) in `dir`.
-fn ca(dir: &Path, name: &str) {
+pub fn ca(dir: &Path, name: &str) {
     openssl(
         dir,
         &[
@@ -48,7 +48,7 @@ fn ca(dir: &Path, name: &str) {
 }
 
 /// A server certificate for `san` signed by CA `ca`: (certificate, key) as PEM.
-fn server_cert(dir: &Path, ca: &str, name: &str, san: &str) -> (Vec<u8>, Vec<u8>) {
+pub fn server_cert(dir: &Path, ca: &str, name: &str, san: &str) -> (Vec<u8>, Vec<u8>) {
     let ext = dir.join(format!("{name}.ext"));
     std::fs::write(
         &ext,

@@ -10,6 +10,7 @@ mod engines;
 mod escalation;
 mod escalation_config;
 mod failover;
+mod first_run;
 mod fuzz_regressions;
 mod guard_rails;
 mod health;

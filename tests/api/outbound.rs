@@ -268,3 +268,40 @@ fn a_log_notifier_with_a_url_is_refused() {
         "{stdout}"
     );
 }
+
+#[test]
+fn an_unreadable_ssl_cert_file_stops_medic_at_start_saying_why() {
+    let file = crate::helpers::yaml_file(&format!(
+        "{}server: {{listen: \"127.0.0.1:0\"}}\nkubernetes: {{enabled: false}}\n",
+        hook_yaml("https://localhost:1/hook")
+    ));
+    let mut medic = Process(
+        Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["serve", "--config"])
+            .arg(file.path())
+            .env_clear()
+            // Nothing listens there: medic must stop before it needs the database.
+            .env("MEDIC_DATABASE__URL", "postgres://127.0.0.1:1/medic")
+            .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
+            .env("SSL_CERT_FILE", "/nonexistent/company-ca.pem")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = medic.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < WAIT, "medic did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut medic.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("SSL_CERT_FILE") && stderr.contains("/nonexistent/company-ca.pem"),
+        "{stderr}"
+    );
+}

@@ -18,6 +18,8 @@
 //!    replica sees them. [`silences`]: silencing incidents in Alertmanager. [`slo`]: the
 //!    recording and burn-rate rules for the service level objectives. [`capacity`]: each
 //!    Deployment's usage forecast from Prometheus, and the replicas it will need.
+//!    [`outbound`]: the one HTTP client builder for calls out, trusting the platform's CAs
+//!    and `SSL_CERT_FILE`.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -40,6 +42,7 @@ pub mod http;
 pub mod intake;
 pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod plan;
 pub mod remediation;
 pub mod retention;

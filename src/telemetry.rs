@@ -43,7 +43,10 @@ use tracing_subscriber::{
     EnvFilter, Layer,
 };
 
-use crate::config::{LogFormat, OtlpProtocol, OtlpSettings};
+use crate::{
+    config::{LogFormat, OtlpProtocol, OtlpSettings},
+    outbound,
+};
 
 /// Set once an OpenTelemetry layer is installed; everything here is a no-op until then.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
@@ -162,7 +165,9 @@ fn http_exporter(
     headers: HashMap<String, String>,
 ) -> anyhow::Result<SpanExporter> {
     let client = Exporter {
-        client: reqwest::Client::builder()
+        // The platform's CAs and SSL_CERT_FILE, as for every call out (a collector behind the
+        // company's own CA is common).
+        client: outbound::client_builder()?
             .timeout(otlp.timeout.0)
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
             .build()?,

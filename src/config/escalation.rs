@@ -21,6 +21,9 @@ pub enum NotifierType {
     Pagerduty,
     /// A JSON POST to any URL.
     Webhook,
+    /// A line in medic's own log, nothing sent: for trying medic out (scripts/run-local), or a
+    /// log pipeline that forwards it.
+    Log,
 }
 
 impl NotifierType {
@@ -31,6 +34,7 @@ impl NotifierType {
             NotifierType::SlackApp => "slack_app",
             NotifierType::Pagerduty => "pagerduty",
             NotifierType::Webhook => "webhook",
+            NotifierType::Log => "log",
         }
     }
 }

@@ -19,6 +19,8 @@ use crate::{
 
 /// Poll interval while the LISTEN connection is down, or after a failed claim.
 pub(super) const FAST_POLL: Duration = Duration::from_secs(1);
+/// How often an engine started before the schema looks again (a migration takes well under a second).
+const SCHEMA_POLL: Duration = Duration::from_millis(200);
 /// Pause when due timers exist but other engines hold every one of them.
 const CONTENDED: Duration = Duration::from_millis(20);
 /// How soon a remediation that found every remediation permit taken is tried again.
@@ -44,6 +46,7 @@ impl Engine {
         let (done, completions) = mpsc::channel(concurrency * 2);
         let recorder = self.clone().record_completions(completions, idle.wake.clone());
         let claimer = async move {
+            self.await_schema(&mut idle).await;
             let permits = Arc::new(Semaphore::new(concurrency));
             let mut sends = JoinSet::new();
             while !idle.is_stopped() {
@@ -67,6 +70,19 @@ impl Engine {
     }
 
     /// Claims as many due timers as there are free send slots and starts firing them.
+    /// Until the schema is current there is nothing to claim: startup is migrating it (or
+    /// waiting for whoever does) and says so in the log, so the engine waits without warning.
+    async fn await_schema(&self, idle: &mut Idle) {
+        while !idle.is_stopped() {
+            match self.store.is_ready().await {
+                Ok(true) => return,
+                Ok(false) => tracing::debug!("timer engine waiting for the database schema"),
+                Err(e) => tracing::debug!(error = %e, "timer engine waiting for the database"),
+            }
+            idle.sleep(SCHEMA_POLL).await;
+        }
+    }
+
     async fn claim_and_fire(
         &self,
         permits: &Arc<Semaphore>,

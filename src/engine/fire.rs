@@ -238,7 +238,7 @@ impl Engine {
             .with_label_values(&[self.notifier_type(timer)])
             .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(code) => (TimerOutcome::Sent, Some(i32::from(code)), None),
+            Ok(code) => (TimerOutcome::Sent, code.map(i32::from), None),
             Err(failure) if !failure.retryable => (
                 TimerOutcome::Failed,
                 failure.status.map(i32::from),

@@ -6,6 +6,7 @@
 //! When traces are exported, each request is a client span in its incident's trace, and
 //! carries that span's W3C `traceparent`.
 
+mod log;
 mod pagerduty;
 mod slack;
 pub mod slack_app;
@@ -19,6 +20,7 @@ use tracing::{field::Empty, Instrument, Span};
 use crate::{
     config::NotifierType,
     domain::TimerKind,
+    outbound,
     plan::NotifierEndpoint,
     store::{timers::Claimed, Store},
     telemetry,
@@ -194,9 +196,10 @@ pub struct Notifiers {
 }
 
 impl Notifiers {
-    /// One pooled client, with a timeout per request.
+    /// One pooled client, with a timeout per request, trusting the platform's CAs and
+    /// `SSL_CERT_FILE` ([`outbound`]).
     pub fn new(endpoints: BTreeMap<String, NotifierEndpoint>, timeout: Duration) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = outbound::client_builder()?
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
@@ -240,8 +243,8 @@ impl Notifiers {
         self.endpoints.get(name).map(|t| t.kind)
     }
 
-    /// Delivers one message; Ok carries the HTTP status.
-    pub async fn send(&self, notifier: &str, message: &Message<'_>) -> Result<u16, Failure> {
+    /// Delivers one message; Ok carries the HTTP status (none for a `log` notifier).
+    pub async fn send(&self, notifier: &str, message: &Message<'_>) -> Result<Option<u16>, Failure> {
         let Some(endpoint) = self.endpoints.get(notifier) else {
             return Err(Failure {
                 status: None,
@@ -250,24 +253,40 @@ impl Notifiers {
                 reason: format!("no notifier named {notifier:?} is configured"),
             });
         };
+        if endpoint.kind == NotifierType::Log {
+            log::write(endpoint, message);
+            return Ok(None);
+        }
         let span = match telemetry::exporting() {
             true => request_span(notifier, endpoint.kind, message),
             false => Span::none(),
         };
-        let request = match endpoint.kind {
-            NotifierType::SlackApp => {
+        let url = match (endpoint.kind, &endpoint.url) {
+            (NotifierType::SlackApp, _) => {
                 let sent = slack_app::send(&self.client, endpoint, self.store.as_ref(), message);
                 let result = sent.instrument(span.clone()).await;
                 record_result(&span, &result);
-                return result;
+                return result.map(Some);
             }
-            NotifierType::Slack => slack::request(&self.client, endpoint, message),
-            NotifierType::Pagerduty => pagerduty::request(&self.client, endpoint, message),
-            NotifierType::Webhook => webhook::request(&self.client, endpoint, message),
+            (_, Some(url)) => url.clone(),
+            // The plan gives every notifier that sends a URL.
+            (kind, None) => {
+                return Err(Failure {
+                    status: None,
+                    retryable: false,
+                    retry_after: None,
+                    reason: format!("a {} notifier without a URL", kind.as_str()),
+                })
+            }
+        };
+        let request = match endpoint.kind {
+            NotifierType::Slack => slack::request(&self.client, url, endpoint, message),
+            NotifierType::Pagerduty => pagerduty::request(&self.client, url, endpoint, message),
+            _ => webhook::request(&self.client, url, endpoint, message),
         };
         let result = self.execute(request, &span).instrument(span.clone()).await;
         record_result(&span, &result);
-        result
+        result.map(Some)
     }
 
     /// Sends one request (with the span's `traceparent`) and classifies the answer.

@@ -4,7 +4,7 @@
 //! PagerDuty answers 202 when it accepts an event, 400 for an invalid one (not worth a retry),
 //! 429 when rate limited and 5xx when it has trouble.
 
-use reqwest::{Client, RequestBuilder};
+use reqwest::{Client, RequestBuilder, Url};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
@@ -18,8 +18,13 @@ use crate::{
 const SUMMARY_LIMIT: usize = 1024;
 
 /// The POST for one event.
-pub fn request(client: &Client, endpoint: &NotifierEndpoint, message: &Message<'_>) -> RequestBuilder {
-    client.post(endpoint.url.clone()).json(&body(endpoint, message))
+pub fn request(
+    client: &Client,
+    url: Url,
+    endpoint: &NotifierEndpoint,
+    message: &Message<'_>,
+) -> RequestBuilder {
+    client.post(url).json(&body(endpoint, message))
 }
 
 fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {

@@ -4,7 +4,7 @@
 //! twice. Slack answers 200 on success, 4xx for a bad request or a revoked hook (not worth a
 //! retry), 429 with `Retry-After` when rate limited.
 
-use reqwest::{Client, RequestBuilder};
+use reqwest::{Client, RequestBuilder, Url};
 use serde_json::{json, Value};
 
 use super::Message;
@@ -14,8 +14,13 @@ use crate::{
 };
 
 /// The POST for one message.
-pub fn request(client: &Client, endpoint: &NotifierEndpoint, message: &Message<'_>) -> RequestBuilder {
-    client.post(endpoint.url.clone()).json(&body(endpoint, message))
+pub fn request(
+    client: &Client,
+    url: Url,
+    endpoint: &NotifierEndpoint,
+    message: &Message<'_>,
+) -> RequestBuilder {
+    client.post(url).json(&body(endpoint, message))
 }
 
 fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {

@@ -49,7 +49,11 @@ pub struct Api<'a> {
 impl Api<'_> {
     /// POSTs `body` as JSON to `<api_url>/<method>`; Ok is Slack's answer when it says `ok`.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, Failure> {
-        let mut url = self.endpoint.url.clone();
+        let mut url = self
+            .endpoint
+            .url
+            .clone()
+            .ok_or_else(|| permanent("no api_url".into()))?;
         url.path_segments_mut()
             .map_err(|_| permanent("api_url cannot take a method".into()))?
             .pop_if_empty()

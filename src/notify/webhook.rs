@@ -1,7 +1,7 @@
 //! Generic webhooks: a JSON document about the incident, with a delivery id in the body and
 //! the `Idempotency-Key` header (stable across retries), and an optional bearer token.
 
-use reqwest::{Client, RequestBuilder};
+use reqwest::{Client, RequestBuilder, Url};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
@@ -9,10 +9,15 @@ use super::Message;
 use crate::plan::NotifierEndpoint;
 
 /// The POST for one delivery.
-pub fn request(client: &Client, endpoint: &NotifierEndpoint, message: &Message<'_>) -> RequestBuilder {
+pub fn request(
+    client: &Client,
+    url: Url,
+    endpoint: &NotifierEndpoint,
+    message: &Message<'_>,
+) -> RequestBuilder {
     let delivery_id = message.delivery_id();
     let mut request = client
-        .post(endpoint.url.clone())
+        .post(url)
         .header("Idempotency-Key", &delivery_id)
         .json(&body(message, &delivery_id));
     if let Some(token) = &endpoint.bearer_token {

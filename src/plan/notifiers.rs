@@ -12,7 +12,8 @@ use crate::config::{NotifierSettings, NotifierType, Problem, PAGERDUTY_EVENTS_UR
 pub struct NotifierEndpoint {
     pub name: String,
     pub kind: NotifierType,
-    pub url: reqwest::Url,
+    /// Where to send; `None` only for a `log` notifier, which sends nothing.
+    pub url: Option<reqwest::Url>,
     pub channel: Option<String>,
     pub username: Option<String>,
     pub routing_key: Option<SecretString>,
@@ -30,7 +31,7 @@ impl fmt::Debug for NotifierEndpoint {
         f.debug_struct("NotifierEndpoint")
             .field("name", &self.name)
             .field("kind", &self.kind)
-            .field("host", &self.url.host_str())
+            .field("host", &self.url.as_ref().and_then(|u| u.host_str()))
             .field("channel", &self.channel)
             .finish_non_exhaustive()
     }
@@ -88,7 +89,12 @@ fn endpoint(
             ));
             None
         }
+        (Some(_), NotifierType::Log) => {
+            problems.push(Problem::new(key("url"), "not used by a log notifier"));
+            None
+        }
         (Some(url), _) => parse_url(url.expose_secret(), &key("url"), problems),
+        (None, NotifierType::Log) => None,
         (None, NotifierType::Pagerduty) => reqwest::Url::parse(PAGERDUTY_EVENTS_URL).ok(),
         (None, NotifierType::SlackApp) => {
             let api = settings.api_url.as_deref().unwrap_or(SLACK_API_URL);
@@ -107,7 +113,9 @@ fn endpoint(
         webhook_secret: webhook_secret.is_some(),
     };
     check_keys(settings, name, &present, problems);
-    let url = url.filter(|_| problems.len() == start)?;
+    if problems.len() != start {
+        return None;
+    }
     Some(NotifierEndpoint {
         name: name.to_owned(),
         kind: settings.kind,
@@ -180,6 +188,12 @@ fn check_keys(settings: &NotifierSettings, name: &str, present: &Present, proble
         }
         NotifierType::Webhook => {
             misplaced("routing_key", routing_key, problems);
+            misplaced("channel", settings.channel.is_some(), problems);
+            misplaced("username", settings.username.is_some(), problems);
+        }
+        NotifierType::Log => {
+            misplaced("routing_key", routing_key, problems);
+            misplaced("bearer_token", bearer, problems);
             misplaced("channel", settings.channel.is_some(), problems);
             misplaced("username", settings.username.is_some(), problems);
         }

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::config::PrometheusSettings;
+use crate::{config::PrometheusSettings, outbound};
 
 /// Where to send instant queries, and how.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ impl Prometheus {
     /// The client for `prometheus:`, or `None` when no URL is set.
     pub fn new(settings: &PrometheusSettings, timeout: Duration) -> anyhow::Result<Option<Self>> {
         let Some(url) = &settings.url else { return Ok(None) };
-        let client = reqwest::Client::builder()
+        let client = outbound::client_builder()?
             .timeout(timeout)
             .build()
             .context("building the Prometheus client")?;

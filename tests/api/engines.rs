@@ -50,7 +50,7 @@ fn notifiers(sink: &Sink, settings: &EngineSettings) -> Notifiers {
     let endpoint = NotifierEndpoint {
         name: "sink".into(),
         kind: NotifierType::Webhook,
-        url: reqwest::Url::parse(&sink.url("/hook")).unwrap(),
+        url: Some(reqwest::Url::parse(&sink.url("/hook")).unwrap()),
         channel: None,
         username: None,
         routing_key: None,

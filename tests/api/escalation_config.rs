@@ -91,7 +91,7 @@ fn a_full_config_with_every_type_of_notifier_loads_into_targets_and_rules() {
     assert_eq!(slack.name, "incidents-slack");
     assert_eq!(slack.kind, NotifierType::Slack);
     assert_eq!(
-        slack.url.as_str(),
+        slack.url.as_ref().unwrap().as_str(),
         "https://hooks.slack.com/services/T000/B000/XXXX"
     );
     assert_eq!(slack.channel.as_deref(), Some("#incidents"));
@@ -101,7 +101,7 @@ fn a_full_config_with_every_type_of_notifier_loads_into_targets_and_rules() {
     let pagerduty = &targets["pagerduty"];
     assert_eq!(pagerduty.kind, NotifierType::Pagerduty);
     assert_eq!(
-        pagerduty.url.as_str(),
+        pagerduty.url.as_ref().unwrap().as_str(),
         PAGERDUTY_EVENTS_URL,
         "the default events URL"
     );
@@ -111,14 +111,20 @@ fn a_full_config_with_every_type_of_notifier_loads_into_targets_and_rules() {
     );
     let proxy = &targets["pagerduty-proxy"];
     assert_eq!(proxy.kind, NotifierType::Pagerduty);
-    assert_eq!(proxy.url.as_str(), "http://pd-proxy.internal:8080/v2/enqueue");
+    assert_eq!(
+        proxy.url.as_ref().unwrap().as_str(),
+        "http://pd-proxy.internal:8080/v2/enqueue"
+    );
     assert_eq!(
         proxy.routing_key.as_ref().map(ExposeSecret::expose_secret),
         Some("PROXY-KEY")
     );
     let hook = &targets["audit-hook"];
     assert_eq!(hook.kind, NotifierType::Webhook);
-    assert_eq!(hook.url.as_str(), "https://audit.example.com/medic");
+    assert_eq!(
+        hook.url.as_ref().unwrap().as_str(),
+        "https://audit.example.com/medic"
+    );
     assert_eq!(
         hook.bearer_token.as_ref().map(ExposeSecret::expose_secret),
         Some("AUDIT-TOKEN")
@@ -256,7 +262,7 @@ fn notifier_secrets_come_from_the_environment_with_hyphens_written_as_underscore
         ..
     } = medic::plan::compile(&settings).unwrap();
     assert_eq!(
-        targets["incidents-slack"].url.as_str(),
+        targets["incidents-slack"].url.as_ref().unwrap().as_str(),
         "https://hooks.slack.com/services/from-env"
     );
     assert_eq!(
@@ -286,7 +292,7 @@ fn the_environment_beats_the_file_for_notifier_secrets() {
     .unwrap();
     let targets = medic::plan::compile(&settings).unwrap().notifiers;
     assert_eq!(
-        targets["incidents-slack"].url.as_str(),
+        targets["incidents-slack"].url.as_ref().unwrap().as_str(),
         "https://hooks.slack.com/services/from-env"
     );
     assert_eq!(
@@ -626,7 +632,7 @@ fn the_example_config_checks_and_its_documented_secret_variables_apply() {
     } = medic::plan::compile(&settings).unwrap();
     assert!(!rules.is_empty(), "the example shows rules");
     assert_eq!(
-        targets["incidents-slack"].url.as_str(),
+        targets["incidents-slack"].url.as_ref().unwrap().as_str(),
         "https://hooks.slack.com/services/from-env"
     );
     assert_eq!(

@@ -295,6 +295,15 @@ pub fn inject(span: &Span, headers: &mut http::HeaderMap) {
     }
 }
 
+/// `request` carrying the current span's `traceparent` (when traces are exported), for calls
+/// out that do not go through [`inject`]'s caller: the Slack Web API's.
+pub fn with_traceparent(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match traceparent(&Span::current()) {
+        Some(value) => request.header(TRACEPARENT, value),
+        None => request,
+    }
+}
+
 /// The JSON event format, with `"trace_id"` first when the event happened inside an exported
 /// span, so a log line leads to its trace.
 struct WithTraceId<F>(F);

@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{slack, Failure, Message};
-use crate::{domain::TimerKind, plan::NotifierEndpoint, store::Store};
+use crate::{domain::TimerKind, plan::NotifierEndpoint, store::Store, telemetry};
 
 /// Error words worth a retry; every other `ok: false` fails at once.
 const RETRYABLE: &[&str] = &[
@@ -64,11 +64,9 @@ impl Api<'_> {
             .as_ref()
             .map(|t| t.expose_secret().to_owned())
             .unwrap_or_default();
-        let response = self
-            .client
-            .post(url)
-            .bearer_auth(token)
-            .json(body)
+        let request = self.client.post(url).bearer_auth(token).json(body);
+        // Each call is made inside the notifier request's span: it carries the incident's trace.
+        let response = telemetry::with_traceparent(request)
             .send()
             .await
             .map_err(|e| Failure {

@@ -214,14 +214,26 @@ impl Medic {
     /// Starts `medic serve` over a fresh database, paging through `pager`, exporting traces to
     /// `collector` with the batch delay given; returns once it is ready.
     async fn start(pager: &Sink, collector: &Collector, batch_delay_ms: u64) -> Medic {
+        // The Slack Web API under /slack/api/: every method answers ok, the post with a ts.
+        pager.set_default(
+            "/slack/api/",
+            Reply::status(200).with_body(r#"{"ok":true,"messages":[]}"#),
+        );
+        pager.set_default(
+            "/slack/api/chat.postMessage",
+            Reply::status(200).with_body(r#"{"ok":true,"channel":"C0TEST","ts":"1700000000.000100"}"#),
+        );
         let yaml = format!(
             "notifiers:\n  pagerduty: {{type: pagerduty, url: \"{}\", routing_key: rk-1}}\n\
-             rules:\n  - name: page\n    notify: [pagerduty]\n\
+             \x20 slack-app: {{type: slack_app, bot_token: xoxb-test, signing_secret: s3cret-s3cret, \
+             channel: C0TEST, api_url: \"{}\"}}\n\
+             rules:\n  - name: page\n    notify: [pagerduty, slack-app]\n\
              \x20   remediate: {{action: scale_up, params: {{namespace: prod, deployment: app}}}}\n\
              kubernetes: {{enabled: false}}\n\
              engine: {{lease: 10s, request_timeout: 5s}}\n\
              telemetry: {{otlp: {{headers: {{{}: {}}}}}}}\n",
             pager.url("/pagerduty"),
+            pager.url("/slack/api"),
             TEAM_HEADER.0,
             TEAM_HEADER.1,
         );
@@ -424,6 +436,15 @@ async fn one_trace_from_the_webhook_to_the_page(collector: Collector) {
         .get("traceparent")
         .expect("the page carries traceparent");
     let (trace_id, page_parent) = parse_traceparent(traceparent);
+    // The Slack Web API's call carries the same trace, from its own request span.
+    let posted = pager.wait_for("/slack/api/chat.postMessage", 1, WAIT).await;
+    let (slack_trace, slack_parent) = parse_traceparent(
+        posted[0]
+            .headers
+            .get("traceparent")
+            .expect("chat.postMessage carries traceparent"),
+    );
+    assert_eq!(slack_trace, trace_id, "one trace for both notifiers");
 
     let trace = wait_for_trace(
         &collector,
@@ -487,7 +508,10 @@ async fn one_trace_from_the_webhook_to_the_page(collector: Collector) {
         attribute(&record.attributes, "new_incident").as_deref(),
         Some("true")
     );
-    assert_eq!(attribute(&schedule.attributes, "scheduled").as_deref(), Some("2"));
+    assert_eq!(attribute(&schedule.attributes, "scheduled").as_deref(), Some("3"));
+    let slack_request = by_id(&slack_parent);
+    assert_eq!(slack_request.name, "POST slack_app");
+    assert_eq!(by_id(&slack_request.parent_span_id).name, "fire opened timer");
     assert_eq!(
         attribute(&fired.attributes, "incident_id").as_ref(),
         Some(&incident)

@@ -11,7 +11,7 @@ use tokio::{
     process::{ChildStdout, Command},
 };
 
-use crate::helpers::{fixture, TestApp, TOKEN};
+use crate::helpers::{fixture, serve_command, TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -39,20 +39,8 @@ async fn until(lines: &mut Lines<BufReader<ChildStdout>>, text: &str) -> Vec<Val
 
 #[tokio::test]
 async fn a_first_run_on_an_empty_database_logs_its_message_and_not_one_warning() {
-    let (settings, _) = TestApp::builder().config(SETTINGS).load().await;
-    let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let file = crate::helpers::yaml_file(&format!("{SETTINGS}server:\n  listen: 127.0.0.1:{port}\n"));
-    let mut medic = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["serve", "--config"])
-        .arg(file.path())
-        .env_clear()
-        .env("MEDIC_DATABASE__URL", &url)
-        .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
+    let (command, _file, port) = serve_command(SETTINGS).await;
+    let mut medic = Command::from(command)
         .env("MEDIC_LOG__FORMAT", "json")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -245,6 +245,29 @@ pub fn yaml_file(yaml: &str) -> tempfile::NamedTempFile {
     file
 }
 
+/// `medic serve` as a process of its own over a fresh database, to spawn: the settings `yaml`
+/// plus a free port to listen on, the database's URL and [`TOKEN`] as the webhook's token, and
+/// none of this process's variables. Also returns the settings file (keep it until medic has
+/// read it) and the port.
+pub async fn serve_command(yaml: &str) -> (std::process::Command, tempfile::NamedTempFile, u16) {
+    let (settings, _) = TestApp::builder().config(yaml).load().await;
+    let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = yaml_file(&format!("{yaml}server:\n  listen: 127.0.0.1:{port}\n"));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medic"));
+    command
+        .args(["serve", "--config"])
+        .arg(file.path())
+        .env_clear()
+        .env("MEDIC_DATABASE__URL", url)
+        .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN);
+    (command, file, port)
+}
+
 /// The payloads a real Alertmanager sent, in `tests/fixtures/alertmanager/`.
 pub fn fixture(name: &str) -> String {
     let path = format!(

@@ -115,20 +115,8 @@ impl Drop for Process {
 
 /// Runs `medic serve` with `yaml` and `SSL_CERT_FILE`, over a fresh database; returns its address.
 async fn serve_with_ca(yaml: &str, ca_file: &Path) -> (Process, String) {
-    let (settings, _) = TestApp::builder().config(yaml).load().await;
-    let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let file = crate::helpers::yaml_file(&format!("{yaml}server:\n  listen: 127.0.0.1:{port}\n"));
-    let child = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["serve", "--config"])
-        .arg(file.path())
-        .env_clear()
-        .env("MEDIC_DATABASE__URL", &url)
-        .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
+    let (mut command, file, port) = crate::helpers::serve_command(yaml).await;
+    let child = command
         .env("MEDIC_KUBERNETES__ENABLED", "false")
         .env("SSL_CERT_FILE", ca_file)
         .stdout(Stdio::null())

@@ -35,7 +35,7 @@ use tonic::transport::{
 use crate::helpers::{
     notification,
     sink::{Reply, Sink},
-    TestApp, TOKEN,
+    TOKEN,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -237,20 +237,8 @@ impl Medic {
             TEAM_HEADER.0,
             TEAM_HEADER.1,
         );
-        let (settings, _) = TestApp::builder().config(&yaml).load().await;
-        let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let file = crate::helpers::yaml_file(&format!("{yaml}server:\n  listen: 127.0.0.1:{port}\n"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_medic"))
-            .args(["serve", "--config"])
-            .arg(file.path())
-            .env_clear()
-            .env("MEDIC_DATABASE__URL", &url)
-            .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
+        let (mut command, file, port) = crate::helpers::serve_command(&yaml).await;
+        let mut child = command
             .env("MEDIC_LOG__FORMAT", "json")
             .envs(collector.env())
             .env("OTEL_SERVICE_NAME", "medic-under-test")

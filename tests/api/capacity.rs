@@ -25,10 +25,13 @@
 
 use std::{fmt::Write as _, path::Path, process::Command};
 
-use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::Value;
 
-use crate::helpers::{config::yaml, prometheus};
+use crate::helpers::{
+    config::yaml,
+    prometheus::{self, close, rfc3339},
+};
 
 const DAY: i64 = 86_400;
 
@@ -110,29 +113,13 @@ capacity:
 
 /// `medic capacity --config FILE ARGS`: exit code, stdout, stderr.
 fn capacity(config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["capacity", "--config"])
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+    crate::helpers::config::medic(
+        Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["capacity", "--config"])
+            .arg(config)
+            .args(args)
+            .env_clear(),
     )
-}
-
-#[track_caller]
-fn close(actual: &Value, expected: f64, tolerance: f64) {
-    let actual = actual
-        .as_f64()
-        .unwrap_or_else(|| panic!("{actual} is not a number"));
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{actual} is not {expected} ± {tolerance}"
-    );
 }
 
 /// Seconds from `at` to the RFC 3339 time in `value`.
@@ -144,10 +131,6 @@ fn seconds_after(at: DateTime<Utc>, value: &Value) -> i64 {
         .parse()
         .unwrap();
     (time - at).num_seconds()
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[tokio::test]

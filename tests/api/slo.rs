@@ -32,17 +32,12 @@ slos:
 
 /// `medic slo rules --config FILE ARGS`: exit code, standard output, standard error.
 fn slo_rules(config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["slo", "rules", "--config"])
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+    crate::helpers::config::medic(
+        Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["slo", "rules", "--config"])
+            .arg(config)
+            .args(args)
+            .env_clear(),
     )
 }
 

@@ -10,12 +10,12 @@
 
 use std::{fmt::Write as _, net::TcpListener, path::Path, process::Command};
 
-use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::{
     firing_alert,
-    prometheus::{self, Prometheus},
+    prometheus::{self, close, rfc3339, Prometheus},
     yaml_file, TestApp,
 };
 
@@ -136,36 +136,16 @@ async fn incident(
     app.post_for_incident(&payload).await
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 /// `medic slo report --config FILE ARGS` with the test medic's database; exit code, stdout, stderr.
 fn slo_report(config: &Path, database_url: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["slo", "report", "--config"])
-        .arg(config)
-        .args(args)
-        .env_clear()
-        .env("MEDIC_DATABASE__URL", database_url)
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+    crate::helpers::config::medic(
+        Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["slo", "report", "--config"])
+            .arg(config)
+            .args(args)
+            .env_clear()
+            .env("MEDIC_DATABASE__URL", database_url),
     )
-}
-
-#[track_caller]
-fn close(actual: &Value, expected: f64, tolerance: f64) {
-    let actual = actual
-        .as_f64()
-        .unwrap_or_else(|| panic!("{actual} is not a number"));
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{actual} is not {expected} ± {tolerance}"
-    );
 }
 
 fn slo<'a>(report: &'a Value, name: &str) -> &'a Value {

@@ -53,15 +53,22 @@ pub fn assert_problem(problems: &[Problem], path: &str, message: &str) {
 
 /// `medic check-config FILE` with only these variables: its exit code and standard output.
 pub fn check_config(file: &std::path::Path, vars: &[(&str, &str)]) -> (Option<i32>, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-        .arg("check-config")
-        .arg(file)
-        .env_clear()
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap();
+    let (code, stdout, _) = medic(
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .arg("check-config")
+            .arg(file)
+            .env_clear()
+            .envs(vars.iter().copied()),
+    );
+    (code, stdout)
+}
+
+/// Runs a `medic` command line to its end: exit code, standard output, standard error.
+pub fn medic(command: &mut std::process::Command) -> (Option<i32>, String, String) {
+    let output = command.output().unwrap();
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }

@@ -82,3 +82,20 @@ async fn wait_ready(url: &str) {
     }
     panic!("Prometheus at {url} did not become ready");
 }
+
+/// A figure medic printed (a JSON number) is `expected` within `tolerance`.
+#[track_caller]
+pub fn close(actual: &serde_json::Value, expected: f64, tolerance: f64) {
+    let actual = actual
+        .as_f64()
+        .unwrap_or_else(|| panic!("{actual} is not a number"));
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{actual} is not {expected} ± {tolerance}"
+    );
+}
+
+/// `--at`'s form: RFC 3339 in whole seconds.
+pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

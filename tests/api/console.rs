@@ -378,6 +378,15 @@ struct Browser {
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Whether a WebDriver error says the element went away or is not there yet, rather than that
+/// the test asked for something wrong (W3C WebDriver error codes).
+fn page_moved(answer: &Value) -> bool {
+    matches!(
+        answer["value"]["error"].as_str(),
+        Some("stale element reference" | "no such element" | "element not interactable")
+    )
+}
+
 impl Browser {
     async fn start(test: &str) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -452,18 +461,36 @@ impl Browser {
             .await;
     }
 
-    async fn find(&self, css: &str) -> String {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("{css}: {found}"))
-            .to_owned()
+    /// Finds `css` and calls each `(action, body)` on it in turn (`/element/{id}{action}`),
+    /// starting again from the search while the page replaces the element or has not drawn it
+    /// yet (the incident list redraws itself every few seconds; a click's navigation may still
+    /// be loading), for up to 15 s.
+    async fn on_element(&self, css: &str, actions: &[(&str, Value)]) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let search = json!({"using": "css selector", "value": css});
+        loop {
+            let attempt = async {
+                let found = self
+                    .try_call(reqwest::Method::POST, "/element", Some(search.clone()))
+                    .await?;
+                let element = found[ELEMENT].as_str().unwrap_or_default().to_owned();
+                let mut last = found;
+                for (action, body) in actions {
+                    let path = format!("/element/{element}{action}");
+                    last = self
+                        .try_call(reqwest::Method::POST, &path, Some(body.clone()))
+                        .await?;
+                }
+                Ok::<Value, Value>(last)
+            };
+            match attempt.await {
+                Ok(answer) => return answer,
+                Err(answer) if std::time::Instant::now() < deadline && page_moved(&answer) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(answer) => panic!("{css}: {answer}"),
+            }
+        }
     }
 
     async fn count(&self, css: &str) -> usize {
@@ -478,38 +505,26 @@ impl Browser {
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let element = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/clear"),
-            Some(json!({})),
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/value"),
-            Some(json!({"text": text})),
-        )
-        .await;
+        let actions = [("/clear", json!({})), ("/value", json!({"text": text}))];
+        self.on_element(css, &actions).await;
     }
 
     async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.on_element(css, &[("/click", json!({}))]).await;
     }
 
     /// The page's text; tried again while a page that replaced the last one loads.
     async fn text(&self) -> String {
+        let search = json!({"using": "css selector", "value": "body"});
         for _ in 0..50 {
-            let body = self.find("body").await;
-            let path = format!("/element/{body}/text");
-            if let Ok(text) = self.try_call(reqwest::Method::GET, &path, None).await {
-                return text.as_str().unwrap().to_owned();
+            let found = self
+                .try_call(reqwest::Method::POST, "/element", Some(search.clone()))
+                .await;
+            if let Ok(body) = found {
+                let path = format!("/element/{}/text", body[ELEMENT].as_str().unwrap());
+                if let Ok(text) = self.try_call(reqwest::Method::GET, &path, None).await {
+                    return text.as_str().unwrap().to_owned();
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

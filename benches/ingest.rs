@@ -17,7 +17,8 @@
 //!   WAL, writeback and autovacuum to show in the tail.
 //!
 //! Prints notifications/s, alerts/s, p50/p99/max latency, errors, the WAL written per
-//! notification (and how many full-page images), and medic's peak RSS.
+//! notification (and how many full-page images), the CPU time per notification of medic,
+//! Postgres and the load generator, and medic's peak RSS.
 //! Environment: `BENCH_SECONDS` (default 10) per scenario, `BENCH_CONNECTIONS` (default 64),
 //! `BENCH_RATE` (default 2000), `BENCH_POOL` (medic's pool, default 16), `BENCH_WRITERS`
 //! (`database.writers`, default 4), `BENCH_SCENARIOS` (comma-separated name prefixes to run),
@@ -37,7 +38,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{env_or, free_port, wait_ready};
+use common::{cpu_seconds, env_or, free_port, wait_ready};
 use postgres::{Durability, TempPostgres};
 
 const TOKEN: &str = "bench-token";
@@ -136,9 +137,11 @@ fn main() {
         };
         runtime.block_on(drive(WARM_UP, "warm").run(scenario));
         let wal_before = runtime.block_on(wal(&url));
+        let cpu_before = cpu(&postgres, &medic);
         let measure = Duration::from_secs(scenario.seconds.unwrap_or(seconds));
         let result = runtime.block_on(drive(measure, "measure").run(scenario));
         let wal_after = runtime.block_on(wal(&url));
+        let cpu_after = cpu(&postgres, &medic);
         let sent = result.latencies_us.len().max(1) as f64;
         println!(
             "{:<18} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>11.1} {:>9.2}",
@@ -151,6 +154,14 @@ fn main() {
             result.errors,
             (wal_after.0 - wal_before.0) as f64 / 1024.0 / sent,
             (wal_after.1 - wal_before.1) as f64 / sent,
+        );
+        let per = |i: usize| (cpu_after[i] - cpu_before[i]) * 1e6 / sent;
+        println!(
+            "{:<18} CPU per notification: medic {:.0} µs, Postgres {:.0} µs, load generator {:.0} µs",
+            "",
+            per(0),
+            per(1),
+            per(2)
         );
     }
     println!(
@@ -317,6 +328,16 @@ impl Driver {
             errors: errors.load(Ordering::Relaxed),
         }
     }
+}
+
+/// CPU seconds so far of medic, Postgres (all its processes) and this load generator: on two
+/// shared cores they compete, so per-notification figures show where the time goes.
+fn cpu(postgres: &TempPostgres, medic: &Child) -> [f64; 3] {
+    [
+        cpu_seconds(medic.id(), false),
+        cpu_seconds(postgres.postmaster_pid(), true),
+        cpu_seconds(std::process::id(), false),
+    ]
 }
 
 /// WAL written so far: bytes and full-page images (`pg_stat_wal`).

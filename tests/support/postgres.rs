@@ -140,6 +140,16 @@ impl TempPostgres {
             .arg(&cluster.data));
     }
 
+    /// The postmaster's process ID (an owned, running cluster's), from `postmaster.pid`.
+    pub fn postmaster_pid(&self) -> u32 {
+        let cluster = self.cluster.as_ref().expect("an owned cluster");
+        let file = std::fs::read_to_string(cluster.data.join("postmaster.pid")).expect("postmaster.pid");
+        file.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a pid")
+    }
+
     /// The port the server listens on (an owned cluster's).
     pub fn port(&self) -> u16 {
         self.cluster.as_ref().expect("an owned cluster").port

@@ -685,6 +685,49 @@ async fn a_maintenance_window_skips_remediation_and_holds_pages_until_it_ends() 
 }
 
 #[tokio::test]
+async fn a_window_muting_only_remediation_still_pages_people() {
+    let s = setup(&["quiet"]).await;
+    let ends_at = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    let window = json!({"matchers": ["deployment=\"quiet\""], "ends_at": ends_at, "mute": ["remediation"], "reason": "hands off"});
+    let created = send(
+        &s.app,
+        reqwest::Method::POST,
+        RESPONDER.2,
+        "/api/v1/maintenance",
+        Some(window),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        created.json::<Value>().await.unwrap()["mute"],
+        json!(["remediation"])
+    );
+    let id = fire(&s.app, "MemoryLeak", "00000000000000f4", "quiet").await;
+    let done = remediations_until(&s.app, id, |r| !r.is_empty() && !r[0]["finished_at"].is_null()).await;
+    assert_eq!(done[0]["result"], "skipped_maintenance");
+    assert_eq!(replicas(&s.kube, "quiet"), 1);
+    // The announcement goes out, and the skipped step hands over to on-call at once.
+    s.sink.wait_for("/slack", 1, WAIT).await;
+    let paged = s.sink.wait_for("/oncall", 1, WAIT).await;
+    assert!(
+        paged[0]
+            .text
+            .contains("automatic remediation did not fix it: scale_up (skipped_maintenance)"),
+        "{}",
+        paged[0].text
+    );
+    let incident = s.app.incident(id).await;
+    assert!(
+        !incident["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "message_muted"),
+        "{incident}"
+    );
+}
+
+#[tokio::test]
 async fn when_a_window_ends_the_escalation_policy_runs_from_its_end() {
     let s = setup(&[]).await;
     let ends_at = chrono::Utc::now() + chrono::TimeDelta::seconds(3);

@@ -248,5 +248,12 @@ impl RemediationSettings {
                 "must be greater than 0",
             ));
         }
+        // A request nobody could answer would only ever expire.
+        if self.approval.timeout.0.is_zero() {
+            problems.push(Problem::new(
+                "remediation.approval.timeout",
+                "must be greater than 0",
+            ));
+        }
     }
 }

@@ -25,6 +25,11 @@ fn defaults_are_sensible() {
     assert_eq!(settings.server.body_limit_bytes, 1024 * 1024);
     assert_eq!(settings.log.format, LogFormat::Json);
     assert!(settings.database.migrate_on_start);
+    assert_eq!(
+        settings.remediation.approval.timeout.0,
+        std::time::Duration::from_secs(15 * 60),
+        "remediation.approval.timeout"
+    );
 }
 
 #[test]

@@ -19,6 +19,8 @@ struct Setup {
     _kubeconfig: tempfile::NamedTempFile,
     app: TestApp,
     sink: Sink,
+    /// The settings, for a second replica over the same database.
+    yaml: String,
 }
 
 async fn setup(deployments: &[&str]) -> Setup {
@@ -79,6 +81,7 @@ engine: {{request_timeout: 2s}}
         _kubeconfig: kubeconfig,
         app,
         sink,
+        yaml,
     }
 }
 
@@ -154,6 +157,15 @@ async fn a_ladder_climbs_while_the_alert_fires_and_hands_over_saying_what_it_tri
     assert_eq!(done[1]["action"], "rollout_restart");
     assert_eq!(done[1]["result"], "success");
     assert_eq!(replicas(&s.kube, "web"), 2, "step 1 scaled once");
+    let incident = s.app.incident(id).await;
+    let steps: Vec<(i64, &str)> = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "remediation")
+        .map(|e| (e["step"].as_i64().unwrap(), e["verification"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [(1, "not_fixed"), (2, "not_fixed")], "{incident}");
 
     // The ladder ran out: the first escalation step (due in an hour) comes now, saying so.
     let paged = s.sink.wait_for("/oncall", 1, WAIT).await;
@@ -310,7 +322,16 @@ async fn a_step_that_needs_approval_waits_and_acts_once_approved_through_its_gua
     assert_eq!(done[0]["approval"]["approved"], true);
     assert_eq!(done[0]["approval"]["decided_by"], RESPONDER.0);
     assert_eq!(done[0]["approval"]["note"], "go");
+    assert_eq!(done[0]["verification"], "none", "the step has no verify_within");
     let incident = s.app.incident(id).await;
+    assert!(
+        incident["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "approved" && e["by"] == RESPONDER.0 && e["note"] == "go"),
+        "{incident}"
+    );
     assert!(
         incident["audit"]
             .as_array()
@@ -393,6 +414,120 @@ async fn an_unanswered_request_expires_on_time_and_escalates() {
     .await;
     assert_eq!(late.status(), 409);
     assert_eq!(replicas(&s.kube, "api"), 1);
+}
+
+/// A group whose incident fires on after its alert needing approval resolves: that alert
+/// (`HighMemoryUsage` on `deployment`) and another no rule acts on.
+fn two_alerts(fingerprint: &str, other: &str, deployment: &str) -> Value {
+    let labels = json!({"namespace": NS, "deployment": deployment});
+    let mut payload = firing_alert(fingerprint, "HighMemoryUsage", fingerprint, labels);
+    let mut unrelated = payload["alerts"][0].clone();
+    unrelated["fingerprint"] = json!(other);
+    unrelated["labels"] = json!({"alertname": "Unrelated", "namespace": NS});
+    payload["alerts"].as_array_mut().unwrap().push(unrelated);
+    payload
+}
+
+#[tokio::test]
+async fn an_approval_given_after_the_alert_resolved_checks_again_and_does_not_act() {
+    let s = setup(&["api"]).await;
+    let mut payload = two_alerts("00000000000000d4", "00000000000000d5", "api");
+    let id = s.app.post_for_incident(&payload).await;
+    let request = awaiting(&s.app, id).await;
+    // The alert the step is for resolves; the incident fires on, so the request stays open.
+    payload["alerts"][0]["status"] = json!("resolved");
+    payload["alerts"][0]["endsAt"] = json!("2026-11-26T10:05:00Z");
+    s.app.post_for_incident(&payload).await;
+    assert_eq!(s.app.incident(id).await["status"], "firing");
+
+    let path = format!("/api/v1/remediations/{}/approve", request["id"]);
+    let approved = send(&s.app, reqwest::Method::POST, RESPONDER.2, &path, Some(json!({}))).await;
+    assert_eq!(approved.status(), 200);
+    let done = remediations_until(&s.app, id, |r| {
+        !r[0]["finished_at"].is_null() && r[0]["result"] != "awaiting_approval"
+    })
+    .await;
+    assert_eq!(done[0]["result"], "skipped_resolved", "{}", done[0]);
+    assert_eq!(done[0]["approval"]["approved"], true);
+    assert_eq!(replicas(&s.kube, "api"), 1, "nothing scaled");
+    assert!(
+        !s.kube.requests().iter().any(|r| r.method == "PATCH"),
+        "no change reached the API server"
+    );
+}
+
+#[tokio::test]
+async fn a_request_on_an_incident_that_resolves_is_closed_and_cannot_be_approved() {
+    let s = setup(&["api"]).await;
+    let id = fire(&s.app, "HighMemoryUsage", "00000000000000d6", "api").await;
+    let request = awaiting(&s.app, id).await;
+    resolve(&s.app, "HighMemoryUsage", "00000000000000d6", "api").await;
+
+    let done = remediations_until(&s.app, id, |r| r[0]["result"] == "skipped_resolved").await;
+    assert!(done[0]["approval"]["approved"].is_null(), "{}", done[0]);
+    let path = format!("/api/v1/remediations/{}/approve", request["id"]);
+    let late = send(&s.app, reqwest::Method::POST, RESPONDER.2, &path, Some(json!({}))).await;
+    assert_eq!(late.status(), 409);
+    assert_eq!(replicas(&s.kube, "api"), 1);
+}
+
+/// Polls a replica's `/metrics` until the sample reads `value`.
+async fn metric_becomes(app: &TestApp, sample: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.metric(sample).await != value {
+        assert!(Instant::now() < deadline, "{sample} never became {value}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pause_through_one_replica_holds_in_the_other_until_resumed_there() {
+    let s = setup(&["web", "api", "cache"]).await;
+    let other = TestApp::builder()
+        .config(&s.yaml)
+        .database(&s.app.database_url)
+        .spawn()
+        .await;
+    let pause = "/api/v1/remediation/pause";
+    let past = json!({"reason": "x", "until": "2000-01-01T00:00:00Z"});
+    let refused = send(&s.app, reqwest::Method::PUT, ADMIN.2, pause, Some(past)).await;
+    assert_eq!(refused.status(), 422, "an end in the past");
+    let until = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    let body = json!({"reason": "deploy freeze", "until": until});
+    let paused = send(&s.app, reqwest::Method::PUT, ADMIN.2, pause, Some(body)).await;
+    assert_eq!(paused.status(), 200);
+
+    // The other replica sees it at once, and its gauge follows within its refresh.
+    let state = other.get_json(pause).await;
+    assert_eq!(state["paused"], true);
+    assert_eq!(state["paused_by"], ADMIN.0);
+    assert_eq!(state["reason"], "deploy freeze");
+    let shown: chrono::DateTime<chrono::Utc> = state["until"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (shown - until).abs() < chrono::TimeDelta::milliseconds(1),
+        "{state}"
+    );
+    metric_becomes(&other, "medic_remediation_paused", 1.0).await;
+
+    // Alerts through either replica: every decision, whichever engine takes it, is paused.
+    let first = fire(&s.app, "MemoryLeak", "00000000000000e3", "web").await;
+    let second = fire(&other, "MemoryLeak", "00000000000000e4", "api").await;
+    for id in [first, second] {
+        let done = remediations_until(&s.app, id, |r| !r.is_empty() && !r[0]["finished_at"].is_null()).await;
+        assert_eq!(done[0]["result"], "skipped_paused", "{}", done[0]);
+    }
+    assert_eq!(replicas(&s.kube, "web"), 1);
+    assert_eq!(replicas(&s.kube, "api"), 1);
+
+    // Resumed through the other replica: the first sees it, and acts again.
+    let resumed = send(&other, reqwest::Method::DELETE, ADMIN.2, pause, None).await;
+    assert_eq!(resumed.status(), 200);
+    assert_eq!(s.app.get_json(pause).await["paused"], false);
+    metric_becomes(&s.app, "medic_remediation_paused", 0.0).await;
+    let id = fire(&s.app, "MemoryLeak", "00000000000000e5", "cache").await;
+    let done = remediations_until(&s.app, id, |r| !r.is_empty() && !r[0]["finished_at"].is_null()).await;
+    assert_eq!(done[0]["result"], "success");
+    assert_eq!(replicas(&s.kube, "cache"), 2);
 }
 
 #[tokio::test]
@@ -481,8 +616,20 @@ async fn a_maintenance_window_skips_remediation_and_holds_pages_until_it_ends() 
     let created: Value = created.json().await.unwrap();
     let window_id = created["id"].as_i64().unwrap();
     assert_eq!(created["reason"], "deploy 4.2");
+    // A window ahead is listed too, after the one in force, and holds nothing yet.
+    let later = json!({"matchers": ["deployment=\"later\""], "starts_at": ends_at,
+                       "ends_at": ends_at + chrono::TimeDelta::hours(1), "reason": "next deploy"});
+    let later = send(&s.app, reqwest::Method::POST, RESPONDER.2, windows, Some(later)).await;
+    assert_eq!(later.status(), 201);
+    let later_id = later.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     let listed = s.app.get_json(windows).await;
-    assert_eq!(listed["windows"][0]["id"], window_id);
+    let ids: Vec<i64> = listed["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [window_id, later_id], "{listed}");
 
     let id = fire(&s.app, "MemoryLeak", "00000000000000f1", "held").await;
     let done = remediations_until(&s.app, id, |r| !r.is_empty() && !r[0]["finished_at"].is_null()).await;
@@ -520,10 +667,12 @@ async fn a_maintenance_window_skips_remediation_and_holds_pages_until_it_ends() 
     s.sink.wait_for("/slack", 1, Duration::from_secs(5)).await;
     s.sink.wait_for("/oncall", 1, Duration::from_secs(5)).await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(s.app.get_json(windows).await["windows"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    let listed = s.app.get_json(windows).await;
+    assert_eq!(listed["windows"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        listed["windows"][0]["id"], later_id,
+        "only the window ahead is left"
+    );
     let again = send(
         &s.app,
         reqwest::Method::DELETE,
@@ -533,6 +682,49 @@ async fn a_maintenance_window_skips_remediation_and_holds_pages_until_it_ends() 
     )
     .await;
     assert_eq!(again.status(), 404);
+}
+
+#[tokio::test]
+async fn a_window_muting_only_remediation_still_pages_people() {
+    let s = setup(&["quiet"]).await;
+    let ends_at = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    let window = json!({"matchers": ["deployment=\"quiet\""], "ends_at": ends_at, "mute": ["remediation"], "reason": "hands off"});
+    let created = send(
+        &s.app,
+        reqwest::Method::POST,
+        RESPONDER.2,
+        "/api/v1/maintenance",
+        Some(window),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        created.json::<Value>().await.unwrap()["mute"],
+        json!(["remediation"])
+    );
+    let id = fire(&s.app, "MemoryLeak", "00000000000000f4", "quiet").await;
+    let done = remediations_until(&s.app, id, |r| !r.is_empty() && !r[0]["finished_at"].is_null()).await;
+    assert_eq!(done[0]["result"], "skipped_maintenance");
+    assert_eq!(replicas(&s.kube, "quiet"), 1);
+    // The announcement goes out, and the skipped step hands over to on-call at once.
+    s.sink.wait_for("/slack", 1, WAIT).await;
+    let paged = s.sink.wait_for("/oncall", 1, WAIT).await;
+    assert!(
+        paged[0]
+            .text
+            .contains("automatic remediation did not fix it: scale_up (skipped_maintenance)"),
+        "{}",
+        paged[0].text
+    );
+    let incident = s.app.incident(id).await;
+    assert!(
+        !incident["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "message_muted"),
+        "{incident}"
+    );
 }
 
 #[tokio::test]

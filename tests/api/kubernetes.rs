@@ -20,7 +20,7 @@ struct Cluster {
     kube: FakeKube,
     _kubeconfig: tempfile::NamedTempFile,
     app: TestApp,
-    _sink: Sink,
+    sink: Sink,
 }
 
 async fn cluster(dry_run: bool, setup: impl FnOnce(&FakeKube)) -> Cluster {
@@ -34,6 +34,7 @@ dry_run: {dry_run}
 kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
 notifiers:
   slack: {{type: slack, url: "{slack}"}}
+  oncall: {{type: slack, url: "{oncall}"}}
 remediation:
   namespaces: {{allow: [{NS}]}}
   budget: {{per_target: 10/1h}}
@@ -63,6 +64,7 @@ rules:
         ready_timeout: 3s
   - name: crashing-pod
     matchers: ['alertname="PodCrashLooping"']
+    escalation: [{{after: 1h, notify: [oncall]}}]
     remediate:
       action: restart_pods
       params: {{namespace: "{{{{ labels.namespace }}}}", pod: "{{{{ labels.pod }}}}", ready_timeout: 3s}}
@@ -84,13 +86,14 @@ rules:
 "#,
         kubeconfig = kubeconfig.path().display(),
         slack = sink.url("/slack"),
+        oncall = sink.url("/oncall"),
     );
     let app = TestApp::builder().config(&yaml).spawn().await;
     Cluster {
         kube,
         _kubeconfig: kubeconfig,
         app,
-        _sink: sink,
+        sink,
     }
 }
 
@@ -431,6 +434,15 @@ async fn restart_pods_refuses_an_eviction_that_would_leave_too_few_pods_ready() 
     assert!(c.kube.pods(NS).iter().any(|p| pod_name(p) == target));
     let metric = r#"medic_remediations_total{action="restart_pods",result="skipped_min_healthy"}"#;
     assert_eq!(c.app.metric(metric).await, 1.0);
+    // People take over at once: the escalation step due in an hour comes now, saying why.
+    let paged = c.sink.wait_for("/oncall", 1, WAIT).await;
+    assert!(
+        paged[0]
+            .text
+            .contains("automatic remediation did not fix it: restart_pods (skipped_min_healthy)"),
+        "{}",
+        paged[0].text
+    );
 }
 
 #[tokio::test]

@@ -274,3 +274,13 @@ fn explain_shows_every_step_of_a_ladder() {
     );
     assert!(text.contains("needs approval"), "{text}");
 }
+
+#[test]
+fn an_approval_timeout_of_zero_is_a_config_problem() {
+    let problems = problems_in("remediation: {approval: {timeout: 0s}}\n");
+    assert_problem(
+        &problems,
+        "remediation.approval.timeout",
+        "must be greater than 0",
+    );
+}

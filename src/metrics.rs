@@ -74,6 +74,13 @@ pub struct TimerMetrics {
 }
 
 impl TimerMetrics {
+    /// Counts what an acknowledgement did, whichever way it came (API, console, Slack,
+    /// PagerDuty): pending escalations and remediations stopped, announcements scheduled.
+    pub fn acknowledged(&self, cancelled: i32, scheduled: i32) {
+        self.cancelled.inc_by(u64::try_from(cancelled).unwrap_or(0));
+        self.scheduled.inc_by(u64::try_from(scheduled).unwrap_or(0));
+    }
+
     fn new(registry: &Registry) -> prometheus::Result<Self> {
         let scheduled = IntCounter::new("medic_timers_scheduled_total", "Timers scheduled")?;
         let fired = IntCounterVec::new(

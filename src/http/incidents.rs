@@ -291,9 +291,7 @@ pub async fn acknowledge(
             scheduled,
         } => {
             if newly {
-                let timers = &state.metrics.timers;
-                timers.cancelled.inc_by(cancelled as u64);
-                timers.scheduled.inc_by(scheduled as u64);
+                state.metrics.timers.acknowledged(cancelled, scheduled);
             }
             tracing::info!(incident_id = id, by = %ack.by, role = %person.role, via = person.via,
                 address = %person.address, newly, timers_cancelled = cancelled, "incident acknowledged");

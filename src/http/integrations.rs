@@ -188,7 +188,12 @@ impl Click {
                         "incident {incident} was acknowledged already, by {}",
                         ack.by
                     )),
-                    AckResult::Acknowledged { .. } => Ok(()),
+                    AckResult::Acknowledged {
+                        cancelled, scheduled, ..
+                    } => {
+                        state.metrics.timers.acknowledged(cancelled, scheduled);
+                        Ok(())
+                    }
                 }
             }
             "medic_silence" => {
@@ -299,8 +304,16 @@ pub async fn pagerduty(
     let done = match result {
         AckResult::NotFound => "no such incident",
         AckResult::Resolved => "the incident is resolved already",
+        AckResult::Acknowledged { newly: false, .. } if action == "resolve_elsewhere" => {
+            "recorded; escalation and remediation had stopped at its acknowledgement"
+        }
         AckResult::Acknowledged { newly: false, .. } => "acknowledged already",
-        AckResult::Acknowledged { .. } => "stopped escalation and remediation",
+        AckResult::Acknowledged {
+            cancelled, scheduled, ..
+        } => {
+            state.metrics.timers.acknowledged(cancelled, scheduled);
+            "stopped escalation and remediation"
+        }
     };
     tracing::info!(incident_id = incident, event_type = kind, by = %name, done, "PagerDuty event");
     Ok(HttpResponse::Ok().json(json!({"incident_id": incident, "result": done})))

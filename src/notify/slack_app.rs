@@ -49,6 +49,19 @@ pub struct Api<'a> {
 impl Api<'_> {
     /// POSTs `body` as JSON to `<api_url>/<method>`; Ok is Slack's answer when it says `ok`.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, Failure> {
+        let request = self.request(method)?.json(body);
+        self.send(method, request).await
+    }
+
+    /// POSTs `form` form-encoded: Slack's read methods (`conversations.history`) take their
+    /// arguments only this way, and ignore a JSON body.
+    pub async fn call_form(&self, method: &str, form: &[(&str, &str)]) -> Result<Value, Failure> {
+        let request = self.request(method)?.form(form);
+        self.send(method, request).await
+    }
+
+    /// A POST to `<api_url>/<method>` with the bot token.
+    fn request(&self, method: &str) -> Result<reqwest::RequestBuilder, Failure> {
         let mut url = self
             .endpoint
             .url
@@ -64,7 +77,11 @@ impl Api<'_> {
             .as_ref()
             .map(|t| t.expose_secret().to_owned())
             .unwrap_or_default();
-        let request = self.client.post(url).bearer_auth(token).json(body);
+        Ok(self.client.post(url).bearer_auth(token))
+    }
+
+    /// Sends one call and reads Slack's answer: `ok`, or an error worth a retry or not.
+    async fn send(&self, method: &str, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
         // Each call is made inside the notifier request's span: it carries the incident's trace.
         let response = telemetry::with_traceparent(request)
             .send()
@@ -208,8 +225,13 @@ async fn find(api: &Api<'_>, key: &str) -> Option<(String, String)> {
     if !looks_like_id(channel) {
         return None;
     }
-    let body = json!({"channel": channel, "limit": HISTORY, "include_all_metadata": true});
-    let answer = api.call("conversations.history", &body).await.ok()?;
+    let limit = HISTORY.to_string();
+    let form = [
+        ("channel", channel),
+        ("limit", &limit),
+        ("include_all_metadata", "true"),
+    ];
+    let answer = api.call_form("conversations.history", &form).await.ok()?;
     answer["messages"].as_array()?.iter().find_map(|m| {
         let ours = m["metadata"]["event_type"] == EVENT_TYPE && m["metadata"]["event_payload"]["key"] == key;
         ours.then(|| Some((channel.to_owned(), m["ts"].as_str()?.to_owned())))?

@@ -406,6 +406,21 @@ impl Store {
             return Ok(AckResult::NotFound);
         };
         if let Some(by) = row.get::<_, Option<String>>(1) {
+            // PagerDuty's resolution of an incident acknowledged before changes nothing more
+            // (escalation and remediation stopped then), but the timeline says it, once.
+            if action != "acknowledge" && row.get::<_, &str>(0) == "firing" {
+                let said = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM audit_events WHERE incident_id = $1 AND action = $2)",
+                        &[&incident, &action],
+                    )
+                    .await?;
+                if !said.get::<_, bool>(0) {
+                    let detail = serde_json::json!({ "note": note });
+                    audit::record(&tx, Some(incident), action, actor, &detail).await?;
+                    tx.commit().await?;
+                }
+            }
             let ack = Acknowledgement {
                 by,
                 note: row.get(2),

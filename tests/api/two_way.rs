@@ -181,6 +181,69 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
         .unwrap()
         .get(0);
     assert_eq!(stored, ROOT_TS);
+
+    // Resolved: the same message says so, and loses its buttons for good.
+    let mut resolved = firing_alert(
+        "g1",
+        "DiskFull",
+        "00000000000000a1",
+        json!({"severity": "critical"}),
+    );
+    resolved["status"] = json!("resolved");
+    resolved["alerts"][0]["status"] = json!("resolved");
+    resolved["alerts"][0]["endsAt"] = json!("2026-11-26T10:05:00Z");
+    assert_eq!(app.post_for_incident(&resolved).await, id);
+    let update = until("the message updated as resolved", || {
+        slack
+            .received_at("/api/chat.update")
+            .into_iter()
+            .map(|r| r.body)
+            .find(|b| b["text"].as_str().is_some_and(|t| t.starts_with("[RESOLVED]")))
+    })
+    .await;
+    assert_eq!(update["ts"], ROOT_TS);
+    assert!(!update["blocks"].to_string().contains("medic_ack"), "{update}");
+    assert_eq!(root_posts(&slack).len(), 1, "still one message");
+}
+
+#[tokio::test]
+async fn escalations_are_thread_replies_also_shown_in_the_channel() {
+    let slack = slack().await;
+    let yaml = format!(
+        r#"{users}
+notifiers:
+  slack-app:
+    type: slack_app
+    bot_token: xoxb-test
+    signing_secret: {SIGNING_SECRET}
+    channel: C0TEST
+    api_url: "{api}"
+rules:
+  - name: all
+    notify: [slack-app]
+    escalation: [{{after: 1s, notify: [slack-app]}}]
+"#,
+        users = users(),
+        api = slack.url("/api"),
+    );
+    let app = TestApp::builder().without_users().config(&yaml).spawn().await;
+    app.post_for_incident(&firing_alert("g13", "J", "00000000000000b4", json!({})))
+        .await;
+    let escalated = until("the escalation in the thread", || {
+        slack
+            .received_at("/api/chat.postMessage")
+            .into_iter()
+            .map(|r| r.body)
+            .find(|b| {
+                b["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("[ESCALATION 1]"))
+            })
+    })
+    .await;
+    assert_eq!(escalated["thread_ts"], ROOT_TS);
+    assert_eq!(escalated["reply_broadcast"], true);
+    assert_eq!(root_posts(&slack).len(), 1, "no second message");
 }
 
 #[tokio::test]
@@ -202,6 +265,31 @@ async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
         "Retry-After honoured"
     );
     assert_eq!(posts.len(), 2);
+
+    // As Slack usually says it: HTTP 429 with Retry-After.
+    slack.enqueue(
+        "/api/chat.postMessage",
+        vec![Reply::status(429)
+            .with_header("Retry-After", "1")
+            .with_body(r#"{"ok":false,"error":"ratelimited"}"#)],
+    );
+    let limited = app
+        .post_for_incident(&firing_alert("g2b", "A2", "00000000000000c2", json!({})))
+        .await;
+    let posts = until("the post retried after a 429", || {
+        let posts: Vec<_> = slack
+            .received_at("/api/chat.postMessage")
+            .into_iter()
+            .filter(|r| r.body["metadata"]["event_payload"]["incident_id"] == limited)
+            .collect();
+        (posts.len() >= 2).then_some(posts)
+    })
+    .await;
+    let waited = posts[1].at.duration_since(posts[0].at).unwrap();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "Retry-After honoured: {waited:?}"
+    );
 
     slack.enqueue(
         "/api/chat.postMessage",
@@ -253,7 +341,18 @@ async fn a_post_whose_answer_was_lost_is_found_in_the_channel_not_made_twice() {
         .post_for_incident(&firing_alert("g4", "C", "00000000000000a4", json!({})))
         .await;
     assert_eq!(id, 1, "a fresh database");
-    slack.wait_for("/api/conversations.history", 1, WAIT).await;
+    let history = slack.wait_for("/api/conversations.history", 1, WAIT).await;
+    // Slack's read methods take form-encoded arguments only; a JSON body is ignored there.
+    assert!(
+        history[0].headers["content-type"].starts_with("application/x-www-form-urlencoded"),
+        "{:?}",
+        history[0].headers
+    );
+    assert_eq!(history[0].headers["authorization"], "Bearer xoxb-test");
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(&history[0].text).unwrap();
+    for (key, value) in [("channel", "C0TEST"), ("include_all_metadata", "true")] {
+        assert!(form.contains(&(key.to_owned(), value.to_owned())), "{form:?}");
+    }
     let stored = until("the message recorded", || recorded_ts(&app.database_url, id)).await;
     assert_eq!(stored, "1700000000.000999");
     assert_eq!(root_posts(&slack).len(), 1, "the lost post only, none again");
@@ -320,6 +419,19 @@ fn urlencode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+/// Waits until the metric's sample has this value (actions from Slack are done after the answer).
+async fn metric_reaches(app: &TestApp, sample: &str, value: f64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = app.metric(sample).await;
+        if now == value {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sample} is {now}, expected {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn acknowledged_by(app: &TestApp, id: i64) -> Value {
@@ -401,6 +513,8 @@ async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
     };
     assert_eq!(ack["by"], "alice");
     assert_eq!(ack["via"], "slack");
+    // Counted as any acknowledgement is: the pending escalation it stopped.
+    metric_reaches(&app, "medic_timers_cancelled_total", 1.0).await;
     let incident = app.incident(id).await;
     let event = incident["timeline"]
         .as_array()
@@ -477,6 +591,34 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
         assert!(Instant::now() < deadline, "{incident}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The step's result is a reply in the thread (a verification is reported the same way);
+    // the message itself shows the last remediation.
+    let reports = until("the result in the thread", || {
+        let reports: Vec<String> = slack
+            .received_at("/api/chat.postMessage")
+            .into_iter()
+            .filter(|r| r.body["thread_ts"] == ROOT_TS)
+            .filter_map(|r| r.body["text"].as_str().map(str::to_owned))
+            .filter(|t| t.starts_with("[REMEDIATION "))
+            .collect();
+        (!reports.is_empty()).then_some(reports)
+    })
+    .await;
+    assert!(reports[0].contains("postgres_relieve_pool"), "{reports:?}");
+    let update = until("the message updated with the remediation", || {
+        slack
+            .received_at("/api/chat.update")
+            .into_iter()
+            .map(|r| r.body)
+            .find(|b| {
+                b["blocks"]
+                    .to_string()
+                    .contains("Last remediation: postgres_relieve_pool")
+            })
+    })
+    .await;
+    assert_eq!(update["ts"], ROOT_TS);
+    assert_eq!(root_posts(&slack).len(), 1, "one message per incident");
 }
 
 async fn app_with_rule(slack: &Sink, extra: &str, database: &str) -> TestApp {
@@ -628,6 +770,29 @@ async fn pagerduty_webhooks_acknowledge_and_stop_escalation_when_signed() {
         incident["status"], "firing",
         "closes only when Alertmanager says so"
     );
+
+    // Resolved in PagerDuty after it was acknowledged there (PagerDuty's usual order): said in
+    // the timeline, once, however often PagerDuty sends it.
+    let resolved_first = pd_event("incident.resolved", &format!("medic-incident-{first}"), "PALICE");
+    for _ in 0..2 {
+        let answer = pagerduty(&app, &resolved_first, &[PD_SECRET])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let timeline = app.incident(first).await["timeline"].clone();
+    let said: Vec<&Value> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "resolve_elsewhere")
+        .collect();
+    assert_eq!(said.len(), 1, "{timeline}");
+    assert_eq!(said[0]["by"], "alice");
+    assert_eq!(said[0]["via"], "pagerduty");
+    // Each acknowledgement from PagerDuty counted the escalation it stopped.
+    metric_reaches(&app, "medic_timers_cancelled_total", 2.0).await;
 
     // Another installation's incident, or an event medic does not act on: 200, ignored.
     for event in [

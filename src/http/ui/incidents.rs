@@ -493,8 +493,7 @@ pub(super) async fn acknowledge(
             ..
         } => {
             if newly {
-                state.metrics.timers.cancelled.inc_by(cancelled as u64);
-                state.metrics.timers.scheduled.inc_by(scheduled as u64);
+                state.metrics.timers.acknowledged(cancelled, scheduled);
             }
             tracing::info!(incident_id = id, by = %viewer.person.name, role = %viewer.person.role,
                 via = viewer.person.via, channel = "console", newly, "incident acknowledged");

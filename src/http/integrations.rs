@@ -110,11 +110,24 @@ pub async fn slack_interactions(
             client: state.notifiers.client(),
             endpoint: &app,
         };
-        if let Err(told) = outcome {
-            tracing::info!(slack_user = %click.user, action = %click.action, reason = %told, "Slack action refused");
-            let body = json!({"channel": click.channel, "user": click.user, "text": told});
-            if let Err(e) = api.call("chat.postEphemeral", &body).await {
-                tracing::warn!(error = %e.reason, "telling a Slack user why failed");
+        match outcome {
+            Ok(None) => {}
+            // A silence changes nothing the message shows: the thread says who silenced it.
+            Ok(Some(said)) => {
+                let body = match &click.message_ts {
+                    Some(ts) => json!({"channel": click.channel, "thread_ts": ts, "text": said}),
+                    None => json!({"channel": click.channel, "text": said}),
+                };
+                if let Err(e) = api.call("chat.postMessage", &body).await {
+                    tracing::warn!(error = %e.reason, "telling the channel what was done failed");
+                }
+            }
+            Err(told) => {
+                tracing::info!(slack_user = %click.user, action = %click.action, reason = %told, "Slack action refused");
+                let body = json!({"channel": click.channel, "user": click.user, "text": told});
+                if let Err(e) = api.call("chat.postEphemeral", &body).await {
+                    tracing::warn!(error = %e.reason, "telling a Slack user why failed");
+                }
             }
         }
     });
@@ -128,6 +141,8 @@ struct Click {
     channel: String,
     action: String,
     value: String,
+    /// The clicked message's `ts`, for a reply in its thread.
+    message_ts: Option<String>,
 }
 
 impl Click {
@@ -145,11 +160,16 @@ impl Click {
                 .to_owned(),
             action: action["action_id"].as_str()?.to_owned(),
             value: action["value"].as_str().unwrap_or_default().to_owned(),
+            message_ts: payload["container"]["message_ts"]
+                .as_str()
+                .or_else(|| payload["message"]["ts"].as_str())
+                .map(str::to_owned),
         })
     }
 
-    /// Does what the button says, as the medic user the Slack user is; Err tells them why not.
-    async fn perform(&self, state: &State) -> Result<(), String> {
+    /// Does what the button says, as the medic user the Slack user is: Ok with what to tell
+    /// the channel when the message's own update will not show it, Err telling them why not.
+    async fn perform(&self, state: &State) -> Result<Option<String>, String> {
         let Some(known) = state.integrations.slack_users.get(&self.user) else {
             return Err(format!(
                 "medic does not know your Slack user ({}): an admin can add it as slack_user_id of your medic user",
@@ -192,7 +212,7 @@ impl Click {
                         cancelled, scheduled, ..
                     } => {
                         state.metrics.timers.acknowledged(cancelled, scheduled);
-                        Ok(())
+                        Ok(None)
                     }
                 }
             }
@@ -209,7 +229,14 @@ impl Click {
                     &actor,
                 )
                 .await
-                .map(|_| ())
+                .map(|made| {
+                    Some(format!(
+                        "Silenced in Alertmanager by {} until {} (silence {})",
+                        made.created_by,
+                        made.ends_at.format("%Y-%m-%d %H:%M UTC"),
+                        made.silence_id
+                    ))
+                })
                 .map_err(|e| e.to_string())
             }
             "medic_approve" | "medic_reject" => {
@@ -221,7 +248,7 @@ impl Click {
                     .await
                     .map_err(failed)?
                 {
-                    Answered::Recorded => Ok(()),
+                    Answered::Recorded => Ok(None),
                     Answered::Unknown => Err(format!("no remediation {remediation}")),
                     Answered::NotWaiting(now) => Err(format!(
                         "remediation {remediation} is not waiting for approval: it is {now}"

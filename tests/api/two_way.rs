@@ -1015,6 +1015,29 @@ async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() 
         assert!(Instant::now() < deadline, "no silence from the Slack button");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The silence changes nothing the message shows, so its thread says who silenced it.
+    let deadline = Instant::now() + WAIT;
+    let told = loop {
+        let told = slack
+            .received_at("/api/chat.postMessage")
+            .into_iter()
+            .find(|r| r.body["text"].as_str().is_some_and(|t| t.starts_with("Silenced")));
+        if let Some(told) = told {
+            break told;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing in the thread about the silence"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(told.body["thread_ts"], ROOT_TS);
+    assert_eq!(told.body["channel"], "C0TEST");
+    let text = told.body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Silenced in Alertmanager by alice until "),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -237,6 +237,12 @@ fn token(token: Option<String>, file: Option<&std::path::Path>) -> Result<Option
     if token.is_empty() {
         return Err(Failure::Usage("the token is empty".into()));
     }
+    // It goes into a header: say so here rather than as a failure to send.
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Failure::Usage(
+            "the token holds a space or a control character".into(),
+        ));
+    }
     Ok(Some(token.to_owned()))
 }
 

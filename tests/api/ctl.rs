@@ -440,6 +440,17 @@ async fn ctl_says_what_is_wrong_before_asking_and_when_medic_cannot_be_reached()
     let empty = token_file("");
     let blank = ctl(&["--url", &url, "paused"], &[("MEDIC_TOKEN_FILE", path(&empty))]).await;
     assert!(blank.failed(2).contains("the token is empty"), "{}", blank.stderr);
+    let two_lines = token_file("vera\nvera-token-0123456789");
+    let garbled = ctl(
+        &["--url", &url, "paused"],
+        &[("MEDIC_TOKEN_FILE", path(&two_lines))],
+    )
+    .await;
+    assert!(
+        garbled.failed(2).contains("a space or a control character"),
+        "{}",
+        garbled.stderr
+    );
     let missing = ctl(
         &["--url", &url, "paused", "--token-file", "/nonexistent/token"],
         &[],

@@ -4,7 +4,7 @@
 //! `scripts/check-layers` (run by CI) keeps it so. From the top:
 //!
 //! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`, `slo`,
-//!    `capacity`).
+//!    `capacity`, and `ctl`: a client of a running medic's API).
 //!    `fuzzing`: what the fuzz targets in `fuzz/` run (hidden from the docs).
 //! 2. [`startup`]: wires the compiled plan, the store, metrics, the HTTP server and the
 //!    engine together, once.

@@ -1,8 +1,9 @@
-//! The command line: `serve`, `migrate`, `check-config`, `explain`, `slo` and `capacity`, one
-//! file each.
+//! The command line: `serve`, `migrate`, `check-config`, `explain`, `slo`, `capacity` and `ctl`
+//! (a client of a running medic's API), one file each.
 
 mod capacity;
 mod check_config;
+mod ctl;
 mod explain;
 mod migrate;
 mod serve;
@@ -72,6 +73,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: capacity::Format,
     },
+    /// Act on a running medic through its API: approve or reject remediation steps, pause and
+    /// resume remediation, open and end maintenance windows.
+    Ctl(ctl::Ctl),
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +139,7 @@ impl Cli {
                     },
             } => slo::report(&config, at, window.0, format).await,
             Command::Capacity { config, at, format } => capacity::run(&config, at, format).await,
+            Command::Ctl(ctl) => ctl::run(ctl).await,
         }
     }
 }

@@ -6,6 +6,7 @@ mod config;
 mod console;
 mod containment;
 mod control;
+mod ctl;
 mod delivery;
 mod engines;
 mod escalation;

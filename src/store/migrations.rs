@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0010_acknowledged_tabs.sql"),
     ),
     (11, "traces", include_str!("../../migrations/0011_traces.sql")),
+    (
+        12,
+        "label_index_without_pending_list",
+        include_str!("../../migrations/0012_label_index_without_pending_list.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -44,8 +44,8 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (11, "traces", include_str!("../../migrations/0011_traces.sql")),
     (
         12,
-        "label_index_without_pending_list",
-        include_str!("../../migrations/0012_label_index_without_pending_list.sql"),
+        "label_index_cost",
+        include_str!("../../migrations/0012_label_index_cost.sql"),
     ),
 ];
 

@@ -104,6 +104,19 @@ async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The first body Slack received at `method` (e.g. `/api/chat.update`) that `matches`, once
+/// it has arrived.
+async fn sent(slack: &Sink, method: &str, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    until(what, || {
+        slack
+            .received_at(method)
+            .into_iter()
+            .map(|r| r.body)
+            .find(|b| matches(b))
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in_the_thread() {
     let slack = slack().await;
@@ -193,13 +206,12 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
     resolved["alerts"][0]["status"] = json!("resolved");
     resolved["alerts"][0]["endsAt"] = json!("2026-11-26T10:05:00Z");
     assert_eq!(app.post_for_incident(&resolved).await, id);
-    let update = until("the message updated as resolved", || {
-        slack
-            .received_at("/api/chat.update")
-            .into_iter()
-            .map(|r| r.body)
-            .find(|b| b["text"].as_str().is_some_and(|t| t.starts_with("[RESOLVED]")))
-    })
+    let update = sent(
+        &slack,
+        "/api/chat.update",
+        "the message updated as resolved",
+        |b| b["text"].as_str().is_some_and(|t| t.starts_with("[RESOLVED]")),
+    )
     .await;
     assert_eq!(update["ts"], ROOT_TS);
     assert!(!update["blocks"].to_string().contains("medic_ack"), "{update}");
@@ -229,17 +241,16 @@ rules:
     let app = TestApp::builder().without_users().config(&yaml).spawn().await;
     app.post_for_incident(&firing_alert("g13", "J", "00000000000000b4", json!({})))
         .await;
-    let escalated = until("the escalation in the thread", || {
-        slack
-            .received_at("/api/chat.postMessage")
-            .into_iter()
-            .map(|r| r.body)
-            .find(|b| {
-                b["text"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("[ESCALATION 1]"))
-            })
-    })
+    let escalated = sent(
+        &slack,
+        "/api/chat.postMessage",
+        "the escalation in the thread",
+        |b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("[ESCALATION 1]"))
+        },
+    )
     .await;
     assert_eq!(escalated["thread_ts"], ROOT_TS);
     assert_eq!(escalated["reply_broadcast"], true);
@@ -553,13 +564,12 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
     assert_eq!(request["incident_id"], id);
     let rid = request["id"].to_string();
     // The request reached the thread with its buttons.
-    let asked = until("the request in the thread", || {
-        slack
-            .received_at("/api/chat.postMessage")
-            .into_iter()
-            .map(|r| r.body)
-            .find(|b| b["text"].as_str().is_some_and(|t| t.contains("APPROVAL NEEDED")))
-    })
+    let asked = sent(
+        &slack,
+        "/api/chat.postMessage",
+        "the request in the thread",
+        |b| b["text"].as_str().is_some_and(|t| t.contains("APPROVAL NEEDED")),
+    )
     .await;
     assert_eq!(asked["thread_ts"], ROOT_TS);
     let elements = &asked["blocks"][1]["elements"];
@@ -605,17 +615,16 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
     })
     .await;
     assert!(reports[0].contains("postgres_relieve_pool"), "{reports:?}");
-    let update = until("the message updated with the remediation", || {
-        slack
-            .received_at("/api/chat.update")
-            .into_iter()
-            .map(|r| r.body)
-            .find(|b| {
-                b["blocks"]
-                    .to_string()
-                    .contains("Last remediation: postgres_relieve_pool")
-            })
-    })
+    let update = sent(
+        &slack,
+        "/api/chat.update",
+        "the message updated with the remediation",
+        |b| {
+            b["blocks"]
+                .to_string()
+                .contains("Last remediation: postgres_relieve_pool")
+        },
+    )
     .await;
     assert_eq!(update["ts"], ROOT_TS);
     assert_eq!(root_posts(&slack).len(), 1, "one message per incident");
@@ -1016,24 +1025,16 @@ async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The silence changes nothing the message shows, so its thread says who silenced it.
-    let deadline = Instant::now() + WAIT;
-    let told = loop {
-        let told = slack
-            .received_at("/api/chat.postMessage")
-            .into_iter()
-            .find(|r| r.body["text"].as_str().is_some_and(|t| t.starts_with("Silenced")));
-        if let Some(told) = told {
-            break told;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing in the thread about the silence"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(told.body["thread_ts"], ROOT_TS);
-    assert_eq!(told.body["channel"], "C0TEST");
-    let text = told.body["text"].as_str().unwrap();
+    let told = sent(
+        &slack,
+        "/api/chat.postMessage",
+        "the silence in the thread",
+        |b| b["text"].as_str().is_some_and(|t| t.starts_with("Silenced")),
+    )
+    .await;
+    assert_eq!(told["thread_ts"], ROOT_TS);
+    assert_eq!(told["channel"], "C0TEST");
+    let text = told["text"].as_str().unwrap();
     assert!(
         text.starts_with("Silenced in Alertmanager by alice until "),
         "{text}"

@@ -1,6 +1,6 @@
 //! Incidents, their alerts and deliveries: recording notifications and reading them back.
 //!
-//! Recording calls `medic_record` (migrations/0011) once per notification, in one transaction
+//! Recording calls `medic_record` (migrations/0013) once per notification, in one transaction
 //! per batch, with named arguments. The function first locks the group's row (creating it if need
 //! be), so deliveries of one group (retries, HA pairs, several replicas) are applied one after
 //! the other, while the unique constraints make a duplicate change nothing.
@@ -43,7 +43,7 @@ pub struct Recorded {
     pub timers_cancelled: u32,
 }
 
-/// Records one notification and schedules its timers (migrations/0011). The arguments are
+/// Records one notification and schedules its timers (migrations/0013). The arguments are
 /// named, in the order of [`RecordArgs::as_sql`].
 const RECORD: &str = "
     SELECT incident_id, new_incident, new_alerts, resolved_alerts, incident_resolved, duplicate,
@@ -57,7 +57,7 @@ const RECORD: &str = "
            p_timer_kinds => $16, p_timer_rules => $17, p_timer_steps => $18,
            p_timer_notifiers => $19, p_timer_channels => $20, p_timer_after_ms => $21,
            p_timer_repeat_ms => $22, p_timer_subjects => $23, p_timer_payloads => $24,
-           p_traceparent => $25)";
+           p_traceparent => $25, p_label_pairs => $26)";
 
 /// A notification and the timers its rules ask for.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +86,7 @@ struct RecordArgs<'a> {
     n: &'a Notification,
     timers: TimerColumns<'a>,
     traceparent: Option<&'a str>,
+    label_pairs: Vec<String>,
 }
 
 /// The timers' columns, as the function takes them.
@@ -142,10 +143,11 @@ impl<'a> RecordArgs<'a> {
             n,
             timers: TimerColumns::new(timers),
             traceparent,
+            label_pairs: label_pairs(n),
         }
     }
 
-    fn as_sql(&self) -> [&(dyn ToSql + Sync); 25] {
+    fn as_sql(&self) -> [&(dyn ToSql + Sync); 26] {
         [
             &self.n.receiver,
             &self.n.group_key,
@@ -172,8 +174,23 @@ impl<'a> RecordArgs<'a> {
             &self.timers.subjects,
             &self.timers.payloads,
             &self.traceparent,
+            &self.label_pairs,
         ]
     }
+}
+
+/// The distinct `name=value` pairs of the alerts' labels, which the label index keeps as
+/// hashes: cheaper to build here than in Postgres, where each alert's labels would be unpacked
+/// by a set-returning function.
+fn label_pairs(n: &Notification) -> Vec<String> {
+    let mut pairs: Vec<(&str, &str)> = n
+        .alerts
+        .iter()
+        .flat_map(|a| a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 impl Store {

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "label_index_cost",
         include_str!("../../migrations/0012_label_index_cost.sql"),
     ),
+    (
+        13,
+        "new_group_cost",
+        include_str!("../../migrations/0013_new_group_cost.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

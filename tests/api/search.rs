@@ -203,3 +203,48 @@ async fn a_label_is_found_when_its_alert_joins_later_and_at_any_length() {
         "pod a and the volume are on different alerts"
     );
 }
+
+/// The label index's keys are the same whoever computes them: medic from the pairs it sends,
+/// `medic_record` from the labels when a replica of the previous version calls it (during a
+/// rolling update), and `medic_label_keys`, which filled the index for older incidents.
+#[tokio::test]
+async fn label_keys_are_the_same_from_medic_and_from_a_replica_of_the_previous_version() {
+    let app = TestApp::builder().spawn().await;
+    let labels = [
+        json!({"alertname": "Disk", "pod": "a", "zone": "é=ü"}),
+        json!({"alertname": "Disk", "pod": "b", "zone": "é=ü"}),
+    ];
+    let by_medic = incident(&app, "disk", &labels).await;
+    let db = app.sql().await;
+    let previous: i64 = db
+        .query_one(
+            "SELECT incident_id FROM medic_record(
+                 p_receiver => 'web', p_group_key => 'previous', p_group_labels => '{}',
+                 p_status => 'firing', p_common_labels => '{}', p_common_annotations => '{}',
+                 p_external_url => '', p_truncated_alerts => 0,
+                 p_fingerprints => ARRAY['aa', 'bb'], p_starts_at => ARRAY[now(), now()],
+                 p_ends_at => ARRAY[NULL, NULL]::timestamptz[], p_statuses => ARRAY['firing', 'firing'],
+                 p_labels => $1::jsonb[], p_annotations => ARRAY['{}', '{}']::jsonb[],
+                 p_generator_urls => ARRAY['', ''], p_timer_kinds => '{}', p_timer_rules => '{}',
+                 p_timer_steps => '{}', p_timer_notifiers => '{}', p_timer_channels => '{}',
+                 p_timer_after_ms => '{}', p_timer_repeat_ms => '{}', p_timer_subjects => '{}',
+                 p_timer_payloads => '{}', p_traceparent => NULL)",
+            &[&labels.to_vec()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let keys = "SELECT i.label_keys, medic_label_keys(ARRAY(SELECT a.labels FROM alerts a
+                                                            WHERE a.incident_id = i.id))
+                  FROM incidents i WHERE i.id = $1";
+    let medic = db.query_one(keys, &[&by_medic]).await.unwrap();
+    let old = db.query_one(keys, &[&previous]).await.unwrap();
+    let medic: (Vec<i64>, Vec<i64>) = (medic.get(0), medic.get(1));
+    assert_eq!(medic.0.len(), 4, "alertname, two pods, one zone");
+    assert_eq!(medic.0, medic.1);
+    assert_eq!(old.get::<_, Vec<i64>>(0), medic.0);
+    assert_eq!(
+        ids(&app, &format!("{}&{}", q(r#"zone="é=ü""#), q(r#"pod="b""#))).await,
+        [previous, by_medic]
+    );
+}

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "new_group_cost",
         include_str!("../../migrations/0013_new_group_cost.sql"),
     ),
+    (
+        14,
+        "prune_by_age",
+        include_str!("../../migrations/0014_prune_by_age.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -58,12 +58,14 @@ impl Pruned {
     }
 }
 
+/// Delivery rows among the oldest batch by id (ids grow with `received_at`), so that a round
+/// with nothing old enough reads one batch, not the whole table. A row that is old enough but
+/// lies behind a younger one (transactions commit in any order) goes once that one does.
 const DELIVERIES: &str = "
     WITH gone AS (
         DELETE FROM deliveries d
-         WHERE d.id IN (SELECT id FROM deliveries
-                         WHERE received_at < now() - $1::bigint * interval '1 millisecond'
-                         ORDER BY id LIMIT $2)
+         WHERE d.id IN (SELECT o.id FROM (SELECT id, received_at FROM deliveries ORDER BY id LIMIT $2) o
+                         WHERE o.received_at < now() - $1::bigint * interval '1 millisecond')
         RETURNING d.incident_id),
     counted AS (SELECT incident_id, count(*) AS n FROM gone GROUP BY incident_id),
     kept AS (
@@ -82,12 +84,13 @@ const ATTEMPTS: &str = "
     SELECT count(*) FROM gone";
 
 /// A resolved incident goes with everything that hangs off it, in one statement (foreign
-/// keys are checked at its end).
+/// keys are checked at its end). The oldest first, through their own index (migrations/0014),
+/// so that a round with nothing old enough reads one index entry, not the whole table.
 const INCIDENTS: &str = "
     WITH doomed AS (
         SELECT id, group_id FROM incidents
          WHERE status = 'resolved' AND resolved_at < now() - $1::bigint * interval '1 millisecond'
-         ORDER BY id LIMIT $2
+         ORDER BY resolved_at LIMIT $2
            FOR UPDATE SKIP LOCKED),
     attempts AS (
         DELETE FROM timer_attempts a USING timers t, doomed d

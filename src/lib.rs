@@ -11,7 +11,9 @@
 //! 3. [`http`]: routes; the webhook handler parses, authenticates and stores, nothing more.
 //!    [`engine`]: the timer engine every replica runs: the claim loop, firing a timer by its
 //!    kind, the retry policy and the completion writer.
-//! 4. [`intake`]: group commit of notifications. [`notify`]: Slack, PagerDuty and webhooks.
+//! 4. [`acts`]: what people do, one command per act (acknowledge, approve, reject, windows,
+//!    pause, resume, silences), with its role check, limits, store, audit, metrics and log;
+//!    every surface calls it. [`intake`]: group commit of notifications. [`notify`]: Slack, PagerDuty and webhooks.
 //!    [`remediation`]: guard rails, then the actions on Kubernetes and Postgres.
 //!    [`metrics`]: what medic says about itself. [`telemetry`]: logs and traces. [`retention`]: pruning
 //!    history. [`control`]: the maintenance windows and pause people switched, as this
@@ -29,6 +31,7 @@
 //! 8. [`domain`], [`alertmanager`]: the shared vocabulary, and the wire format Alertmanager
 //!    posts (version 4).
 
+pub mod acts;
 pub mod alertmanager;
 pub mod capacity;
 pub mod cli;

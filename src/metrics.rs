@@ -25,6 +25,7 @@ pub struct Metrics {
     pub timers: TimerMetrics,
     pub remediation: RemediationMetrics,
     pub retention: RetentionMetrics,
+    pub acts: ActMetrics,
     /// When the pending-timer gauge was last read from the database.
     pending_counted: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
@@ -147,6 +148,30 @@ impl TimerMetrics {
             leases_lost: register(registry, leases_lost),
             panics: register(registry, panics),
             last_loop: register(registry, last_loop),
+        })
+    }
+}
+
+/// What people did, whichever way they came.
+#[derive(Clone)]
+pub struct ActMetrics {
+    /// `medic_acts_total{act, surface, outcome}`: `done`, `unchanged` (acknowledged already,
+    /// silenced long enough already), `refused` (role, limits, state) or `failed` (the database
+    /// or Alertmanager).
+    pub total: IntCounterVec,
+}
+
+impl ActMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "medic_acts_total",
+                "What people did through the API, the console, Slack and PagerDuty, by act, surface and outcome",
+            ),
+            &["act", "surface", "outcome"],
+        )?;
+        Ok(Self {
+            total: register(registry, total),
         })
     }
 }
@@ -423,6 +448,7 @@ impl Metrics {
             timers: TimerMetrics::new(&registry)?,
             remediation: remediation_metrics(&registry)?,
             retention: RetentionMetrics::new(&registry)?,
+            acts: ActMetrics::new(&registry)?,
             registry,
             pending_counted: Arc::new(tokio::sync::Mutex::new(None)),
         })

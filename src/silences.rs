@@ -1,6 +1,6 @@
-//! Silencing an incident in Alertmanager (API v2): a silence with the incident's group labels
-//! as equality matchers, `createdBy` the medic user and a comment naming the incident and the
-//! note; its id goes into the incident's timeline. Expiring it is a DELETE.
+//! Alertmanager's silences API (v2) as medic calls it: a silence with the incident's group
+//! labels as equality matchers, `createdBy` the medic user and a comment naming the incident
+//! and the note. What a person's silence does is the `silence` act (`acts`).
 
 use std::time::Duration;
 
@@ -8,10 +8,7 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use crate::{
-    plan::AlertmanagerEndpoint,
-    store::{audit::Actor, integrations::SilenceRecord, Store, StoreError},
-};
+use crate::{plan::AlertmanagerEndpoint, store::StoreError};
 
 /// Longest silence medic makes.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
@@ -80,8 +77,9 @@ impl Alertmanager<'_> {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// Makes a silence; its id.
-    async fn create(&self, silence: &Value) -> Result<String, SilenceError> {
+    /// Makes a silence (or, with an `id`, updates it); its id, which Alertmanager may have
+    /// changed when it could not update in place.
+    pub async fn create(&self, silence: &Value) -> Result<String, SilenceError> {
         let (url, token) = self.url("/api/v2/silences")?;
         let answer = self.send(self.client.post(url).json(silence), token).await?;
         answer["silenceID"]
@@ -90,77 +88,35 @@ impl Alertmanager<'_> {
             .ok_or_else(|| SilenceError::Alertmanager("the answer has no silenceID".into()))
     }
 
+    /// A silence as Alertmanager has it now.
+    pub async fn get(&self, id: &str) -> Result<Value, SilenceError> {
+        let (url, token) = self.url(&format!("/api/v2/silence/{id}"))?;
+        self.send(self.client.get(url), token).await
+    }
+
     /// Expires a silence now.
-    async fn expire(&self, id: &str) -> Result<(), SilenceError> {
+    pub async fn expire(&self, id: &str) -> Result<(), SilenceError> {
         let (url, token) = self.url(&format!("/api/v2/silence/{id}"))?;
         self.send(self.client.delete(url), token).await.map(|_| ())
     }
 }
 
-/// Silences the incident's alerts for `duration`, as `actor`.
-pub async fn silence(
-    store: &Store,
-    alertmanager: &Alertmanager<'_>,
-    incident_id: i64,
-    duration: Duration,
-    note: Option<&str>,
-    actor: &Actor<'_>,
-) -> Result<SilenceRecord, SilenceError> {
-    if duration < Duration::from_secs(60) || duration > MAX_DURATION {
-        return Err(SilenceError::BadDuration);
-    }
-    alertmanager.endpoint.ok_or(SilenceError::NotConfigured)?;
-    let labels = store
-        .silence_labels(incident_id)
-        .await?
-        .ok_or(SilenceError::NoIncident(incident_id))?;
-    if labels.is_empty() {
-        return Err(SilenceError::NoLabels(incident_id));
-    }
-    let starts_at = Utc::now();
-    let ends_at: DateTime<Utc> = starts_at + duration;
+/// The silence medic asks for: the incident's group labels as equality matchers.
+pub fn new_silence(
+    labels: &crate::alertmanager::KV,
+    ends_at: DateTime<Utc>,
+    created_by: &str,
+    comment: &str,
+) -> Value {
     let matchers: Vec<Value> = labels
         .iter()
         .map(|(name, value)| json!({"name": name, "value": value, "isRegex": false, "isEqual": true}))
         .collect();
-    let comment = match note {
-        Some(note) => format!("medic incident {incident_id}: {note}"),
-        None => format!("medic incident {incident_id}"),
-    };
-    let silence = json!({
+    json!({
         "matchers": matchers,
-        "startsAt": starts_at,
+        "startsAt": Utc::now(),
         "endsAt": ends_at,
-        "createdBy": actor.name,
+        "createdBy": created_by,
         "comment": comment,
-    });
-    let id = alertmanager.create(&silence).await?;
-    let record = store
-        .record_silence(incident_id, &id, ends_at, note, actor)
-        .await?;
-    tracing::info!(incident_id, silence_id = %id, by = actor.name, via = actor.channel, ends_at = %ends_at,
-        "incident silenced in Alertmanager");
-    Ok(record)
-}
-
-/// Expires the incident's silence in force, as `actor`.
-pub async fn unsilence(
-    store: &Store,
-    alertmanager: &Alertmanager<'_>,
-    incident_id: i64,
-    actor: &Actor<'_>,
-) -> Result<SilenceRecord, SilenceError> {
-    alertmanager.endpoint.ok_or(SilenceError::NotConfigured)?;
-    let current = store
-        .silences(incident_id)
-        .await?
-        .into_iter()
-        .find(|s| s.expired_at.is_none() && s.ends_at > Utc::now())
-        .ok_or(SilenceError::NoSilence(incident_id))?;
-    alertmanager.expire(&current.silence_id).await?;
-    let record = store
-        .expire_silence(incident_id, &current.silence_id, actor)
-        .await?;
-    tracing::info!(incident_id, silence_id = %current.silence_id, by = actor.name, "silence expired");
-    Ok(record)
+    })
 }

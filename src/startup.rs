@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 
 use crate::{
+    acts::{Acts, WindowLimits},
     config::Settings,
     control::Control,
     engine::{Engine, EngineHandle, Fault},
@@ -93,7 +94,16 @@ impl Application {
             settings.database.max_batch,
             metrics.intake.batch_size.clone(),
         );
+        let acts = Acts::new(
+            store.clone(),
+            metrics.clone(),
+            control.clone(),
+            notifiers.client().clone(),
+            plan.integrations.alertmanager.clone(),
+            WindowLimits::new(&settings.maintenance),
+        );
         let state = State {
+            acts,
             store: store.clone(),
             recorder,
             rules,

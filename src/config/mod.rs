@@ -97,6 +97,48 @@ pub struct Settings {
     pub slos: Vec<SloSettings>,
     /// The Deployments `medic capacity` forecasts.
     pub capacity: CapacitySettings,
+    /// What a maintenance window may be.
+    pub maintenance: MaintenanceSettings,
+}
+
+/// `maintenance:`: the limits every maintenance window meets, whichever way it is opened.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceSettings {
+    /// The longest window a responder may open; a longer one needs an admin. No window lasts
+    /// more than 30 days.
+    pub max_duration: HumanDuration,
+    /// Windows in force or scheduled at once; one more is refused.
+    pub max_windows: u32,
+}
+
+impl MaintenanceSettings {
+    /// No window, whoever opens it, lasts longer than this.
+    pub const LONGEST: Duration = Duration::from_secs(30 * 86_400);
+
+    fn check(&self, problems: &mut Vec<Problem>) {
+        if self.max_duration.0 < Duration::from_secs(60) || self.max_duration.0 > Self::LONGEST {
+            problems.push(Problem::new(
+                "maintenance.max_duration",
+                "must be between 1m and 30d",
+            ));
+        }
+        if !(1..=10_000).contains(&self.max_windows) {
+            problems.push(Problem::new(
+                "maintenance.max_windows",
+                "must be between 1 and 10000",
+            ));
+        }
+    }
+}
+
+impl Default for MaintenanceSettings {
+    fn default() -> Self {
+        Self {
+            max_duration: HumanDuration(Duration::from_secs(86_400)),
+            max_windows: 100,
+        }
+    }
 }
 
 /// `alertmanager:`: where `POST /api/v1/incidents/{id}/silence` makes its silences (API v2).
@@ -378,6 +420,7 @@ impl Settings {
         self.telemetry.otlp.check(&mut problems);
         slo::check(&self.slos, &mut problems);
         self.capacity.check(&mut problems);
+        self.maintenance.check(&mut problems);
         problems
     }
 }

@@ -6,6 +6,7 @@
 //! migration lists the same words.
 
 mod action;
+mod actor;
 mod duration;
 pub mod kubernetes;
 mod notification;
@@ -18,6 +19,7 @@ pub use action::{
     param, Action, ActionParams, Cap, Check, MinHealthy, ParamKind, ParamLimits, ParamSpec, DEFAULT_MAX_PODS,
     DEFAULT_READY_TIMEOUT,
 };
+pub use actor::{Act, Actor, Auth, Surface, Text};
 pub use duration::HumanDuration;
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
 pub use remediation::{Mute, RemediationDecision, RemediationJob, RemediationResult, Verification};

@@ -2,8 +2,13 @@
 //! auth, as its `http_config` sends them) may only post to `/webhook`; the API's users (a
 //! bearer token each, or a name from a trusted authenticating proxy) act with their role.
 //! Secrets are compared in constant time. Unknown or missing credential: 401; a known one
-//! whose role does not allow the request: 403. State changes under `/api/v1` must be JSON
-//! (415 otherwise), so a cross-site form cannot post them.
+//! whose role does not allow the request: 403. State changes of the API must be JSON (415
+//! otherwise), so a cross-site form cannot post them.
+//!
+//! What a route needs ([`Need`]) is declared where the route is registered, and checked by
+//! middleware on that route alone: it runs only when the router chose the route, so no spelling
+//! of a path (percent-encoded, doubled slashes, dot segments) reaches a route past its check.
+//! Nothing here looks at the path.
 
 use std::net::IpAddr;
 
@@ -18,7 +23,7 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 
 use super::ApiError;
 use crate::{
-    domain::Role,
+    domain::{Actor, Auth, Role, Surface},
     plan::{auth::User, Credentials},
 };
 
@@ -28,18 +33,27 @@ pub enum Caller {
     /// Alertmanager's credential.
     Alertmanager,
     /// A person or tool using the API.
-    Person(Person),
+    Person(Actor),
 }
 
-/// Who did something, for the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Person {
-    pub name: String,
-    pub role: Role,
-    /// `token`, `proxy` or `anonymous`.
-    pub via: &'static str,
-    /// Where the request came from: the peer, or the client a trusted proxy names.
-    pub address: String,
+/// What a route needs of its caller, declared where the route is registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Alertmanager's credential (`/webhook`); a user's is refused.
+    Alertmanager,
+    /// A user of the API with at least this role; a state change must be JSON.
+    Role(Role),
+}
+
+/// A user the API knows, acting through the API.
+fn api_actor(name: String, role: Role, auth: Auth, address: String) -> Actor {
+    Actor {
+        name,
+        role,
+        auth,
+        address,
+        surface: Surface::Api,
+    }
 }
 
 /// Checks callers against the compiled credentials.
@@ -86,12 +100,12 @@ impl Authenticator {
                 return Ok(Caller::Alertmanager);
             }
             if let Some(user) = self.user_by_token(presented) {
-                return Ok(Caller::Person(Person {
-                    name: user.name.clone(),
-                    role: user.role,
-                    via: "token",
+                return Ok(Caller::Person(api_actor(
+                    user.name.clone(),
+                    user.role,
+                    Auth::Token,
                     address,
-                }));
+                )));
             }
         } else if scheme.eq_ignore_ascii_case("basic") && self.basic_matches(presented) {
             return Ok(Caller::Alertmanager);
@@ -131,7 +145,7 @@ impl Authenticator {
     }
 
     /// The person a trusted proxy names on this request, or why they may not come in.
-    pub(super) fn proxy_identity(&self, req: &HttpRequest) -> Result<Option<Person>, String> {
+    pub(super) fn proxy_identity(&self, req: &HttpRequest) -> Result<Option<Actor>, String> {
         match self.proxied_person(req, req.peer_addr().map(|a| a.ip())) {
             Ok(person) => Ok(person),
             Err(Refusal::Forbidden(reason)) => Err(reason),
@@ -140,7 +154,7 @@ impl Authenticator {
     }
 
     /// A user named by a trusted proxy; headers from any other peer are ignored.
-    fn proxied_person(&self, req: &HttpRequest, peer: Option<IpAddr>) -> Result<Option<Person>, Refusal> {
+    fn proxied_person(&self, req: &HttpRequest, peer: Option<IpAddr>) -> Result<Option<Actor>, Refusal> {
         let Some(proxy) = &self.credentials.proxy else {
             return Ok(None);
         };
@@ -164,26 +178,27 @@ impl Authenticator {
         let client = header("x-forwarded-for")
             .and_then(|list| list.split(',').next())
             .map(str::trim);
-        Ok(Some(Person {
-            name: user.chars().take(200).collect(),
+        let address = client
+            .filter(|c| !c.is_empty())
+            .map_or_else(|| peer.to_string(), str::to_owned);
+        Ok(Some(api_actor(
+            user.chars().take(200).collect(),
             role,
-            via: "proxy",
-            address: client
-                .filter(|c| !c.is_empty())
-                .map_or_else(|| peer.to_string(), str::to_owned),
-        }))
+            Auth::Proxy,
+            address,
+        )))
     }
 
     fn anonymous(&self, address: String) -> Result<Caller, Refusal> {
         if !self.credentials.allow_unauthenticated {
             return Err(Refusal::Unknown);
         }
-        Ok(Caller::Person(Person {
-            name: "anonymous".into(),
-            role: Role::Admin,
-            via: "anonymous",
+        Ok(Caller::Person(api_actor(
+            "anonymous".into(),
+            Role::Admin,
+            Auth::Anonymous,
             address,
-        }))
+        )))
     }
 
     fn basic_matches(&self, encoded: &str) -> bool {
@@ -220,59 +235,42 @@ impl Authenticator {
     }
 }
 
-/// What a request needs: Alertmanager for `/webhook`; for the API, a role by method and route.
-fn authorize(caller: &Caller, method: &Method, path: &str) -> Result<(), Refusal> {
-    let webhook = path == "/webhook";
-    match caller {
-        Caller::Alertmanager if webhook => Ok(()),
-        Caller::Alertmanager => Err(Refusal::Forbidden(
+/// Whether `caller` may use a route that needs `need`.
+fn authorize(caller: &Caller, need: Need) -> Result<(), Refusal> {
+    match (caller, need) {
+        (Caller::Alertmanager, Need::Alertmanager) => Ok(()),
+        (Caller::Alertmanager, Need::Role(_)) => Err(Refusal::Forbidden(
             "Alertmanager's credential may only post to /webhook".into(),
         )),
-        Caller::Person(person) if webhook && person.via != "anonymous" => Err(Refusal::Forbidden(
-            "a user's credential may not post alerts; Alertmanager's may".into(),
-        )),
-        Caller::Person(person) => {
-            let needed = required_role(method, path);
-            if person.role >= needed {
-                Ok(())
-            } else {
-                Err(Refusal::Forbidden(format!(
-                    "{} has the role {}; this needs {needed}",
-                    person.name, person.role
-                )))
-            }
-        }
+        (Caller::Person(person), Need::Alertmanager) if person.auth != Auth::Anonymous => Err(
+            Refusal::Forbidden("a user's credential may not post alerts; Alertmanager's may".into()),
+        ),
+        (Caller::Person(_), Need::Alertmanager) => Ok(()),
+        (Caller::Person(person), Need::Role(needed)) if person.may(needed) => Ok(()),
+        (Caller::Person(person), Need::Role(needed)) => Err(Refusal::Forbidden(format!(
+            "{} has the role {}; this needs {needed}",
+            person.name, person.role
+        ))),
     }
 }
 
-/// Reading needs `viewer`; acting on incidents, approving and maintenance windows
-/// `responder`; the switch that affects everything (the remediation pause) `admin`.
-pub fn required_role(method: &Method, path: &str) -> Role {
-    if matches!(*method, Method::GET | Method::HEAD) {
-        Role::Viewer
-    } else if path.trim_end_matches('/') == "/api/v1/remediation/pause" {
-        Role::Admin
-    } else {
-        Role::Responder
-    }
-}
-
-/// A state change under `/api/v1` must say it is JSON: forms cannot post it across sites.
-fn check_content_type(req: &ServiceRequest) -> Result<(), ApiError> {
+/// A state change of the API must say it is JSON: forms cannot post it across sites.
+fn check_content_type(req: &ServiceRequest, need: Need) -> Result<(), ApiError> {
     // A DELETE has no body, and no form can send one.
     let changes = !matches!(
         *req.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
     );
-    if !(changes && req.path().starts_with("/api/v1/")) {
-        return Ok(());
+    if changes && matches!(need, Need::Role(_)) {
+        return super::error::require_json(req.headers());
     }
-    super::error::require_json(req.headers())
+    Ok(())
 }
 
-/// Middleware: identifies and authorises the caller before the body is read, and hands the
-/// caller to the handler.
+/// Middleware on one route: identifies the caller, checks what the route needs before the body
+/// is read, and hands the caller to the handler.
 pub async fn require(
+    need: Need,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
@@ -280,9 +278,9 @@ pub async fn require(
         .app_data::<web::Data<Authenticator>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no Authenticator in app data")))?;
     let refused = match authenticator.identify(&req) {
-        Ok(caller) => match authorize(&caller, req.method(), req.path()) {
+        Ok(caller) => match authorize(&caller, need) {
             Ok(()) => {
-                check_content_type(&req)?;
+                check_content_type(&req, need)?;
                 req.extensions_mut().insert(caller);
                 return next.call(req).await;
             }
@@ -290,19 +288,17 @@ pub async fn require(
         },
         Err(refusal) => refusal,
     };
+    let route = req.match_pattern().unwrap_or_default();
     match refused {
         Refusal::Unknown => {
-            tracing::warn!(
-                path = req.path(),
-                "rejected request with missing or wrong credentials"
-            );
+            tracing::warn!(route, "rejected request with missing or wrong credentials");
             Err(ApiError::Unauthorized {
                 challenge: authenticator.challenge(),
             }
             .into())
         }
         Refusal::Forbidden(reason) => {
-            tracing::warn!(path = req.path(), reason = %reason, "refused a request its caller may not make");
+            tracing::warn!(route, reason = %reason, "refused a request its caller may not make");
             Err(ApiError::Forbidden(reason).into())
         }
     }

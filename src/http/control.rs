@@ -8,32 +8,21 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{auth::Caller, ApiError, Person, State};
+use super::{auth::Caller, ApiError, State};
 use crate::{
-    domain::{Mute, RemediationResult},
-    plan::matchers::Matchers,
-    store::{audit::Actor, control::NewWindow, remediations::Answered},
+    acts::WindowRequest,
+    domain::{Actor, Mute, RemediationResult, Text},
 };
 
-const MAX_TEXT: usize = 2000;
-const MAX_MATCHERS: usize = 20;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 500;
 
-fn person(caller: Caller, doing: &str) -> Result<Person, ApiError> {
+/// The person calling; Alertmanager's credential never reaches these routes (their `Need`
+/// refuses it), but a handler does not rely on that alone.
+pub(super) fn person(caller: Caller, doing: &str) -> Result<Actor, ApiError> {
     match caller {
         Caller::Person(person) => Ok(person),
         Caller::Alertmanager => Err(ApiError::Forbidden(format!("only a person may {doing}"))),
-    }
-}
-
-fn actor(person: &Person) -> Actor<'_> {
-    Actor {
-        name: &person.name,
-        role: person.role,
-        via: person.via,
-        address: &person.address,
-        channel: "api",
     }
 }
 
@@ -46,20 +35,9 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("expected {shape}: {e}")))
 }
 
-/// A free text a person wrote: trimmed, bounded, without NUL.
-fn text(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if value.len() > MAX_TEXT {
-        return Err(ApiError::Unprocessable(format!(
-            "{name:?} is longer than {MAX_TEXT} bytes"
-        )));
-    }
-    if value.contains('\0') {
-        return Err(ApiError::Unprocessable("NUL characters are not accepted".into()));
-    }
-    Ok(Some(value.to_owned()))
+/// Free text a person wrote, as the acts take it.
+pub(super) fn text(name: &str, value: Option<&str>) -> Result<Option<Text>, ApiError> {
+    Text::parse(name, value).map_err(ApiError::Unprocessable)
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,30 +111,21 @@ async fn answer(
     let person = person(caller, verb)?;
     let request: Answer = json_body(body, "{\"note\": \"...\"}")?;
     let note = text("note", request.note.as_deref())?;
-    let answered = state
-        .store
-        .answer_request(id, approve, &actor(&person), note.as_deref())
+    let said = note.as_ref().map(|n| n.as_ref().to_owned());
+    state
+        .acts
+        .decide(&person, id, approve, note)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
-    match answered {
-        Answered::Unknown => Err(ApiError::NotFound(format!("no remediation {id}"))),
-        Answered::NotWaiting(now) => Err(ApiError::Conflict(format!(
-            "remediation {id} is not waiting for approval: it is {now}"
-        ))),
-        Answered::Recorded => {
-            tracing::info!(remediation_id = id, by = %person.name, role = %person.role, via = person.via,
-                address = %person.address, approved = approve, "remediation request answered");
-            let decision = if approve { "approved" } else { "rejected" };
-            Ok(HttpResponse::Ok().json(json!({
-                "id": id, "decision": decision, "decided_by": person.name, "note": note,
-            })))
-        }
-    }
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
+    let decision = if approve { "approved" } else { "rejected" };
+    Ok(HttpResponse::Ok().json(json!({
+        "id": id, "decision": decision, "decided_by": person.name, "note": said,
+    })))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WindowRequest {
+struct WindowBody {
     matchers: Vec<String>,
     starts_at: Option<DateTime<Utc>>,
     ends_at: DateTime<Utc>,
@@ -170,7 +139,8 @@ fn mute_everything() -> Vec<String> {
 }
 
 /// Opens a maintenance window: 201 with it. It needs at least one matcher (Alertmanager
-/// syntax) and a reason; `starts_at` defaults to now and `mute` to everything.
+/// syntax) and a reason; `starts_at` defaults to now and `mute` to everything. The limits are
+/// the acts' (`maintenance:` in the settings).
 pub async fn create_window(
     caller: web::ReqData<Caller>,
     body: web::Bytes,
@@ -178,55 +148,25 @@ pub async fn create_window(
 ) -> Result<HttpResponse, ApiError> {
     let person = person(caller.into_inner(), "open a maintenance window")?;
     let shape = r#"{"matchers": ["namespace=\"shop\""], "starts_at": "...", "ends_at": "...", "mute": ["remediation", "pages"], "reason": "..."}"#;
-    let request: WindowRequest = json_body(&body, shape)?;
-    let bad = |e: String| ApiError::Unprocessable(e);
-    if request.matchers.is_empty() {
-        return Err(bad("a window needs at least one matcher".into()));
-    }
-    if request.matchers.len() > MAX_MATCHERS {
-        return Err(bad(format!("at most {MAX_MATCHERS} matchers")));
-    }
-    for matcher in &request.matchers {
-        if matcher.len() > MAX_TEXT {
-            return Err(bad(format!("a matcher is longer than {MAX_TEXT} bytes")));
-        }
-        Matchers::parse(&[matcher]).map_err(|e| bad(format!("matcher {matcher:?}: {e}")))?;
-    }
-    let reason =
-        text("reason", Some(&request.reason))?.ok_or_else(|| bad("a window needs a reason".into()))?;
+    let request: WindowBody = json_body(&body, shape)?;
     let mut mute = Vec::new();
     for word in &request.mute {
-        let what = Mute::parse(word).ok_or_else(|| bad(format!("mute {word:?}: remediation or pages")))?;
-        if !mute.contains(&what.as_str()) {
-            mute.push(what.as_str());
-        }
+        let what = Mute::parse(word)
+            .ok_or_else(|| ApiError::Unprocessable(format!("mute {word:?}: remediation or pages")))?;
+        mute.push(what);
     }
-    if mute.is_empty() {
-        return Err(bad("mute at least one of remediation, pages".into()));
-    }
-    let now = Utc::now();
-    let starts_at = request.starts_at.unwrap_or(now);
-    if request.ends_at <= starts_at || request.ends_at <= now {
-        return Err(bad("ends_at must be after starts_at and in the future".into()));
-    }
-    let window = NewWindow {
-        matchers: &request.matchers,
-        starts_at,
+    let window = WindowRequest {
+        matchers: request.matchers,
+        starts_at: request.starts_at,
         ends_at: request.ends_at,
-        mute: &mute,
-        reason: &reason,
+        mute,
+        reason: Text::required("reason", &request.reason).map_err(ApiError::Unprocessable)?,
     };
     let created = state
-        .store
-        .create_window(&window, &actor(&person))
+        .acts
+        .open_window(&person, window)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
-    state
-        .control
-        .refresh(&state.store, &state.metrics.remediation)
-        .await;
-    tracing::info!(window_id = created.id, by = %person.name, matchers = ?created.matchers, mute = ?created.mute,
-        starts_at = %created.starts_at, ends_at = %created.ends_at, reason = %created.reason, "maintenance window opened");
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -246,23 +186,12 @@ pub async fn end_window(
     caller: web::ReqData<Caller>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
     let person = person(caller.into_inner(), "end a maintenance window")?;
-    let ended = state
-        .store
-        .end_window(id, &actor(&person))
+    let window = state
+        .acts
+        .end_window(&person, id.into_inner())
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
-    let Some(window) = ended else {
-        return Err(ApiError::NotFound(format!(
-            "no current or future maintenance window {id}"
-        )));
-    };
-    state
-        .control
-        .refresh(&state.store, &state.metrics.remediation)
-        .await;
-    tracing::info!(window_id = id, by = %person.name, "maintenance window ended");
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
     Ok(HttpResponse::Ok().json(window))
 }
 
@@ -302,18 +231,13 @@ pub async fn set_pause(
 ) -> Result<HttpResponse, ApiError> {
     let person = person(caller.into_inner(), "pause remediation")?;
     let request: PauseRequest = json_body(&body, r#"{"reason": "...", "until": "..."}"#)?;
-    let reason = text("reason", Some(&request.reason))?
-        .ok_or_else(|| ApiError::Unprocessable("a pause needs a reason".into()))?;
-    if request.until.is_some_and(|until| until <= Utc::now()) {
-        return Err(ApiError::Unprocessable("until must be in the future".into()));
-    }
+    let reason = Text::required("reason", &request.reason)
+        .map_err(|_| ApiError::Unprocessable("a pause needs a reason".into()))?;
     let pause = state
-        .store
-        .set_pause(&reason, request.until, &actor(&person))
+        .acts
+        .pause(&person, reason, request.until)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
-    state.metrics.remediation.paused.set(1);
-    tracing::warn!(by = %person.name, reason = %reason, until = ?request.until, "remediation paused");
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
     Ok(HttpResponse::Ok().json(pause_body(Some(&pause))))
 }
 
@@ -324,11 +248,9 @@ pub async fn clear_pause(
 ) -> Result<HttpResponse, ApiError> {
     let person = person(caller.into_inner(), "resume remediation")?;
     let was = state
-        .store
-        .clear_pause(&actor(&person))
+        .acts
+        .resume(&person)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
-    state.metrics.remediation.paused.set(0);
-    tracing::warn!(by = %person.name, was_paused = was, "remediation resumed");
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
     Ok(HttpResponse::Ok().json(json!({"paused": false, "was_paused": was})))
 }

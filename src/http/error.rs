@@ -7,7 +7,7 @@ use actix_web::{
 };
 use serde_json::json;
 
-use crate::store::StoreError;
+use crate::{acts::Refused, store::StoreError};
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,18 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Maps an act refused to what the API answers.
+    pub fn from_act(e: Refused, retry_after: u64) -> Self {
+        match e {
+            Refused::Forbidden(reason) => ApiError::Forbidden(reason),
+            Refused::NotFound(reason) => ApiError::NotFound(reason),
+            Refused::Conflict(reason) => ApiError::Conflict(reason),
+            Refused::Invalid(reason) => ApiError::Unprocessable(reason),
+            Refused::Upstream(reason) => ApiError::BadGateway(reason),
+            Refused::Store(e) => ApiError::from_store(e, retry_after),
+        }
+    }
+
     /// Maps a store failure: unreachable database is retryable (503), the rest is a 500.
     pub fn from_store(e: StoreError, retry_after: u64) -> Self {
         match e {

@@ -6,17 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{auth::Caller, ApiError, State};
+use super::{
+    auth::Caller,
+    control::{person, text},
+    ApiError, State,
+};
 use crate::{
     alertmanager::Status,
     domain::HumanDuration,
     plan::matchers::{Matchers, Op},
-    silences::{self, SilenceError},
-    store::{
-        audit::Actor,
-        incidents::{Incident, LabelFilter, LabelTest, Page},
-        timers::AckResult,
-    },
+    store::incidents::{Incident, LabelFilter, LabelTest, Page},
 };
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -234,8 +233,6 @@ pub struct AckRequest {
     note: Option<String>,
 }
 
-const MAX_NOTE: usize = 2000;
-
 /// Acknowledges a firing incident: pending escalations stop, and everyone told of the incident
 /// (PagerDuty included) hears who took it. Acknowledging again changes nothing.
 pub async fn acknowledge(
@@ -245,9 +242,7 @@ pub async fn acknowledge(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let Caller::Person(person) = caller.into_inner() else {
-        return Err(ApiError::Forbidden("only a person may acknowledge".into()));
-    };
+    let person = person(caller.into_inner(), "acknowledge")?;
     let request: AckRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("expected {{\"note\": \"...\"}}: {e}")))?;
     if let Some(by) = request.by.as_deref().map(str::trim) {
@@ -258,51 +253,18 @@ pub async fn acknowledge(
             )));
         }
     }
-    let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.len() > MAX_NOTE) {
-        return Err(ApiError::Unprocessable(format!(
-            "\"note\" is longer than {MAX_NOTE} bytes"
-        )));
-    }
-    if note.is_some_and(|n| n.contains('\0')) {
-        return Err(ApiError::Unprocessable("NUL characters are not accepted".into()));
-    }
-    let actor = Actor {
-        name: &person.name,
-        role: person.role,
-        via: person.via,
-        address: &person.address,
-        channel: "api",
-    };
-    let result = state
-        .store
-        .acknowledge(id, &actor, note)
+    let note = text("note", request.note.as_deref())?;
+    let done = state
+        .acts
+        .acknowledge(&person, id, note)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
-    match result {
-        AckResult::NotFound => Err(ApiError::NotFound(format!("no incident {id}"))),
-        AckResult::Resolved => Err(ApiError::Conflict(format!(
-            "incident {id} is resolved; there is nothing to acknowledge"
-        ))),
-        AckResult::Acknowledged {
-            ack,
-            newly,
-            cancelled,
-            scheduled,
-        } => {
-            if newly {
-                state.metrics.timers.acknowledged(cancelled, scheduled);
-            }
-            tracing::info!(incident_id = id, by = %ack.by, role = %person.role, via = person.via,
-                address = %person.address, newly, timers_cancelled = cancelled, "incident acknowledged");
-            Ok(HttpResponse::Ok().json(json!({
-                "incident_id": id,
-                "acknowledged": ack,
-                "already_acknowledged": !newly,
-                "timers_cancelled": cancelled,
-            })))
-        }
-    }
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "incident_id": id,
+        "acknowledged": done.ack,
+        "already_acknowledged": !done.newly,
+        "timers_cancelled": done.timers_cancelled,
+    })))
 }
 
 /// Body of `POST /api/v1/incidents/{id}/silence`.
@@ -313,27 +275,8 @@ struct SilenceRequest {
     note: Option<String>,
 }
 
-fn silence_error(e: SilenceError, retry_after: u64) -> ApiError {
-    match e {
-        SilenceError::NoIncident(_) | SilenceError::NoSilence(_) => ApiError::NotFound(e.to_string()),
-        SilenceError::NotConfigured => ApiError::Conflict(e.to_string()),
-        SilenceError::NoLabels(_) | SilenceError::BadDuration => ApiError::Unprocessable(e.to_string()),
-        SilenceError::Alertmanager(reason) => ApiError::BadGateway(reason),
-        SilenceError::Store(e) => ApiError::from_store(e, retry_after),
-    }
-}
-
-fn actor_of(person: &crate::http::Person) -> Actor<'_> {
-    Actor {
-        name: &person.name,
-        role: person.role,
-        via: person.via,
-        address: &person.address,
-        channel: "api",
-    }
-}
-
-/// Silences the incident's alerts in Alertmanager for `duration`: 201 with the silence.
+/// Silences the incident's alerts in Alertmanager for `duration`: 201 with the silence, or 200
+/// with the silence medic already holds for it, extended to the later end.
 pub async fn silence(
     id: web::Path<i64>,
     caller: web::ReqData<Caller>,
@@ -341,32 +284,25 @@ pub async fn silence(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let Caller::Person(person) = caller.into_inner() else {
-        return Err(ApiError::Forbidden("only a person may silence".into()));
-    };
+    let person = person(caller.into_inner(), "silence")?;
     let request: SilenceRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected {{\"duration\": \"1h\", \"note\": \"...\"}}: {e}"
         ))
     })?;
     let duration = HumanDuration::parse(&request.duration).map_err(ApiError::Unprocessable)?;
-    let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.len() > MAX_NOTE || n.contains('\0')) {
-        return Err(ApiError::Unprocessable(format!(
-            "\"note\" must be under {MAX_NOTE} bytes, without NUL"
-        )));
-    }
-    let record = silences::silence(
-        &state.store,
-        &state.alertmanager(),
-        id,
-        duration.0,
-        note,
-        &actor_of(&person),
-    )
-    .await
-    .map_err(|e| silence_error(e, state.retry_after))?;
-    Ok(HttpResponse::Created().json(json!({"incident_id": id, "silence": record})))
+    let note = text("note", request.note.as_deref())?;
+    let done = state
+        .acts
+        .silence(&person, id, duration.0, note)
+        .await
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
+    let mut answer = if done.extended {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::Created()
+    };
+    Ok(answer.json(json!({"incident_id": id, "silence": done.record, "extended": done.extended})))
 }
 
 /// Expires the incident's silence in force.
@@ -376,11 +312,11 @@ pub async fn unsilence(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let Caller::Person(person) = caller.into_inner() else {
-        return Err(ApiError::Forbidden("only a person may expire a silence".into()));
-    };
-    let record = silences::unsilence(&state.store, &state.alertmanager(), id, &actor_of(&person))
+    let person = person(caller.into_inner(), "expire a silence")?;
+    let record = state
+        .acts
+        .end_silence(&person, id)
         .await
-        .map_err(|e| silence_error(e, state.retry_after))?;
+        .map_err(|e| ApiError::from_act(e, state.retry_after))?;
     Ok(HttpResponse::Ok().json(json!({"incident_id": id, "silence": record})))
 }

@@ -12,11 +12,10 @@ use sha2::Sha256;
 
 use super::{ApiError, State};
 use crate::{
-    domain::{HumanDuration, Role},
+    acts::Refused,
+    domain::{Actor, Auth, HumanDuration, Role, Surface},
     notify::{incident_of, slack_app::Api},
     plan::{Known, NotifierEndpoint},
-    silences,
-    store::{audit::Actor, remediations::Answered, timers::AckResult},
 };
 
 type HmacSha256 = hmac::Hmac<Sha256>;
@@ -176,84 +175,53 @@ impl Click {
                 self.user
             ));
         };
-        if known.role < Role::Responder {
-            return Err(format!(
-                "{} has the role {}; this needs responder",
-                known.name, known.role
-            ));
-        }
         let actor = Actor {
-            name: &known.name,
+            name: known.name.clone(),
             role: known.role,
-            via: "slack",
-            address: "slack",
-            channel: "slack",
+            auth: Auth::Slack,
+            address: "slack".into(),
+            surface: Surface::Slack,
         };
         let id = |text: &str| text.parse::<i64>().map_err(|_| format!("not an id: {text:?}"));
-        let failed = |e: crate::store::StoreError| format!("medic could not record it: {e}");
+        let acts = &state.acts;
         match self.action.as_str() {
             "medic_ack" => {
                 let incident = id(&self.value)?;
-                match state
-                    .store
-                    .acknowledge(incident, &actor, None)
+                let done = acts
+                    .acknowledge(&actor, incident, None)
                     .await
-                    .map_err(failed)?
-                {
-                    AckResult::NotFound => Err(format!("no incident {incident}")),
-                    AckResult::Resolved => Err(format!("incident {incident} is resolved")),
-                    AckResult::Acknowledged {
-                        ack, newly: false, ..
-                    } => Err(format!(
+                    .map_err(|e| e.to_string())?;
+                if done.newly {
+                    Ok(None)
+                } else {
+                    Err(format!(
                         "incident {incident} was acknowledged already, by {}",
-                        ack.by
-                    )),
-                    AckResult::Acknowledged {
-                        cancelled, scheduled, ..
-                    } => {
-                        state.metrics.timers.acknowledged(cancelled, scheduled);
-                        Ok(None)
-                    }
+                        done.ack.by
+                    ))
                 }
             }
             "medic_silence" => {
                 let (incident, duration) = self.value.split_once(':').unwrap_or((&self.value, "1h"));
                 let incident = id(incident)?;
                 let duration = HumanDuration::parse(duration).map_err(|e| e.to_string())?;
-                silences::silence(
-                    &state.store,
-                    &state.alertmanager(),
-                    incident,
-                    duration.0,
-                    None,
-                    &actor,
-                )
-                .await
-                .map(|made| {
-                    Some(format!(
-                        "Silenced in Alertmanager by {} until {} (silence {})",
-                        made.created_by,
-                        made.ends_at.format("%Y-%m-%d %H:%M UTC"),
-                        made.silence_id
-                    ))
-                })
-                .map_err(|e| e.to_string())
+                let made = acts
+                    .silence(&actor, incident, duration.0, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(format!(
+                    "Silenced in Alertmanager by {} until {} (silence {})",
+                    actor.name,
+                    made.record.ends_at.format("%Y-%m-%d %H:%M UTC"),
+                    made.record.silence_id
+                )))
             }
             "medic_approve" | "medic_reject" => {
                 let remediation = id(&self.value)?;
                 let approve = self.action == "medic_approve";
-                match state
-                    .store
-                    .answer_request(remediation, approve, &actor, None)
+                acts.decide(&actor, remediation, approve, None)
                     .await
-                    .map_err(failed)?
-                {
-                    Answered::Recorded => Ok(None),
-                    Answered::Unknown => Err(format!("no remediation {remediation}")),
-                    Answered::NotWaiting(now) => Err(format!(
-                        "remediation {remediation} is not waiting for approval: it is {now}"
-                    )),
-                }
+                    .map(|_| None)
+                    .map_err(|e| e.to_string())
             }
             other => Err(format!("medic has no action {other:?}")),
         }
@@ -313,34 +281,26 @@ pub async fn pagerduty(
         }
     };
     let actor = Actor {
-        name: &name,
+        name: name.clone(),
         role,
-        via: "pagerduty",
-        address: "pagerduty",
-        channel: "pagerduty",
+        auth: Auth::PagerDuty,
+        address: "pagerduty".into(),
+        surface: Surface::PagerDuty,
     };
-    let (note, action) = match kind {
-        "incident.acknowledged" => (None, "acknowledge"),
-        _ => (Some("resolved in PagerDuty"), "resolve_elsewhere"),
+    let result = if kind == "incident.acknowledged" {
+        state.acts.acknowledge(&actor, incident, None).await
+    } else {
+        state.acts.resolve_elsewhere(&actor, incident).await
     };
-    let result = state
-        .store
-        .acknowledge_recording(incident, &actor, note, action)
-        .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
     let done = match result {
-        AckResult::NotFound => "no such incident",
-        AckResult::Resolved => "the incident is resolved already",
-        AckResult::Acknowledged { newly: false, .. } if action == "resolve_elsewhere" => {
+        Err(Refused::NotFound(_)) => "no such incident",
+        Err(Refused::Conflict(_)) => "the incident is resolved already",
+        Err(e) => return Err(ApiError::from_act(e, state.retry_after)),
+        Ok(done) if !done.newly && kind == "incident.resolved" => {
             "recorded; escalation and remediation had stopped at its acknowledgement"
         }
-        AckResult::Acknowledged { newly: false, .. } => "acknowledged already",
-        AckResult::Acknowledged {
-            cancelled, scheduled, ..
-        } => {
-            state.metrics.timers.acknowledged(cancelled, scheduled);
-            "stopped escalation and remediation"
-        }
+        Ok(done) if !done.newly => "acknowledged already",
+        Ok(_) => "stopped escalation and remediation",
     };
     tracing::info!(incident_id = incident, event_type = kind, by = %name, done, "PagerDuty event");
     Ok(HttpResponse::Ok().json(json!({"incident_id": incident, "result": done})))

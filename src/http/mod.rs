@@ -20,17 +20,18 @@ use actix_web::{
     web, Error,
 };
 
-pub use auth::{Authenticator, Caller, Person};
+pub use auth::{Authenticator, Caller, Need};
 pub use error::ApiError;
 pub use health::Readiness;
 
 use crate::{
+    acts::Acts,
     control::Control,
+    domain::Role,
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
     plan::{GuardRails, Integrations, Rules, Slo},
-    silences::Alertmanager,
     slo::prometheus::Prometheus,
     store::Store,
 };
@@ -47,9 +48,10 @@ pub struct State {
     pub guard_rails: Arc<GuardRails>,
     /// Where handlers count what they do.
     pub metrics: Metrics,
-    /// Maintenance windows and the pause as this replica sees them (refreshed after a change
-    /// made here).
+    /// Maintenance windows and the pause as this replica sees them.
     pub control: Arc<Control>,
+    /// What people do: every surface's acts go through it.
+    pub acts: Acts,
     /// The notifiers (Slack apps answer their users through them) and their HTTP client.
     pub notifiers: Notifiers,
     /// Who is who in Slack and PagerDuty, their secrets, and Alertmanager.
@@ -74,18 +76,14 @@ pub struct EngineHealth {
     pub stall_after: std::time::Duration,
 }
 
-impl State {
-    /// Alertmanager's API, for silences.
-    pub fn alertmanager(&self) -> Alertmanager<'_> {
-        Alertmanager {
-            client: self.notifiers.client(),
-            endpoint: self.integrations.alertmanager.as_ref(),
-        }
-    }
-}
-
-/// Registers every route on an app that has `State` and `Authenticator` as app data.
+/// Registers every route on an app that has `State` and `Authenticator` as app data. Each
+/// route of the API and the webhook declares what it needs of its caller ([`Need`]) here, and
+/// only that route checks it.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::http::Method;
+    use Role::{Admin, Responder, Viewer};
+    let viewer = Need::Role(Viewer);
+    let responder = Need::Role(Responder);
     cfg.app_data(
         web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
     )
@@ -99,49 +97,117 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(integrations::slack_interactions),
     )
     .route("/integrations/pagerduty", web::post().to(integrations::pagerduty))
-    // The console authenticates by its session cookie or the proxy, page by page.
+    // The console authenticates by its session cookie or the proxy, page by page; each act
+    // checks its role.
     .service(web::scope("/ui").configure(ui::routes))
-    .service(
-        web::scope("")
-            .wrap(from_fn(auth::require))
-            .route("/webhook", web::post().to(webhook::receive))
-            .route("/api/v1/incidents", web::get().to(incidents::list))
-            .route("/api/v1/incidents/{id}", web::get().to(incidents::get))
-            .route(
-                "/api/v1/incidents/{id}/ack",
-                web::post().to(incidents::acknowledge),
-            )
-            .route(
-                "/api/v1/incidents/{id}/silence",
-                web::post().to(incidents::silence),
-            )
-            .route(
-                "/api/v1/incidents/{id}/silence",
-                web::delete().to(incidents::unsilence),
-            )
-            .route("/api/v1/slo/report", web::get().to(slo::report))
-            .route("/api/v1/remediations", web::get().to(control::requests))
-            .route(
-                "/api/v1/remediations/{id}/approve",
-                web::post().to(control::approve),
-            )
-            .route(
-                "/api/v1/remediations/{id}/reject",
-                web::post().to(control::reject),
-            )
-            .route("/api/v1/maintenance", web::post().to(control::create_window))
-            .route("/api/v1/maintenance", web::get().to(control::windows))
-            .route("/api/v1/maintenance/{id}", web::delete().to(control::end_window))
-            .route("/api/v1/remediation/pause", web::get().to(control::pause))
-            .route("/api/v1/remediation/pause", web::put().to(control::set_pause))
-            .route(
-                "/api/v1/remediation/pause",
-                web::delete().to(control::clear_pause),
-            ),
-    )
+    .service(route(
+        "/webhook",
+        Method::POST,
+        Need::Alertmanager,
+        webhook::receive,
+    ))
+    .service(route("/api/v1/incidents", Method::GET, viewer, incidents::list))
+    .service(route(
+        "/api/v1/incidents/{id}",
+        Method::GET,
+        viewer,
+        incidents::get,
+    ))
+    .service(route(
+        "/api/v1/incidents/{id}/ack",
+        Method::POST,
+        responder,
+        incidents::acknowledge,
+    ))
+    .service(route(
+        "/api/v1/incidents/{id}/silence",
+        Method::POST,
+        responder,
+        incidents::silence,
+    ))
+    .service(route(
+        "/api/v1/incidents/{id}/silence",
+        Method::DELETE,
+        responder,
+        incidents::unsilence,
+    ))
+    .service(route("/api/v1/slo/report", Method::GET, viewer, slo::report))
+    .service(route(
+        "/api/v1/remediations",
+        Method::GET,
+        viewer,
+        control::requests,
+    ))
+    .service(route(
+        "/api/v1/remediations/{id}/approve",
+        Method::POST,
+        responder,
+        control::approve,
+    ))
+    .service(route(
+        "/api/v1/remediations/{id}/reject",
+        Method::POST,
+        responder,
+        control::reject,
+    ))
+    .service(route(
+        "/api/v1/maintenance",
+        Method::POST,
+        responder,
+        control::create_window,
+    ))
+    .service(route(
+        "/api/v1/maintenance",
+        Method::GET,
+        viewer,
+        control::windows,
+    ))
+    .service(route(
+        "/api/v1/maintenance/{id}",
+        Method::DELETE,
+        responder,
+        control::end_window,
+    ))
+    .service(route(
+        "/api/v1/remediation/pause",
+        Method::GET,
+        viewer,
+        control::pause,
+    ))
+    .service(route(
+        "/api/v1/remediation/pause",
+        Method::PUT,
+        Need::Role(Admin),
+        control::set_pause,
+    ))
+    .service(route(
+        "/api/v1/remediation/pause",
+        Method::DELETE,
+        Need::Role(Admin),
+        control::clear_pause,
+    ))
     .default_service(web::to(|| async {
         Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such route".into()))
     }));
+}
+
+/// One route for one method, with what it needs of its caller checked by middleware that runs
+/// only when the router chose this route.
+fn route<F, Args>(
+    path: &str,
+    method: actix_web::http::Method,
+    need: Need,
+    handler: F,
+) -> impl actix_web::dev::HttpServiceFactory
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .guard(actix_web::guard::Method(method.clone()))
+        .wrap(from_fn(move |req, next| auth::require(need, req, next)))
+        .route(web::method(method).to(handler))
 }
 
 /// Counts every request by route pattern and status, whether a handler answered or an error did.

@@ -6,20 +6,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Store, StoreError};
-use crate::domain::Role;
 
-/// Who is acting, as the HTTP layer authenticated them.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor<'a> {
-    pub name: &'a str,
-    pub role: Role,
-    /// How they were authenticated: `token`, `proxy`, `anonymous`, or the integration whose
-    /// signature carried the request (`slack`, `pagerduty`).
-    pub via: &'a str,
-    pub address: &'a str,
-    /// The way the action came: `api`, `slack`, `pagerduty` or `console`.
-    pub channel: &'a str,
-}
+use crate::domain::Act;
+pub use crate::domain::Actor;
 
 /// One recorded action, as the API shows it.
 #[derive(Debug, Serialize)]
@@ -45,8 +34,8 @@ pub struct AuditRecord {
 pub(super) async fn record(
     client: &tokio_postgres::Transaction<'_>,
     incident_id: Option<i64>,
-    action: &str,
-    actor: &Actor<'_>,
+    action: Act,
+    actor: &Actor,
     detail: &Value,
 ) -> Result<(), StoreError> {
     client
@@ -55,13 +44,13 @@ pub(super) async fn record(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &incident_id,
-                &action,
+                &action.as_str(),
                 &actor.name,
                 &actor.role.as_str(),
-                &actor.via,
+                &actor.auth.as_str(),
                 &actor.address,
                 detail,
-                &actor.channel,
+                &actor.surface.as_str(),
             ],
         )
         .await?;

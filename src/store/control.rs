@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::domain::Act;
+
 use super::{
     audit::{self, Actor},
     Store, StoreError,
@@ -68,14 +70,32 @@ fn window_from(row: &tokio_postgres::Row) -> Window {
 }
 
 impl Store {
-    /// Records a window.
+    /// Records a window, unless `max_windows` are in force or scheduled already (None then).
+    /// The count and the insert are one transaction behind a lock of their own, so replicas
+    /// opening windows at the same moment cannot pass the limit together.
     pub async fn create_window(
         &self,
         window: &NewWindow<'_>,
-        actor: &Actor<'_>,
-    ) -> Result<Window, StoreError> {
+        actor: &Actor,
+        max_windows: i64,
+    ) -> Result<Option<Window>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('medic_maintenance_windows'))",
+            &[],
+        )
+        .await?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM maintenance_windows WHERE coalesce(ended_at, ends_at) > now()",
+                &[],
+            )
+            .await?
+            .get(0);
+        if current >= max_windows {
+            return Ok(None);
+        }
         let row = tx
             .query_one(
                 &format!(
@@ -94,9 +114,9 @@ impl Store {
             .await?;
         let created = window_from(&row);
         let detail = json!({"window_id": created.id, "matchers": created.matchers, "reason": created.reason});
-        audit::record(&tx, None, "maintenance_start", actor, &detail).await?;
+        audit::record(&tx, None, Act::MaintenanceStart, actor, &detail).await?;
         tx.commit().await?;
-        Ok(created)
+        Ok(Some(created))
     }
 
     /// Windows in force now or later, soonest first.
@@ -117,7 +137,7 @@ impl Store {
     /// Ends a window now, if it has not ended, and releases what it held: each held message
     /// is due as long after now as it was after the window's planned end (at once, or an
     /// escalation step's delay). None if there is no such window in force or ahead.
-    pub async fn end_window(&self, id: i64, actor: &Actor<'_>) -> Result<Option<Window>, StoreError> {
+    pub async fn end_window(&self, id: i64, actor: &Actor) -> Result<Option<Window>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let planned: Option<DateTime<Utc>> = tx
@@ -149,7 +169,7 @@ impl Store {
             &[&id, &planned],
         )
         .await?;
-        audit::record(&tx, None, "maintenance_end", actor, &json!({"window_id": id})).await?;
+        audit::record(&tx, None, Act::MaintenanceEnd, actor, &json!({"window_id": id})).await?;
         tx.batch_execute("NOTIFY medic_timers").await?;
         tx.commit().await?;
         Ok(Some(window_from(&row)))
@@ -225,7 +245,7 @@ impl Store {
         &self,
         reason: &str,
         until: Option<DateTime<Utc>>,
-        actor: &Actor<'_>,
+        actor: &Actor,
     ) -> Result<Pause, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -242,7 +262,7 @@ impl Store {
         audit::record(
             &tx,
             None,
-            "pause",
+            Act::Pause,
             actor,
             &json!({"reason": reason, "until": until}),
         )
@@ -258,12 +278,12 @@ impl Store {
     }
 
     /// Turns the pause switch off; whether it was on.
-    pub async fn clear_pause(&self, actor: &Actor<'_>) -> Result<bool, StoreError> {
+    pub async fn clear_pause(&self, actor: &Actor) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let removed = tx.execute("DELETE FROM remediation_pause", &[]).await?;
         if removed > 0 {
-            audit::record(&tx, None, "resume", actor, &json!({})).await?;
+            audit::record(&tx, None, Act::Resume, actor, &json!({})).await?;
         }
         tx.commit().await?;
         Ok(removed > 0)

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::Act;
+
 use super::{
     audit::{self, Actor},
     Store, StoreError,
@@ -106,32 +108,46 @@ impl Store {
             .collect())
     }
 
-    /// Records a silence made for the incident, with the audit trail.
+    /// Records a silence made for the incident, with the audit trail. `replaces`: the silence
+    /// this one extends, which ends now if Alertmanager gave the extension a new id (the same
+    /// id only moves its end).
     pub async fn record_silence(
         &self,
         incident_id: i64,
         silence_id: &str,
         ends_at: DateTime<Utc>,
         note: Option<&str>,
-        actor: &Actor<'_>,
+        actor: &Actor,
+        replaces: Option<&str>,
     ) -> Result<SilenceRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let Some(old) = replaces.filter(|old| *old != silence_id) {
+            tx.execute(
+                "UPDATE incident_silences SET expired_at = now()
+                  WHERE incident_id = $1 AND silence_id = $2 AND expired_at IS NULL",
+                &[&incident_id, &old],
+            )
+            .await?;
+        }
         let row = tx
             .query_one(
                 "INSERT INTO incident_silences (incident_id, silence_id, created_by, ends_at, note)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING created_at",
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (incident_id, silence_id) DO UPDATE SET ends_at = EXCLUDED.ends_at
+                 RETURNING created_at, created_by, note",
                 &[&incident_id, &silence_id, &actor.name, &ends_at, &note],
             )
             .await?;
-        let detail = serde_json::json!({"silence_id": silence_id, "ends_at": ends_at, "note": note});
-        audit::record(&tx, Some(incident_id), "silence", actor, &detail).await?;
+        let detail = serde_json::json!({"silence_id": silence_id, "ends_at": ends_at, "note": note,
+                                        "extends": replaces});
+        audit::record(&tx, Some(incident_id), Act::Silence, actor, &detail).await?;
         tx.commit().await?;
         Ok(SilenceRecord {
             silence_id: silence_id.to_owned(),
-            created_by: actor.name.to_owned(),
+            created_by: row.get(1),
             ends_at,
-            note: note.map(str::to_owned),
+            note: row.get(2),
             created_at: row.get(0),
             expired_at: None,
         })
@@ -142,7 +158,7 @@ impl Store {
         &self,
         incident_id: i64,
         silence_id: &str,
-        actor: &Actor<'_>,
+        actor: &Actor,
     ) -> Result<SilenceRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -155,7 +171,7 @@ impl Store {
             )
             .await?;
         let detail = serde_json::json!({"silence_id": silence_id});
-        audit::record(&tx, Some(incident_id), "unsilence", actor, &detail).await?;
+        audit::record(&tx, Some(incident_id), Act::Unsilence, actor, &detail).await?;
         tx.commit().await?;
         Ok(SilenceRecord {
             silence_id: silence_id.to_owned(),

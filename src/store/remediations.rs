@@ -12,7 +12,7 @@ use super::{
     audit::{self, Actor},
     Store, StoreError,
 };
-use crate::domain::{Action, RemediationDecision, RemediationResult, Verification};
+use crate::domain::{Act, Action, RemediationDecision, RemediationResult, Verification};
 
 /// What a remediation is about to do, and the limits it must respect.
 #[derive(Debug, Clone)]
@@ -462,7 +462,7 @@ impl Store {
         &self,
         id: i64,
         approve: bool,
-        actor: &Actor<'_>,
+        actor: &Actor,
         note: Option<&str>,
     ) -> Result<Answered, StoreError> {
         let mut client = self.client().await?;
@@ -499,7 +499,7 @@ impl Store {
             &[&incident_id, &rule, &episode, &step],
         )
         .await?;
-        let action = if approve { "approve" } else { "reject" };
+        let action = if approve { Act::Approve } else { Act::Reject };
         let detail = serde_json::json!({"remediation_id": id, "note": note});
         audit::record(&tx, Some(incident_id), action, actor, &detail).await?;
         tx.batch_execute("NOTIFY medic_timers").await?;

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     alertmanager::KV,
-    domain::{TimerKind, TimerOutcome},
+    domain::{Act, TimerKind, TimerOutcome},
 };
 
 /// Channel engines LISTEN on; scheduling a timer NOTIFYs it so sleeping engines wake early.
@@ -369,30 +369,19 @@ pub enum AckResult {
 }
 
 impl Store {
-    /// Acknowledges a firing incident: records who and why (in the audit trail too), stops
-    /// its pending escalations and schedules the announcement, all in one transaction.
-    /// Acknowledging twice changes nothing, and records nothing.
+    /// Acknowledges a firing incident: records who and why (in the audit trail too, as `act`),
+    /// stops its pending escalations and schedules the announcement, all in one transaction.
+    /// Acknowledging twice changes nothing, and records nothing. `resolve_elsewhere` (PagerDuty
+    /// said it is resolved) stops escalating and acting as an acknowledgement does, until
+    /// Alertmanager says it resolved.
     pub async fn acknowledge(
         &self,
         incident: i64,
-        actor: &Actor<'_>,
+        actor: &Actor,
         note: Option<&str>,
+        action: Act,
     ) -> Result<AckResult, StoreError> {
-        self.acknowledge_recording(incident, actor, note, "acknowledge")
-            .await
-    }
-
-    /// [`Store::acknowledge`], recorded in the audit trail as `action` (`resolve_elsewhere`:
-    /// PagerDuty said it is resolved, so medic stops escalating and acting as for an
-    /// acknowledgement, until Alertmanager says it resolved).
-    pub async fn acknowledge_recording(
-        &self,
-        incident: i64,
-        actor: &Actor<'_>,
-        note: Option<&str>,
-        action: &str,
-    ) -> Result<AckResult, StoreError> {
-        let by = actor.name;
+        let by = actor.name.as_str();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
@@ -408,11 +397,11 @@ impl Store {
         if let Some(by) = row.get::<_, Option<String>>(1) {
             // PagerDuty's resolution of an incident acknowledged before changes nothing more
             // (escalation and remediation stopped then), but the timeline says it, once.
-            if action != "acknowledge" && row.get::<_, &str>(0) == "firing" {
+            if action != Act::Acknowledge && row.get::<_, &str>(0) == "firing" {
                 let said = tx
                     .query_one(
                         "SELECT EXISTS (SELECT 1 FROM audit_events WHERE incident_id = $1 AND action = $2)",
-                        &[&incident, &action],
+                        &[&incident, &action.as_str()],
                     )
                     .await?;
                 if !said.get::<_, bool>(0) {
@@ -442,7 +431,7 @@ impl Store {
                 "UPDATE incidents SET acked_at = now(), acked_by = $2, ack_note = $3, acked_via = $4,
                                       updated_at = now()
                   WHERE id = $1 RETURNING acked_at",
-                &[&incident, &by, &note, &actor.channel],
+                &[&incident, &by, &note, &actor.surface.as_str()],
             )
             .await?
             .get(0);
@@ -466,7 +455,7 @@ impl Store {
                 by: by.to_owned(),
                 note: note.map(str::to_owned),
                 at,
-                via: actor.channel.to_owned(),
+                via: actor.surface.as_str().to_owned(),
             },
             newly: true,
             cancelled: closed.get(0),

@@ -768,12 +768,12 @@ async fn a_message_held_by_a_window_that_just_ended_is_released_at_once() {
         .post_for_incident(&firing_alert("g-race", "Race", "00000000000000f3", json!({})))
         .await;
     let store = crate::helpers::store(&app.database_url);
-    let actor = medic::store::audit::Actor {
-        name: "alice",
+    let actor = medic::domain::Actor {
+        name: "alice".into(),
         role: medic::domain::Role::Responder,
-        via: "token",
-        address: "127.0.0.1",
-        channel: "api",
+        auth: medic::domain::Auth::Token,
+        address: "127.0.0.1".into(),
+        surface: medic::domain::Surface::Api,
     };
     let ends_at = chrono::Utc::now() + chrono::TimeDelta::hours(1);
     let matchers = vec!["alertname=\"Race\"".to_owned()];
@@ -787,9 +787,11 @@ async fn a_message_held_by_a_window_that_just_ended_is_released_at_once() {
                 reason: "race",
             },
             &actor,
+            100,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("room for a window");
     let timer: i64 = app
         .sql()
         .await

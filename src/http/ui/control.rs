@@ -13,17 +13,11 @@ use super::{
     ApiError, Failure,
 };
 use crate::{
-    domain::{Mute, Role},
+    acts::WindowRequest,
+    domain::{Mute, Role, Text},
     http::State,
-    plan::matchers::Matchers,
-    store::{
-        console::DecisionQuery,
-        control::NewWindow,
-        remediations::{Answered, RemediationRecord},
-    },
+    store::{console::DecisionQuery, remediations::RemediationRecord},
 };
-
-const MAX_TEXT: usize = 2000;
 
 /// Remediations as a table; approve and reject on those waiting, for responders.
 pub(super) fn remediation_table<'a>(
@@ -178,7 +172,7 @@ pub(super) async fn reject(
     answer(&req, id.into_inner(), false, &form, &state).await
 }
 
-/// Approves or rejects a request still waiting, as the API does.
+/// Approves or rejects a request still waiting: the same act as the API's.
 async fn answer(
     req: &HttpRequest,
     id: i64,
@@ -187,41 +181,17 @@ async fn answer(
     state: &State,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(req, state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Responder)?;
-    let note = text(form.note.as_deref())?;
-    let answered = state
-        .store
-        .answer_request(id, approve, &viewer.actor(), note.as_deref())
+    viewer.check_csrf(form.csrf.as_deref())?;
+    let note = Text::parse("note", form.note.as_deref()).map_err(ApiError::Unprocessable)?;
+    state
+        .acts
+        .decide(&viewer.person, id, approve, note)
         .await
-        .map_err(|e| Failure::store(e, state))?;
-    match answered {
-        Answered::Unknown => Err(ApiError::NotFound(format!("no remediation {id}")).into()),
-        Answered::NotWaiting(now) => Err(ApiError::Conflict(format!(
-            "remediation {id} is not waiting for approval: it is {now}"
-        ))
-        .into()),
-        Answered::Recorded => {
-            tracing::info!(remediation_id = id, by = %viewer.person.name, role = %viewer.person.role,
-                channel = "console", approved = approve, "remediation request answered");
-            Ok(see_other(&form.incident.map_or_else(
-                || "/ui/remediations".to_owned(),
-                |i| format!("/ui/incidents/{i}"),
-            )))
-        }
-    }
-}
-
-/// Free text a person wrote: trimmed, bounded, without NUL.
-fn text(value: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if value.len() > MAX_TEXT || value.contains('\0') {
-        return Err(ApiError::Unprocessable(format!(
-            "text must be under {MAX_TEXT} bytes, without NUL"
-        )));
-    }
-    Ok(Some(value.to_owned()))
+        .map_err(|e| Failure::act(e, state))?;
+    Ok(see_other(&form.incident.map_or_else(
+        || "/ui/remediations".to_owned(),
+        |i| format!("/ui/incidents/{i}"),
+    )))
 }
 
 /// `GET /ui/maintenance`: windows now and later, and the pause switch.
@@ -233,6 +203,7 @@ pub(super) async fn maintenance(req: HttpRequest, state: web::Data<State>) -> Re
         .await
         .map_err(|e| Failure::store(e, &state))?;
     let pause = state.store.pause().await.map_err(|e| Failure::store(e, &state))?;
+    let longest = state.acts.window_limits().longest_for(&viewer.person).as_secs() / 3600;
     let body = html! {
         h1 { "Maintenance" }
         h2 { "Remediation pause" }
@@ -274,7 +245,7 @@ pub(super) async fn maintenance(req: HttpRequest, state: web::Data<State>) -> Re
                 (csrf(&viewer))
                 label for="matchers" { "Matchers (one per line, Alertmanager syntax)" }
                 textarea #matchers name="matchers" rows="3" required placeholder=r#"namespace="shop""# {}
-                label for="hours" { "For how many hours" } input #hours type="number" name="hours" min="1" max="168" value="2" required;
+                label for="hours" { "For how many hours (at most " (longest) ")" } input #hours type="number" name="hours" min="1" max=(longest) value="2" required;
                 fieldset { legend { "Mute" }
                     label { input type="checkbox" name="mute_remediation" value="on" checked; " remediation" }
                     label { input type="checkbox" name="mute_pages" value="on" checked; " pages" } }
@@ -298,14 +269,15 @@ pub(super) struct WindowForm {
     reason: String,
 }
 
-/// `POST /ui/maintenance`: opens a window from now, checked as the API checks it.
+/// `POST /ui/maintenance`: opens a window from now, through the same act (and limits) as
+/// the API's.
 pub(super) async fn create_window(
     req: HttpRequest,
     form: web::Form<WindowForm>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Responder)?;
+    viewer.check_csrf(form.csrf.as_deref())?;
     let bad = |e: String| Failure::from(ApiError::Unprocessable(e));
     let matchers: Vec<String> = form
         .matchers
@@ -314,48 +286,30 @@ pub(super) async fn create_window(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
-    if matchers.is_empty() || matchers.len() > 20 {
-        return Err(bad("between 1 and 20 matchers".into()));
-    }
-    for matcher in &matchers {
-        if matcher.len() > MAX_TEXT {
-            return Err(bad(format!("a matcher is longer than {MAX_TEXT} bytes")));
-        }
-        Matchers::parse(&[matcher]).map_err(|e| bad(format!("matcher {matcher:?}: {e}")))?;
-    }
-    let reason = text(Some(&form.reason))?.ok_or_else(|| bad("a window needs a reason".into()))?;
     let hours = form
         .hours
-        .filter(|h| (1..=168).contains(h))
-        .ok_or_else(|| bad("between 1 and 168 hours".into()))?;
+        .filter(|h| *h >= 1)
+        .ok_or_else(|| bad("a window lasts at least an hour".into()))?;
     let mut mute = Vec::new();
     if form.mute_remediation.is_some() {
-        mute.push(Mute::Remediation.as_str());
+        mute.push(Mute::Remediation);
     }
     if form.mute_pages.is_some() {
-        mute.push(Mute::Pages.as_str());
-    }
-    if mute.is_empty() {
-        return Err(bad("mute at least one of remediation, pages".into()));
+        mute.push(Mute::Pages);
     }
     let now = Utc::now();
-    let window = NewWindow {
-        matchers: &matchers,
-        starts_at: now,
-        ends_at: now + chrono::Duration::hours(hours),
-        mute: &mute,
-        reason: &reason,
+    let window = WindowRequest {
+        matchers,
+        starts_at: Some(now),
+        ends_at: now + chrono::Duration::hours(hours.min(24 * 366)),
+        mute,
+        reason: Text::required("reason", &form.reason).map_err(bad)?,
     };
-    let created = state
-        .store
-        .create_window(&window, &viewer.actor())
-        .await
-        .map_err(|e| Failure::store(e, &state))?;
     state
-        .control
-        .refresh(&state.store, &state.metrics.remediation)
-        .await;
-    tracing::info!(window_id = created.id, by = %viewer.person.name, channel = "console", "maintenance window opened");
+        .acts
+        .open_window(&viewer.person, window)
+        .await
+        .map_err(|e| Failure::act(e, &state))?;
     Ok(see_other("/ui/maintenance"))
 }
 
@@ -367,21 +321,12 @@ pub(super) async fn end_window(
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Responder)?;
-    let id = id.into_inner();
-    let ended = state
-        .store
-        .end_window(id, &viewer.actor())
-        .await
-        .map_err(|e| Failure::store(e, &state))?;
-    if ended.is_none() {
-        return Err(ApiError::NotFound(format!("no current or future maintenance window {id}")).into());
-    }
+    viewer.check_csrf(form.csrf.as_deref())?;
     state
-        .control
-        .refresh(&state.store, &state.metrics.remediation)
-        .await;
-    tracing::info!(window_id = id, by = %viewer.person.name, channel = "console", "maintenance window ended");
+        .acts
+        .end_window(&viewer.person, id.into_inner())
+        .await
+        .map_err(|e| Failure::act(e, &state))?;
     Ok(see_other("/ui/maintenance"))
 }
 
@@ -392,40 +337,36 @@ pub(super) struct PauseForm {
     reason: String,
 }
 
-/// `POST /ui/pause` (admin).
+/// `POST /ui/pause`.
 pub(super) async fn set_pause(
     req: HttpRequest,
     form: web::Form<PauseForm>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Admin)?;
-    let reason =
-        text(Some(&form.reason))?.ok_or_else(|| ApiError::Unprocessable("a pause needs a reason".into()))?;
+    viewer.check_csrf(form.csrf.as_deref())?;
+    let reason = Text::required("reason", &form.reason)
+        .map_err(|_| ApiError::Unprocessable("a pause needs a reason".into()))?;
     state
-        .store
-        .set_pause(&reason, None, &viewer.actor())
+        .acts
+        .pause(&viewer.person, reason, None)
         .await
-        .map_err(|e| Failure::store(e, &state))?;
-    state.metrics.remediation.paused.set(1);
-    tracing::warn!(by = %viewer.person.name, reason = %reason, channel = "console", "remediation paused");
+        .map_err(|e| Failure::act(e, &state))?;
     Ok(see_other("/ui/maintenance"))
 }
 
-/// `POST /ui/resume` (admin).
+/// `POST /ui/resume`.
 pub(super) async fn clear_pause(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Admin)?;
+    viewer.check_csrf(form.csrf.as_deref())?;
     state
-        .store
-        .clear_pause(&viewer.actor())
+        .acts
+        .resume(&viewer.person)
         .await
-        .map_err(|e| Failure::store(e, &state))?;
-    state.metrics.remediation.paused.set(0);
-    tracing::warn!(by = %viewer.person.name, channel = "console", "remediation resumed");
+        .map_err(|e| Failure::act(e, &state))?;
     Ok(see_other("/ui/maintenance"))
 }

@@ -17,21 +17,18 @@ use super::{
 };
 use crate::{
     alertmanager::Status,
-    domain::Role,
+    domain::{Role, Text},
     http::{
         incidents::{filters, timeline},
         State,
     },
-    silences::{self, SilenceError},
     store::{
         console::RemediationState,
         incidents::{Incident, Page},
-        timers::AckResult,
     },
 };
 
 const PAGE_SIZE: i64 = 50;
-const MAX_NOTE: usize = 2000;
 /// How often the list asks for itself again.
 const REFRESH: &str = "every 5s";
 
@@ -462,7 +459,7 @@ pub(super) struct AckForm {
     note: Option<String>,
 }
 
-/// `POST /ui/incidents/{id}/ack`: the same command as the API's, recorded as from the console.
+/// `POST /ui/incidents/{id}/ack`: the same act as the API's, recorded as from the console.
 pub(super) async fn acknowledge(
     req: HttpRequest,
     id: web::Path<i64>,
@@ -470,39 +467,19 @@ pub(super) async fn acknowledge(
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Responder)?;
+    viewer.check_csrf(form.csrf.as_deref())?;
     let id = id.into_inner();
-    let note = form.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.len() > MAX_NOTE || n.contains('\0')) {
-        return Err(
-            ApiError::Unprocessable(format!("the note must be under {MAX_NOTE} bytes, without NUL")).into(),
-        );
-    }
-    let result = state
-        .store
-        .acknowledge(id, &viewer.actor(), note)
+    let note = Text::parse("note", form.note.as_deref()).map_err(ApiError::Unprocessable)?;
+    state
+        .acts
+        .acknowledge(&viewer.person, id, note)
         .await
-        .map_err(|e| Failure::store(e, &state))?;
-    match result {
-        AckResult::NotFound => Err(ApiError::NotFound(format!("no incident {id}")).into()),
-        AckResult::Resolved => Err(ApiError::Conflict(format!("incident {id} is resolved")).into()),
-        AckResult::Acknowledged {
-            newly,
-            cancelled,
-            scheduled,
-            ..
-        } => {
-            if newly {
-                state.metrics.timers.acknowledged(cancelled, scheduled);
-            }
-            tracing::info!(incident_id = id, by = %viewer.person.name, role = %viewer.person.role,
-                via = viewer.person.via, channel = "console", newly, "incident acknowledged");
-            Ok(see_other(&format!("/ui/incidents/{id}")))
-        }
-    }
+        .map_err(|e| Failure::act(e, &state))?;
+    Ok(see_other(&format!("/ui/incidents/{id}")))
 }
 
-/// `POST /ui/incidents/{id}/silence`: silences its alerts in Alertmanager for an hour.
+/// `POST /ui/incidents/{id}/silence`: silences its alerts in Alertmanager for an hour (or
+/// extends medic's silence in force to an hour from now).
 pub(super) async fn silence(
     req: HttpRequest,
     id: web::Path<i64>,
@@ -510,25 +487,13 @@ pub(super) async fn silence(
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Responder)?;
+    viewer.check_csrf(form.csrf.as_deref())?;
     let id = id.into_inner();
-    let hour = Duration::from_secs(3600);
-    silences::silence(
-        &state.store,
-        &state.alertmanager(),
-        id,
-        hour,
-        None,
-        &viewer.actor(),
-    )
-    .await
-    .map_err(|e| match e {
-        SilenceError::NoIncident(_) | SilenceError::NoSilence(_) => ApiError::NotFound(e.to_string()),
-        SilenceError::NotConfigured => ApiError::Conflict(e.to_string()),
-        SilenceError::NoLabels(_) | SilenceError::BadDuration => ApiError::Unprocessable(e.to_string()),
-        SilenceError::Alertmanager(reason) => ApiError::BadGateway(reason),
-        SilenceError::Store(e) => ApiError::from_store(e, state.retry_after),
-    })?;
+    state
+        .acts
+        .silence(&viewer.person, id, Duration::from_secs(3600), None)
+        .await
+        .map_err(|e| Failure::act(e, &state))?;
     Ok(see_other(&format!("/ui/incidents/{id}")))
 }
 

@@ -82,6 +82,11 @@ impl Failure {
     fn store(e: crate::store::StoreError, state: &super::State) -> Self {
         Failure::Api(ApiError::from_store(e, state.retry_after))
     }
+
+    /// An act refused: the page says why, with the status the API would give.
+    fn act(e: crate::acts::Refused, state: &super::State) -> Self {
+        Failure::Api(ApiError::from_act(e, state.retry_after))
+    }
 }
 
 impl ResponseError for Failure {

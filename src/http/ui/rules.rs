@@ -12,7 +12,7 @@ use super::{
     Failure,
 };
 use crate::{
-    domain::{HumanDuration, Role},
+    domain::HumanDuration,
     http::State,
     plan::{GuardRails, Rule},
     remediation::explain::{self, Explanation, Run, StepExplained, StepOutcome},
@@ -45,7 +45,7 @@ pub(super) async fn explain(
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Viewer)?;
+    viewer.check_csrf(form.csrf.as_deref())?;
     let answer =
         explain::notification(&form.payload).map(|n| explain::explain(&state.rules, &state.guard_rails, &n));
     let status = match &answer {

@@ -21,9 +21,9 @@ use sha2::{Digest, Sha256};
 
 use super::{layout, see_other, ApiError, Failure};
 use crate::{
-    domain::Role,
-    http::{Authenticator, Person, State},
-    store::{audit::Actor, console::Session},
+    domain::{Actor, Auth, Role, Surface},
+    http::{Authenticator, State},
+    store::console::Session,
 };
 
 const SESSION_COOKIE: &str = "medic_session";
@@ -33,7 +33,8 @@ const SESSION_HOURS: i64 = 12;
 
 /// The person looking, and what their forms must carry.
 pub(super) struct Viewer {
-    pub person: Person,
+    /// Who they are, acting from the console.
+    pub person: Actor,
     /// The token every state-changing form carries.
     pub csrf: String,
     /// Signed in with a token (and so may sign out).
@@ -43,23 +44,13 @@ pub(super) struct Viewer {
 }
 
 impl Viewer {
-    /// The person, for the audit trail, acting from the console.
-    pub fn actor(&self) -> Actor<'_> {
-        Actor {
-            name: &self.person.name,
-            role: self.person.role,
-            via: self.person.via,
-            address: &self.person.address,
-            channel: "console",
-        }
-    }
-
     pub fn may(&self, role: Role) -> bool {
         self.person.role >= role
     }
 
-    /// 403 unless `presented` is this viewer's CSRF token and their role is at least `role`.
-    pub fn check(&self, presented: Option<&str>, role: Role) -> Result<(), Failure> {
+    /// 403 unless `presented` is this viewer's CSRF token. Whether their role allows the act
+    /// is the act's to say.
+    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), Failure> {
         let presented = presented.unwrap_or_default();
         let same: bool = subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), self.csrf.as_bytes()).into();
         if presented.is_empty() || !same {
@@ -68,13 +59,18 @@ impl Viewer {
                 "this form is stale or did not come from the console; reload the page",
             ));
         }
-        if !self.may(role) {
-            return Err(Failure::forbidden(format!(
-                "{} has the role {}; this needs {role}",
-                self.person.name, self.person.role
-            )));
-        }
         Ok(())
+    }
+}
+
+/// Someone acting from the console.
+fn console_actor(name: String, role: Role, auth: Auth, address: String) -> Actor {
+    Actor {
+        name,
+        role,
+        auth,
+        address,
+        surface: Surface::Console,
     }
 }
 
@@ -84,7 +80,13 @@ pub(super) async fn viewer(req: &HttpRequest, state: &State) -> Result<Viewer, F
     let auth = authenticator(req)?;
     if auth.has_proxy() {
         return match auth.proxy_identity(req).map_err(Failure::forbidden)? {
-            Some(person) => Ok(double_submit(req, person)),
+            Some(person) => Ok(double_submit(
+                req,
+                Actor {
+                    surface: Surface::Console,
+                    ..person
+                },
+            )),
             None => Err(ApiError::Unauthorized {
                 challenge: String::new(),
             }
@@ -99,12 +101,7 @@ pub(super) async fn viewer(req: &HttpRequest, state: &State) -> Result<Viewer, F
             .map_err(|e| Failure::store(e, state))?;
         if let Some(session) = session {
             if let Some(user) = auth.user_named(&session.user) {
-                let person = Person {
-                    name: user.name.clone(),
-                    role: user.role,
-                    via: "token",
-                    address: address(req),
-                };
+                let person = console_actor(user.name.clone(), user.role, Auth::Token, address(req));
                 return Ok(Viewer {
                     person,
                     csrf: session.csrf,
@@ -115,12 +112,7 @@ pub(super) async fn viewer(req: &HttpRequest, state: &State) -> Result<Viewer, F
         }
     }
     if auth.allows_anonymous() {
-        let person = Person {
-            name: "anonymous".into(),
-            role: Role::Admin,
-            via: "anonymous",
-            address: address(req),
-        };
+        let person = console_actor("anonymous".into(), Role::Admin, Auth::Anonymous, address(req));
         return Ok(double_submit(req, person));
     }
     Err(Failure::SignIn {
@@ -135,7 +127,7 @@ fn authenticator(req: &HttpRequest) -> Result<&Authenticator, Failure> {
 }
 
 /// A viewer without a stored session: the CSRF token is the `medic_csrf` cookie's value.
-fn double_submit(req: &HttpRequest, person: Person) -> Viewer {
+fn double_submit(req: &HttpRequest, person: Actor) -> Viewer {
     let (csrf, set_cookie) = match cookie(req, CSRF_COOKIE).filter(|c| c.len() == 64) {
         Some(csrf) => (csrf, None),
         None => {
@@ -277,7 +269,7 @@ pub(super) async fn logout(
     state: web::Data<State>,
 ) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    viewer.check(form.csrf.as_deref(), Role::Viewer)?;
+    viewer.check_csrf(form.csrf.as_deref())?;
     if let Some(id) = cookie(&req, SESSION_COOKIE) {
         state
             .store

@@ -1,12 +1,19 @@
 //! What people have switched, as this replica sees it: the maintenance windows in force now or
-//! later, read from Postgres every second (so a window made or ended through any replica holds
-//! in all of them within a second), and the pause switch for the gauge. The pause itself is
-//! checked by the database when each remediation is decided, so it holds everywhere at once.
+//! later, read from Postgres and compiled when they change (a change through any replica is a
+//! `NOTIFY medic_control`, so it holds in all of them within a second; a slow safety poll
+//! covers a lost connection, and a fast one the time without it), and the pause switch for the
+//! gauge. The pause itself is checked by the database when each remediation is decided, so it
+//! holds everywhere at once.
 
 use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
+    time::{Duration, Instant},
 };
+
+use tokio::sync::Notify;
 
 use chrono::{DateTime, Utc};
 
@@ -18,8 +25,13 @@ use crate::{
     store::{control::Window, Store, StoreError},
 };
 
-/// How often the windows and the pause are read again.
+/// How often the windows and the pause are read again without a LISTEN connection.
 const REFRESH: Duration = Duration::from_secs(1);
+/// How often they are read again while listening: a NOTIFY lost between a reconnection and
+/// the next LISTEN, or a pause that ended at its `until`, shows within this.
+const SAFETY_POLL: Duration = Duration::from_secs(30);
+/// The channel the migration's triggers notify.
+const CHANNEL: &str = "medic_control";
 
 /// A window, compiled for matching.
 #[derive(Debug)]
@@ -94,12 +106,44 @@ impl Control {
         }
     }
 
-    /// Refreshes every second, forever.
+    /// Refreshes when told of a change, and by the safety poll, forever; the gauge of windows
+    /// in force follows the clock every second without reading anything.
     pub async fn run(self: Arc<Self>, store: Store, metrics: RemediationMetrics) {
+        let wake = Arc::new(Notify::new());
+        let listening = Arc::new(AtomicBool::new(false));
+        let _listener = AbortOnDrop(tokio::spawn(crate::store::listen::listen(
+            store.connector(),
+            CHANNEL,
+            wake.clone(),
+            listening.clone(),
+        )));
         loop {
             self.refresh(&store, &metrics).await;
-            tokio::time::sleep(REFRESH).await;
+            let read = Instant::now();
+            loop {
+                let told = tokio::select! {
+                    _ = wake.notified() => true,
+                    _ = tokio::time::sleep(REFRESH) => false,
+                };
+                let poll = if listening.load(Ordering::Acquire) {
+                    SAFETY_POLL
+                } else {
+                    REFRESH
+                };
+                if told || read.elapsed() >= poll {
+                    break;
+                }
+                self.count_in_force(&metrics);
+            }
         }
+    }
+
+    fn count_in_force(&self, metrics: &RemediationMetrics) {
+        let now = Utc::now();
+        let windows = self.windows.read().unwrap_or_else(|e| e.into_inner());
+        metrics
+            .windows_active
+            .set(windows.iter().filter(|w| w.in_force(now)).count() as i64);
     }
 
     /// Whether any window in force mutes `what` (for anything).
@@ -134,5 +178,14 @@ impl Control {
             .filter(|w| sets.iter().any(|labels| w.matchers.matches(labels)))
             .max_by_key(|w| w.ends_at)
             .cloned()
+    }
+}
+
+/// Stops the LISTEN task with the loop that started it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -328,7 +328,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 15] = [
+const TOP_LEVEL_KEYS: [&str; 16] = [
     "server",
     "database",
     "log",
@@ -344,6 +344,7 @@ const TOP_LEVEL_KEYS: [&str; 15] = [
     "prometheus",
     "slos",
     "capacity",
+    "maintenance",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left

@@ -9,9 +9,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
-use tokio_postgres::AsyncMessage;
 
 use crate::store::{timers::CHANNEL, tls::Connector};
 
@@ -50,42 +48,7 @@ impl Idle {
     }
 }
 
-/// Keeps a LISTEN connection open and turns each NOTIFY into a wake-up; reconnects forever.
+/// Keeps a LISTEN connection open and turns each `NOTIFY medic_timers` into a wake-up.
 pub(super) async fn listen(connector: Connector, wake: Arc<Notify>, listening: Arc<AtomicBool>) {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match connector.connect().await {
-            Ok((client, mut connection)) => {
-                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                let statement = format!("LISTEN {CHANNEL}");
-                let subscribe = client.batch_execute(&statement);
-                let subscribed = tokio::select! {
-                    result = subscribe => result.is_ok(),
-                    _ = messages.next() => false,
-                };
-                if subscribed {
-                    listening.store(true, Ordering::Release);
-                    delay = Duration::from_millis(200);
-                    // Anything scheduled while we were not listening.
-                    wake.notify_one();
-                    while let Some(message) = messages.next().await {
-                        match message {
-                            Ok(AsyncMessage::Notification(_)) => wake.notify_one(),
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "timer wake-up connection lost");
-                                break;
-                            }
-                        }
-                    }
-                }
-                listening.store(false, Ordering::Release);
-            }
-            Err(e) => {
-                tracing::debug!(error = %crate::store::error_chain(&e), "timer wake-up connection failed")
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    crate::store::listen::listen(connector, CHANNEL, wake, listening).await
 }

@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "prune_by_age",
         include_str!("../../migrations/0014_prune_by_age.sql"),
     ),
+    (
+        15,
+        "control_changes",
+        include_str!("../../migrations/0015_control_changes.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -5,6 +5,7 @@ pub mod console;
 pub mod control;
 pub mod incidents;
 pub mod integrations;
+pub mod listen;
 pub mod migrations;
 pub mod remediations;
 pub mod retention;

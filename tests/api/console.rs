@@ -29,14 +29,14 @@ async fn sign_in(app: &TestApp, token: &str) -> reqwest::Response {
         .expect("POST /ui/login")
 }
 
-async fn session_cookie(app: &TestApp, token: &str) -> String {
+pub(crate) async fn session_cookie(app: &TestApp, token: &str) -> String {
     let response = sign_in(app, token).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set = response.headers()["set-cookie"].to_str().unwrap().to_owned();
     set.split(';').next().unwrap().to_owned()
 }
 
-async fn get_page(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {
+pub(crate) async fn get_page(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {
     client()
         .get(format!("{}{path}", app.address))
         .header("cookie", cookie)
@@ -46,12 +46,17 @@ async fn get_page(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response 
 }
 
 /// The CSRF token in a page's forms.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-async fn post_form(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post_form(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     client()
         .post(format!("{}{path}", app.address))
         .header("cookie", cookie)

@@ -8,6 +8,7 @@ mod containment;
 mod control;
 mod ctl;
 mod delivery;
+mod doors;
 mod engines;
 mod escalation;
 mod escalation_config;

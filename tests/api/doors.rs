@@ -307,7 +307,8 @@ async fn window_limits_hold_through_the_api_and_the_console_with_the_same_answer
     let twenty_one: Vec<String> = (0..21).map(|i| format!("team=\"t{i}\"")).collect();
     let twenty_one: Vec<&str> = twenty_one.iter().map(String::as_str).collect();
     // (what, who, matchers, hours, status, words the answer carries)
-    let refused: [(&str, (&str, &str), &[&str], i64, u16, &str); 5] = [
+    type Case<'a> = (&'a str, (&'a str, &'a str), &'a [&'a str], i64, u16, &'a str);
+    let refused: [Case; 5] = [
         (
             "everything",
             (RESPONDER.2, &responder),

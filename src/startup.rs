@@ -338,7 +338,7 @@ async fn reload_secrets(secrets: Vec<crate::plan::Secret>) {
                     *failing = false;
                 }
                 Err(e) if !*failing => {
-                    tracing::warn!(file, error = %e, "credential file unreadable; the current value stays in force");
+                    tracing::warn!(file, error = %e, "credential file empty or unreadable: that credential is revoked until it has a value");
                     *failing = true;
                 }
                 Err(_) => {}

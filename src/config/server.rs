@@ -84,6 +84,17 @@ pub struct ProxySettings {
     pub roles: BTreeMap<String, Role>,
     /// The role of a user in none of `roles`' groups; none by default (403).
     pub default_role: Option<Role>,
+    /// A file holding a secret the proxy sends with every request (`secret_header`): identity
+    /// headers count only on requests that carry it, so another pod in a trusted range cannot
+    /// claim to be anyone. Required unless every trusted source is a single address.
+    pub secret_file: Option<PathBuf>,
+    /// The header carrying that secret.
+    #[serde(default = "default_proxy_secret_header")]
+    pub secret_header: String,
+}
+
+fn default_proxy_secret_header() -> String {
+    "X-Medic-Proxy-Secret".into()
 }
 
 /// HTTP basic authentication.

@@ -134,6 +134,19 @@ impl Authenticator {
         self.credentials.users.iter().find(|user| user.name == name)
     }
 
+    /// Whether the request came through the trusted proxy (its address, and its secret when
+    /// one is set): only then do its `X-Forwarded-*` headers count.
+    pub(super) fn came_through_proxy(&self, req: &HttpRequest) -> bool {
+        let Some(proxy) = &self.credentials.proxy else {
+            return false;
+        };
+        let secret = req
+            .headers()
+            .get(&proxy.secret_header)
+            .and_then(|v| v.to_str().ok());
+        req.peer_addr().is_some_and(|peer| proxy.trusts(peer.ip())) && proxy.vouches(secret)
+    }
+
     /// Whether a trusted proxy says who the user is (the console then has no sign-in page).
     pub(super) fn has_proxy(&self) -> bool {
         self.credentials.proxy.is_some()
@@ -171,6 +184,10 @@ impl Authenticator {
             tracing::warn!(peer = ?peer, "identity headers from an untrusted peer ignored");
             return Ok(None);
         };
+        if !proxy.vouches(header(&proxy.secret_header)) {
+            tracing::warn!(peer = %peer, "identity headers without the proxy's secret ignored");
+            return Ok(None);
+        }
         let groups = proxy.groups_header.as_deref().and_then(header).unwrap_or("");
         let role = proxy
             .role_of(groups.split(','))

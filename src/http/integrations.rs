@@ -90,6 +90,18 @@ pub async fn slack_interactions(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let app = slack_signer(&req, &body, &state)?.clone();
+    // A signed request is good for Slack's whole timestamp window: taken once, by any replica.
+    let signature = header(&req, "X-Slack-Signature").unwrap_or_default();
+    let seen = <Sha256 as sha2::Digest>::digest(signature.trim().as_bytes());
+    let window = std::time::Duration::from_secs(2 * SLACK_MAX_SKEW_SECONDS as u64);
+    let first = state
+        .store
+        .first_slack_request(seen.as_slice(), window)
+        .await
+        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
+    if !first {
+        return Err(unauthorized("a Slack request replayed"));
+    }
     #[derive(serde::Deserialize)]
     struct Form {
         payload: String,
@@ -228,6 +240,28 @@ impl Click {
     }
 }
 
+/// Candidate signatures PagerDuty may send at once (one per secret during a rotation).
+const MAX_PAGERDUTY_SIGNATURES: usize = 10;
+
+/// The candidates of `X-PagerDuty-Signature`: each exactly `v1=` and 64 hex digits, at most
+/// [`MAX_PAGERDUTY_SIGNATURES`]; None for anything else, refused before any MAC is computed.
+fn pagerduty_candidates(header: &str) -> Option<Vec<[u8; 32]>> {
+    let mut candidates = Vec::new();
+    for entry in header.split(',') {
+        if candidates.len() == MAX_PAGERDUTY_SIGNATURES {
+            return None;
+        }
+        let hex = entry.trim().strip_prefix("v1=")?;
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex, &mut bytes).ok()?;
+        candidates.push(bytes);
+    }
+    Some(candidates)
+}
+
 /// PagerDuty Webhooks v3: `incident.acknowledged` acknowledges the medic incident as the
 /// PagerDuty user; `incident.resolved` stops its escalations and remediation. Events about
 /// another installation's incidents, and other event types, are answered 200 and ignored.
@@ -238,15 +272,24 @@ pub async fn pagerduty(
 ) -> Result<HttpResponse, ApiError> {
     let signatures =
         header(&req, "X-PagerDuty-Signature").ok_or_else(|| unauthorized("no PagerDuty signature"))?;
-    let secrets = &state.integrations.pagerduty_secrets;
-    let valid = signatures
-        .split(',')
-        .filter_map(|s| s.trim().strip_prefix("v1="))
-        .any(|hex| {
-            secrets
-                .iter()
-                .any(|secret| signed(secret.expose_secret().as_bytes(), &[&body], hex))
-        });
+    let candidates =
+        pagerduty_candidates(signatures).ok_or_else(|| unauthorized("malformed PagerDuty signature"))?;
+    // One MAC per configured secret, however many candidates came: the work an unsigned
+    // request can cause is bounded by the settings, not by the request.
+    let valid = state.integrations.pagerduty_secrets.iter().any(|secret| {
+        let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()) else {
+            return false;
+        };
+        mac.update(&body);
+        let expected = mac.finalize().into_bytes();
+        candidates.iter().fold(false, |found, candidate| {
+            found
+                | bool::from(subtle::ConstantTimeEq::ct_eq(
+                    expected.as_slice(),
+                    candidate.as_slice(),
+                ))
+        })
+    });
     if !valid {
         return Err(unauthorized("wrong PagerDuty signature"));
     }

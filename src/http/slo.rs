@@ -13,6 +13,9 @@ use crate::{
     slo::report::{self, ReportError},
 };
 
+/// The longest period a report may cover: each SLO's queries grow with it.
+const MAX_WINDOW: Duration = Duration::from_secs(90 * 86_400);
+
 /// The report's period when `window` is not given, as for the command.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
@@ -25,7 +28,7 @@ pub struct ReportQuery {
     window: Option<String>,
 }
 
-/// The report as JSON; 400 for a bad `at` or `window`, 404 without `prometheus.url`, 503
+/// The report as JSON; 400 for a bad `at` or `window`, 422 for a window over 90 days, 404 without `prometheus.url`, 503
 /// without the database, 502 when Prometheus fails.
 pub async fn report(
     state: web::Data<State>,
@@ -48,6 +51,9 @@ pub async fn report(
     if window.as_secs() == 0 {
         return Err(ApiError::BadRequest("window must be at least one second".into()));
     }
+    if window > MAX_WINDOW {
+        return Err(ApiError::Unprocessable("window must be at most 90d".into()));
+    }
     let Some(prometheus) = &state.prometheus else {
         return Err(ApiError::NotFound(
             "no SLO report: prometheus.url is not set".into(),
@@ -57,8 +63,11 @@ pub async fn report(
         Ok(made) => Ok(HttpResponse::Ok().json(made)),
         Err(ReportError::Store(e)) => Err(ApiError::from_store(e, state.retry_after)),
         Err(ReportError::Prometheus(e)) => {
+            // Prometheus' own words may name its internals: the log has them, the caller not.
             tracing::warn!(error = %format!("{e:#}"), "SLO report: Prometheus failed");
-            Err(ApiError::BadGateway(format!("Prometheus: {e:#}")))
+            Err(ApiError::BadGateway(
+                "Prometheus failed the SLO report's queries; medic's log says why".into(),
+            ))
         }
     }
 }

@@ -47,9 +47,20 @@ pub struct Proxy {
     pub trusted: Vec<Cidr>,
     pub roles: BTreeMap<String, Role>,
     pub default_role: Option<Role>,
+    /// What the proxy must send in `secret_header` for its identity headers to count.
+    pub secret: Option<Secret>,
+    pub secret_header: String,
 }
 
 impl Proxy {
+    /// Whether the request carries the proxy's secret (always, when none is configured).
+    pub fn vouches(&self, presented: Option<&str>) -> bool {
+        match &self.secret {
+            None => true,
+            Some(secret) => presented.is_some_and(|presented| secret.matches(presented.trim())),
+        }
+    }
+
     /// The highest role among the groups, else the default.
     pub fn role_of<'a>(&self, groups: impl IntoIterator<Item = &'a str>) -> Option<Role> {
         groups
@@ -82,6 +93,7 @@ impl Credentials {
             .chain(self.webhook_basic.iter().map(|(_, s)| s));
         webhook
             .chain(self.users.iter().map(|u| &u.token))
+            .chain(self.proxy.iter().filter_map(|p| p.secret.as_ref()))
             .filter(|secret| secret.file().is_some())
             .cloned()
             .collect()
@@ -140,12 +152,15 @@ pub fn credentials(auth: &AuthSettings, problems: &mut Vec<Problem>) -> Option<C
     (problems.len() == start).then_some(credentials)
 }
 
+/// A user's token shorter than this is guessable.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// Users with distinct names and tokens, none of them Alertmanager's.
 fn users(auth: &AuthSettings, webhook: Option<&Secret>, problems: &mut Vec<Problem>) -> Vec<User> {
     let mut users: Vec<User> = Vec::new();
     let mut tokens = BTreeSet::new();
-    if let Some(webhook) = webhook {
-        tokens.insert(webhook.current().expose_secret().to_owned());
+    if let Some(current) = webhook.and_then(Secret::current) {
+        tokens.insert(current.expose_secret().to_owned());
     }
     for (i, user) in auth.users.iter().enumerate() {
         let at = format!("server.auth.users[{i}]");
@@ -170,7 +185,17 @@ fn users(auth: &AuthSettings, webhook: Option<&Secret>, problems: &mut Vec<Probl
             }
             continue;
         };
-        if !tokens.insert(token.current().expose_secret().to_owned()) {
+        let current = token
+            .current()
+            .map(|t| t.expose_secret().to_owned())
+            .unwrap_or_default();
+        if current.chars().count() < MIN_TOKEN_CHARS {
+            problems.push(Problem::new(
+                format!("{at}.token"),
+                format!("must be at least {MIN_TOKEN_CHARS} characters (e.g. openssl rand -hex 24)"),
+            ));
+        }
+        if !tokens.insert(current) {
             problems.push(Problem::new(
                 format!("{at}.token"),
                 "is another user's or Alertmanager's token: each credential must be its own",
@@ -197,7 +222,7 @@ fn compile_proxy(settings: &ProxySettings, problems: &mut Vec<Problem>) -> Optio
             "must list the proxy's addresses: anyone else could claim to be any user",
         ));
     }
-    let trusted = settings
+    let trusted: Vec<Cidr> = settings
         .trusted_sources
         .iter()
         .enumerate()
@@ -207,12 +232,30 @@ fn compile_proxy(settings: &ProxySettings, problems: &mut Vec<Problem>) -> Optio
                 .ok()
         })
         .collect();
+    let secret = rotating_secret(
+        &format!("{at}.secret"),
+        None,
+        settings.secret_file.as_ref(),
+        problems,
+    );
+    let single_addresses = trusted.iter().all(Cidr::is_single_address);
+    if settings.secret_file.is_none() && !single_addresses {
+        problems.push(Problem::new(
+            format!("{at}.secret_file"),
+            "required when trusted_sources has a range: any pod in it could otherwise name any user",
+        ));
+    }
+    if settings.secret_header.trim().is_empty() {
+        problems.push(Problem::new(format!("{at}.secret_header"), "must name a header"));
+    }
     (problems.len() == start).then(|| Proxy {
         user_header: settings.user_header.trim().to_owned(),
         groups_header: settings.groups_header.as_ref().map(|h| h.trim().to_owned()),
         trusted,
         roles: settings.roles.clone(),
         default_role: settings.default_role,
+        secret,
+        secret_header: settings.secret_header.trim().to_owned(),
     })
 }
 
@@ -237,6 +280,11 @@ impl Cidr {
             None => bits,
         };
         Ok(Cidr { network, prefix })
+    }
+
+    /// Whether the range is one address (`/32`, `/128`, or none written).
+    pub fn is_single_address(&self) -> bool {
+        self.prefix == if self.network.is_ipv4() { 32 } else { 128 }
     }
 
     /// Whether `address` is in the range (an IPv4-mapped IPv6 address counts as IPv4).
@@ -284,6 +332,8 @@ mod tests {
             trusted: vec![],
             roles: BTreeMap::from([("oncall".into(), Role::Responder), ("leads".into(), Role::Admin)]),
             default_role: None,
+            secret: None,
+            secret_header: "X-Medic-Proxy-Secret".into(),
         };
         assert_eq!(proxy.role_of(["dev", " oncall"]), Some(Role::Responder));
         assert_eq!(proxy.role_of(["oncall", "leads"]), Some(Role::Admin));

@@ -1,6 +1,7 @@
 //! Secrets read from the settings: inline, or from a file (a mounted Kubernetes Secret). A
 //! [`Secret`] from a file is read again by [`Secret::reload`], so that a rotated Secret takes
-//! effect without a restart, including Kubernetes' symlink swap and an atomic rename.
+//! effect without a restart, including Kubernetes' symlink swap and an atomic rename; a file
+//! emptied or deleted disables the secret (nothing matches it) until it has a value again.
 
 use std::{
     fmt,
@@ -16,7 +17,8 @@ use crate::config::Problem;
 #[derive(Clone)]
 pub struct Secret {
     file: Option<PathBuf>,
-    value: Arc<RwLock<SecretString>>,
+    /// None: its file was emptied or deleted, so it is revoked.
+    value: Arc<RwLock<Option<SecretString>>>,
 }
 
 impl fmt::Debug for Secret {
@@ -32,15 +34,32 @@ impl Secret {
     /// Whether `presented` is the current value, compared in constant time.
     pub fn matches(&self, presented: &str) -> bool {
         let current = self.value.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(current) = current.as_ref() else {
+            return false;
+        };
         subtle::ConstantTimeEq::ct_eq(current.expose_secret().as_bytes(), presented.as_bytes()).into()
     }
 
-    /// The current value.
-    pub fn current(&self) -> SecretString {
+    /// The current value; None while revoked.
+    pub fn current(&self) -> Option<SecretString> {
         self.value
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// Whether `fingerprint` is the SHA-256 of the current value (a console session made from
+    /// it); false once the secret has changed or been revoked.
+    pub fn has_fingerprint(&self, fingerprint: &[u8]) -> bool {
+        self.fingerprint()
+            .is_some_and(|current| subtle::ConstantTimeEq::ct_eq(current.as_slice(), fingerprint).into())
+    }
+
+    /// The SHA-256 of the current value; None while revoked.
+    pub fn fingerprint(&self) -> Option<Vec<u8>> {
+        use sha2::Digest;
+        let current = self.current()?;
+        Some(sha2::Sha256::digest(current.expose_secret().as_bytes()).to_vec())
     }
 
     /// The file this secret is read from, if any.
@@ -48,22 +67,33 @@ impl Secret {
         self.file.as_deref()
     }
 
-    /// Reads the file again; Ok(true) if the value changed. An unreadable or empty file
-    /// keeps the value in force (a Secret being rewritten is briefly absent).
+    /// Reads the file again; Ok(true) if the value changed. An empty or missing file revokes
+    /// the secret (the error says so): a token taken away must stop working, and Kubernetes
+    /// swaps a Secret's files atomically, so a file is never briefly absent there.
     pub fn reload(&self) -> Result<bool, String> {
         let Some(path) = &self.file else {
             return Ok(false);
         };
-        let fresh = read(path)?;
+        let fresh = read(path);
         let mut value = self
             .value
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if value.expose_secret() == fresh.expose_secret() {
-            return Ok(false);
+        let same = match (value.as_ref(), fresh.as_ref()) {
+            (Some(old), Ok(new)) => old.expose_secret() == new.expose_secret(),
+            (None, Err(_)) => true,
+            _ => false,
+        };
+        match fresh {
+            Ok(new) => {
+                *value = Some(new);
+                Ok(!same)
+            }
+            Err(e) => {
+                *value = None;
+                Err(e)
+            }
         }
-        *value = fresh;
-        Ok(true)
     }
 }
 
@@ -87,7 +117,7 @@ pub fn rotating_secret(
     let value = secret_from(key, inline, file, problems)?;
     Some(Secret {
         file: file.cloned(),
-        value: Arc::new(RwLock::new(value)),
+        value: Arc::new(RwLock::new(Some(value))),
     })
 }
 

@@ -17,6 +17,9 @@ pub struct Session {
     /// The token every state-changing form of this session carries.
     pub csrf: String,
     pub expires_at: DateTime<Utc>,
+    /// The SHA-256 of the token it was made from: the session ends when the user's token no
+    /// longer has it. None for sessions made before it was recorded.
+    pub credential: Option<Vec<u8>>,
 }
 
 /// The latest remediation of an incident, for the list of incidents.
@@ -66,14 +69,15 @@ impl Store {
             .await?;
         client
             .execute(
-                "INSERT INTO console_sessions (id_hash, user_name, csrf, address, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO console_sessions (id_hash, user_name, csrf, address, expires_at, credential)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
                     &id_hash,
                     &session.user,
                     &session.csrf,
                     &address,
                     &session.expires_at,
+                    &session.credential,
                 ],
             )
             .await?;
@@ -85,7 +89,7 @@ impl Store {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT user_name, csrf, expires_at FROM console_sessions
+                "SELECT user_name, csrf, expires_at, credential FROM console_sessions
                   WHERE id_hash = $1 AND expires_at > now()",
                 &[&id_hash],
             )
@@ -94,7 +98,60 @@ impl Store {
             user: row.get(0),
             csrf: row.get(1),
             expires_at: row.get(2),
+            credential: row.get(3),
         }))
+    }
+
+    /// Remembers a Slack request's signature for `window`; false if it was taken already
+    /// (a replay). Entries older than the window go at the same time.
+    pub async fn first_slack_request(
+        &self,
+        signature_hash: &[u8],
+        window: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let window = window.as_secs_f64();
+        client
+            .execute(
+                "DELETE FROM slack_requests_seen WHERE seen_at < now() - make_interval(secs => $1)",
+                &[&window],
+            )
+            .await?;
+        let added = client
+            .execute(
+                "INSERT INTO slack_requests_seen (signature) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&signature_hash],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// Failed sign-ins from `address` in the last minute, and the seconds until the oldest of
+    /// them is a minute old.
+    pub async fn login_failures(&self, address: &str) -> Result<(i64, u64), StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), coalesce(ceil(extract(epoch FROM min(at) + interval '1 minute' - now())), 0)::float8
+                   FROM console_login_failures WHERE address = $1 AND at > now() - interval '1 minute'",
+                &[&address],
+            )
+            .await?;
+        let wait: f64 = row.get(1);
+        Ok((row.get(0), wait.clamp(1.0, 60.0) as u64))
+    }
+
+    /// Records a failed sign-in; those over a minute old go at the same time.
+    pub async fn record_login_failure(&self, address: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "WITH old AS (DELETE FROM console_login_failures WHERE at < now() - interval '1 minute')
+                 INSERT INTO console_login_failures (address) VALUES ($1)",
+                &[&address],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Ends a session (signing out).

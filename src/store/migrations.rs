@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "control_changes",
         include_str!("../../migrations/0015_control_changes.sql"),
     ),
+    (
+        17,
+        "proven_identity",
+        include_str!("../../migrations/0017_proven_identity.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -51,7 +51,8 @@ fn the_environment_overrides_the_file() {
         .credentials
         .webhook_token
         .unwrap()
-        .current();
+        .current()
+        .expect("a token");
     assert_eq!(
         token.expose_secret(),
         "00123",

@@ -315,7 +315,7 @@ async fn with_a_proxy_the_proxy_names_the_person_and_there_is_no_sign_in() {
     let app = TestApp::builder()
         .without_users()
         .config(
-            "server:\n  auth:\n    proxy:\n      user_header: X-Forwarded-Email\n      groups_header: X-Forwarded-Groups\n      trusted_sources: [127.0.0.0/8]\n      roles: {sre-oncall: responder}\n",
+            "server:\n  auth:\n    proxy:\n      user_header: X-Forwarded-Email\n      groups_header: X-Forwarded-Groups\n      trusted_sources: [127.0.0.1]\n      roles: {sre-oncall: responder}\n",
         )
         .spawn()
         .await;

@@ -275,7 +275,9 @@ async fn rotated_token_files_work_within_ten_seconds_and_the_old_tokens_stop() {
     );
 }
 
-fn proxy_yaml(trusted: &str) -> String {
+/// The proxy's settings; `secret_file` is required when `trusted` is a range.
+pub(crate) fn proxy_yaml(trusted: &str, secret_file: Option<&Path>) -> String {
+    let secret = secret_file.map_or_else(String::new, |f| format!("      secret_file: {}\n", f.display()));
     format!(
         r#"server:
   auth:
@@ -284,7 +286,7 @@ fn proxy_yaml(trusted: &str) -> String {
       groups_header: X-Forwarded-Groups
       trusted_sources: [{trusted}]
       roles: {{sre-oncall: responder, sre-leads: admin}}
-"#
+{secret}"#
     )
 }
 
@@ -311,7 +313,7 @@ async fn as_proxied(
 async fn a_trusted_proxy_names_the_user_and_their_groups_give_the_role() {
     let app = TestApp::builder()
         .without_users()
-        .config(&proxy_yaml("127.0.0.0/8"))
+        .config(&proxy_yaml("127.0.0.1", None))
         .spawn()
         .await;
     let id = app
@@ -358,8 +360,10 @@ async fn a_trusted_proxy_names_the_user_and_their_groups_give_the_role() {
 
 #[tokio::test]
 async fn identity_headers_from_an_untrusted_peer_are_ignored() {
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "proxy-secret-0123456789").unwrap();
     let app = TestApp::builder()
-        .config(&proxy_yaml("10.0.0.0/8"))
+        .config(&proxy_yaml("10.0.0.0/8", Some(secret.path())))
         .without_users()
         .spawn()
         .await;

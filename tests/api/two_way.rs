@@ -1149,3 +1149,80 @@ fn alertmanager_settings_come_from_the_environment_too() {
     );
     assert!(settings.alertmanager.bearer_token.is_some());
 }
+
+#[tokio::test]
+async fn a_replayed_slack_click_is_refused_by_every_replica() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let other = self::app(&slack, "", Some(&app.database_url)).await;
+    let id = app
+        .post_for_incident(&firing_alert("g-replay", "R", "00000000000000c1", json!({})))
+        .await;
+    let click = interaction(
+        &app,
+        "UALICE",
+        "medic_silence",
+        &format!("{id}:1h"),
+        SIGNING_SECRET,
+        0,
+    );
+    let replay = click.try_clone().unwrap().build().unwrap();
+    assert_eq!(click.send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client.execute(replay).await.unwrap().status(),
+        401,
+        "replayed to the same replica"
+    );
+    // Another signed click, sent to both replicas.
+    let again = interaction(&app, "UALICE", "medic_ack", &id.to_string(), SIGNING_SECRET, 0)
+        .build()
+        .unwrap();
+    let mut to_other = again.try_clone().unwrap();
+    *to_other.url_mut() = format!("{}/integrations/slack/interactions", other.address)
+        .parse()
+        .unwrap();
+    let first = app.client.execute(again).await.unwrap().status();
+    let second = app.client.execute(to_other).await.unwrap().status();
+    assert_eq!((first, second.as_u16()), (reqwest::StatusCode::OK, 401));
+}
+
+#[tokio::test]
+async fn pagerduty_signature_headers_are_bounded_before_any_mac_is_computed() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let id = app
+        .post_for_incident(&firing_alert("g-pd", "P", "00000000000000c2", json!({})))
+        .await;
+    let event = pd_event("incident.acknowledged", &format!("medic-incident-{id}"), "PALICE");
+    let right = {
+        let request = pagerduty(&app, &event, &[PD_SECRET]).build().unwrap();
+        request.headers()["X-PagerDuty-Signature"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let bogus = |n: usize| (0..n).map(|i| format!("v1={:064x}", i)).collect::<Vec<_>>();
+    let send = |header: String| {
+        app.client
+            .post(format!("{}/integrations/pagerduty", app.address))
+            .header("Content-Type", "application/json")
+            .header("X-PagerDuty-Signature", header)
+            .body(event.to_string())
+            .send()
+    };
+    // The right signature behind ten others is not looked at: at most ten are read.
+    let eleven = [bogus(10), vec![right.clone()]].concat().join(",");
+    assert_eq!(send(eleven).await.unwrap().status(), 401);
+    assert_eq!(send(bogus(1000).join(",")).await.unwrap().status(), 401);
+    for malformed in ["v1=abc", "v2=00", &format!("{right},v1=zz"), &format!("{right}0")] {
+        assert_eq!(
+            send(malformed.to_owned()).await.unwrap().status(),
+            401,
+            "{malformed}"
+        );
+    }
+    assert!(acknowledged_by(&app, id).await.is_null());
+    let ten = [bogus(9), vec![right]].concat().join(",");
+    assert_eq!(send(ten).await.unwrap().status(), 200);
+    assert_eq!(acknowledged_by(&app, id).await["by"], "alice");
+}

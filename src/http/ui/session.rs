@@ -9,9 +9,12 @@
 //! - Proxy and anonymous viewers have no stored session: their CSRF token is a random value in
 //!   the `medic_csrf` cookie that forms repeat (the double-submit pattern).
 //!
-//! Cookies are `Secure` when the request came over TLS as actix sees it: medic's own TLS, or
-//! `X-Forwarded-Proto: https` / `Forwarded: proto=https` from the proxy in front. A client that
-//! lies about it only withholds its own cookie from itself.
+//! A session ends with the credential it was made from: it keeps the token's SHA-256, and a
+//! request after the token was rotated, emptied or deleted ends it and shows the sign-in page.
+//!
+//! Served over HTTPS (medic's own TLS, or `X-Forwarded-Proto: https` / `Forwarded: proto=https`
+//! from the trusted proxy, never from anyone else), cookies are `Secure` with the `__Host-`
+//! prefix; on plain HTTP (a local trial) they keep their plain names, path `/ui`.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use chrono::{Duration, Utc};
@@ -28,6 +31,8 @@ use crate::{
 
 const SESSION_COOKIE: &str = "medic_session";
 const CSRF_COOKIE: &str = "medic_csrf";
+/// Failed sign-ins a source address may make in a minute.
+const MAX_FAILED_SIGN_INS: i64 = 10;
 /// How long a sign-in lasts.
 const SESSION_HOURS: i64 = 12;
 
@@ -100,15 +105,31 @@ pub(super) async fn viewer(req: &HttpRequest, state: &State) -> Result<Viewer, F
             .await
             .map_err(|e| Failure::store(e, state))?;
         if let Some(session) = session {
-            if let Some(user) = auth.user_named(&session.user) {
-                let person = console_actor(user.name.clone(), user.role, Auth::Token, address(req));
-                return Ok(Viewer {
-                    person,
-                    csrf: session.csrf,
-                    signed_in: true,
-                    set_cookie: None,
+            let user = auth.user_named(&session.user).filter(|user| {
+                session
+                    .credential
+                    .as_deref()
+                    .is_some_and(|credential| user.token.has_fingerprint(credential))
+            });
+            let Some(user) = user else {
+                // The token it was made from was rotated or revoked: so is the session.
+                tracing::warn!(user = %session.user, "console session ended: its token no longer works");
+                state
+                    .store
+                    .end_session(&digest(&id))
+                    .await
+                    .map_err(|e| Failure::store(e, state))?;
+                return Err(Failure::SignIn {
+                    htmx: req.headers().contains_key("hx-request"),
                 });
-            }
+            };
+            let person = console_actor(user.name.clone(), user.role, Auth::Token, address(req));
+            return Ok(Viewer {
+                person,
+                csrf: session.csrf,
+                signed_in: true,
+                set_cookie: None,
+            });
         }
     }
     if auth.allows_anonymous() {
@@ -149,24 +170,51 @@ fn address(req: &HttpRequest) -> String {
         .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
 }
 
+/// Whether the browser reached medic over HTTPS: medic's own TLS, or the trusted proxy (its
+/// address and secret) says so. A header from anyone else says nothing.
+fn https(req: &HttpRequest) -> bool {
+    if req.app_config().secure() {
+        return true;
+    }
+    let forwarded = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    let says_https = forwarded("x-forwarded-proto").is_some_and(|p| p.trim() == "https")
+        || forwarded("forwarded").is_some_and(|f| f.split([';', ',']).any(|kv| kv.trim() == "proto=https"));
+    says_https && authenticator(req).is_ok_and(|auth| auth.came_through_proxy(req))
+}
+
+/// A cookie's name: over HTTPS with the `__Host-` prefix (the browser then insists on Secure,
+/// path `/` and no domain, so no other host or path can set it).
+fn cookie_name(req: &HttpRequest, name: &str) -> String {
+    if https(req) {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
 /// A cookie's value from the `Cookie` header (actix-web's cookie feature is not compiled in).
 fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    let name = cookie_name(req, name);
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+        .find(|(key, _)| *key == name.as_str())
         .map(|(_, value)| value.to_owned())
 }
 
 fn set_cookie(req: &HttpRequest, name: &str, value: &str, max_age: i64) -> String {
-    let secure = if req.connection_info().scheme() == "https" {
-        "; Secure"
+    if https(req) {
+        format!("__Host-{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict; Secure")
     } else {
-        ""
-    };
-    format!("{name}={value}; Path=/ui; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+        format!("{name}={value}; Path=/ui; Max-Age={max_age}; HttpOnly; SameSite=Strict")
+    }
 }
 
 fn digest(id: &str) -> Vec<u8> {
@@ -224,8 +272,29 @@ pub(super) async fn login(
     if auth.has_proxy() {
         return Err(ApiError::NotFound("sign in through the proxy".into()).into());
     }
+    let from = address(&req);
+    let (failures, wait) = state
+        .store
+        .login_failures(&from)
+        .await
+        .map_err(|e| Failure::store(e, &state))?;
+    if failures >= MAX_FAILED_SIGN_INS {
+        tracing::warn!(address = %from, failures, "console sign-in throttled");
+        let mut page = login_form(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many failed sign-ins from your address: wait a minute."),
+        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+        return Ok(page);
+    }
     let Some(user) = auth.user_by_token(form.token.trim()) else {
-        tracing::warn!(address = %address(&req), "console sign-in with an unknown token refused");
+        tracing::warn!(address = %from, "console sign-in with an unknown token refused");
+        state
+            .store
+            .record_login_failure(&from)
+            .await
+            .map_err(|e| Failure::store(e, &state))?;
         return Ok(login_form(
             actix_web::http::StatusCode::UNAUTHORIZED,
             Some("That token is not a user's token."),
@@ -240,6 +309,7 @@ pub(super) async fn login(
         user: user.name.clone(),
         csrf,
         expires_at: Utc::now() + Duration::hours(SESSION_HOURS),
+        credential: user.token.fingerprint(),
     };
     state
         .store

@@ -1,13 +1,15 @@
 //! The shared vocabulary, the ground floor every other module stands on: a checked
 //! [`Notification`] made of alert episodes, timer kinds and outcomes, severities, durations as
 //! people write them, the action catalogue with its parameters and their checks (Kubernetes
-//! names and selectors), remediation results, and roles.
+//! names and selectors), remediation results and what a ladder tried before handing over, and
+//! roles.
 //! Words that are also stored in SQL are enums here with `as_str`, and a CHECK constraint in a
 //! migration lists the same words.
 
 mod action;
 mod actor;
 mod duration;
+mod handover;
 pub mod kubernetes;
 mod notification;
 mod remediation;
@@ -21,6 +23,7 @@ pub use action::{
 };
 pub use actor::{Act, Actor, Auth, Surface, Text};
 pub use duration::HumanDuration;
+pub use handover::{Handover, TriedStep};
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
 pub use remediation::{Mute, RemediationDecision, RemediationJob, RemediationResult, Verification};
 pub use role::Role;

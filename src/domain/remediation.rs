@@ -50,7 +50,8 @@ pub enum RemediationResult {
     SkippedUnapproved,
     /// A person rejected the step.
     SkippedRejected,
-    /// Evicting would leave fewer than `min_healthy` of the Deployment's desired pods Ready.
+    /// Evicting would leave fewer than `min_healthy` of the Deployment's desired pods Ready
+    /// (a floor only for pods no PodDisruptionBudget covers).
     SkippedMinHealthy,
 }
 

@@ -19,7 +19,7 @@ use tracing::{field::Empty, Instrument, Span};
 
 use crate::{
     config::NotifierType,
-    domain::TimerKind,
+    domain::{Handover, TimerKind, TriedStep},
     outbound,
     plan::NotifierEndpoint,
     store::{timers::Claimed, Store},
@@ -79,6 +79,17 @@ impl Message<'_> {
         self.annotation("summary").and(self.annotation("description"))
     }
 
+    /// What a remediation ladder tried, when it brought this escalation step forward.
+    pub fn handover(&self) -> Option<&Handover> {
+        self.timer.handover.as_ref()
+    }
+
+    /// The steps a ladder tried, for receivers that read JSON; None when the escalation was
+    /// not handed over early, or its timer was stored with only the text.
+    pub fn remediation_tried(&self) -> Option<&[TriedStep]> {
+        self.handover()?.tried.as_deref()
+    }
+
     pub fn instance(&self) -> Option<&str> {
         self.label("instance").or_else(|| self.label("pod"))
     }
@@ -100,8 +111,8 @@ impl Message<'_> {
                     elapsed(incident.created_at)
                 );
                 // Handed over early by a remediation ladder that ran out: say what was tried.
-                match self.timer.payload.as_ref().and_then(|p| p["handover"].as_str()) {
-                    Some(tried) => format!("{headline}; {tried}"),
+                match self.handover() {
+                    Some(handover) => format!("{headline}; {}", handover.text),
                     None => headline,
                 }
             }

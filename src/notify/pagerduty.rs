@@ -64,13 +64,8 @@ fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
 
 fn payload(message: &Message<'_>) -> Value {
     let incident = &message.timer.incident;
-    let mut summary = message.alertname();
-    if let Some(text) = message.summary() {
-        summary = format!("{summary}: {text}");
-    }
-    let summary: String = summary.chars().take(SUMMARY_LIMIT).collect();
-    json!({
-        "summary": summary,
+    let mut payload = json!({
+        "summary": summary(message),
         "source": message.instance().unwrap_or("medic"),
         "severity": severity(message.severity()),
         "class": message.alertname(),
@@ -84,7 +79,29 @@ fn payload(message: &Message<'_>) -> Value {
             "rule": message.timer.rule,
             "escalation_step": message.timer.step,
         },
-    })
+    });
+    if let Some(tried) = message.remediation_tried() {
+        payload["custom_details"]["remediation_tried"] = json!(tried);
+    }
+    payload
+}
+
+/// The alert, then what a remediation ladder tried when it handed over early; a long alert
+/// summary is cut so that what was tried still fits PagerDuty's limit.
+fn summary(message: &Message<'_>) -> String {
+    let mut alert = message.alertname();
+    if let Some(text) = message.summary() {
+        alert = format!("{alert}: {text}");
+    }
+    let tried = message
+        .handover()
+        .map(|handover| format!("; {}", handover.text))
+        .unwrap_or_default();
+    let room = SUMMARY_LIMIT
+        .saturating_sub(tried.chars().count())
+        .max(SUMMARY_LIMIT / 2);
+    let summary: String = alert.chars().take(room).chain(tried.chars()).collect();
+    summary.chars().take(SUMMARY_LIMIT).collect()
 }
 
 /// PagerDuty knows critical, error, warning and info; an alert without a known severity is

@@ -29,7 +29,7 @@ pub fn request(
 fn body(message: &Message<'_>, delivery_id: &str) -> Value {
     let timer = message.timer;
     let incident = &timer.incident;
-    json!({
+    let mut body = json!({
         "version": "1",
         "delivery_id": delivery_id,
         "dedup_key": message.dedup_key(),
@@ -51,5 +51,10 @@ fn body(message: &Message<'_>, delivery_id: &str) -> Value {
             "created_at": incident.created_at,
             "resolved_at": incident.resolved_at,
         },
-    })
+    });
+    // An escalation a remediation ladder brought forward: each step it tried.
+    if let Some(tried) = message.remediation_tried() {
+        body["remediation_tried"] = json!(tried);
+    }
+    body
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     alertmanager::{Alert, Data, Status, KV, SUPPORTED_VERSION},
-    domain::{AlertEpisode, HumanDuration, Notification, TimerKind},
+    domain::{Action, ActionParams, AlertEpisode, HumanDuration, Notification, TimerKind},
     plan::{
         matchers::{Matchers, Op},
         GuardRails, RemediationSpec, Rules,
@@ -83,6 +83,8 @@ pub struct Run {
     pub cooldown: Duration,
     pub verify_within: Option<Duration>,
     pub approval: bool,
+    /// For `restart_pods`: its `min_healthy`, and whose floor holds which pods.
+    pub floor: Option<String>,
 }
 
 /// A timer the notification would schedule.
@@ -173,12 +175,25 @@ fn outcome(spec: &RemediationSpec, rails: &GuardRails, alert: &AlertEpisode) -> 
             cooldown: spec.cooldown.unwrap_or(rails.cooldown),
             verify_within: spec.verify_within,
             approval: spec.approval,
+            floor: floor(spec.action, &params),
         }),
         Err(e) => StepOutcome::Invalid {
             params: json(&params),
             reason: e.to_string(),
         },
     }
+}
+
+/// `restart_pods`' floor: `min_healthy 50%; ` and the rule ([`super::restart_pods::FLOOR_RULE`]).
+fn floor(action: Action, params: &ActionParams) -> Option<String> {
+    if action != Action::RestartPods {
+        return None;
+    }
+    let min_healthy = params.min_healthy().ok()?;
+    Some(format!(
+        "min_healthy {min_healthy}; {}",
+        super::restart_pods::FLOOR_RULE
+    ))
 }
 
 impl fmt::Display for Explanation {
@@ -267,7 +282,11 @@ fn write_step(f: &mut fmt::Formatter<'_>, step: &StepExplained, numbered: bool) 
                 run.dry_run,
                 run.namespace_allowed,
                 HumanDuration(run.cooldown)
-            )
+            )?;
+            match &run.floor {
+                Some(floor) => writeln!(f, "    floor: {floor}"),
+                None => Ok(()),
+            }
         }
         StepOutcome::Invalid { params, reason } => writeln!(
             f,

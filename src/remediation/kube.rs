@@ -8,6 +8,7 @@ use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet, StatefulSet},
     autoscaling::{v1::Scale, v2::HorizontalPodAutoscaler},
     core::v1::Pod,
+    policy::v1::PodDisruptionBudget,
 };
 use kube::{
     api::{ListParams, Patch, PatchParams},
@@ -197,6 +198,15 @@ impl Kube {
     pub async fn stateful_set(&self, namespace: &str, name: &str) -> Result<StatefulSet, KubeError> {
         let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
         self.call("get", api.get(name)).await
+    }
+
+    /// The namespace's PodDisruptionBudgets, for which pods one covers.
+    pub async fn pod_disruption_budgets(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<PodDisruptionBudget>, KubeError> {
+        let api: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), namespace);
+        Ok(self.call("list", api.list(&ListParams::default())).await?.items)
     }
 
     pub async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, KubeError> {

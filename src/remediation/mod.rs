@@ -453,8 +453,7 @@ impl Runner {
             episode = %timer.subject, result, summary = %report.summary, escalate, "remediation"
         );
         if escalate {
-            let tried = self.store.tried(&timer.rule, &timer.subject).await?;
-            let handover = format!("automatic remediation did not fix it: {tried}");
+            let handover = self.store.handover(&timer.rule, &timer.subject).await?;
             self.store
                 .escalate_now(timer.incident.id, Some(&handover))
                 .await?;

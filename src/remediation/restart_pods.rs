@@ -6,12 +6,14 @@
 //! Ready for longer than `grace_period`. A pod named by the `pod` parameter is restarted
 //! whatever its state: the alert named it.
 //!
-//! `min_healthy` (default 50%) stands in for the PodDisruptionBudget many Deployments lack:
-//! before each eviction, the first too, the pod's workload must keep at least that share (or
-//! count) of its desired pods Ready once the pod is gone (`floor` says which workload and which
-//! pods count). Evicting a pod that is not Ready takes nothing away, but such a pod is still left
-//! alone while its workload is below the floor, as a PodDisruptionBudget does by default: a
-//! workload that is mostly down is seldom brought up by restarts, and may be kept down by them.
+//! `min_healthy` (default 50%) stands in for the PodDisruptionBudget many Deployments lack,
+//! and only there ([`FLOOR_RULE`]): a pod a budget covers (`budgets`) is governed by the budget
+//! alone. For any other pod, before each eviction, the first too, the pod's workload must keep
+//! at least that share (or count) of its desired pods Ready once the pod is gone (`floor` says
+//! which workload and which pods count). Evicting a pod that is not Ready takes nothing away,
+//! but such a pod is still left alone while its workload is below the floor, as a
+//! PodDisruptionBudget does by default: a workload that is mostly down is seldom brought up by
+//! restarts, and may be kept down by them.
 //! Stopped by the floor before its first eviction, a run is `skipped_min_healthy`; after some,
 //! it stops there and is a `failure` naming what it evicted, as when a replacement never comes
 //! up (a PodDisruptionBudget's refusal reads the same way). A dry run plans by the same floor,
@@ -19,6 +21,7 @@
 //! their ReplicaSets), ReplicaSets of their own and StatefulSets have a floor, from
 //! `spec.replicas`; a bare pod, or one of any other controller (DaemonSet, Job, …), has none.
 
+mod budgets;
 mod floor;
 
 use std::{
@@ -30,11 +33,15 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
-use self::floor::Floor;
+use self::{budgets::Budgets, floor::Floor};
 use super::{kube::Kube, Report};
 use crate::domain::{ActionParams, MinHealthy, RemediationResult, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT};
 
 const POLL: Duration = Duration::from_millis(250);
+
+/// Whose floor holds which pods, as `medic explain` and the README say it.
+pub const FLOOR_RULE: &str = "pods a PodDisruptionBudget covers are governed by it alone (its 429 is \
+    skipped_pdb); min_healthy is the floor only for workloads no budget covers";
 
 pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> Result<Report, String> {
     let namespace = params.required("namespace")?;
@@ -62,12 +69,16 @@ pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> 
     if chosen.is_empty() {
         return Ok(Report::noop("no unhealthy pod to restart".into()));
     }
+    let rule = FloorRule {
+        min_healthy,
+        budgets: Budgets::of(kube, namespace).await?,
+    };
     if dry_run {
-        return plan(kube, namespace, &chosen, min_healthy).await;
+        return plan(kube, namespace, &chosen, &rule).await;
     }
     let mut restarted = Vec::new();
     for pod in chosen {
-        let report = restart_one(kube, namespace, pod, min_healthy, ready_timeout, &restarted).await?;
+        let report = restart_one(kube, namespace, pod, &rule, ready_timeout, &restarted).await?;
         if let Some(report) = report {
             return Ok(report);
         }
@@ -85,19 +96,36 @@ pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> 
     ))
 }
 
+/// What holds a run's evictions back besides the Eviction API: `min_healthy`, for the pods no
+/// budget covers.
+struct FloorRule {
+    min_healthy: MinHealthy,
+    budgets: Budgets,
+}
+
+impl FloorRule {
+    /// The floor under evicting `pod`: None when a budget covers it, or no workload with a
+    /// desired count owns it.
+    async fn under(&self, kube: &Kube, namespace: &str, pod: &Pod) -> Result<Option<Floor>, String> {
+        if let Some(budget) = self.budgets.covering(pod) {
+            tracing::info!(
+                namespace, pod = %name(pod), budget,
+                "min_healthy: a PodDisruptionBudget covers the pod and governs it alone; no floor"
+            );
+            return Ok(None);
+        }
+        Floor::under(kube, namespace, pod, self.min_healthy).await
+    }
+}
+
 /// The plan: the pods a run would evict, one at a time, and where `min_healthy` would stop it.
 /// Each replacement is assumed to become Ready (a run whose replacement does not stops there
 /// anyway), so a pod that was not Ready adds one to its workload's count for the next.
-async fn plan(
-    kube: &Kube,
-    namespace: &str,
-    chosen: &[&Pod],
-    min_healthy: MinHealthy,
-) -> Result<Report, String> {
+async fn plan(kube: &Kube, namespace: &str, chosen: &[&Pod], rule: &FloorRule) -> Result<Report, String> {
     let mut planned = Vec::new();
     let mut replaced: HashMap<String, i32> = HashMap::new();
     for pod in chosen {
-        if let Some(mut floor) = Floor::under(kube, namespace, pod, min_healthy).await? {
+        if let Some(mut floor) = rule.under(kube, namespace, pod).await? {
             floor.ready += replaced.get(&floor.uid).copied().unwrap_or(0);
             if let Some(reason) = floor.refusal() {
                 let detail = json!({
@@ -131,11 +159,11 @@ async fn restart_one(
     kube: &Kube,
     namespace: &str,
     pod: &Pod,
-    min_healthy: MinHealthy,
+    rule: &FloorRule,
     ready_timeout: Duration,
     done: &[String],
 ) -> Result<Option<Report>, String> {
-    if let Some(report) = below_floor(kube, namespace, pod, min_healthy, done).await? {
+    if let Some(report) = below_floor(kube, namespace, pod, rule, done).await? {
         return Ok(Some(report));
     }
     let pod_name = name(pod);
@@ -184,10 +212,10 @@ async fn below_floor(
     kube: &Kube,
     namespace: &str,
     pod: &Pod,
-    min_healthy: MinHealthy,
+    rule: &FloorRule,
     done: &[String],
 ) -> Result<Option<Report>, String> {
-    let Some(floor) = Floor::under(kube, namespace, pod, min_healthy).await? else {
+    let Some(floor) = rule.under(kube, namespace, pod).await? else {
         return Ok(None);
     };
     Ok(floor.refusal().map(|reason| {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -12,7 +13,7 @@ use super::{
     audit::{self, Actor},
     Store, StoreError,
 };
-use crate::domain::{Act, Action, RemediationDecision, RemediationResult, Verification};
+use crate::domain::{Act, Action, Handover, RemediationDecision, RemediationResult, TriedStep, Verification};
 
 /// What a remediation is about to do, and the limits it must respect.
 #[derive(Debug, Clone)]
@@ -214,26 +215,38 @@ const VERIFIED: &str = "
        AND t.kind = 'opened' AND t.channel <> 'pagerduty'
     ON CONFLICT DO NOTHING";
 
-/// What each step of a rule's ladder did for one alert episode, in order, e.g.
-/// `restart_pods (success, not fixed), rollout_restart (skipped_cooldown)`.
+/// What each step of a rule's ladder did for one alert episode, in order.
 const TRIED: &str = "
-    SELECT string_agg(r.action || ' (' || r.result
-                      || CASE r.verification WHEN 'fixed' THEN ', fixed'
-                                             WHEN 'not_fixed' THEN ', not fixed' ELSE '' END
-                      || ')', ', ' ORDER BY r.step)
-      FROM remediations r WHERE r.rule = $1 AND r.episode = $2";
+    SELECT r.action, r.target, r.result, r.verification
+      FROM remediations r WHERE r.rule = $1 AND r.episode = $2 ORDER BY r.step";
 
 /// Brings the incident's first pending escalation step forward to now, with what medic tried
-/// ($2, when it says) for its message.
+/// ($2, [`Handover::to_payload`], when it says) for its message.
 const ESCALATE_NOW: &str = "
     UPDATE timers t SET due_at = now(), scheduled_at = now(), updated_at = now(),
-                        payload = CASE WHEN $2::text IS NULL THEN t.payload
-                                       ELSE coalesce(t.payload, '{}') || jsonb_build_object('handover', $2::text) END
+                        payload = CASE WHEN $2::jsonb IS NULL THEN t.payload
+                                       ELSE coalesce(t.payload, '{}') || $2::jsonb END
      WHERE t.incident_id = $1 AND t.kind = 'escalation' AND t.state = 'pending' AND t.claim IS NULL
        AND t.scheduled_at > now()
        AND t.step = (SELECT min(e.step) FROM timers e
                       WHERE e.incident_id = $1 AND e.kind = 'escalation' AND e.state = 'pending'
                         AND e.claim IS NULL)";
+
+/// What the steps of a rule's ladder did for an alert episode (by itself, or inside the
+/// transaction that verifies the last step).
+async fn handover(client: &impl GenericClient, rule: &str, episode: &str) -> Result<Handover, StoreError> {
+    let rows = client.query(TRIED, &[&rule, &episode]).await?;
+    let tried = rows
+        .iter()
+        .map(|row| TriedStep {
+            action: row.get(0),
+            target: row.get(1),
+            result: row.get(2),
+            verification: row.get(3),
+        })
+        .collect();
+    Ok(Handover::new(tried))
+}
 
 impl Store {
     /// Checks the guard rails and records the decision, atomically per target.
@@ -328,17 +341,21 @@ impl Store {
         Ok(())
     }
 
-    /// What the steps of a rule's ladder did for an alert episode, for people.
-    pub async fn tried(&self, rule: &str, episode: &str) -> Result<String, StoreError> {
+    /// What the steps of a rule's ladder did for an alert episode, as people are told.
+    pub async fn handover(&self, rule: &str, episode: &str) -> Result<Handover, StoreError> {
         let client = self.client().await?;
-        let row = client.query_one(TRIED, &[&rule, &episode]).await?;
-        Ok(row.get::<_, Option<String>>(0).unwrap_or_default())
+        handover(&client, rule, episode).await
     }
 
     /// Hands the incident to people now: its first pending escalation step is due at once,
     /// saying what medic tried when `handover` does.
-    pub async fn escalate_now(&self, incident_id: i64, handover: Option<&str>) -> Result<u64, StoreError> {
+    pub async fn escalate_now(
+        &self,
+        incident_id: i64,
+        handover: Option<&Handover>,
+    ) -> Result<u64, StoreError> {
         let client = self.client().await?;
+        let handover = handover.map(Handover::to_payload);
         let moved = client.execute(ESCALATE_NOW, &[&incident_id, &handover]).await?;
         if moved > 0 {
             client.batch_execute("NOTIFY medic_timers").await?;
@@ -403,12 +420,7 @@ impl Store {
                     .await?;
                 }
                 None => {
-                    let tried: Option<String> =
-                        tx.query_one(TRIED, &[&check.rule, &check.episode]).await?.get(0);
-                    let handover = format!(
-                        "automatic remediation did not fix it: {}",
-                        tried.unwrap_or_default()
-                    );
+                    let handover = handover(&tx, check.rule, check.episode).await?.to_payload();
                     tx.execute(ESCALATE_NOW, &[&check.incident_id, &handover]).await?;
                 }
             }

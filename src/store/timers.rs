@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     alertmanager::KV,
-    domain::{Act, TimerKind, TimerOutcome},
+    domain::{Act, Handover, TimerKind, TimerOutcome},
 };
 
 /// Channel engines LISTEN on; scheduling a timer NOTIFYs it so sleeping engines wake early.
@@ -51,6 +51,9 @@ pub struct Claimed {
     pub subject: String,
     /// A remediation's rendered parameters and alert; a report's outcome.
     pub payload: Option<serde_json::Value>,
+    /// What a remediation ladder tried, when it brought this escalation step forward; read
+    /// from the payload once, here.
+    pub handover: Option<Handover>,
     /// The W3C trace context the incident kept when it opened, which its later work joins.
     pub traceparent: Option<String>,
 }
@@ -320,10 +323,16 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
         at: row.get(15),
         via: row.get(25),
     });
+    let kind = TimerKind::parse(row.get(1))?;
+    let payload: Option<serde_json::Value> = row.get(24);
+    let handover = match kind {
+        TimerKind::Escalation => Handover::decode(payload.as_ref()),
+        _ => None,
+    };
     Some(Claimed {
         id: row.get(0),
         claim,
-        kind: TimerKind::parse(row.get(1))?,
+        kind,
         rule: row.get(2),
         step: row.get(3),
         notifier: row.get(4),
@@ -346,7 +355,8 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
             alerts: row.get(22),
         },
         subject: row.get(23),
-        payload: row.get(24),
+        payload,
+        handover,
         traceparent: row.get(26),
     })
 }

@@ -318,6 +318,86 @@ async fn a_pod_disruption_budget_refusal_is_a_skip_with_its_reason() {
     assert_eq!(c.app.metric(metric).await, 1.0);
 }
 
+/// Eight crash-looping pods of deployment/api, and a PodDisruptionBudget allowing eight
+/// disruptions that selects pods labelled `budget_selects`.
+async fn eight_crash_looping_under_a_budget_for(budget_selects: &str) -> (Cluster, Vec<Value>) {
+    let c = cluster(false, |kube| {
+        kube.add_deployment(NS, "api", 8, &[("app", "api")]);
+        kube.add_pdb(NS, "eight", &[("app", budget_selects)], None, Some(8));
+    })
+    .await;
+    let pods = c.kube.wait_ready_pods(NS, "api", 8, WAIT).await;
+    crash_loop(&c.kube, &pods);
+    (c, pods)
+}
+
+#[tokio::test]
+async fn pods_a_pod_disruption_budget_covers_are_restarted_as_it_allows_whatever_min_healthy_says() {
+    let (c, pods) = eight_crash_looping_under_a_budget_for("api").await;
+    let labels = json!({"selector": "app=api", "min_healthy": "50%"});
+    let id = fire(&c.app, "PodsUnhealthy", "0000000000000711", labels).await;
+    let done = outcome(&c.app, id).await;
+    // None of the eight is Ready, far below min_healthy's 4: the budget alone governs them.
+    assert_eq!(done["result"], "success", "{done}");
+    let first: Vec<String> = pods[..3].iter().map(pod_name).collect();
+    assert_eq!(evicted(&c.kube), first, "max_pods (3) of them, in order");
+    let listed = c.kube.requests().into_iter().any(|r| {
+        r.method == "GET" && r.path == format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets")
+    });
+    assert!(listed, "the budgets were not read");
+}
+
+#[tokio::test]
+async fn min_healthy_still_holds_pods_no_pod_disruption_budget_covers() {
+    // The namespace has a budget, but it selects other pods.
+    let (c, _) = eight_crash_looping_under_a_budget_for("other").await;
+    let labels = json!({"selector": "app=api", "min_healthy": "50%"});
+    let id = fire(&c.app, "PodsUnhealthy", "0000000000000712", labels).await;
+    let done = outcome(&c.app, id).await;
+    assert_eq!(done["result"], "skipped_min_healthy", "{done}");
+    assert!(
+        done["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("would leave 0 of 8 desired pods of deployment/api Ready; min_healthy is 50% (4)"),
+        "{done}"
+    );
+    assert!(evicted(&c.kube).is_empty(), "an eviction reached the API server");
+}
+
+#[tokio::test]
+async fn a_pod_disruption_budget_not_min_healthy_answers_for_the_pods_it_covers() {
+    let c = cluster(false, |kube| {
+        kube.add_deployment(NS, "api", 4, &[("app", "api")]);
+        kube.add_pdb(NS, "api-pdb", &[("app", "api")], Some(2), None);
+    })
+    .await;
+    let pods = c.kube.wait_ready_pods(NS, "api", 4, WAIT).await;
+    for pod in &pods[..2] {
+        c.kube
+            .set_pod_status(NS, &pod_name(pod), false, 0, None, chrono::Utc::now());
+    }
+    // Evicting it would leave 1 of 4 Ready, below min_healthy (2) and below the budget (2):
+    // the eviction is asked, and the budget's 429 is the answer.
+    let target = pod_name(&pods[2]);
+    let id = fire(
+        &c.app,
+        "PodCrashLooping",
+        "0000000000000713",
+        json!({"pod": target}),
+    )
+    .await;
+    let done = outcome(&c.app, id).await;
+    assert_eq!(done["result"], "skipped_pdb", "{done}");
+    assert!(done["summary"].as_str().unwrap().contains("api-pdb"), "{done}");
+    assert_eq!(
+        evicted(&c.kube),
+        std::slice::from_ref(&target),
+        "the API server was asked"
+    );
+    assert!(c.kube.pods(NS).iter().any(|p| pod_name(p) == target));
+}
+
 #[tokio::test]
 async fn restart_pods_stops_at_the_first_replacement_that_never_becomes_ready() {
     // Four pods, so that the two left Ready hold the default floor (min_healthy 50%).

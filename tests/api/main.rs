@@ -16,6 +16,7 @@ mod failover;
 mod first_run;
 mod fuzz_regressions;
 mod guard_rails;
+mod handover;
 mod health;
 mod helpers;
 mod hostile;

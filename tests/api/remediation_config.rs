@@ -259,6 +259,22 @@ fn a_ladder_is_checked_step_by_step_with_each_steps_key_path() {
 }
 
 #[test]
+fn explain_says_min_healthy_is_the_floor_only_where_no_pod_disruption_budget_covers() {
+    let (ok, text) = explain(&payload(
+        r#"{"alertname":"HighErrorRate","namespace":"whiteboard-production","severity":"critical"}"#,
+    ));
+    assert!(ok, "{text}");
+    let floor = "    floor: min_healthy 50%; pods a PodDisruptionBudget covers are governed by it alone \
+                 (its 429 is skipped_pdb); min_healthy is the floor only for workloads no budget covers\n";
+    assert!(text.contains(floor), "{text}");
+    assert_eq!(
+        text.matches("floor:").count(),
+        1,
+        "only restart_pods has a floor: {text}"
+    );
+}
+
+#[test]
 fn explain_shows_every_step_of_a_ladder() {
     let (ok, text) = explain(&payload(
         r#"{"alertname":"HighErrorRate","namespace":"whiteboard-production","severity":"critical"}"#,

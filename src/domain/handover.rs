@@ -1,0 +1,140 @@
+//! What a remediation ladder tried before it handed an incident to people early: one line for
+//! headlines, and each step (action, target, result) for receivers that read structure.
+//!
+//! Stored in the escalation timer's payload as `handover` (the line, which is all that timers
+//! written by earlier versions carry) and `remediation_tried` (the steps).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The line's opening words, before what each step did.
+const NOT_FIXED: &str = "automatic remediation did not fix it";
+
+/// One step of the ladder as it was recorded in `remediations`.
+///
+/// Words are kept as stored rather than as enums: a payload written by a newer replica may
+/// carry a result this one does not know, and its page must still say what was tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriedStep {
+    /// The action, e.g. `restart_pods`.
+    pub action: String,
+    /// What it acted on, e.g. `deployment/shop/web`.
+    pub target: String,
+    /// The remediation's result, e.g. `success` or `skipped_min_healthy`.
+    pub result: String,
+    /// `fixed`, `not_fixed`, `pending` or `none` (not verified).
+    #[serde(default = "unverified")]
+    pub verification: String,
+}
+
+fn unverified() -> String {
+    "none".into()
+}
+
+impl fmt::Display for TriedStep {
+    /// `restart_pods (success, not fixed)`, `scale_up (skipped_cooldown)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verified = match self.verification.as_str() {
+            "fixed" => ", fixed",
+            "not_fixed" => ", not fixed",
+            _ => "",
+        };
+        write!(f, "{} ({}{verified})", self.action, self.result)
+    }
+}
+
+/// Why an escalation came early, and what was tried first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// For people: `automatic remediation did not fix it: restart_pods (success, not fixed)`.
+    pub text: String,
+    /// Each step, in ladder order; None for a timer stored by a version that kept only the
+    /// text (what it tried is then known only as words).
+    pub tried: Option<Vec<TriedStep>>,
+}
+
+impl Handover {
+    /// The handover after `tried`, in ladder order.
+    pub fn new(tried: Vec<TriedStep>) -> Self {
+        let steps: Vec<String> = tried.iter().map(TriedStep::to_string).collect();
+        Self {
+            text: format!("{NOT_FIXED}: {}", steps.join(", ")),
+            tried: Some(tried),
+        }
+    }
+
+    /// The keys merged into the escalation timer's payload.
+    pub fn to_payload(&self) -> Value {
+        json!({"handover": self.text, "remediation_tried": self.tried})
+    }
+
+    /// Reads a timer's payload back: None when the timer was not handed over early. Steps
+    /// that cannot be read (damaged, or written by another version) leave the text standing.
+    pub fn decode(payload: Option<&Value>) -> Option<Self> {
+        let payload = payload?;
+        let text = payload.get("handover")?.as_str()?.to_owned();
+        let tried = payload
+            .get("remediation_tried")
+            .and_then(|steps| Vec::<TriedStep>::deserialize(steps).ok());
+        Some(Self { text, tried })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(action: &str, result: &str, verification: &str) -> TriedStep {
+        TriedStep {
+            action: action.into(),
+            target: format!("deployment/shop/{action}"),
+            result: result.into(),
+            verification: verification.into(),
+        }
+    }
+
+    #[test]
+    fn the_text_says_each_step_and_whether_it_held() {
+        let handover = Handover::new(vec![
+            step("scale_up", "success", "not_fixed"),
+            step("rollout_restart", "skipped_cooldown", "none"),
+        ]);
+        assert_eq!(
+            handover.text,
+            "automatic remediation did not fix it: scale_up (success, not fixed), \
+             rollout_restart (skipped_cooldown)"
+        );
+    }
+
+    #[test]
+    fn a_handover_reads_back_from_the_payload_it_writes() {
+        let handover = Handover::new(vec![step("restart_pods", "skipped_pdb", "none")]);
+        let mut payload = json!({"other": 1});
+        if let (Some(map), Value::Object(keys)) = (payload.as_object_mut(), handover.to_payload()) {
+            map.extend(keys);
+        }
+        assert_eq!(Handover::decode(Some(&payload)), Some(handover));
+    }
+
+    #[test]
+    fn a_timer_stored_with_only_the_text_keeps_it() {
+        let payload = json!({"handover": "automatic remediation did not fix it: scale_up (failure)"});
+        let handover = Handover::decode(Some(&payload)).unwrap();
+        assert_eq!(
+            handover.text,
+            "automatic remediation did not fix it: scale_up (failure)"
+        );
+        assert_eq!(handover.tried, None);
+        let damaged = json!({"handover": "x", "remediation_tried": "not a list"});
+        assert_eq!(Handover::decode(Some(&damaged)).unwrap().tried, None);
+    }
+
+    #[test]
+    fn a_timer_not_handed_over_has_none() {
+        assert_eq!(Handover::decode(None), None);
+        assert_eq!(Handover::decode(Some(&json!({}))), None);
+        assert_eq!(Handover::decode(Some(&json!({"handover": 3}))), None);
+    }
+}

@@ -21,6 +21,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod idempotency;
+mod identity;
 mod incidents;
 mod input;
 mod kubernetes;

@@ -207,7 +207,7 @@ async fn rotated_token_files_work_within_ten_seconds_and_the_old_tokens_stop() {
     let webhook_file = secret.path().join("webhook-token");
     std::fs::write(&webhook_file, "webhook-token-one\n").unwrap();
     let user_secret = tempfile::tempdir().unwrap();
-    kubernetes_secret(user_secret.path(), "2026_11_30_01", "user-token-one");
+    kubernetes_secret(user_secret.path(), "2026_11_30_01", "user-token-one-0123456789");
     let yaml = format!(
         "server:\n  auth:\n    bearer_token_file: {}\n    users:\n      - {{name: carol, role: viewer, token_file: {}}}\n",
         webhook_file.display(),
@@ -231,14 +231,14 @@ async fn rotated_token_files_work_within_ten_seconds_and_the_old_tokens_stop() {
         .await,
         200
     );
-    assert_eq!(status_of(&app, Who::User("user-token-one")).await, 200);
+    assert_eq!(status_of(&app, Who::User("user-token-one-0123456789")).await, 200);
 
     // An atomic rename, as tools that write files safely do.
     let staged = secret.path().join("webhook-token.new");
     std::fs::write(&staged, "webhook-token-two").unwrap();
     std::fs::rename(&staged, &webhook_file).unwrap();
     // The kubelet's symlink swap.
-    kubernetes_secret(user_secret.path(), "2026_11_30_02", "user-token-two");
+    kubernetes_secret(user_secret.path(), "2026_11_30_02", "user-token-two-0123456789");
 
     let webhook_two = || async {
         call(
@@ -258,7 +258,12 @@ async fn rotated_token_files_work_within_ten_seconds_and_the_old_tokens_stop() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    until_accepted(&app, Who::User("user-token-two"), Duration::from_secs(10)).await;
+    until_accepted(
+        &app,
+        Who::User("user-token-two-0123456789"),
+        Duration::from_secs(10),
+    )
+    .await;
     let webhook_one = call(
         &app,
         alertmanager("webhook-token-one"),
@@ -269,7 +274,7 @@ async fn rotated_token_files_work_within_ten_seconds_and_the_old_tokens_stop() {
     .await;
     assert_eq!(webhook_one, 401, "the old webhook token still works");
     assert_eq!(
-        status_of(&app, Who::User("user-token-one")).await,
+        status_of(&app, Who::User("user-token-one-0123456789")).await,
         401,
         "the old user token still works"
     );

@@ -7,9 +7,8 @@
 //! carries that span's W3C `traceparent`.
 
 mod log;
-mod pagerduty;
-mod slack;
-pub mod slack_app;
+pub mod pagerduty;
+pub mod slack;
 mod webhook;
 
 use std::{collections::BTreeMap, time::Duration};
@@ -274,7 +273,7 @@ impl Notifiers {
         };
         let url = match (endpoint.kind, &endpoint.url) {
             (NotifierType::SlackApp, _) => {
-                let sent = slack_app::send(&self.client, endpoint, self.store.as_ref(), message);
+                let sent = slack::app::send(&self.client, endpoint, self.store.as_ref(), message);
                 let result = sent.instrument(span.clone()).await;
                 record_result(&span, &result);
                 return result.map(Some);
@@ -291,8 +290,8 @@ impl Notifiers {
             }
         };
         let request = match endpoint.kind {
-            NotifierType::Slack => slack::request(&self.client, url, endpoint, message),
-            NotifierType::Pagerduty => pagerduty::request(&self.client, url, endpoint, message),
+            NotifierType::Slack => slack::webhook::request(&self.client, url, endpoint, message),
+            NotifierType::Pagerduty => pagerduty::events::request(&self.client, url, endpoint, message),
             _ => webhook::request(&self.client, url, endpoint, message),
         };
         let result = self.execute(request, &span).instrument(span.clone()).await;

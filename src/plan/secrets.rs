@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_secret_from_a_file_follows_the_file() {
+    fn a_secret_from_a_file_follows_the_file_and_ends_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "one\n").unwrap();
@@ -176,8 +176,14 @@ mod tests {
         assert!(secret.matches("two") && !secret.matches("one"));
 
         std::fs::write(&path, "  \n").unwrap();
-        assert!(secret.reload().is_err(), "an empty file is refused");
-        assert!(secret.matches("two"), "and the value in force stays");
+        assert!(secret.reload().is_err(), "an empty file is an error");
+        assert!(!secret.matches("two") && !secret.matches(""), "and revokes the secret");
+        assert_eq!(secret.current().map(|_| ()), None);
+        std::fs::write(&path, "three").unwrap();
+        assert_eq!(secret.reload(), Ok(true));
+        assert!(secret.matches("three"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(secret.reload().is_err() && !secret.matches("three"), "a deleted file revokes it too");
         assert!(problems.is_empty());
     }
 }

@@ -7,7 +7,8 @@
 use reqwest::{Client, RequestBuilder, Url};
 use serde_json::{json, Value};
 
-use super::Message;
+use super::text::escape;
+use crate::notify::Message;
 use crate::{
     domain::{Severity, TimerKind},
     plan::NotifierEndpoint,
@@ -26,10 +27,10 @@ pub fn request(
 fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
     let headline = message.headline();
     let mut body = json!({
-        "text": headline,
+        "text": escape(&headline),
         "attachments": [{
             "color": colour(message),
-            "fallback": headline,
+            "fallback": escape(&headline),
             "blocks": blocks(message),
         }],
     });
@@ -63,7 +64,7 @@ fn colour(message: &Message<'_>) -> &'static str {
     }
 }
 
-pub(super) fn blocks(message: &Message<'_>) -> Value {
+pub fn blocks(message: &Message<'_>) -> Value {
     let incident = &message.timer.incident;
     let mut text = format!("*{}*", escape(&message.headline()));
     if let Some(summary) = message.summary() {
@@ -105,11 +106,4 @@ pub(super) fn blocks(message: &Message<'_>) -> Value {
 
 fn field(name: &str, value: &str) -> Value {
     json!({"type": "mrkdwn", "text": format!("*{name}*\n{}", escape(value))})
-}
-
-/// Slack's mrkdwn reserves `&`, `<` and `>`.
-pub(super) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -8,7 +8,7 @@ use reqwest::{Client, RequestBuilder, Url};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use super::Message;
+use crate::notify::Message;
 use crate::{
     domain::{Severity, TimerKind},
     plan::NotifierEndpoint,

@@ -22,7 +22,8 @@ use reqwest::{header, Client, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use super::{slack, Failure, Message};
+use super::{buttons::Button, text::escape, webhook};
+use crate::notify::{Failure, Message};
 use crate::{domain::TimerKind, plan::NotifierEndpoint, store::Store, telemetry};
 
 /// Error words worth a retry; every other `ok: false` fails at once.
@@ -90,7 +91,7 @@ impl Api<'_> {
                 status: None,
                 retryable: true,
                 retry_after: None,
-                reason: format!("{method}: {}", super::transport_error(&e)),
+                reason: format!("{method}: {}", crate::notify::transport_error(&e)),
             })?;
         let status = response.status();
         let retry_after = response
@@ -198,7 +199,7 @@ async fn root(
     }
     let body = json!({
         "channel": api.endpoint.channel,
-        "text": state_headline(message),
+        "text": escape(&state_headline(message)),
         "blocks": root_blocks(message),
         "unfurl_links": false,
         "metadata": {"event_type": EVENT_TYPE, "event_payload": {"key": key, "incident_id": incident}},
@@ -251,7 +252,7 @@ async fn update(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -
     let body = json!({
         "channel": channel,
         "ts": ts,
-        "text": state_headline(message),
+        "text": escape(&state_headline(message)),
         "blocks": root_blocks(message),
     });
     api.call("chat.update", &body).await.map(|_| ())
@@ -260,42 +261,29 @@ async fn update(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -
 /// A reply in the incident's thread; escalations are also shown in the channel.
 async fn reply(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -> Result<(), Failure> {
     let headline = message.headline();
-    let mut blocks =
-        vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": slack::escape(&headline)}})];
+    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&headline)}})];
     if message.timer.kind == TimerKind::Approval {
         let id = message
             .timer
             .payload
             .as_ref()
-            .map(|p| p["remediation_id"].to_string())
-            .unwrap_or_default();
-        blocks.push(json!({"type": "actions", "elements": [
-            button("Approve", "medic_approve", &id, Some("primary")),
-            button("Reject", "medic_reject", &id, Some("danger")),
-        ]}));
+            .and_then(|p| p["remediation_id"].as_i64());
+        if let Some(id) = id {
+            blocks.push(json!({"type": "actions", "elements": [
+                Button::Approve(id).element(),
+                Button::Reject(id).element(),
+            ]}));
+        }
     }
     let body = json!({
         "channel": channel,
         "thread_ts": ts,
-        "text": headline,
+        "text": escape(&headline),
         "blocks": blocks,
         "reply_broadcast": message.timer.kind == TimerKind::Escalation,
         "unfurl_links": false,
     });
     api.call("chat.postMessage", &body).await.map(|_| ())
-}
-
-fn button(text: &str, action_id: &str, value: &str, style: Option<&str>) -> Value {
-    let mut button = json!({
-        "type": "button",
-        "text": {"type": "plain_text", "text": text},
-        "action_id": action_id,
-        "value": value,
-    });
-    if let Some(style) = style {
-        button["style"] = json!(style);
-    }
-    button
 }
 
 /// The incident as it stands: firing, acknowledged (by whom, which way) or resolved.
@@ -305,7 +293,7 @@ fn state_headline(message: &Message<'_>) -> String {
     if !incident.firing {
         return format!(
             "[RESOLVED] {name} after {}",
-            super::elapsed_between(incident.created_at, incident.resolved_at)
+            crate::notify::elapsed_between(incident.created_at, incident.resolved_at)
         );
     }
     match &incident.acknowledged {
@@ -317,11 +305,11 @@ fn state_headline(message: &Message<'_>) -> String {
 /// The incident's message: its state, what the alert says, and the buttons that still apply.
 fn root_blocks(message: &Message<'_>) -> Value {
     let incident = &message.timer.incident;
-    let mut blocks = slack::blocks(message);
+    let mut blocks = webhook::blocks(message);
     if let Some(first) = blocks.as_array_mut().and_then(|b| b.first_mut()) {
-        let mut text = format!("*{}*", slack::escape(&state_headline(message)));
+        let mut text = format!("*{}*", escape(&state_headline(message)));
         if let Some(summary) = message.summary() {
-            text.push_str(&format!("\n{}", slack::escape(summary)));
+            text.push_str(&format!("\n{}", escape(summary)));
         }
         first["text"]["text"] = json!(text);
     }
@@ -336,16 +324,18 @@ fn root_blocks(message: &Message<'_>) -> Value {
                 text("summary")
             );
             if let Some(blocks) = blocks.as_array_mut() {
-                blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack::escape(&line)}]}));
+                blocks.push(
+                    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&line)}]}),
+                );
             }
         }
     }
     if incident.firing && incident.acknowledged.is_none() {
-        let id = incident.id.to_string();
+        let hour = Duration::from_secs(3600);
         if let Some(blocks) = blocks.as_array_mut() {
             blocks.push(json!({"type": "actions", "elements": [
-                button("Acknowledge", "medic_ack", &id, Some("primary")),
-                button("Silence 1h", "medic_silence", &format!("{id}:1h"), None),
+                Button::Acknowledge(incident.id).element(),
+                Button::Silence(incident.id, hour).element(),
             ]}));
         }
     }

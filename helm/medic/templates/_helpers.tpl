@@ -107,6 +107,9 @@ The tokens themselves stay out of it. Templates read it with `include "medic.use
 {{- if not $token }}
 {{- fail (printf "%s: token is empty: set it, or keep it in a Secret of yours (existingSecret, the user's or the release's)" $at) }}
 {{- end }}
+{{- if lt (len $token) 16 }}
+{{- fail (printf "%s: token is shorter than 16 characters: medic refuses it (e.g. openssl rand -hex 24)" $at) }}
+{{- end }}
 {{- if hasKey $tokens $token }}
 {{- fail (printf "%s: token is the same as %s's: medic refuses to start unless every credential is its own" $at (get $tokens $token)) }}
 {{- end }}

@@ -107,6 +107,9 @@ The tokens themselves stay out of it. Templates read it with `include "medic.use
 {{- if not $token }}
 {{- fail (printf "%s: token is empty: set it, or keep it in a Secret of yours (existingSecret, the user's or the release's)" $at) }}
 {{- end }}
+{{- if lt (len $token) 16 }}
+{{- fail (printf "%s: token is shorter than 16 characters: medic refuses it (e.g. openssl rand -hex 24)" $at) }}
+{{- end }}
 {{- if hasKey $tokens $token }}
 {{- fail (printf "%s: token is the same as %s's: medic refuses to start unless every credential is its own" $at (get $tokens $token)) }}
 {{- end }}
@@ -148,11 +151,53 @@ server.auth.proxy from authProxy, checked; empty when authProxy.enabled is false
 {{- if and $proxy.roles (not $proxy.groupsHeader) }}
 {{- fail "authProxy.roles maps groups to roles, but authProxy.groupsHeader is empty: name the header listing the user's groups (X-Forwarded-Groups for oauth2-proxy)" }}
 {{- end }}
-{{- $out := dict "user_header" $proxy.userHeader "trusted_sources" $proxy.trustedSources }}
-{{- with $proxy.groupsHeader }}{{ $_ := set $out "groups_header" . }}{{ end }}
-{{- with $proxy.roles }}{{ $_ := set $out "roles" . }}{{ end }}
-{{- with $proxy.defaultRole }}{{ $_ := set $out "default_role" . }}{{ end }}
+{{- $_ := include "medic.proxySecret" . }}
+{{- $out := dict "user_header" $proxy.userHeader "trusted_sources" $proxy.trustedSources "secret_file" (include "medic.proxySecretFile" .) }}
+{{- with $proxy.secretHeader }}{{ $_ = set $out "secret_header" . }}{{ end }}
+{{- with $proxy.groupsHeader }}{{ $_ = set $out "groups_header" . }}{{ end }}
+{{- with $proxy.roles }}{{ $_ = set $out "roles" . }}{{ end }}
+{{- with $proxy.defaultRole }}{{ $_ = set $out "default_role" . }}{{ end }}
 {{- toJson $out }}
+{{- end }}
+{{- end }}
+
+{{/* Where the proxy's secret is mounted (no subPath: medic reads it again when it changes). */}}
+{{- define "medic.proxyDir" -}}/etc/medic/proxy{{- end }}
+{{- define "medic.proxySecretFile" -}}{{ include "medic.proxyDir" . }}/secret{{- end }}
+
+{{/*
+The Secret key holding the proxy's secret, checked, as JSON {secret, key, chartSecret}: key
+proxy-secret of the chart's Secret (chartSecret: true; authProxy.secret, else kept, else
+generated), or authProxy.secretKey (default proxy-secret) of authProxy.existingSecret, else of
+the release's existingSecret.
+*/}}
+{{- define "medic.proxySecret" -}}
+{{- $proxy := .Values.authProxy }}
+{{- $key := default "proxy-secret" $proxy.secretKey }}
+{{- if $proxy.existingSecret }}
+{{- if $proxy.secret }}
+{{- fail (printf "authProxy.secret and authProxy.existingSecret are both set: the secret is key %s of the Secret %s; drop authProxy.secret" $key $proxy.existingSecret) }}
+{{- end }}
+{{- toJson (dict "secret" $proxy.existingSecret "key" $key "chartSecret" false) }}
+{{- else if .Values.existingSecret }}
+{{- toJson (dict "secret" .Values.existingSecret "key" $key "chartSecret" false) }}
+{{- else }}
+{{- if $proxy.secretKey }}
+{{- fail "authProxy.secretKey names a key of an existing Secret: set existingSecret (authProxy's or the release's), or drop secretKey (the chart's Secret uses proxy-secret)" }}
+{{- end }}
+{{- toJson (dict "secret" (include "medic.fullname" .) "key" "proxy-secret" "chartSecret" true) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A value the chart generated before, from the Secret this release already has (so upgrades keep
+it); empty when there is none. `lookup` finds nothing under `helm template` or --dry-run.
+Usage: include "medic.keptSecret" (dict "root" . "key" "webhook-token").
+*/}}
+{{- define "medic.keptSecret" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace (include "medic.fullname" .root) }}
+{{- if and $existing $existing.data (index $existing.data .key) }}
+{{- index $existing.data .key | b64dec }}
 {{- end }}
 {{- end }}
 

@@ -177,13 +177,19 @@ mod tests {
 
         std::fs::write(&path, "  \n").unwrap();
         assert!(secret.reload().is_err(), "an empty file is an error");
-        assert!(!secret.matches("two") && !secret.matches(""), "and revokes the secret");
+        assert!(
+            !secret.matches("two") && !secret.matches(""),
+            "and revokes the secret"
+        );
         assert_eq!(secret.current().map(|_| ()), None);
         std::fs::write(&path, "three").unwrap();
         assert_eq!(secret.reload(), Ok(true));
         assert!(secret.matches("three"));
         std::fs::remove_file(&path).unwrap();
-        assert!(secret.reload().is_err() && !secret.matches("three"), "a deleted file revokes it too");
+        assert!(
+            secret.reload().is_err() && !secret.matches("three"),
+            "a deleted file revokes it too"
+        );
         assert!(problems.is_empty());
     }
 }

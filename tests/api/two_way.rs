@@ -1226,3 +1226,36 @@ async fn pagerduty_signature_headers_are_bounded_before_any_mac_is_computed() {
     assert_eq!(send(ten).await.unwrap().status(), 200);
     assert_eq!(acknowledged_by(&app, id).await["by"], "alice");
 }
+
+/// Every text field of a message reaches Slack escaped, so an alert cannot ping a channel or
+/// render a link: the root message's `text` and blocks, its update, and its thread.
+#[tokio::test]
+async fn a_channel_mention_in_an_alertname_reaches_slack_escaped() {
+    let slack = slack().await;
+    let app = app(&slack, "", None).await;
+    let hostile = "<!channel> <https://evil.example|ack> & more";
+    let mut payload = firing_alert("g-hostile", hostile, "00000000000000c3", json!({}));
+    payload["groupLabels"] = json!({"alertname": hostile});
+    payload["commonLabels"] = json!({"alertname": hostile});
+    let id = app.post_for_incident(&payload).await;
+    let root = sent(&slack, "/api/chat.postMessage", "the root message", |b| {
+        b["thread_ts"].is_null()
+    })
+    .await;
+    let escaped = "&lt;!channel&gt; &lt;https://evil.example|ack&gt; &amp; more";
+    let text = root["text"].as_str().unwrap();
+    assert!(text.contains(escaped), "{text}");
+    let everything = root.to_string();
+    assert!(
+        !everything.contains("<!channel>") && !everything.contains("<https://evil"),
+        "{everything}"
+    );
+    app.acknowledge(id, &json!({"note": "<!here> looking"})).await;
+    let update = sent(&slack, "/api/chat.update", "the update", |_| true).await;
+    let everything = update.to_string();
+    assert!(everything.contains("&lt;!channel&gt;"), "{everything}");
+    assert!(
+        !everything.contains("<!channel>") && !everything.contains("<!here>"),
+        "{everything}"
+    );
+}

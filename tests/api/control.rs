@@ -391,7 +391,11 @@ async fn an_unanswered_request_expires_on_time_and_escalates() {
         APPROVAL_TIMEOUT.as_secs() as i64
     );
 
-    let done = remediations_until(&s.app, id, |r| r[0]["result"] == "skipped_unapproved").await;
+    // The decision commits before the outcome (and its finish time) is recorded.
+    let done = remediations_until(&s.app, id, |r| {
+        r[0]["result"] == "skipped_unapproved" && r[0]["finished_at"].is_string()
+    })
+    .await;
     let finished: chrono::DateTime<chrono::Utc> = done[0]["finished_at"].as_str().unwrap().parse().unwrap();
     assert!(
         finished >= expires,

@@ -122,7 +122,21 @@ async fn an_incident_is_announced_escalated_to_pagerduty_and_resolved() {
     assert_eq!(announced[1].body["attachments"][0]["color"], "#2EB67D");
     sink.wait_for("/slack/oncall", 2, WAIT).await;
 
-    let incident = app.incident(id).await;
+    // A send reaches the sink before its attempt is recorded: wait for the sixth record.
+    let sent = |incident: &serde_json::Value| {
+        incident["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "message_sent")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut incident = app.incident(id).await;
+    while sent(&incident) < 6 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        incident = app.incident(id).await;
+    }
     let events: Vec<&str> = incident["timeline"]
         .as_array()
         .unwrap()

@@ -18,6 +18,8 @@ pub enum Auth {
     Slack,
     /// PagerDuty's webhook signature, and the PagerDuty user who acted.
     PagerDuty,
+    /// A JSON Web Token signed by a configured issuer (`Actor::issuer` names it).
+    Jwt,
 }
 
 impl Auth {
@@ -29,6 +31,7 @@ impl Auth {
             Auth::Anonymous => "anonymous",
             Auth::Slack => "slack",
             Auth::PagerDuty => "pagerduty",
+            Auth::Jwt => "jwt",
         }
     }
 }
@@ -120,6 +123,9 @@ pub struct Actor {
     /// integration (`slack`, `pagerduty`).
     pub address: String,
     pub surface: Surface,
+    /// The issuer (`iss`) that vouched for them when `auth` is [`Auth::Jwt`]: two issuers may
+    /// each have a user of the same name, and the audit trail must tell them apart.
+    pub issuer: Option<String>,
 }
 
 impl Actor {

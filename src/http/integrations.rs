@@ -181,6 +181,7 @@ impl Click {
             auth: Auth::Slack,
             address: "slack".into(),
             surface: Surface::Slack,
+            issuer: None,
         };
         let id = |text: &str| text.parse::<i64>().map_err(|_| format!("not an id: {text:?}"));
         let acts = &state.acts;
@@ -286,6 +287,7 @@ pub async fn pagerduty(
         auth: Auth::PagerDuty,
         address: "pagerduty".into(),
         surface: Surface::PagerDuty,
+        issuer: None,
     };
     let result = if kind == "incident.acknowledged" {
         state.acts.acknowledge(&actor, incident, None).await

@@ -22,6 +22,7 @@ mod hostile;
 mod idempotency;
 mod incidents;
 mod input;
+mod jwt;
 mod kubernetes;
 mod metrics;
 mod outage;

@@ -23,6 +23,15 @@ pub enum Auth {
 }
 
 impl Auth {
+    pub const ALL: [Auth; 6] = [
+        Auth::Token,
+        Auth::Proxy,
+        Auth::Anonymous,
+        Auth::Slack,
+        Auth::PagerDuty,
+        Auth::Jwt,
+    ];
+
     /// The word stored (CHECK `audit_events_via_check`).
     pub fn as_str(self) -> &'static str {
         match self {

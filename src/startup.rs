@@ -121,7 +121,7 @@ impl Application {
             slos: Arc::new(plan.slos),
             prometheus: Prometheus::new(&settings.prometheus, settings.engine.request_timeout.0)?,
         };
-        let (server, port) = http_server(&settings, state, Authenticator::new(plan.credentials))?;
+        let (server, port) = http_server(&settings, state, Authenticator::new(plan.credentials)?)?;
         Ok(Self {
             port,
             server,

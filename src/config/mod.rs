@@ -5,6 +5,7 @@
 
 mod capacity;
 mod escalation;
+mod jwt;
 mod postgres;
 mod remediation;
 mod server;
@@ -30,6 +31,7 @@ pub use escalation::{
     Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
     RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
 };
+pub use jwt::{JwtSettings, OneOrMany};
 pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
 pub use remediation::{
     ApprovalSettings, Budget, BudgetSettings, FlappingSettings, KubernetesSettings, LimitsSettings,

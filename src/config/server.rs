@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{
+    jwt::{JwtSettings, OneOrMany},
     postgres::{PgConnection, SessionLimits},
     Problem,
 };
@@ -47,6 +48,8 @@ pub struct AuthSettings {
     pub users: Vec<UserSettings>,
     /// Identity from an authenticating proxy (oauth2-proxy) in front of medic.
     pub proxy: Option<ProxySettings>,
+    /// Issuers of JSON Web Tokens presented as `Authorization: Bearer` (one map, or a list).
+    pub jwt: OneOrMany<JwtSettings>,
     /// Must be set explicitly to run without any credential (local trials only): then
     /// anyone may post alerts and act as `anonymous` with every role.
     pub allow_unauthenticated: bool,

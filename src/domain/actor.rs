@@ -18,9 +18,20 @@ pub enum Auth {
     Slack,
     /// PagerDuty's webhook signature, and the PagerDuty user who acted.
     PagerDuty,
+    /// A JSON Web Token signed by a configured issuer (`Actor::issuer` names it).
+    Jwt,
 }
 
 impl Auth {
+    pub const ALL: [Auth; 6] = [
+        Auth::Token,
+        Auth::Proxy,
+        Auth::Anonymous,
+        Auth::Slack,
+        Auth::PagerDuty,
+        Auth::Jwt,
+    ];
+
     /// The word stored (CHECK `audit_events_via_check`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +40,7 @@ impl Auth {
             Auth::Anonymous => "anonymous",
             Auth::Slack => "slack",
             Auth::PagerDuty => "pagerduty",
+            Auth::Jwt => "jwt",
         }
     }
 }
@@ -120,6 +132,9 @@ pub struct Actor {
     /// integration (`slack`, `pagerduty`).
     pub address: String,
     pub surface: Surface,
+    /// The issuer (`iss`) that vouched for them when `auth` is [`Auth::Jwt`]: two issuers may
+    /// each have a user of the same name, and the audit trail must tell them apart.
+    pub issuer: Option<String>,
 }
 
 impl Actor {

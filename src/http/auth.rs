@@ -1,6 +1,7 @@
 //! Who is calling, and whether they may: Alertmanager's credential (a bearer token or basic
 //! auth, as its `http_config` sends them) may only post to `/webhook`; the API's users (a
-//! bearer token each, or a name from a trusted authenticating proxy) act with their role.
+//! bearer token each, a name from a trusted authenticating proxy, or a JSON Web Token from a
+//! configured issuer, see [`super::jwt`]) act with their role.
 //! Secrets are compared in constant time. Unknown or missing credential: 401; a known one
 //! whose role does not allow the request: 403. State changes of the API must be JSON (415
 //! otherwise), so a cross-site form cannot post them.
@@ -10,7 +11,7 @@
 //! of a path (percent-encoded, doubled slashes, dot segments) reaches a route past its check.
 //! Nothing here looks at the path.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use actix_web::{
     body::MessageBody,
@@ -21,9 +22,14 @@ use actix_web::{
 };
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
-use super::ApiError;
+use super::{
+    jwks::FETCH_TIMEOUT,
+    jwt::{JwtVerifier, Verified},
+    ApiError,
+};
 use crate::{
     domain::{Actor, Auth, Role, Surface},
+    outbound,
     plan::{auth::User, Credentials},
 };
 
@@ -53,30 +59,53 @@ fn api_actor(name: String, role: Role, auth: Auth, address: String) -> Actor {
         auth,
         address,
         surface: Surface::Api,
+        issuer: None,
     }
 }
 
 /// Checks callers against the compiled credentials.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authenticator {
     credentials: Credentials,
+    /// Verifies JSON Web Tokens when issuers are configured.
+    jwt: Option<Arc<JwtVerifier>>,
 }
 
 /// Why a request is refused.
-enum Refusal {
+pub(super) enum Refusal {
     /// No credential, or one nobody has: 401.
     Unknown,
     /// A known caller whose role does not allow this: 403.
     Forbidden(String),
 }
 
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("credentials", &self.credentials)
+            .field("jwt_issuers", &self.credentials.jwt.len())
+            .finish()
+    }
+}
+
 impl Authenticator {
-    pub fn new(credentials: Credentials) -> Self {
-        Self { credentials }
+    /// Checks callers against `credentials`; fails only when the HTTP client that fetches the
+    /// issuers' keys cannot be built (an unreadable `SSL_CERT_FILE`).
+    pub fn new(credentials: Credentials) -> anyhow::Result<Self> {
+        let jwt = if credentials.jwt.is_empty() {
+            None
+        } else {
+            let client = outbound::client_builder()?
+                .connect_timeout(FETCH_TIMEOUT)
+                .timeout(FETCH_TIMEOUT)
+                .build()?;
+            Some(Arc::new(JwtVerifier::new(&credentials.jwt, &client)))
+        };
+        Ok(Self { credentials, jwt })
     }
 
     /// The caller, from a trusted proxy's headers or the `Authorization` header.
-    fn identify(&self, req: &ServiceRequest) -> Result<Caller, Refusal> {
+    async fn identify(&self, req: &ServiceRequest) -> Result<Caller, Refusal> {
         let peer = req.peer_addr().map(|a| a.ip());
         if let Some(person) = self.proxied_person(req.request(), peer)? {
             return Ok(Caller::Person(person));
@@ -107,6 +136,9 @@ impl Authenticator {
                     address,
                 )));
             }
+            if let Some(person) = self.jwt_person(presented, address, Surface::Api).await? {
+                return Ok(Caller::Person(person));
+            }
         } else if scheme.eq_ignore_ascii_case("basic") && self.basic_matches(presented) {
             return Ok(Caller::Alertmanager);
         }
@@ -127,6 +159,53 @@ impl Authenticator {
                 found
             }
         })
+    }
+
+    /// The person a JSON Web Token names, when issuers are configured and `token` is one; a
+    /// token that does not verify is refused (401), one that gives no role is forbidden (403).
+    async fn jwt_person(
+        &self,
+        token: &str,
+        address: String,
+        surface: Surface,
+    ) -> Result<Option<Actor>, Refusal> {
+        let Some(verifier) = self.jwt.as_ref().filter(|_| JwtVerifier::looks_like_jwt(token)) else {
+            return Ok(None);
+        };
+        let Verified { name, issuer, role } = verifier.verify(token).await.map_err(|reason| {
+            tracing::warn!(reason = %reason, address = %address, "refused a JSON Web Token");
+            Refusal::Unknown
+        })?;
+        let role =
+            role.ok_or_else(|| Refusal::Forbidden(format!("{name} (from {issuer}) has no role in medic")))?;
+        Ok(Some(Actor {
+            name,
+            role,
+            auth: Auth::Jwt,
+            address,
+            surface,
+            issuer: Some(issuer),
+        }))
+    }
+
+    /// The person a JSON Web Token in `Authorization: Bearer` names, for the console (where
+    /// oauth2-proxy passes the user's token): one identity per request, no session.
+    pub(super) async fn bearer_person(
+        &self,
+        req: &HttpRequest,
+        address: String,
+    ) -> Result<Option<Actor>, Refusal> {
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        match bearer {
+            Some(token) => self.jwt_person(token, address, Surface::Console).await,
+            None => Ok(None),
+        }
     }
 
     /// The user of this name, as the settings have them now.
@@ -188,9 +267,20 @@ impl Authenticator {
             tracing::warn!(peer = %peer, "identity headers without the proxy's secret ignored");
             return Ok(None);
         }
-        let groups = proxy.groups_header.as_deref().and_then(header).unwrap_or("");
+        // oauth2-proxy sends one header line per group; others one line, comma-separated.
+        let groups: Vec<&str> = proxy
+            .groups_header
+            .as_deref()
+            .map(|name| {
+                req.headers()
+                    .get_all(name)
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|line| line.split(','))
+                    .collect()
+            })
+            .unwrap_or_default();
         let role = proxy
-            .role_of(groups.split(','))
+            .role_of(groups)
             .ok_or_else(|| Refusal::Forbidden(format!("{user} has no role in medic")))?;
         let client = header("x-forwarded-for")
             .and_then(|list| list.split(',').next())
@@ -242,7 +332,7 @@ impl Authenticator {
     fn challenge(&self) -> String {
         let credentials = &self.credentials;
         let mut challenges = Vec::new();
-        if credentials.webhook_token.is_some() || !credentials.users.is_empty() {
+        if credentials.webhook_token.is_some() || !credentials.users.is_empty() || self.jwt.is_some() {
             challenges.push(r#"Bearer realm="medic""#);
         }
         if credentials.webhook_basic.is_some() {
@@ -294,7 +384,7 @@ pub async fn require(
     let authenticator = req
         .app_data::<web::Data<Authenticator>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no Authenticator in app data")))?;
-    let refused = match authenticator.identify(&req) {
+    let refused = match authenticator.identify(&req).await {
         Ok(caller) => match authorize(&caller, need) {
             Ok(()) => {
                 check_content_type(&req, need)?;

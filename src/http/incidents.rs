@@ -209,6 +209,9 @@ pub(super) fn timeline(incident: &Incident) -> Vec<Value> {
         if let Some(silence) = done.detail.get("silence_id") {
             event["silence_id"] = silence.clone();
         }
+        if let Some(issuer) = &done.issuer {
+            event["issuer"] = json!(issuer);
+        }
         events.push((done.at, event));
     }
     if let Some(at) = incident.resolved_at {

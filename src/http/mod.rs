@@ -6,6 +6,8 @@ mod error;
 mod health;
 mod incidents;
 mod integrations;
+mod jwks;
+mod jwt;
 mod metrics;
 mod slo;
 mod ui;

@@ -1,5 +1,5 @@
 //! Who may call medic, compiled: Alertmanager's credential, the API's users with their roles,
-//! and the authenticating proxy trusted to name users. Every secret that comes from a file is
+//! the authenticating proxy trusted to name users, and the issuers whose tokens name them. Every secret that comes from a file is
 //! a [`Secret`] read again when the file changes.
 
 use std::{
@@ -9,7 +9,10 @@ use std::{
 
 use secrecy::ExposeSecret;
 
-use super::secrets::{rotating_secret, Secret};
+use super::{
+    jwt::{issuers, JwtIssuer},
+    secrets::{rotating_secret, Secret},
+};
 use crate::{
     config::{AuthSettings, Problem, ProxySettings},
     domain::Role,
@@ -26,6 +29,8 @@ pub struct Credentials {
     pub users: Vec<User>,
     /// The proxy trusted to say who the user is.
     pub proxy: Option<Proxy>,
+    /// The issuers whose JSON Web Tokens name a user.
+    pub jwt: Vec<JwtIssuer>,
     /// Anyone may post alerts and act as `anonymous` with every role.
     pub allow_unauthenticated: bool,
 }
@@ -83,6 +88,7 @@ impl Credentials {
             && self.webhook_basic.is_none()
             && self.users.is_empty()
             && self.proxy.is_none()
+            && self.jwt.is_empty()
     }
 
     /// Every secret that comes from a file, to be read again when it changes.
@@ -135,11 +141,13 @@ pub fn credentials(auth: &AuthSettings, problems: &mut Vec<Problem>) -> Option<C
         .proxy
         .as_ref()
         .and_then(|proxy| compile_proxy(proxy, problems));
+    let jwt = issuers(&auth.jwt, problems);
     let credentials = Credentials {
         webhook_token,
         webhook_basic,
         users,
         proxy,
+        jwt,
         allow_unauthenticated: auth.allow_unauthenticated,
     };
     if credentials.is_empty() && !auth.allow_unauthenticated && problems.len() == start {

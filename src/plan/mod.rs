@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod capacity;
 pub mod integrations;
+pub mod jwt;
 pub mod matchers;
 pub mod remediation;
 pub mod rules;

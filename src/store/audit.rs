@@ -25,6 +25,8 @@ pub struct AuditRecord {
     #[serde(rename = "via")]
     pub channel: String,
     pub address: String,
+    /// The JWT issuer that vouched for the person, when `auth` is `jwt`.
+    pub issuer: Option<String>,
     pub detail: Value,
     pub at: DateTime<Utc>,
 }
@@ -40,8 +42,8 @@ pub(super) async fn record(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO audit_events (incident_id, action, actor, role, via, address, detail, channel)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit_events (incident_id, action, actor, role, via, address, detail, channel, issuer)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &incident_id,
                 &action.as_str(),
@@ -51,6 +53,7 @@ pub(super) async fn record(
                 &actor.address,
                 detail,
                 &actor.surface.as_str(),
+                &actor.issuer,
             ],
         )
         .await?;
@@ -63,7 +66,7 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT action, actor, role, via, address, detail, at, channel FROM audit_events
+                "SELECT action, actor, role, via, address, detail, at, channel, issuer FROM audit_events
                   WHERE incident_id = $1 ORDER BY at, id",
                 &[&incident_id],
             )
@@ -77,6 +80,7 @@ impl Store {
                 via: row.get(3),
                 channel: row.get(7),
                 address: row.get(4),
+                issuer: row.get(8),
                 detail: row.get(5),
                 at: row.get(6),
             })

@@ -62,6 +62,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "control_changes",
         include_str!("../../migrations/0015_control_changes.sql"),
     ),
+    (16, "jwt", include_str!("../../migrations/0016_jwt.sql")),
     (
         17,
         "proven_identity",

@@ -778,6 +778,7 @@ async fn a_message_held_by_a_window_that_just_ended_is_released_at_once() {
         auth: medic::domain::Auth::Token,
         address: "127.0.0.1".into(),
         surface: medic::domain::Surface::Api,
+        issuer: None,
     };
     let ends_at = chrono::Utc::now() + chrono::TimeDelta::hours(1);
     let matchers = vec!["alertname=\"Race\"".to_owned()];

@@ -24,6 +24,7 @@ mod idempotency;
 mod identity;
 mod incidents;
 mod input;
+mod jwt;
 mod kubernetes;
 mod metrics;
 mod outage;

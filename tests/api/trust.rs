@@ -382,3 +382,27 @@ async fn identity_headers_from_an_untrusted_peer_are_ignored() {
     .await;
     assert_eq!(response.status(), 401, "anyone could claim to be anyone");
 }
+
+/// oauth2-proxy sends a header line per group: every line counts, not just the first.
+#[tokio::test]
+async fn every_groups_header_line_counts() {
+    let app = TestApp::builder()
+        .without_users()
+        .config(&proxy_yaml("127.0.0.1", None))
+        .spawn()
+        .await;
+    let response = app
+        .client
+        .get(format!("{}/api/v1/remediation/pause", app.address))
+        .header("X-Forwarded-Email", "lead@example.com")
+        .header("X-Forwarded-Groups", "dev")
+        .header("X-Forwarded-Groups", "sre-oncall")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "sre-oncall on the second line gives a role"
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use medic::domain::{RemediationResult, TimerKind, TimerOutcome};
+use medic::domain::{Act, Auth, RemediationResult, Surface, TimerKind, TimerOutcome};
 
 use crate::helpers::TestApp;
 
@@ -58,6 +58,13 @@ async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
 
     let kinds = words(TimerKind::ALL.map(TimerKind::as_str));
     assert_eq!(allowed(&app, "timers_kind_check").await, kinds);
+
+    let auth = words(Auth::ALL.map(Auth::as_str));
+    assert_eq!(allowed(&app, "audit_events_via_check").await, auth);
+    let acts = words(Act::ALL.map(Act::as_str));
+    assert_eq!(allowed(&app, "audit_events_action_check").await, acts);
+    let surfaces = words(Surface::ALL.map(Surface::as_str));
+    assert_eq!(allowed(&app, "audit_events_channel_check").await, surfaces);
 }
 
 #[tokio::test]

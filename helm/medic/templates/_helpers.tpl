@@ -243,8 +243,8 @@ sets itself. The schema cannot say this as clearly.
 {{- if hasKey $server "listen" }}
 {{- fail "config.server.listen is set by the chart (0.0.0.0:<containerPort>): remove it, set containerPort instead" }}
 {{- end }}
-{{- if hasKey $server "auth" }}
-{{- fail "config.server.auth is set by the chart (tokens in the Secret, mounted as files): remove it, set webhookToken, users, authProxy or existingSecret instead" }}
+{{- with omit (default (dict) $server.auth) "jwt" }}
+{{- fail (printf "config.server.auth.%s is set by the chart (tokens in the Secret, mounted as files): remove it, set webhookToken, users, authProxy or existingSecret instead; only config.server.auth.jwt (token issuers, no secret) is taken from config" (keys . | sortAlpha | first)) }}
 {{- end }}
 {{- if hasKey (default (dict) $config.database) "url" }}
 {{- fail "config.database.url would put the database password in a ConfigMap: set databaseUrl (or existingSecret's key database-url) instead" }}
@@ -283,7 +283,8 @@ sets itself. The schema cannot say this as clearly.
 {{/*
 medic.yaml: the user's config with the chart's own keys. log.format defaults to json; the
 listen address and server.auth are always the chart's: the webhook token's file, the users
-(name, role and token_file, never a token; their Slack and PagerDuty IDs) and the proxy; and
+(name, role and token_file, never a token; their Slack and PagerDuty IDs) and the proxy, with
+config.server.auth.jwt (token issuers) passed through as given; and
 alertmanager.bearer_token_file when alertmanagerToken is set.
 */}}
 {{- define "medic.configFile" -}}
@@ -298,6 +299,7 @@ alertmanager.bearer_token_file when alertmanagerToken is set.
 {{- end }}
 {{- with $users }}{{ $_ = set $auth "users" . }}{{ end }}
 {{- with include "medic.authProxy" . }}{{ $_ = set $auth "proxy" (fromJson .) }}{{ end }}
+{{- with (default (dict) $server.auth).jwt }}{{ $_ = set $auth "jwt" . }}{{ end }}
 {{- $_ = set $server "auth" $auth }}
 {{- $_ = set $config "server" $server }}
 {{- if .Values.alertmanagerToken }}

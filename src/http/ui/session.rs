@@ -2,6 +2,9 @@
 //!
 //! - With `server.auth.proxy` configured, the person the trusted proxy names on each request;
 //!   there is no sign-in page.
+//! - With `server.auth.jwt` configured, a JSON Web Token in `Authorization: Bearer` (as
+//!   oauth2-proxy's `--pass-authorization-header` sends it) names the person on each request,
+//!   verified by medic itself: no session, CSRF by double submit as for the proxy.
 //! - Otherwise `/ui/login` takes a user's API token (Alertmanager's credential cannot sign
 //!   in) and starts a session: a random id in the `medic_session` cookie (HttpOnly,
 //!   SameSite=Strict, path `/ui`, 12 hours), kept in Postgres by its SHA-256 with its own CSRF
@@ -25,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::{layout, see_other, ApiError, Failure};
 use crate::{
     domain::{Actor, Auth, Role, Surface},
-    http::{Authenticator, State},
+    http::{auth::Refusal, Authenticator, State},
     store::console::Session,
 };
 
@@ -76,27 +79,36 @@ fn console_actor(name: String, role: Role, auth: Auth, address: String) -> Actor
         auth,
         address,
         surface: Surface::Console,
+        issuer: None,
     }
 }
 
-/// Who is looking: from the proxy, the session cookie, or anonymous if the settings allow it;
-/// otherwise to the sign-in page.
+/// Who is looking: from the proxy, a bearer JSON Web Token, the session cookie, or anonymous
+/// if the settings allow it; otherwise to the sign-in page.
 pub(super) async fn viewer(req: &HttpRequest, state: &State) -> Result<Viewer, Failure> {
     let auth = authenticator(req)?;
+    let proxied = if auth.has_proxy() {
+        auth.proxy_identity(req).map_err(Failure::forbidden)?
+    } else {
+        None
+    };
+    if let Some(person) = proxied {
+        return Ok(double_submit(
+            req,
+            Actor {
+                surface: Surface::Console,
+                ..person
+            },
+        ));
+    }
+    if let Some(person) = bearer(auth, req).await? {
+        return Ok(double_submit(req, person));
+    }
     if auth.has_proxy() {
-        return match auth.proxy_identity(req).map_err(Failure::forbidden)? {
-            Some(person) => Ok(double_submit(
-                req,
-                Actor {
-                    surface: Surface::Console,
-                    ..person
-                },
-            )),
-            None => Err(ApiError::Unauthorized {
-                challenge: String::new(),
-            }
-            .into()),
-        };
+        return Err(ApiError::Unauthorized {
+            challenge: String::new(),
+        }
+        .into());
     }
     if let Some(id) = cookie(req, SESSION_COOKIE) {
         let session = state
@@ -139,6 +151,19 @@ pub(super) async fn viewer(req: &HttpRequest, state: &State) -> Result<Viewer, F
     Err(Failure::SignIn {
         htmx: req.headers().contains_key("hx-request"),
     })
+}
+
+/// The person a bearer JSON Web Token names; a token that does not verify is a 401, not the
+/// sign-in page: whoever sent it (a proxy) expects it to be enough.
+async fn bearer(auth: &Authenticator, req: &HttpRequest) -> Result<Option<Actor>, Failure> {
+    match auth.bearer_person(req, address(req)).await {
+        Ok(person) => Ok(person),
+        Err(Refusal::Forbidden(reason)) => Err(Failure::forbidden(reason)),
+        Err(Refusal::Unknown) => Err(ApiError::Unauthorized {
+            challenge: r#"Bearer realm="medic""#.into(),
+        }
+        .into()),
+    }
 }
 
 fn authenticator(req: &HttpRequest) -> Result<&Authenticator, Failure> {

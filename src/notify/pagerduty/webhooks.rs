@@ -77,6 +77,7 @@ fn actor(agent: &Value, integrations: &Integrations) -> Actor {
         name,
         role,
         auth: Auth::PagerDuty,
+        issuer: None,
         address: "pagerduty".into(),
         surface: Surface::PagerDuty,
     }

@@ -73,6 +73,7 @@ impl Click {
             name: known.name.clone(),
             role: known.role,
             auth: Auth::Slack,
+            issuer: None,
             address: "slack".into(),
             surface: Surface::Slack,
         };

@@ -135,7 +135,7 @@ impl Store {
                 "INSERT INTO incident_silences (incident_id, silence_id, created_by, ends_at, note)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (incident_id, silence_id) DO UPDATE SET ends_at = EXCLUDED.ends_at
-                 RETURNING created_at, created_by, note",
+                 RETURNING created_at, created_by, note, ends_at",
                 &[&incident_id, &silence_id, &actor.name, &ends_at, &note],
             )
             .await?;
@@ -146,7 +146,7 @@ impl Store {
         Ok(SilenceRecord {
             silence_id: silence_id.to_owned(),
             created_by: row.get(1),
-            ends_at,
+            ends_at: row.get(3),
             note: row.get(2),
             created_at: row.get(0),
             expired_at: None,

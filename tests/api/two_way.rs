@@ -1259,3 +1259,59 @@ async fn a_channel_mention_in_an_alertname_reaches_slack_escaped() {
         "{everything}"
     );
 }
+
+/// A second silence request for an incident medic already silenced extends that silence in
+/// Alertmanager to the later end instead of making another; a shorter one changes nothing.
+#[tokio::test]
+async fn silencing_a_silenced_incident_extends_its_silence_instead_of_making_another() {
+    let am = alertmanager().await;
+    let slack = slack().await;
+    let app = app(&slack, &format!("alertmanager: {{url: \"{}\"}}\n", am.url), None).await;
+    let mut alert = firing_alert("g-ext", "Noisy", "00000000000000c4", json!({"namespace": "shop"}));
+    alert["groupLabels"] = json!({"alertname": "Noisy", "namespace": "shop"});
+    let id = app.post_for_incident(&alert).await;
+    let silence = |duration: &'static str| {
+        app.client
+            .post(format!("{}/api/v1/incidents/{id}/silence", app.address))
+            .bearer_auth("alice-token-0123456789")
+            .json(&json!({"duration": duration}))
+            .send()
+    };
+    let first = silence("1h").await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["extended"], false);
+
+    let longer = silence("3h").await.unwrap();
+    assert_eq!(longer.status(), 200);
+    let longer: Value = longer.json().await.unwrap();
+    assert_eq!(longer["extended"], true);
+    let ends = |v: &Value| -> chrono::DateTime<chrono::Utc> {
+        v["silence"]["ends_at"].as_str().unwrap().parse().unwrap()
+    };
+    assert!(ends(&longer) - ends(&first) > chrono::TimeDelta::minutes(110));
+
+    let shorter = silence("30m").await.unwrap();
+    assert_eq!(shorter.status(), 200);
+    let shorter: Value = shorter.json().await.unwrap();
+    assert_eq!(ends(&shorter), ends(&longer), "a shorter request changes nothing");
+
+    let active: Vec<Value> = am_silences(&am)
+        .await
+        .into_iter()
+        .filter(|s| s["status"]["state"] == "active")
+        .collect();
+    assert_eq!(active.len(), 1, "one silence in Alertmanager: {active:?}");
+    assert_eq!(active[0]["id"], longer["silence"]["silence_id"]);
+    let in_am: chrono::DateTime<chrono::Utc> = active[0]["endsAt"].as_str().unwrap().parse().unwrap();
+    assert!((in_am - ends(&longer)).abs() < chrono::TimeDelta::seconds(1));
+    // The API answers the one silence the incident has in force.
+    let incident = app.incident(id).await;
+    let in_force = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "silence")
+        .count();
+    assert_eq!(in_force, 2, "made, then extended: both in the timeline");
+}

@@ -20,7 +20,7 @@ pub const DEFAULT_REDACT: [&str; 3] = [
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContextSettings {
-    /// Unset: on when `kubernetes.enabled`.
+    /// Unset: on. Never without `kubernetes.enabled`.
     pub enabled: Option<bool>,
     /// All gathering for one incident; then whatever is ready is kept.
     pub deadline: HumanDuration,

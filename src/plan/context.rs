@@ -14,7 +14,7 @@ use crate::{
 /// What the context gatherer does.
 #[derive(Debug, Clone)]
 pub struct ContextPlan {
-    /// `context.enabled`, defaulting to `kubernetes.enabled`.
+    /// `context.enabled` (by default on) while `kubernetes.enabled`.
     pub enabled: bool,
     pub deadline: Duration,
     pub labels: ContextLabels,
@@ -78,7 +78,7 @@ impl ContextPlan {
             }
         }
         ContextPlan {
-            enabled: context.enabled.unwrap_or(settings.kubernetes.enabled),
+            enabled: context.enabled.unwrap_or(true) && settings.kubernetes.enabled,
             deadline: context.deadline.0,
             labels: context.labels.clone(),
             events_window: context.events.window.0,

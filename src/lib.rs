@@ -21,7 +21,8 @@
 //!    recording and burn-rate rules for the service level objectives. [`capacity`]: each
 //!    Deployment's usage forecast from Prometheus, and the replicas it will need.
 //!    [`outbound`]: the one HTTP client builder for calls out, trusting the platform's CAs
-//!    and `SSL_CERT_FILE`.
+//!    and `SSL_CERT_FILE`. [`context`]: what the cluster says about an incident's workload,
+//!    gathered outside the page's way.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -36,6 +37,7 @@ pub mod alertmanager;
 pub mod capacity;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod control;
 pub mod domain;
 pub mod engine;

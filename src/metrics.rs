@@ -11,7 +11,7 @@ use prometheus::{
 };
 
 use crate::{
-    domain::{TimerKind, Verification},
+    domain::{ContextErrorKind, TimerKind, Verification},
     store::Store,
 };
 
@@ -26,6 +26,7 @@ pub struct Metrics {
     pub remediation: RemediationMetrics,
     pub retention: RetentionMetrics,
     pub acts: ActMetrics,
+    pub context: ContextMetrics,
     /// When the pending-timer gauge was last read from the database.
     pending_counted: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
@@ -206,6 +207,49 @@ impl RetentionMetrics {
         Ok(Self {
             pruned: register(registry, pruned),
         })
+    }
+}
+
+/// Cluster context: how long gathering took, and what could not be read.
+#[derive(Clone)]
+pub struct ContextMetrics {
+    /// `medic_context_gather_seconds`.
+    pub gather: Histogram,
+    /// `medic_context_errors_total{kind}`.
+    pub errors: IntCounterVec,
+}
+
+impl ContextMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let gather = Histogram::with_opts(
+            HistogramOpts::new(
+                "medic_context_gather_seconds",
+                "Time to gather an incident's cluster context, deadline included",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "medic_context_errors_total",
+                "Parts of cluster context that could not be read, by kind",
+            ),
+            &["kind"],
+        )?;
+        for kind in ContextErrorKind::ALL {
+            errors.with_label_values(&[kind.as_str()]);
+        }
+        Ok(Self {
+            gather: register(registry, gather),
+            errors: register(registry, errors),
+        })
+    }
+
+    /// One gathering: its duration and its errors.
+    pub fn observe(&self, seconds: f64, errors: impl Iterator<Item = ContextErrorKind>) {
+        self.gather.observe(seconds);
+        for kind in errors {
+            self.errors.with_label_values(&[kind.as_str()]).inc();
+        }
     }
 }
 
@@ -449,6 +493,7 @@ impl Metrics {
             remediation: remediation_metrics(&registry)?,
             retention: RetentionMetrics::new(&registry)?,
             acts: ActMetrics::new(&registry)?,
+            context: ContextMetrics::new(&registry)?,
             registry,
             pending_counted: Arc::new(tokio::sync::Mutex::new(None)),
         })

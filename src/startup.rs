@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::{
     acts::{Acts, WindowLimits},
     config::Settings,
+    context::Gatherer,
     control::Control,
     engine::{Engine, EngineHandle, Fault},
     http::{self, Authenticator, EngineHealth, State},
@@ -79,6 +80,7 @@ impl Application {
             guard_rails: plan.guard_rails.clone(),
             databases: plan.databases,
             control: control.clone(),
+            context: plan.context,
         };
         let engine = engine(&settings, parts, &store, &rules, &metrics, hooks).await?;
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
@@ -202,6 +204,8 @@ struct EngineParts {
     guard_rails: crate::plan::GuardRails,
     databases: std::collections::BTreeMap<String, crate::plan::TargetDatabase>,
     control: Arc<Control>,
+    /// What the context gatherer reads, when it is on.
+    context: crate::plan::ContextPlan,
 }
 
 /// The timer engine with its remediation runner, started, unless disabled.
@@ -218,6 +222,19 @@ async fn engine(
         return Ok(None);
     }
     let kube = kube(settings, metrics).await;
+    // Without a cluster, context timers fail with the reason (recorded, never shown as context).
+    let gatherer = match (&kube, parts.context.enabled) {
+        (Ok(cluster), true) => {
+            let gatherer = Gatherer::new(
+                cluster.clone(),
+                parts.context,
+                store.clone(),
+                metrics.context.clone(),
+            );
+            Some(Arc::new(gatherer))
+        }
+        _ => None,
+    };
     let runner = Runner::new(
         store.clone(),
         rules.clone(),
@@ -238,6 +255,9 @@ async fn engine(
     .with_control(parts.control);
     if let Some(fault) = hooks.fault {
         engine = engine.with_fault(fault);
+    }
+    if let Some(gatherer) = gatherer {
+        engine = engine.with_context(gatherer);
     }
     let handle = engine.spawn(settings.engine.concurrency, settings.engine.safety_poll.0);
     Ok(Some(handle))

@@ -4,6 +4,7 @@
 //! that spans sections belong to the plan, a floor above; this module imports only the vocabulary.
 
 mod capacity;
+mod context;
 mod escalation;
 mod jwt;
 mod postgres;
@@ -27,6 +28,7 @@ use crate::domain::HumanDuration;
 pub use capacity::{
     CapacitySettings, DeploymentSettings, DEPLOYMENT_PLACEHOLDER, MAX_POINTS, NAMESPACE_PLACEHOLDER,
 };
+pub use context::{ContextEvents, ContextLabels, ContextLogs, ContextSettings, DEFAULT_REDACT};
 pub use escalation::{
     Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
     RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
@@ -101,6 +103,8 @@ pub struct Settings {
     pub capacity: CapacitySettings,
     /// What a maintenance window may be.
     pub maintenance: MaintenanceSettings,
+    /// What medic gathers from the cluster about an incident's workload.
+    pub context: ContextSettings,
 }
 
 /// `maintenance:`: the limits every maintenance window meets, whichever way it is opened.
@@ -330,7 +334,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 17] = [
     "server",
     "database",
     "log",
@@ -347,6 +351,7 @@ const TOP_LEVEL_KEYS: [&str; 16] = [
     "slos",
     "capacity",
     "maintenance",
+    "context",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
@@ -424,6 +429,7 @@ impl Settings {
         slo::check(&self.slos, &mut problems);
         self.capacity.check(&mut problems);
         self.maintenance.check(&mut problems);
+        self.context.check(&mut problems);
         problems
     }
 }

@@ -1,13 +1,14 @@
 //! The shared vocabulary, the ground floor every other module stands on: a checked
 //! [`Notification`] made of alert episodes, timer kinds and outcomes, severities, durations as
 //! people write them, the action catalogue with its parameters and their checks (Kubernetes
-//! names and selectors), remediation results and what a ladder tried before handing over, and
-//! roles.
+//! names and selectors), remediation results and what a ladder tried before handing over,
+//! roles, and the cluster context gathered for an incident.
 //! Words that are also stored in SQL are enums here with `as_str`, and a CHECK constraint in a
 //! migration lists the same words.
 
 mod action;
 mod actor;
+mod context;
 mod duration;
 mod handover;
 pub mod kubernetes;
@@ -22,6 +23,10 @@ pub use action::{
     DEFAULT_READY_TIMEOUT,
 };
 pub use actor::{Act, Actor, Auth, Surface, Text};
+pub use context::{
+    ClusterContext, ContextError, ContextErrorKind, ContextSummary, Event, Logs, PodState, Rollout,
+    Termination, Workload,
+};
 pub use duration::HumanDuration;
 pub use handover::{Handover, TriedStep};
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};

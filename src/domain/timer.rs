@@ -19,6 +19,11 @@ pub enum TimerKind {
     Verify,
     /// Ask the rule's `notify` list to approve a step.
     Approval,
+    /// Gather what the cluster says about the incident's workload (in a task of its own,
+    /// outside the lease); once per incident.
+    Context,
+    /// Tell the incident's Slack apps what the cluster said (a reply in the thread).
+    ContextReady,
 }
 
 impl TimerKind {
@@ -33,11 +38,13 @@ impl TimerKind {
             TimerKind::Remediated => "remediated",
             TimerKind::Verify => "verify",
             TimerKind::Approval => "approval",
+            TimerKind::Context => "context",
+            TimerKind::ContextReady => "context_ready",
         }
     }
 
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [TimerKind; 8] = [
+    pub const ALL: [TimerKind; 10] = [
         TimerKind::Opened,
         TimerKind::Escalation,
         TimerKind::Acknowledged,
@@ -46,6 +53,8 @@ impl TimerKind {
         TimerKind::Remediated,
         TimerKind::Verify,
         TimerKind::Approval,
+        TimerKind::Context,
+        TimerKind::ContextReady,
     ];
 
     /// The kind stored under `name`.

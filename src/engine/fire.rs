@@ -1,5 +1,6 @@
 //! Firing one claimed timer: what it does is a small function of its kind. A remediation runs
-//! behind its guard rails, and a verification checks its effect; a stale escalation is
+//! behind its guard rails, and a verification checks its effect; a context timer starts the
+//! gathering in a task of its own; a stale escalation is
 //! cancelled; a message about an incident a maintenance window covers (muting pages) is held
 //! until the window ends; an acknowledge or resolve waits for a trigger in flight; every
 //! other message is sent, and a failure retried under the backoff.
@@ -108,6 +109,10 @@ impl Engine {
             status_code,
             error,
         };
+        if timer.kind == TimerKind::Context {
+            let (outcome, error) = self.gather(&timer);
+            return completion(outcome, None, error);
+        }
         if matches!(timer.kind, TimerKind::Remediation | TimerKind::Verify) {
             let (outcome, error) = self.remediate(&timer).await;
             return completion(outcome, None, error);
@@ -175,6 +180,21 @@ impl Engine {
             },
             why,
         ))
+    }
+
+    /// Hands the incident to the context gatherer, which works in a task of its own: the
+    /// timer is done at once, its lease never held while the cluster is read.
+    fn gather(&self, timer: &Claimed) -> (TimerOutcome, Option<String>) {
+        match &self.context {
+            Some(gatherer) => {
+                gatherer.start(timer.incident.id, timer.incident.created_at);
+                (TimerOutcome::Sent, None)
+            }
+            None => (
+                TimerOutcome::Failed,
+                Some("this replica gathers no cluster context".into()),
+            ),
+        }
     }
 
     /// Runs a remediation (or verifies one) behind its guard rails; the decision is recorded

@@ -11,7 +11,8 @@
 //! - **Never blocked by one slow notifier**: sends run concurrently (up to `concurrency`)
 //!   ([`claim`]); completions are written in batches as sends finish ([`completions`]).
 //! - **What a fired timer does** is a small function of its kind ([`fire`]); failed sends
-//!   are retried under [`retry::Backoff`].
+//!   are retried under [`retry::Backoff`]. A `context` timer only hands its incident to the
+//!   [`Gatherer`], which reads the cluster in a task of its own, outside the lease.
 
 mod claim;
 mod completions;
@@ -32,8 +33,8 @@ use tokio::{
 
 use self::{retry::Backoff, wake::Idle};
 use crate::{
-    config::EngineSettings, control::Control, metrics::TimerMetrics, notify::Notifiers, plan::Rules,
-    remediation::Runner, store::Store,
+    config::EngineSettings, context::Gatherer, control::Control, metrics::TimerMetrics, notify::Notifiers,
+    plan::Rules, remediation::Runner, store::Store,
 };
 
 /// One engine: what it needs to fire timers.
@@ -64,6 +65,8 @@ pub struct Engine {
     remediation_permits: Arc<tokio::sync::Semaphore>,
     /// Called as each timer is fired, for tests that inject a fault (a panic, a hang).
     fault: Option<Fault>,
+    /// Gathers cluster context for `context` timers, in tasks of its own; without it they fail.
+    context: Option<Arc<Gatherer>>,
 }
 
 /// A test's hook into firing: awaited with each timer before its work starts, so a test can
@@ -141,7 +144,14 @@ impl Engine {
             control: Control::new(),
             remediation_permits: Arc::new(tokio::sync::Semaphore::new(settings.remediation_concurrency)),
             fault: None,
+            context: None,
         }
+    }
+
+    /// Lets this engine gather cluster context.
+    pub fn with_context(mut self, gatherer: Arc<Gatherer>) -> Self {
+        self.context = Some(gatherer);
+        self
     }
 
     /// Calls `fault` with each timer before firing it (tests: a panic, a hang).

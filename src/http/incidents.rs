@@ -1,5 +1,5 @@
-//! `GET /api/v1/incidents`, `GET /api/v1/incidents/{id}` (with its timeline) and
-//! `POST /api/v1/incidents/{id}/ack`.
+//! `GET /api/v1/incidents`, `GET /api/v1/incidents/{id}` (with its timeline), its cluster
+//! context (`GET /api/v1/incidents/{id}/context`) and `POST /api/v1/incidents/{id}/ack`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -167,10 +167,11 @@ pub async fn get(id: web::Path<i64>, state: web::Data<State>) -> Result<HttpResp
 
 /// What happened to an incident, in order: opened, each message attempt, cancelled and
 /// pending timers, remediations, what people did (who, with which role, from where), the
-/// resolution.
+/// cluster context gathered, the resolution.
 pub(super) fn timeline(incident: &Incident) -> Vec<Value> {
     let mut events = vec![(incident.created_at, json!({"event": "opened"}))];
-    for timer in incident.timers.iter().flatten() {
+    // The context timer's own attempt says nothing a person needs: `context_gathered` does.
+    for timer in incident.timers.iter().flatten().filter(|t| t.kind != "context") {
         let about =
             json!({"kind": timer.kind, "rule": timer.rule, "step": timer.step, "notifier": timer.notifier});
         for attempt in &timer.attempts {
@@ -214,6 +215,10 @@ pub(super) fn timeline(incident: &Incident) -> Vec<Value> {
         }
         events.push((done.at, event));
     }
+    if let Some(mark) = &incident.context {
+        let event = json!({"event": "context_gathered", "complete": mark.complete, "errors": mark.errors});
+        events.push((mark.gathered_at, event));
+    }
     if let Some(at) = incident.resolved_at {
         events.push((at, json!({"event": "resolved"})));
     }
@@ -225,6 +230,23 @@ pub(super) fn timeline(incident: &Incident) -> Vec<Value> {
             event
         })
         .collect()
+}
+
+/// The incident's cluster context (`GET /api/v1/incidents/{id}/context`): 404 when the
+/// incident does not exist or nothing was gathered (yet).
+pub async fn context(id: web::Path<i64>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let context = state
+        .store
+        .incident_context(id)
+        .await
+        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
+    match context {
+        Some(context) => Ok(HttpResponse::Ok().json(context)),
+        None => Err(ApiError::NotFound(format!(
+            "no cluster context for incident {id}"
+        ))),
+    }
 }
 
 /// Body of `POST /api/v1/incidents/{id}/ack`: who acknowledges is the authenticated caller.

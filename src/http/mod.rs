@@ -116,6 +116,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         incidents::get,
     ))
     .service(route(
+        "/api/v1/incidents/{id}/context",
+        Method::GET,
+        viewer,
+        incidents::context,
+    ))
+    .service(route(
         "/api/v1/incidents/{id}/ack",
         Method::POST,
         responder,

@@ -138,6 +138,10 @@ impl Message<'_> {
                     text("plan")
                 )
             }
+            TimerKind::Context | TimerKind::ContextReady => {
+                let said = self.timer.context.as_ref().and_then(|c| c.headline.as_deref());
+                format!("[CONTEXT] {name}: {}", said.unwrap_or("what the cluster says"))
+            }
             TimerKind::Remediation | TimerKind::Remediated | TimerKind::Verify => {
                 let payload = self.timer.payload.clone().unwrap_or_default();
                 let text = |key: &str| payload[key].as_str().unwrap_or("?").to_owned();

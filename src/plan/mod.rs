@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod capacity;
+pub mod context;
 pub mod integrations;
 pub mod jwt;
 pub mod matchers;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 
 pub use auth::Credentials;
 pub use capacity::Capacity;
+pub use context::{ContextPlan, ContextTarget, Redactor};
 pub use integrations::{AlertmanagerEndpoint, Integrations, Known};
 pub use notifiers::NotifierEndpoint;
 pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
@@ -52,6 +54,8 @@ pub struct Plan {
     pub slos: Vec<Slo>,
     /// The Deployments `medic capacity` forecasts.
     pub capacity: Capacity,
+    /// What medic gathers from the cluster about an incident's workload.
+    pub context: ContextPlan,
     /// What is allowed but probably not meant: `check-config` prints these, `serve` logs them.
     pub warnings: Vec<Problem>,
 }
@@ -93,7 +97,10 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
         .map(|(name, notifier)| (name.clone(), notifier.kind))
         .collect();
     let limits = remediation::limits(&settings.remediation);
-    let rules = Rules::compile(&settings.rules, &kinds, &limits).map_err(|found| problems.extend(found));
+    let context = ContextPlan::compile(settings, problems);
+    let rules = Rules::compile(&settings.rules, &kinds, &limits)
+        .map(|rules| rules.with_context(context.enabled.then(|| context.labels.clone())))
+        .map_err(|found| problems.extend(found));
     Some(Plan {
         credentials: credentials?,
         notifiers,
@@ -103,6 +110,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
         integrations,
         slos,
         capacity,
+        context,
         warnings: remediation::warnings(&settings.rules, &settings.remediation),
     })
 }

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{matchers::Matchers, remediation::RemediationSpec};
 use crate::{
     alertmanager::KV,
-    config::{NotifierType, Problem, RuleSettings, StepSettings},
+    config::{ContextLabels, NotifierType, Problem, RuleSettings, StepSettings},
     domain::ParamLimits,
 };
 
@@ -17,6 +17,8 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct Rules {
     rules: Vec<Rule>,
+    /// The labels that name a workload, when cluster context is gathered.
+    context: Option<ContextLabels>,
 }
 
 /// One rule, compiled.
@@ -122,10 +124,21 @@ impl Rules {
             }
         }
         if problems.is_empty() {
-            Ok(Rules { rules })
+            Ok(Rules { rules, context: None })
         } else {
             Err(problems)
         }
+    }
+
+    /// Plans a `context` timer with an incident whose alerts name a workload by these labels.
+    pub fn with_context(mut self, labels: Option<ContextLabels>) -> Self {
+        self.context = labels;
+        self
+    }
+
+    /// The labels that name a workload, when cluster context is gathered.
+    pub fn context_labels(&self) -> Option<&ContextLabels> {
+        self.context.as_ref()
     }
 
     /// The rules that take an alert with these labels: the first match, and those after it

@@ -1,11 +1,15 @@
 //! Timer planning: which timers a notification asks for. For each rule that takes one of its
 //! firing alerts, the announcement to its `notify` list and the escalation steps that apply;
 //! for each firing alert episode a rule remediates, one remediation timer. An incident gets
-//! each of its rules' timers once, however many alerts matched (the store's unique key).
+//! each of its rules' timers once, however many alerts matched (the store's unique key). When
+//! cluster context is gathered and a firing alert names a workload, one `context` timer.
 
 use std::time::Duration;
 
-use super::rules::{NotifierRef, Rule, Rules};
+use super::{
+    context::ContextTarget,
+    rules::{NotifierRef, Rule, Rules},
+};
 use crate::{
     alertmanager::Status,
     domain::{AlertEpisode, Notification, PlannedTimer, RemediationJob, TimerKind},
@@ -28,11 +32,37 @@ impl Rules {
                 }
             }
         }
+        let context = (!taken.is_empty())
+            .then(|| self.context_timer(notification))
+            .flatten();
         taken
             .into_iter()
             .flat_map(|(rule, severities)| rule.timers(&severities))
             .chain(remediations)
+            .chain(context)
             .collect()
+    }
+
+    /// One `context` timer per incident (no rule, so every notification plans the same one),
+    /// due at once, when a firing alert names a workload.
+    fn context_timer(&self, notification: &Notification) -> Option<PlannedTimer> {
+        let labels = self.context_labels()?;
+        notification
+            .alerts
+            .iter()
+            .filter(|a| a.status == Status::Firing)
+            .find_map(|a| ContextTarget::of(&a.labels, labels))?;
+        Some(PlannedTimer {
+            kind: TimerKind::Context,
+            rule: String::new(),
+            step: 0,
+            notifier: "context".into(),
+            channel: "context",
+            after: Duration::ZERO,
+            repeat: None,
+            subject: String::new(),
+            payload: None,
+        })
     }
 }
 

@@ -116,9 +116,11 @@ pub fn explain(rules: &Rules, rails: &GuardRails, n: &Notification) -> Explanati
             rules: rules_taking(rules, rails, alert),
         })
         .collect();
+    // The cluster context timer belongs to no rule and sends nothing itself: left out.
     let timers = rules
         .plan(n)
         .into_iter()
+        .filter(|timer| timer.kind != TimerKind::Context)
         .map(|timer| TimerExplained {
             after: timer.after,
             what: match timer.kind {

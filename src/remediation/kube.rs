@@ -7,11 +7,12 @@ use std::{path::Path, time::Duration};
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet, StatefulSet},
     autoscaling::{v1::Scale, v2::HorizontalPodAutoscaler},
-    core::v1::Pod,
+    core::v1::{Event, Pod},
     policy::v1::PodDisruptionBudget,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::{
-    api::{ListParams, Patch, PatchParams},
+    api::{ListParams, LogParams, Patch, PatchParams},
     core::Status,
     Api, Client,
 };
@@ -214,6 +215,33 @@ impl Kube {
         self.call("get", api.get_opt(name)).await
     }
 
+    /// The namespace's events that `field_selector` selects (`involvedObject.name=web,...`).
+    pub async fn events(&self, namespace: &str, field_selector: &str) -> Result<Vec<Event>, KubeError> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let params = ListParams::default().fields(field_selector);
+        Ok(self.call("list", api.list(&params)).await?.items)
+    }
+
+    /// The last `tail_lines` lines a pod's container wrote; `previous` reads its crashed
+    /// instance, as `kubectl logs --previous`.
+    pub async fn pod_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        tail_lines: i64,
+    ) -> Result<String, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            previous,
+            tail_lines: Some(tail_lines),
+            ..LogParams::default()
+        };
+        self.call("get", api.logs(pod, &params)).await
+    }
+
     /// Evicts a pod through the Eviction API, so PodDisruptionBudgets are honoured, with a UID
     /// precondition. Sent by hand: kube-core 5.0 writes the options as `delete_options`, a key
     /// Kubernetes ignores, which would drop the precondition.
@@ -237,4 +265,32 @@ impl Kube {
             .await
             .map(|_| ())
     }
+}
+
+/// The ownerReference marked as the object's controller.
+pub fn controller(metadata: &ObjectMeta) -> Option<&OwnerReference> {
+    metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.controller == Some(true))
+}
+
+/// A selector as a `labelSelector` query. Only a narrowing: control decides which pods count.
+pub fn selector_query(selector: &LabelSelector) -> String {
+    let labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(key, value)| format!("{key}={value}"));
+    let expressions = selector.match_expressions.iter().flatten().map(|e| {
+        let values = e.values.as_deref().unwrap_or_default().join(",");
+        match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "DoesNotExist" => format!("!{}", e.key),
+            _ => e.key.clone(),
+        }
+    });
+    labels.chain(expressions).collect::<Vec<_>>().join(",")
 }

@@ -29,7 +29,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tracing::{field::Empty, Instrument, Span};
 
-pub use self::kube::Kube;
+pub use self::kube::{controller, selector_query, Kube, KubeError};
+pub(crate) use self::restart_pods::is_ready;
 use crate::{
     control::Control,
     domain::{Action, ActionParams, Mute, RemediationDecision, RemediationJob, RemediationResult},

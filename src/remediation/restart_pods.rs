@@ -273,7 +273,8 @@ fn name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Whether the pod has the Ready condition.
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     ready_condition(pod).is_some_and(|(ready, _)| ready)
 }
 

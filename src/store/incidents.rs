@@ -325,6 +325,9 @@ pub struct Incident {
     /// What people did to it (one incident only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<Vec<AuditRecord>>,
+    /// When its cluster context was gathered (one incident only, once it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<super::context::ContextMark>,
 }
 
 /// One alert episode of an incident.
@@ -421,6 +424,7 @@ impl Store {
             incident.timers = Some(self.incident_timers(id).await?);
             incident.remediations = Some(self.incident_remediations(id).await?);
             incident.audit = Some(self.incident_audit(id).await?);
+            incident.context = self.context_mark(id).await?;
         }
         Ok(incident)
     }
@@ -451,6 +455,7 @@ fn incident_from(row: &Row) -> Incident {
         timers: None,
         remediations: None,
         audit: None,
+        context: None,
     }
 }
 

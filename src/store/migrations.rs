@@ -68,6 +68,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "proven_identity",
         include_str!("../../migrations/0017_proven_identity.sql"),
     ),
+    (20, "context", include_str!("../../migrations/0020_context.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

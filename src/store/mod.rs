@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod context;
 pub mod control;
 pub mod incidents;
 pub mod integrations;

@@ -104,6 +104,7 @@ const INCIDENTS: &str = "
     audit AS (DELETE FROM audit_events e USING doomed d WHERE e.incident_id = d.id RETURNING 1),
     slack AS (DELETE FROM slack_messages m USING doomed d WHERE m.incident_id = d.id RETURNING 1),
     silences AS (DELETE FROM incident_silences s USING doomed d WHERE s.incident_id = d.id RETURNING 1),
+    context AS (DELETE FROM incident_context c USING doomed d WHERE c.incident_id = d.id RETURNING 1),
     incidents AS (DELETE FROM incidents i USING doomed d WHERE i.id = d.id RETURNING 1)
     SELECT (SELECT count(*) FROM incidents), (SELECT count(*) FROM alerts),
            (SELECT count(*) FROM deliveries), (SELECT count(*) FROM timers),

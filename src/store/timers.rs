@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     alertmanager::KV,
-    domain::{Act, Handover, TimerKind, TimerOutcome},
+    domain::{Act, ContextSummary, Handover, TimerKind, TimerOutcome},
 };
 
 /// Channel engines LISTEN on; scheduling a timer NOTIFYs it so sleeping engines wake early.
@@ -56,6 +56,8 @@ pub struct Claimed {
     pub handover: Option<Handover>,
     /// The W3C trace context the incident kept when it opened, which its later work joins.
     pub traceparent: Option<String>,
+    /// The short form of the incident's cluster context, once gathered.
+    pub context: Option<ContextSummary>,
 }
 
 /// The incident as a message describes it.
@@ -126,7 +128,8 @@ const CLAIM: &str = "
            coalesce(f.labels, '{}') || i.common_labels,
            coalesce(f.annotations, '{}') || i.common_annotations,
            i.external_url, i.created_at, i.resolved_at, n.firing, n.total, c.subject, c.payload,
-           coalesce(i.acked_via, 'api'), i.traceparent
+           coalesce(i.acked_via, 'api'), i.traceparent,
+           (SELECT x.summary FROM incident_context x WHERE x.incident_id = c.incident_id)
       FROM claimed c
       JOIN incidents i ON i.id = c.incident_id
       LEFT JOIN LATERAL (
@@ -358,6 +361,11 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
         payload,
         handover,
         traceparent: row.get(26),
+        context: row
+            .try_get::<_, Option<Json<ContextSummary>>>(27)
+            .ok()
+            .flatten()
+            .map(|Json(summary)| summary),
     })
 }
 

@@ -5,6 +5,7 @@ mod captured;
 mod config;
 mod console;
 mod containment;
+mod context;
 mod control;
 mod ctl;
 mod delivery;

@@ -1,5 +1,6 @@
 //! The incidents (`/ui/`, with the fragment `/ui/incidents` it refreshes itself from) and one
-//! incident (`/ui/incidents/{id}`) with its alerts, timeline and the buttons people act with.
+//! incident (`/ui/incidents/{id}`) with its cluster context, alerts, timeline and the buttons
+//! people act with.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -17,7 +18,7 @@ use super::{
 };
 use crate::{
     alertmanager::Status,
-    domain::{Role, Text},
+    domain::{ClusterContext, Role, Text},
     http::{
         incidents::{filters, timeline},
         State,
@@ -344,12 +345,18 @@ pub(super) async fn show(
     let name = label(&incident, "alertname")
         .unwrap_or("(no alertname)")
         .to_owned();
+    let context = state
+        .store
+        .incident_context(id)
+        .await
+        .map_err(|e| Failure::store(e, &state))?;
     let title = format!("Incident {id}: {name}");
     let body = html! {
         p.crumbs { a href="/ui/" { "← Incidents" } }
         h1 { (layout::severity(label(&incident, "severity"))) " " (name) " " span.muted { "#" (id) } }
         (overview(&incident))
         @if viewer.may(Role::Responder) && incident.status == "firing" { (actions(&viewer, &incident, state.integrations.alertmanager.is_some())) }
+        @if let Some(context) = &context { (context_markup(context, incident.created_at)) }
         h2 { "Alerts" }
         @for alert in &incident.alerts { (alert_markup(&incident, alert)) }
         h2 { "Remediations" }
@@ -425,6 +432,30 @@ fn alert_markup(incident: &Incident, alert: &crate::store::incidents::AlertRecor
                 @if !incident.external_url.is_empty() {
                     (layout::link(&format!("{}/#/alerts", incident.external_url.trim_end_matches('/')), "Alertmanager"))
                 }
+            }
+        }
+    }
+}
+
+/// What the cluster said about the incident's workload, the headline first, then the last
+/// log lines.
+fn context_markup(context: &ClusterContext, opened_at: chrono::DateTime<Utc>) -> Markup {
+    html! {
+        section.context aria-labelledby="context-h" {
+            h2 #context-h { "Cluster context" }
+            p.muted {
+                "Gathered " (layout::time(&context.gathered_at))
+                @if !context.complete { " (incomplete)" }
+            }
+            ul {
+                @for line in context.lines(opened_at) { li { (line) } }
+            }
+            @if let Some(logs) = &context.logs {
+                h3 {
+                    "Last lines of " (logs.pod) "/" (logs.container)
+                    @if logs.previous { " (previous instance)" }
+                }
+                pre { (logs.lines.join("\n")) }
             }
         }
     }

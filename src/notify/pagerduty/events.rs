@@ -36,12 +36,15 @@ fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
     let action = match message.timer.kind {
         TimerKind::Opened | TimerKind::Escalation => "trigger",
         TimerKind::Acknowledged => "acknowledge",
-        // Remediation reports and requests for approval are not scheduled for PagerDuty.
+        // Remediation reports, requests for approval and cluster context are not scheduled
+        // for PagerDuty.
         TimerKind::Resolved
         | TimerKind::Remediation
         | TimerKind::Remediated
         | TimerKind::Verify
-        | TimerKind::Approval => "resolve",
+        | TimerKind::Approval
+        | TimerKind::Context
+        | TimerKind::ContextReady => "resolve",
     };
     let mut body = json!({
         "routing_key": routing_key,
@@ -82,6 +85,10 @@ fn payload(message: &Message<'_>) -> Value {
     });
     if let Some(tried) = message.remediation_tried() {
         payload["custom_details"]["remediation_tried"] = json!(tried);
+    }
+    // Once gathered: the rollout's age, the top events, the last log lines.
+    if let Some(context) = &message.timer.context {
+        payload["custom_details"]["context"] = json!(context);
     }
     payload
 }

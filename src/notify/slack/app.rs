@@ -1,7 +1,8 @@
 //! A Slack app (`type: slack_app`): one message per incident in its channel, posted when the
 //! incident opens (`chat.postMessage`) and updated in place as its state changes
 //! (`chat.update`: acknowledged and by whom, remediation results, resolved), with the timeline
-//! (escalations, remediation steps, requests for approval) as replies in its thread. The
+//! (escalations, remediation steps, requests for approval, the cluster context) as replies in
+//! its thread. The
 //! message carries buttons: Acknowledge and Silence 1h while it fires unacknowledged, Approve
 //! and Reject on a request for approval; Slack sends the clicks to
 //! `/integrations/slack/interactions`.
@@ -22,7 +23,7 @@ use reqwest::{header, Client, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use super::{buttons::Button, text::escape, webhook};
+use super::{buttons::Button, context, text::escape, webhook};
 use crate::notify::{Failure, Message};
 use crate::{domain::TimerKind, plan::NotifierEndpoint, store::Store, telemetry};
 
@@ -149,7 +150,10 @@ pub async fn send(
     let store = store.ok_or_else(|| permanent("a slack_app notifier needs the database".into()))?;
     let api = Api { client, endpoint };
     let kind = message.timer.kind;
-    if matches!(kind, TimerKind::Remediation | TimerKind::Verify) {
+    if matches!(
+        kind,
+        TimerKind::Remediation | TimerKind::Verify | TimerKind::Context
+    ) {
         return Ok(200);
     }
     let (channel, ts, posted) = root(&api, store, message).await?;
@@ -158,10 +162,37 @@ pub async fn send(
         TimerKind::Escalation | TimerKind::Approval => {}
         _ => update(&api, &channel, &ts, message).await?,
     }
-    if kind != TimerKind::Opened {
-        reply(&api, &channel, &ts, message).await?;
+    match kind {
+        TimerKind::Opened => {}
+        TimerKind::ContextReady => context_reply(&api, store, &channel, &ts, message).await?,
+        _ => reply(&api, &channel, &ts, message).await?,
     }
     Ok(200)
+}
+
+/// What the cluster said, as a reply in the incident's thread.
+async fn context_reply(
+    api: &Api<'_>,
+    store: &Store,
+    channel: &str,
+    ts: &str,
+    message: &Message<'_>,
+) -> Result<(), Failure> {
+    let incident = &message.timer.incident;
+    let context = store.incident_context(incident.id).await.map_err(|e| Failure {
+        status: None,
+        retryable: true,
+        retry_after: None,
+        reason: format!("reading the incident's cluster context: {e}"),
+    })?;
+    let Some(context) = context else {
+        return Err(permanent("the incident has no cluster context".into()));
+    };
+    let (text, blocks) = context::reply(&context, incident.created_at);
+    let body = json!({
+        "channel": channel, "thread_ts": ts, "text": text, "blocks": blocks, "unfurl_links": false,
+    });
+    api.call("chat.postMessage", &body).await.map(|_| ())
 }
 
 /// The incident's message: as recorded, else found in the channel after a lost answer, else
@@ -329,6 +360,10 @@ fn root_blocks(message: &Message<'_>) -> Value {
                 );
             }
         }
+    }
+    if let (Some(summary), Some(blocks)) = (&message.timer.context, blocks.as_array_mut()) {
+        let line = context::line(summary);
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}));
     }
     if incident.firing && incident.acknowledged.is_none() {
         let hour = Duration::from_secs(3600);

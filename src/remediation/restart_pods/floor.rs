@@ -25,7 +25,10 @@ use k8s_openapi::{
 use serde_json::{json, Value};
 
 use super::{is_ready, name};
-use crate::{domain::MinHealthy, remediation::Kube};
+use crate::{
+    domain::MinHealthy,
+    remediation::{controller, selector_query, Kube},
+};
 
 /// The floor under one pod's eviction.
 pub(super) struct Floor {
@@ -214,15 +217,6 @@ impl Workload {
     }
 }
 
-/// The ownerReference marked as the object's controller.
-fn controller(metadata: &ObjectMeta) -> Option<&OwnerReference> {
-    metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|owner| owner.controller == Some(true))
-}
-
 /// The owner found by name is the one referenced, not another object since given its name.
 fn same_object(owner: &OwnerReference, found: &ObjectMeta) -> Result<(), String> {
     if found.uid.as_deref() == Some(owner.uid.as_str()) {
@@ -233,23 +227,4 @@ fn same_object(owner: &OwnerReference, found: &ObjectMeta) -> Result<(), String>
             owner.kind, owner.name
         ))
     }
-}
-
-/// A selector as a `labelSelector` query. Only a narrowing: control decides which pods count.
-fn selector_query(selector: &LabelSelector) -> String {
-    let labels = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(key, value)| format!("{key}={value}"));
-    let expressions = selector.match_expressions.iter().flatten().map(|e| {
-        let values = e.values.as_deref().unwrap_or_default().join(",");
-        match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "DoesNotExist" => format!("!{}", e.key),
-            _ => e.key.clone(),
-        }
-    });
-    labels.chain(expressions).collect::<Vec<_>>().join(",")
 }

@@ -185,6 +185,106 @@ impl FakeKube {
         store.reconcile();
     }
 
+    /// A new template for the deployment: its container's image and environment (a rollout:
+    /// the controller makes the next revision's replica set and replaces the pods).
+    pub fn set_template(&self, namespace: &str, name: &str, image: &str, env: &[(&str, &str)]) {
+        self.with_deployment(namespace, name, |d| {
+            let env: Vec<Value> = env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+            let container = &mut d.json["spec"]["template"]["spec"]["containers"][0];
+            container["image"] = json!(image);
+            container["env"] = json!(env);
+            let generation = d.json["metadata"]["generation"].as_i64().unwrap_or(0);
+            d.json["metadata"]["generation"] = json!(generation + 1);
+        });
+    }
+
+    /// The deployment's replica sets, by revision (oldest first).
+    pub fn replica_sets_of(&self, namespace: &str, deployment: &str) -> Vec<Value> {
+        let store = self.store();
+        let uid = &store.deployments[&key(namespace, deployment)].json["metadata"]["uid"];
+        let mut sets: Vec<Value> = store
+            .replica_sets
+            .values()
+            .filter(|s| &s["metadata"]["ownerReferences"][0]["uid"] == uid)
+            .cloned()
+            .collect();
+        sets.sort_by_key(|s| {
+            s["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()
+                .and_then(|r| r.parse::<u64>().ok())
+        });
+        sets
+    }
+
+    /// Sets when a replica set was created (a rollout some time ago).
+    pub fn set_replica_set_created(&self, namespace: &str, name: &str, at: DateTime<Utc>) {
+        let mut store = self.store();
+        let Store {
+            replica_sets,
+            revision,
+            ..
+        } = &mut *store;
+        let set = replica_sets
+            .get_mut(&key(namespace, name))
+            .unwrap_or_else(|| panic!("no replica set {namespace}/{name}"));
+        set["metadata"]["creationTimestamp"] = json!(super::metadata::timestamp(at));
+        touch(set, revision);
+    }
+
+    /// An event about an object, as the kubelet or a controller records it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_event(
+        &self,
+        namespace: &str,
+        (kind, name): (&str, &str),
+        event_type: &str,
+        reason: &str,
+        message: &str,
+        count: i32,
+        last_at: DateTime<Utc>,
+    ) {
+        let mut store = self.store();
+        let event_name = format!("{name}.{}", super::metadata::random_suffix());
+        let mut metadata = store.metadata(namespace, &event_name, json!({}));
+        metadata["creationTimestamp"] = json!(super::metadata::timestamp(last_at));
+        let uid = match kind {
+            "Pod" => store
+                .pods
+                .get(&key(namespace, name))
+                .map(|p| p.json["metadata"]["uid"].clone()),
+            _ => None,
+        };
+        let at = super::metadata::timestamp(last_at);
+        store.events.push(json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": metadata,
+            "involvedObject": {"kind": kind, "name": name, "namespace": namespace, "uid": uid},
+            "reason": reason, "message": message, "type": event_type, "count": count,
+            "firstTimestamp": at, "lastTimestamp": at, "source": {"component": "kubelet"},
+        }));
+    }
+
+    /// What a pod's container wrote: now, and in its previous (crashed) instance.
+    pub fn set_logs(&self, namespace: &str, pod: &str, container: &str, current: &[&str], previous: &[&str]) {
+        let lines = |all: &[&str]| all.iter().map(|l| l.to_string()).collect();
+        self.store().logs.insert(
+            (namespace.to_owned(), pod.to_owned(), container.to_owned()),
+            super::logs::ContainerLogs {
+                current: lines(current),
+                previous: lines(previous),
+            },
+        );
+    }
+
+    /// Answers 403 to every request for `resource` (`events`, `pods/log`, `replicasets`, ...).
+    pub fn forbid(&self, resource: &str) {
+        self.store().forbidden.insert(resource.to_owned());
+    }
+
+    /// While `hang`, every request waits without an answer (an API server that hangs).
+    pub fn hang(&self, hang: bool) {
+        self.shared.hang.store(hang, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// The namespace's pods, sorted by name.
     pub fn pods(&self, namespace: &str) -> Vec<Value> {
         let store = self.store();

@@ -16,6 +16,17 @@ use super::{
     Key, Pod, Shared, Store,
 };
 
+/// The annotation the Deployment controller numbers revisions with.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// A replica set's revision number (0 before it has one).
+fn set_revision(set: &Value) -> u64 {
+    set["metadata"]["annotations"][REVISION]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
 /// How often the controller loop runs.
 const CONTROLLER_PERIOD: Duration = Duration::from_millis(25);
 
@@ -88,6 +99,8 @@ impl Store {
         let owned = replica_sets
             .iter_mut()
             .filter(|(_, set)| set["metadata"]["ownerReferences"][0]["uid"] == uid);
+        let mut newest = 0;
+        let mut current_revision = 0;
         for (set_key, set) in owned {
             let wanted = if *set_key == current {
                 replicas.clone()
@@ -100,6 +113,25 @@ impl Store {
                     json!(set["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
                 touch(set, revision);
             }
+            let number = set_revision(set);
+            if *set_key == current {
+                current_revision = number;
+            } else {
+                newest = newest.max(number);
+            }
+        }
+        if current_revision <= newest {
+            // A new template (or an old one again) is the next revision, as the Deployment
+            // controller numbers them.
+            current_revision = newest + 1;
+            let set = self.replica_sets.get_mut(&current).expect("created above");
+            set["metadata"]["annotations"][REVISION] = json!(current_revision.to_string());
+            touch(set, &mut self.revision);
+        }
+        let deployment = &mut self.deployments.get_mut(deployment).expect("listed").json;
+        if deployment["metadata"]["annotations"][REVISION] != json!(current_revision.to_string()) {
+            deployment["metadata"]["annotations"][REVISION] = json!(current_revision.to_string());
+            touch(deployment, &mut self.revision);
         }
         current
     }

@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server that speaks enough of the real HTTP protocol for medic's remediations.
 //!
-//! It serves pods (with the eviction subresource), deployments (with the scale subresource),
+//! It serves pods (with the eviction and log subresources), events (with field selectors),
+//! deployments (with the scale subresource),
 //! replica sets (read only), horizontal pod autoscalers and pod disruption budgets as JSON,
 //! with Kubernetes' `Status` errors, bearer-token authentication, resource versions, delete
 //! preconditions, merge and strategic merge patches and `dryRun=All`. A small controller (every
@@ -8,20 +9,25 @@
 //! per deployment template (`{deployment}-{pod-template-hash}`, controlled by the deployment, the
 //! older ones at 0 replicas) whose pods it controls; keeps each deployment at its replica count,
 //! replaces pods whose template is outdated, makes new pods Ready after a per-deployment delay,
-//! raises deployments to their HPA's `minReplicas` and keeps status fields current. The server runs on its own thread with
+//! raises deployments to their HPA's `minReplicas` and keeps status fields current; each new
+//! replica set gets the next `deployment.kubernetes.io/revision`. A test can make it hang, or
+//! forbid a resource (403). The server runs on its own thread with
 //! its own actix system, so it does not depend on the runtime of the test that started it, and
 //! it stops when the [`FakeKube`] is dropped.
 //!
 //! The files: this one has [`FakeKube`] (start, kubeconfig, the requests seen), the shared
 //! state and the object types; `cluster` has the handle's methods that put objects in and read
 //! them back; `request` parses, authenticates, routes and records each request; `pods`,
-//! `deployments`, `replica_sets`, `hpas` and `pdbs` answer each resource's endpoints; `controller` is the
+//! `deployments`, `replica_sets`, `hpas`, `pdbs`, `events` and `logs` answer each resource's
+//! endpoints; `controller` is the
 //! reconcile loop; `metadata`, `selectors`, `patch` and `reply` are what those share.
 
 mod cluster;
 mod controller;
 mod deployments;
+mod events;
 mod hpas;
+mod logs;
 mod metadata;
 mod patch;
 mod pdbs;
@@ -114,12 +120,20 @@ struct Store {
     replica_sets: BTreeMap<Key, Value>,
     hpas: BTreeMap<Key, Value>,
     pdbs: BTreeMap<Key, Value>,
+    /// Events, in the order they were added.
+    events: Vec<Value>,
+    /// What each container wrote: `(namespace, pod, container)`.
+    logs: BTreeMap<(String, String, String), logs::ContainerLogs>,
+    /// Resources medic may not read (e.g. `events`, `pods/log`): a 403, as RBAC answers.
+    forbidden: std::collections::BTreeSet<String>,
 }
 
 /// State shared by the server's workers, its controller and the [`FakeKube`].
 struct Shared {
     store: Mutex<Store>,
     requests: Mutex<Vec<Request>>,
+    /// While set, every request waits before it is answered (an API server that hangs).
+    hang: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -146,6 +160,7 @@ impl FakeKube {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             requests: Mutex::new(Vec::new()),
+            hang: std::sync::atomic::AtomicBool::new(false),
         });
         let data = web::Data::from(Arc::clone(&shared));
         let controlled = Arc::clone(&shared);

@@ -53,7 +53,7 @@ impl Call {
         }
     }
 
-    fn param(&self, name: &str) -> &str {
+    pub(super) fn param(&self, name: &str) -> &str {
         self.params.get(name).map(String::as_str).unwrap_or_default()
     }
 
@@ -128,6 +128,9 @@ pub(super) fn check_preconditions(
 /// Answers one request and records it.
 pub(super) async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let call = Call::new(&req, &body);
+    while shared.hang.load(std::sync::atomic::Ordering::SeqCst) {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let reply = if !call.authorized {
         failure(401, "Unauthorized", "Unauthorized".to_owned(), Value::Null)
     } else if call.dry_run() {
@@ -146,9 +149,13 @@ pub(super) async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data
         content_type: call.content_type,
     });
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
-        .content_type("application/json")
-        .body(reply.body.to_string())
+    match reply.body {
+        // Logs are plain text.
+        Value::String(text) => HttpResponse::build(status).content_type("text/plain").body(text),
+        body => HttpResponse::build(status)
+            .content_type("application/json")
+            .body(body.to_string()),
+    }
 }
 
 impl Store {
@@ -177,8 +184,13 @@ impl Store {
                 "invalid resource name {bad:?}: may not be '.', '..' or contain '/' or '%'"
             )));
         }
+        if let Some(denied) = self.denied(call, &segments) {
+            return Err(denied);
+        }
         match (call.method.as_str(), segments.as_slice()) {
             ("GET", ["version"]) => version(),
+            ("GET", ["api", "v1", "namespaces", ns, "events"]) => self.list_events(ns, call),
+            ("GET", ["api", "v1", "namespaces", ns, "pods", name, "log"]) => self.pod_log(ns, name, call),
             ("GET", ["api", "v1", "namespaces", ns, "pods"]) => self.list_pods(ns, call),
             ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => self.get_pod(ns, name),
             ("DELETE", ["api", "v1", "namespaces", ns, "pods", name]) => self.delete_pod(ns, name, call),
@@ -229,6 +241,38 @@ impl Store {
                 json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]}),
             )),
         }
+    }
+
+    /// A 403 worded as RBAC words it, when the test forbade the resource asked for.
+    fn denied(&self, call: &Call, segments: &[&str]) -> Option<Reply> {
+        let (resource, ns) = match segments {
+            ["api", "v1", "namespaces", ns, "events", ..] => ("events", *ns),
+            ["api", "v1", "namespaces", ns, "pods", _, "log"] => ("pods/log", *ns),
+            ["api", "v1", "namespaces", ns, "pods", ..] => ("pods", *ns),
+            ["apis", "apps", "v1", "namespaces", ns, kind, ..] => (*kind, *ns),
+            _ => return None,
+        };
+        if !self.forbidden.contains(resource) {
+            return None;
+        }
+        let verb = match (call.method.as_str(), segments.len()) {
+            ("GET", 5) => "list",
+            ("GET", _) => "get",
+            (other, _) => {
+                return Some(failure(
+                    403,
+                    "Forbidden",
+                    format!("{other} is forbidden"),
+                    Value::Null,
+                ))
+            }
+        };
+        let (name, sub) = resource.split_once('/').unwrap_or((resource, ""));
+        let message = format!(
+            "{resource} is forbidden: User \"system:serviceaccount:monitoring:medic\" cannot {verb} resource \"{name}\"{} in API group \"\" in the namespace \"{ns}\"",
+            if sub.is_empty() { String::new() } else { format!(" with subresource \"{sub}\"") }
+        );
+        Some(failure(403, "Forbidden", message, json!({"kind": name})))
     }
 
     /// Objects of a namespace whose labels match the request's `labelSelector`.

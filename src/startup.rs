@@ -12,7 +12,7 @@ use crate::{
     acts::{Acts, WindowLimits},
     config::Settings,
     control::Control,
-    engine::{Engine, EngineHandle, Fault},
+    engine::{pulse::Pulse, Engine, EngineHandle, Fault},
     http::{self, Authenticator, EngineHealth, State},
     intake::Recorder,
     metrics::Metrics,
@@ -71,6 +71,8 @@ impl Application {
         let metrics = Metrics::new().context("registering metrics")?;
         let rules = Arc::new(plan.rules);
         metrics.remediation.expect_verifications(&rules);
+        let heartbeats = Arc::new(plan.heartbeats);
+        metrics.heartbeats.expect(&heartbeats);
         let control = Control::new();
         let notifiers = Notifiers::new(plan.notifiers, settings.engine.request_timeout.0)?
             .with_store(store.clone(), &plan.integrations.instance);
@@ -79,6 +81,7 @@ impl Application {
             guard_rails: plan.guard_rails.clone(),
             databases: plan.databases,
             control: control.clone(),
+            heartbeats: heartbeats.clone(),
         };
         let engine = engine(&settings, parts, &store, &rules, &metrics, hooks).await?;
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
@@ -107,6 +110,7 @@ impl Application {
             store: store.clone(),
             recorder,
             rules,
+            heartbeats,
             guard_rails: Arc::new(plan.guard_rails),
             metrics,
             control,
@@ -202,6 +206,7 @@ struct EngineParts {
     guard_rails: crate::plan::GuardRails,
     databases: std::collections::BTreeMap<String, crate::plan::TargetDatabase>,
     control: Arc<Control>,
+    heartbeats: Arc<crate::plan::Heartbeats>,
 }
 
 /// The timer engine with its remediation runner, started, unless disabled.
@@ -235,12 +240,35 @@ async fn engine(
         metrics.timers.clone(),
     )
     .with_remediations(Arc::new(runner))
-    .with_control(parts.control);
+    .with_control(parts.control)
+    .with_heartbeats(parts.heartbeats, metrics.heartbeats.clone());
+    if let Some(out) = &settings.heartbeat_out {
+        engine = engine.with_pulse(pulse(out, settings, metrics)?);
+    }
     if let Some(fault) = hooks.fault {
         engine = engine.with_fault(fault);
     }
     let handle = engine.spawn(settings.engine.concurrency, settings.engine.safety_poll.0);
     Ok(Some(handle))
+}
+
+/// medic's pulse outward, to `heartbeat_out.url`.
+fn pulse(
+    out: &crate::config::HeartbeatOutSettings,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> anyhow::Result<Pulse> {
+    let client = crate::outbound::client_builder()?
+        .timeout(settings.engine.request_timeout.0)
+        .build()
+        .context("building heartbeat_out's HTTP client")?;
+    Ok(Pulse {
+        settings: out.clone(),
+        client,
+        last_loop: metrics.timers.last_loop.clone(),
+        stall_after: settings.engine.stall_after.0,
+        pings: metrics.heartbeats.pings.clone(),
+    })
 }
 
 /// The HTTP server on its listener, and the port it got.

@@ -5,6 +5,7 @@
 
 mod capacity;
 mod escalation;
+mod heartbeats;
 mod jwt;
 mod postgres;
 mod remediation;
@@ -31,6 +32,7 @@ pub use escalation::{
     Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
     RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
 };
+pub use heartbeats::{HeartbeatOutSettings, HeartbeatSettings, PingMethod};
 pub use jwt::{JwtSettings, OneOrMany};
 pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
 pub use remediation::{
@@ -101,6 +103,10 @@ pub struct Settings {
     pub capacity: CapacitySettings,
     /// What a maintenance window may be.
     pub maintenance: MaintenanceSettings,
+    /// Alerts that must keep arriving (Prometheus' Watchdog): a page when they stop.
+    pub heartbeats: Vec<HeartbeatSettings>,
+    /// medic's own pulse, sent to an external dead man's switch.
+    pub heartbeat_out: Option<HeartbeatOutSettings>,
 }
 
 /// `maintenance:`: the limits every maintenance window meets, whichever way it is opened.
@@ -330,7 +336,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 18] = [
     "server",
     "database",
     "log",
@@ -347,6 +353,8 @@ const TOP_LEVEL_KEYS: [&str; 16] = [
     "slos",
     "capacity",
     "maintenance",
+    "heartbeats",
+    "heartbeat_out",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
@@ -424,6 +432,7 @@ impl Settings {
         slo::check(&self.slos, &mut problems);
         self.capacity.check(&mut problems);
         self.maintenance.check(&mut problems);
+        heartbeats::check(&self.heartbeats, self.heartbeat_out.as_ref(), &mut problems);
         problems
     }
 }

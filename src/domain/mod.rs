@@ -10,6 +10,7 @@ mod action;
 mod actor;
 mod duration;
 mod handover;
+mod heartbeat;
 pub mod kubernetes;
 mod notification;
 mod remediation;
@@ -24,6 +25,7 @@ pub use action::{
 pub use actor::{Act, Actor, Auth, Surface, Text};
 pub use duration::HumanDuration;
 pub use handover::{Handover, TriedStep};
+pub use heartbeat::{HeartbeatState, Renewal, HEARTBEAT_LABEL, HEARTBEAT_MISSING};
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
 pub use remediation::{Mute, RemediationDecision, RemediationJob, RemediationResult, Verification};
 pub use role::Role;

@@ -12,10 +12,14 @@
 //!   ([`claim`]); completions are written in batches as sends finish ([`completions`]).
 //! - **What a fired timer does** is a small function of its kind ([`fire`]); failed sends
 //!   are retried under [`retry::Backoff`].
+//! - **Heartbeats** ([`heartbeats`]): a heartbeat whose deadline passed opens its incident,
+//!   once across replicas; and [`pulse`] tells an outside dead man's switch this replica lives.
 
 mod claim;
 mod completions;
 mod fire;
+mod heartbeats;
+pub mod pulse;
 pub mod retry;
 mod wake;
 
@@ -32,8 +36,13 @@ use tokio::{
 
 use self::{retry::Backoff, wake::Idle};
 use crate::{
-    config::EngineSettings, control::Control, metrics::TimerMetrics, notify::Notifiers, plan::Rules,
-    remediation::Runner, store::Store,
+    config::EngineSettings,
+    control::Control,
+    metrics::{HeartbeatMetrics, TimerMetrics},
+    notify::Notifiers,
+    plan::{Heartbeats, Rules},
+    remediation::Runner,
+    store::Store,
 };
 
 /// One engine: what it needs to fire timers.
@@ -64,6 +73,10 @@ pub struct Engine {
     remediation_permits: Arc<tokio::sync::Semaphore>,
     /// Called as each timer is fired, for tests that inject a fault (a panic, a hang).
     fault: Option<Fault>,
+    /// The heartbeats whose deadlines this engine watches, when any is configured.
+    heartbeats: Option<heartbeats::Watch>,
+    /// medic's own pulse, sent outward while the claim loop goes round.
+    pulse: Option<Arc<pulse::Pulse>>,
 }
 
 /// A test's hook into firing: awaited with each timer before its work starts, so a test can
@@ -141,7 +154,23 @@ impl Engine {
             control: Control::new(),
             remediation_permits: Arc::new(tokio::sync::Semaphore::new(settings.remediation_concurrency)),
             fault: None,
+            heartbeats: None,
+            pulse: None,
         }
+    }
+
+    /// Lets this engine watch heartbeats' deadlines and open the incidents of missing ones.
+    pub fn with_heartbeats(mut self, heartbeats: Arc<Heartbeats>, metrics: HeartbeatMetrics) -> Self {
+        if !heartbeats.is_empty() {
+            self.heartbeats = Some(heartbeats::Watch { heartbeats, metrics });
+        }
+        self
+    }
+
+    /// Sends medic's own pulse outward while this engine's claim loop goes round.
+    pub fn with_pulse(mut self, pulse: pulse::Pulse) -> Self {
+        self.pulse = Some(Arc::new(pulse));
+        self
     }
 
     /// Calls `fault` with each timer before firing it (tests: a panic, a hang).

@@ -33,7 +33,7 @@ use crate::{
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
-    plan::{GuardRails, Integrations, Rules, Slo},
+    plan::{GuardRails, Heartbeats, Integrations, Rules, Slo},
     slo::prometheus::Prometheus,
     store::Store,
 };
@@ -46,6 +46,8 @@ pub struct State {
     pub recorder: Recorder,
     /// Decide which timers a notification schedules.
     pub rules: Arc<Rules>,
+    /// Which alerts renew a heartbeat instead of being recorded.
+    pub heartbeats: Arc<Heartbeats>,
     /// What remediation must respect: the console's explain box says how a step would meet it.
     pub guard_rails: Arc<GuardRails>,
     /// Where handlers count what they do.

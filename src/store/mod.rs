@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod console;
 pub mod control;
+pub mod heartbeats;
 pub mod incidents;
 pub mod integrations;
 pub mod listen;

@@ -51,8 +51,12 @@ impl Engine {
         while !*stopped.borrow() && stopped.has_changed().is_ok() {
             let wait = match self.heartbeat_round(&watch, &mut armed, &mut forgot).await {
                 Ok(wait) => wait,
+                Err(e @ StoreError::Unavailable(_)) => {
+                    tracing::debug!(error = %e, "watching heartbeats waits for the database");
+                    POLL
+                }
                 Err(e) => {
-                    tracing::debug!(error = %e, "watching heartbeats failed; trying again");
+                    tracing::warn!(error = ?e, "watching heartbeats failed; trying again");
                     POLL
                 }
             };

@@ -4,6 +4,7 @@ mod auth;
 mod control;
 mod error;
 mod health;
+mod heartbeats;
 mod incidents;
 mod integrations;
 mod jwks;
@@ -136,6 +137,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         incidents::unsilence,
     ))
     .service(route("/api/v1/slo/report", Method::GET, viewer, slo::report))
+    .service(route("/api/v1/heartbeats", Method::GET, viewer, heartbeats::list))
     .service(route(
         "/api/v1/remediations",
         Method::GET,

@@ -168,7 +168,7 @@ impl Store {
                 "UPDATE heartbeats h SET due_at = now() + w.window_ms * interval '1 millisecond'
                    FROM unnest($1::text[], $2::bigint[]) AS w (name, window_ms)
                   WHERE h.name = w.name AND h.state = 'ok'
-                    AND h.due_at < now() - $3 * interval '1 millisecond'",
+                    AND h.due_at < now() - $3::bigint * interval '1 millisecond'",
                 &[&names, &windows, &UNWATCHED_MS],
             )
             .await?;

@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod guard_rails;
 mod handover;
 mod health;
+mod heartbeats;
 mod helpers;
 mod hostile;
 mod idempotency;

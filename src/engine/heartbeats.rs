@@ -22,9 +22,10 @@ use crate::{
     },
 };
 
-/// The longest sleep between looks at the deadlines: a heartbeat first seen since the last
-/// look is due no sooner than its window, so this only bounds how late a page can be.
+/// The sleep after a failed look.
 const POLL: Duration = Duration::from_secs(1);
+/// The longest sleep between looks, whatever the windows.
+const LONGEST: Duration = Duration::from_secs(30);
 /// When the next deadline has passed but another engine holds that heartbeat.
 const CONTENDED: Duration = Duration::from_millis(200);
 /// Heartbeats opened per transaction.
@@ -99,10 +100,14 @@ impl Engine {
             }
             *forgot = Instant::now();
         }
+        // Deadlines only move later, except a heartbeat first seen since this look: it is due
+        // no sooner than the shortest window from now, so sleeping that long misses nothing.
+        let longest = watch.heartbeats.iter().map(|h| h.window).min().unwrap_or(LONGEST);
+        let longest = longest.clamp(POLL, LONGEST);
         Ok(match self.store.next_heartbeat_due(&names).await? {
             Some(seconds) if seconds <= 0.0 => CONTENDED,
-            Some(seconds) => Duration::from_secs_f64(seconds).min(POLL),
-            None => POLL,
+            Some(seconds) => Duration::from_secs_f64(seconds).min(longest),
+            None => longest,
         })
     }
 

@@ -26,7 +26,9 @@ pub struct Pulse {
 impl Pulse {
     /// Beats until `stopped`.
     pub(super) async fn run(self: std::sync::Arc<Self>, mut stopped: watch::Receiver<bool>) {
-        let mut every = tokio::time::interval(self.settings.every.0);
+        // The first beat one period after start: the claim loop has gone round by then.
+        let period = self.settings.every.0;
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !*stopped.borrow() && stopped.has_changed().is_ok() {
             tokio::select! {

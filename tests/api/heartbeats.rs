@@ -342,3 +342,28 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn acknowledging_a_missing_heartbeat_stops_its_escalation() {
+    let sink = Sink::start(1).await;
+    let yaml = settings(&sink, None).replace("- after: 0s", "- after: 3s");
+    let app = TestApp::builder().config(&yaml).spawn().await;
+    assert_eq!(app.post_webhook(&watchdog(None)).await.status(), 200);
+    wait_for_event(&sink, "/hook", "opened", 1, Duration::from_secs(6)).await;
+    let id = heartbeats(&app).await[0]["incident_id"].as_i64().unwrap();
+    let response = app
+        .acknowledge(id, &json!({"note": "Prometheus is being upgraded"}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        wait_for_event(&sink, "/hook", "acknowledged", 1, Duration::from_secs(3))
+            .await
+            .len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        events(&sink, "/pager", "escalation").is_empty(),
+        "acknowledged: nobody paged"
+    );
+}

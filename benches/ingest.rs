@@ -10,6 +10,9 @@
 //!   throughput ceiling.
 //! - `repeat-10`: known firing groups sent again, as Alertmanager does on `repeat_interval`,
 //!   on retries and from HA pairs: the steady state of a real deployment.
+//! - `repeat-1` and `watchdog-1`: known one-alert groups sent again; in `watchdog-1` the alert is
+//!   a heartbeat's (`alertname="Watchdog"`, one heartbeat per `pod`, 256 of them): each
+//!   notification renews its heartbeat instead of being recorded.
 //! - `rate-10@R`: new 10-alert groups at a fixed R notifications/s spread over the
 //!   connections (open loop). Latency is measured from when each request was due, not when it
 //!   went out, so a stalled server cannot hide its queue (no coordinated omission).
@@ -57,6 +60,8 @@ struct Scenario {
     alerts: usize,
     /// Re-send a fixed set of groups instead of new ones.
     repeat: bool,
+    /// The alerts are Watchdogs, which renew heartbeats.
+    watchdog: bool,
     load: Load,
     /// How long to measure, if not `BENCH_SECONDS`.
     seconds: Option<u64>,
@@ -92,6 +97,7 @@ fn main() {
             name: "new-1".into(),
             alerts: 1,
             repeat: false,
+            watchdog: false,
             load: Load::Closed,
             seconds: None,
         },
@@ -99,6 +105,7 @@ fn main() {
             name: "new-10".into(),
             alerts: 10,
             repeat: false,
+            watchdog: false,
             load: Load::Closed,
             seconds: None,
         },
@@ -106,6 +113,23 @@ fn main() {
             name: "repeat-10".into(),
             alerts: 10,
             repeat: true,
+            watchdog: false,
+            load: Load::Closed,
+            seconds: None,
+        },
+        Scenario {
+            name: "repeat-1".into(),
+            alerts: 1,
+            repeat: true,
+            watchdog: false,
+            load: Load::Closed,
+            seconds: None,
+        },
+        Scenario {
+            name: "watchdog-1".into(),
+            alerts: 1,
+            repeat: true,
+            watchdog: true,
             load: Load::Closed,
             seconds: None,
         },
@@ -113,6 +137,7 @@ fn main() {
             name: format!("rate-10@{rate}"),
             alerts: 10,
             repeat: false,
+            watchdog: false,
             load: Load::Rate(rate),
             seconds: None,
         },
@@ -120,6 +145,7 @@ fn main() {
             name: format!("sustained-10@{rate}"),
             alerts: 10,
             repeat: false,
+            watchdog: false,
             load: Load::Rate(rate),
             seconds: Some(sustained),
         },
@@ -172,9 +198,15 @@ fn main() {
     let _ = medic.wait();
 }
 
+/// One heartbeat per pod for the `watchdog` scenario; the window outlasts any run.
+const SETTINGS: &str = "heartbeats:\n  - name: watchdog\n    matchers: ['alertname=\"Watchdog\"']\n    per: pod\n    expect_every: 1h\n";
+
 fn start_medic(database_url: &str, port: u16) -> Child {
+    let settings = std::env::temp_dir().join(format!("medic-bench-{}.yaml", std::process::id()));
+    std::fs::write(&settings, SETTINGS).unwrap();
     Command::new(env!("CARGO_BIN_EXE_medic"))
-        .arg("serve")
+        .args(["serve", "--config"])
+        .arg(&settings)
         .env_clear()
         .env("MEDIC_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("MEDIC_SERVER__AUTH__BEARER_TOKEN", TOKEN)
@@ -272,6 +304,7 @@ impl Driver {
             let (sequence, errors) = (sequence.clone(), errors.clone());
             let (alerts, repeat, load, connections) =
                 (scenario.alerts, scenario.repeat, scenario.load, self.connections);
+            let watchdog = scenario.watchdog;
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 // Under a fixed rate each connection owns every `connections`-th slot.
@@ -298,7 +331,10 @@ impl Driver {
                     }
                     let n = sequence.fetch_add(1, Ordering::Relaxed);
                     let group = if repeat { n % 256 } else { n };
-                    let body = template.payload(&run, group, alerts);
+                    let mut body = template.payload(&run, group, alerts);
+                    if watchdog {
+                        body = body.replace(r#""alertname":"PodCrashLooping""#, r#""alertname":"Watchdog""#);
+                    }
                     let response = client
                         .post(&url)
                         .bearer_auth(TOKEN)

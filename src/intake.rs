@@ -5,6 +5,9 @@
 //! load one commit serves many requests, and an idle server commits each notification alone
 //! without waiting. Each handler still answers only after its notification is committed.
 //!
+//! Heartbeat renewals ride along: they commit in the same transaction as the batch's
+//! notifications, so a Watchdog notification costs what a repeat of any other does.
+//!
 //! When traces are exported, each notification's recording is a span in its request's trace
 //! (its batch's transaction, shared with the others), and a new incident keeps the request's
 //! `traceparent` so that its later work joins that trace.
@@ -19,8 +22,9 @@ use tokio::{
 use tracing::{field::Empty, Span};
 
 use crate::{
-    domain::{Notification, PlannedTimer},
+    domain::{Notification, PlannedTimer, Renewal},
     store::{
+        heartbeats::Returned,
         incidents::{Entry, Recorded},
         Store, StoreError,
     },
@@ -36,11 +40,22 @@ pub struct Recorder {
     pending: mpsc::Sender<Pending>,
 }
 
+/// What intake stored for one request.
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    /// The notification's recording; None when every alert it carried was a heartbeat's.
+    pub recorded: Option<Recorded>,
+    /// Heartbeats it renewed that were missing: their incidents resolved with it.
+    pub returned: Vec<Returned>,
+}
+
 /// A notification waiting for a writer, and where its answer goes.
 struct Pending {
-    notification: Arc<Notification>,
+    /// None when the request only renews heartbeats.
+    notification: Option<Arc<Notification>>,
     timers: Vec<PlannedTimer>,
-    reply: oneshot::Sender<Result<Recorded, StoreError>>,
+    renewals: Vec<Renewal>,
+    reply: oneshot::Sender<Result<Taken, StoreError>>,
     /// The request's span (disabled unless traces are exported), parent of the recording's.
     span: Span,
     /// The request's trace context, for a new incident to keep.
@@ -71,12 +86,14 @@ impl Recorder {
         (Self { pending }, handles)
     }
 
-    /// Records one notification with the timers its rules ask for; returns once committed.
+    /// Records one notification (if any alert is left once heartbeats took theirs) with the
+    /// timers its rules ask for, and the heartbeats it renews; returns once committed.
     pub async fn record(
         &self,
-        notification: Arc<Notification>,
+        notification: Option<Arc<Notification>>,
         timers: Vec<PlannedTimer>,
-    ) -> Result<Recorded, StoreError> {
+        renewals: Vec<Renewal>,
+    ) -> Result<Taken, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable("medic is shutting down".into());
         let (span, traceparent) = match telemetry::exporting() {
@@ -87,6 +104,7 @@ impl Recorder {
             .send(Pending {
                 notification,
                 timers,
+                renewals,
                 reply,
                 span,
                 traceparent,
@@ -98,18 +116,40 @@ impl Recorder {
 }
 
 impl Pending {
-    fn entry(&self) -> Entry<'_> {
-        Entry {
-            notification: &self.notification,
+    fn entry(&self) -> Option<Entry<'_>> {
+        Some(Entry {
+            notification: self.notification.as_deref()?,
             timers: &self.timers,
             traceparent: self.traceparent.as_deref(),
+        })
+    }
+
+    /// The group this request locks, for ordering a batch; heartbeats only: first.
+    fn key(&self) -> (&str, &str) {
+        self.notification
+            .as_deref()
+            .map_or(("", ""), |n| (n.receiver.as_str(), n.group_key.as_str()))
+    }
+
+    /// What the store returned that is this request's.
+    fn taken(&self, recorded: Option<Recorded>, returned: &[Returned]) -> Taken {
+        let mine = |r: &&Returned| {
+            self.renewals
+                .iter()
+                .any(|n| n.name == r.name && n.per_value == r.per_value)
+        };
+        Taken {
+            recorded,
+            returned: returned.iter().filter(mine).cloned().collect(),
         }
     }
 
     /// The recording's spans in the request's trace: the transaction that holds it, and the
     /// scheduling of the timers its rules ask for (which commits with it).
     fn spans(&self, batch: usize) -> (Span, Span) {
-        let n = &self.notification;
+        let Some(n) = self.notification.as_deref() else {
+            return (Span::none(), Span::none());
+        };
         let record = tracing::info_span!(parent: &self.span, "record notification",
             otel.kind = "client", db.system.name = "postgresql", db.operation.name = "medic_record",
             receiver = %n.receiver, group_key = %n.group_key, alerts = n.alerts.len(), batch_size = batch,
@@ -139,9 +179,12 @@ impl Pending {
 }
 
 /// Closes a recording's spans with what the transaction did.
-fn record_outcome((record, schedule): &(Span, Span), result: &Result<Recorded, StoreError>) {
+fn record_outcome((record, schedule): &(Span, Span), result: &Result<Taken, StoreError>) {
     match result {
-        Ok(r) => {
+        Ok(Taken { recorded: None, .. }) => {}
+        Ok(Taken {
+            recorded: Some(r), ..
+        }) => {
             record.record("incident_id", r.incident_id);
             record.record("new_incident", r.new_incident);
             record.record("duplicate", r.duplicate);
@@ -174,19 +217,15 @@ async fn write(store: Store, queue: Arc<Mutex<mpsc::Receiver<Pending>>>, max_bat
 /// any reason but an unreachable database, each notification is tried alone, so that one bad
 /// notification cannot fail the others.
 async fn commit(store: &Store, mut batch: Vec<Pending>) {
-    batch.sort_by(|a, b| {
-        let (a, b) = (&a.notification, &b.notification);
-        (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key))
-    });
+    batch.sort_by(|a, b| a.key().cmp(&b.key()));
     let spans: Vec<(Span, Span)> = match telemetry::exporting() {
         true => batch.iter().map(|job| job.spans(batch.len())).collect(),
         false => Vec::new(),
     };
-    let entries: Vec<Entry> = batch.iter().map(Pending::entry).collect();
-    match store.record(&entries).await {
-        Ok(recorded) => {
-            for (i, (job, recorded)) in batch.into_iter().zip(recorded).enumerate() {
-                answer(job, spans.get(i), Ok(recorded));
+    match store_batch(store, &batch).await {
+        Ok(taken) => {
+            for (i, (job, taken)) in batch.into_iter().zip(taken).enumerate() {
+                answer(job, spans.get(i), Ok(taken));
             }
         }
         Err(StoreError::Unavailable(reason)) => {
@@ -202,15 +241,30 @@ async fn commit(store: &Store, mut batch: Vec<Pending>) {
         Err(e) => {
             tracing::warn!(error = %e, size = batch.len(), "batch failed; recording its notifications one by one");
             for (i, job) in batch.into_iter().enumerate() {
-                let result = store.record(&[job.entry()]).await;
-                answer(job, spans.get(i), result.map(|mut recorded| recorded.remove(0)));
+                let result = store_batch(store, std::slice::from_ref(&job)).await;
+                answer(job, spans.get(i), result.map(|mut taken| taken.remove(0)));
             }
         }
     }
 }
 
+/// Stores a batch's notifications and renewals in one transaction; one answer per request.
+async fn store_batch(store: &Store, batch: &[Pending]) -> Result<Vec<Taken>, StoreError> {
+    let entries: Vec<Entry> = batch.iter().filter_map(Pending::entry).collect();
+    let renewals: Vec<&Renewal> = batch.iter().flat_map(|job| &job.renewals).collect();
+    let (recorded, returned) = store.record(&entries, &renewals).await?;
+    let mut recorded = recorded.into_iter();
+    Ok(batch
+        .iter()
+        .map(|job| {
+            let mine = job.notification.as_ref().and_then(|_| recorded.next());
+            job.taken(mine, &returned)
+        })
+        .collect())
+}
+
 /// Tells the handler how its notification's recording went, and closes its spans.
-fn answer(job: Pending, spans: Option<&(Span, Span)>, result: Result<Recorded, StoreError>) {
+fn answer(job: Pending, spans: Option<&(Span, Span)>, result: Result<Taken, StoreError>) {
     if let Some(spans) = spans {
         record_outcome(spans, &result);
     }

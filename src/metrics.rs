@@ -27,8 +27,77 @@ pub struct Metrics {
     pub retention: RetentionMetrics,
     pub acts: ActMetrics,
     pub context: ContextMetrics,
+    pub heartbeats: HeartbeatMetrics,
     /// When the pending-timer gauge was last read from the database.
     pending_counted: Arc<tokio::sync::Mutex<Option<Instant>>>,
+}
+
+/// Heartbeats: how many are ok or missing, their renewals, and medic's own pulse outward.
+#[derive(Clone)]
+pub struct HeartbeatMetrics {
+    /// Heartbeats (each `per` value counts) by state, read at scrape time.
+    pub states: IntGaugeVec,
+    /// Renewals by heartbeat name (never by `per` value: that would be unbounded).
+    pub renewals: IntCounterVec,
+    /// Heartbeats this replica found missing (each opened an incident).
+    pub missed: IntCounter,
+    /// Calls to `heartbeat_out.url`, by result: `ok`, `failed`, `skipped` (engine unhealthy).
+    pub pings: IntCounterVec,
+}
+
+impl HeartbeatMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let states = IntGaugeVec::new(
+            Opts::new("medic_heartbeats", "Heartbeats by state, in all replicas"),
+            &["state"],
+        )?;
+        let renewals = IntCounterVec::new(
+            Opts::new(
+                "medic_heartbeat_renewals_total",
+                "Heartbeat alerts received, by heartbeat",
+            ),
+            &["heartbeat"],
+        )?;
+        let missed = IntCounter::new(
+            "medic_heartbeats_missed_total",
+            "Heartbeats this replica found missing, each opening an incident",
+        )?;
+        let pings = IntCounterVec::new(
+            Opts::new(
+                "medic_heartbeat_out_pings_total",
+                "Calls to heartbeat_out.url, by result",
+            ),
+            &["result"],
+        )?;
+        for state in crate::domain::HeartbeatState::ALL {
+            states.with_label_values(&[state.as_str()]);
+        }
+        for result in ["ok", "failed", "skipped"] {
+            pings.with_label_values(&[result]);
+        }
+        Ok(Self {
+            states: register(registry, states),
+            renewals: register(registry, renewals),
+            missed: register(registry, missed),
+            pings: register(registry, pings),
+        })
+    }
+
+    /// Pre-registers the renewal counter of every configured heartbeat.
+    pub fn expect(&self, heartbeats: &crate::plan::Heartbeats) {
+        for heartbeat in heartbeats.iter() {
+            self.renewals.with_label_values(&[heartbeat.name.as_str()]);
+        }
+    }
+
+    async fn count(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let counts = store.heartbeat_counts().await?;
+        for state in crate::domain::HeartbeatState::ALL {
+            let count = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            self.states.with_label_values(&[state.as_str()]).set(count);
+        }
+        Ok(())
+    }
 }
 
 /// Requests served, by route pattern (never the raw path, to bound cardinality).
@@ -41,7 +110,8 @@ pub struct HttpMetrics {
 /// What Alertmanager sent and what became of it.
 #[derive(Clone)]
 pub struct IntakeMetrics {
-    /// Notifications by outcome: `recorded`, `duplicate`, `rejected`, `unavailable`, `error`.
+    /// Notifications by outcome: `recorded`, `duplicate`, `rejected`, `unavailable`, `error`,
+    /// `heartbeat` (only heartbeat alerts: renewals, nothing recorded).
     pub notifications: IntCounterVec,
     /// Alerts carried by accepted notifications, by alert status.
     pub alerts: IntCounterVec,
@@ -430,7 +500,14 @@ impl IntakeMetrics {
             )
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 30.0]),
         )?;
-        for outcome in ["recorded", "duplicate", "rejected", "unavailable", "error"] {
+        for outcome in [
+            "recorded",
+            "duplicate",
+            "rejected",
+            "unavailable",
+            "error",
+            "heartbeat",
+        ] {
             notifications.with_label_values(&[outcome]);
         }
         for status in ["firing", "resolved"] {
@@ -494,6 +571,7 @@ impl Metrics {
             retention: RetentionMetrics::new(&registry)?,
             acts: ActMetrics::new(&registry)?,
             context: ContextMetrics::new(&registry)?,
+            heartbeats: HeartbeatMetrics::new(&registry)?,
             registry,
             pending_counted: Arc::new(tokio::sync::Mutex::new(None)),
         })
@@ -511,6 +589,11 @@ impl Metrics {
                 Ok(Ok(pending)) => self.timers.pending.set(pending),
                 Ok(Err(e)) => tracing::debug!(error = %e, "pending timers not counted"),
                 Err(_) => tracing::debug!("pending timers not counted: the database is slow"),
+            }
+            let heartbeats =
+                tokio::time::timeout(Duration::from_millis(500), self.heartbeats.count(store)).await;
+            if !matches!(heartbeats, Ok(Ok(()))) {
+                tracing::debug!("heartbeats not counted");
             }
             *counted = Some(Instant::now());
         }

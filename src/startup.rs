@@ -13,7 +13,7 @@ use crate::{
     config::Settings,
     context::Gatherer,
     control::Control,
-    engine::{Engine, EngineHandle, Fault},
+    engine::{pulse::Pulse, Engine, EngineHandle, Fault},
     http::{self, Authenticator, EngineHealth, State},
     intake::Recorder,
     metrics::Metrics,
@@ -72,6 +72,8 @@ impl Application {
         let metrics = Metrics::new().context("registering metrics")?;
         let rules = Arc::new(plan.rules);
         metrics.remediation.expect_verifications(&rules);
+        let heartbeats = Arc::new(plan.heartbeats);
+        metrics.heartbeats.expect(&heartbeats);
         let control = Control::new();
         let notifiers = Notifiers::new(plan.notifiers, settings.engine.request_timeout.0)?
             .with_store(store.clone(), &plan.integrations.instance);
@@ -81,6 +83,7 @@ impl Application {
             databases: plan.databases,
             control: control.clone(),
             context: plan.context,
+            heartbeats: heartbeats.clone(),
         };
         let engine = engine(&settings, parts, &store, &rules, &metrics, hooks).await?;
         let schema = tokio::spawn(prepare_schema(store.clone(), settings.database.migrate_on_start));
@@ -109,6 +112,7 @@ impl Application {
             store: store.clone(),
             recorder,
             rules,
+            heartbeats,
             guard_rails: Arc::new(plan.guard_rails),
             metrics,
             control,
@@ -206,6 +210,7 @@ struct EngineParts {
     control: Arc<Control>,
     /// What the context gatherer reads, when it is on.
     context: crate::plan::ContextPlan,
+    heartbeats: Arc<crate::plan::Heartbeats>,
 }
 
 /// The timer engine with its remediation runner, started, unless disabled.
@@ -252,7 +257,11 @@ async fn engine(
         metrics.timers.clone(),
     )
     .with_remediations(Arc::new(runner))
-    .with_control(parts.control);
+    .with_control(parts.control)
+    .with_heartbeats(parts.heartbeats, metrics.heartbeats.clone());
+    if let Some(out) = &settings.heartbeat_out {
+        engine = engine.with_pulse(pulse(out, settings, metrics)?);
+    }
     if let Some(fault) = hooks.fault {
         engine = engine.with_fault(fault);
     }
@@ -261,6 +270,25 @@ async fn engine(
     }
     let handle = engine.spawn(settings.engine.concurrency, settings.engine.safety_poll.0);
     Ok(Some(handle))
+}
+
+/// medic's pulse outward, to `heartbeat_out.url`.
+fn pulse(
+    out: &crate::config::HeartbeatOutSettings,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> anyhow::Result<Pulse> {
+    let client = crate::outbound::client_builder()?
+        .timeout(settings.engine.request_timeout.0)
+        .build()
+        .context("building heartbeat_out's HTTP client")?;
+    Ok(Pulse {
+        settings: out.clone(),
+        client,
+        last_loop: metrics.timers.last_loop.clone(),
+        stall_after: settings.engine.stall_after.0,
+        pings: metrics.heartbeats.pings.clone(),
+    })
 }
 
 /// The HTTP server on its listener, and the port it got.

@@ -7,7 +7,9 @@
 //! rule fires, Alertmanager posts to medic, medic scales the Deployment up, posts to Slack,
 //! escalates to PagerDuty after a short delay; the target recovers, the alert resolves and
 //! PagerDuty gets the resolve. `promtool check metrics` reads medic's live `/metrics`.
-//! Each step is asserted; a timeline is printed.
+//! Heartbeats: Prometheus' always-firing Watchdog, repeated by Alertmanager every 3s, keeps
+//! medic quiet; Prometheus stopped, exactly one HeartbeatMissing page; started again, exactly
+//! one resolve. Each step is asserted; a timeline is printed.
 
 #[path = "support/fake_kube/mod.rs"]
 #[allow(dead_code)]
@@ -123,19 +125,25 @@ async fn run() {
             .spawn()
             .expect("start prometheus-alertmanager (apt-get install prometheus-alertmanager)"),
     );
-    let _prometheus = Process(
-        Command::new("prometheus")
-            .args(["--config.file", &prom_config])
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus (apt-get install prometheus)"),
-    );
+    let start_prometheus = || {
+        Process(
+            Command::new("prometheus")
+                .args(["--config.file", &prom_config])
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("prom").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+                // Alerts end 4 resend delays after their last evaluation: a Watchdog from a
+                // stopped Prometheus ends in Alertmanager 4s later, not the default 4m.
+                .arg("--rules.alert.resend-delay=1s")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus (apt-get install prometheus)"),
+        )
+    };
+    let prometheus = start_prometheus();
     let prom = format!("http://127.0.0.1:{prom_port}");
     wait_until("Prometheus scrapes medic and the target", || async {
         let up = query(&client, &prom, "sum(up)").await;
@@ -205,7 +213,83 @@ async fn run() {
         .unwrap();
     assert_eq!(incidents["incidents"][0]["status"], "resolved", "{incidents}");
     t.step("medic API: the incident is resolved");
+
+    heartbeat(&t, &sink, &client, &medic, prometheus, start_prometheus).await;
     println!("e2e: passed");
+}
+
+/// The Watchdog kept medic quiet so far; Prometheus stops: one page within Alertmanager's
+/// end of the alert (4s) plus expect_every + grace (18s) and a few seconds; it starts again:
+/// one resolve.
+async fn heartbeat(
+    t: &Timeline,
+    sink: &Sink,
+    client: &reqwest::Client,
+    medic: &str,
+    prometheus: Process,
+    start_prometheus: impl Fn() -> Process,
+) {
+    let events = |event: &str| {
+        sink.received_at("/heartbeat")
+            .into_iter()
+            .filter(|r| r.body["event"] == event)
+            .count()
+    };
+    let early: Vec<Value> = sink
+        .received_at("/heartbeat")
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    assert!(early.is_empty(), "Watchdog keeps medic quiet: {early:?}");
+    let renewals = get_json(client, &format!("{medic}/api/v1/heartbeats")).await;
+    assert_eq!(renewals["heartbeats"][0]["state"], "ok", "{renewals}");
+    t.step("Watchdog: renewed all along, nothing sent");
+
+    drop(prometheus);
+    let stopped = Instant::now();
+    t.step("Prometheus stopped");
+    let paged = sink.wait_for("/heartbeat", 1, Duration::from_secs(40)).await;
+    let after = stopped.elapsed();
+    assert_eq!(paged[0].body["event"], "opened");
+    assert_eq!(
+        paged[0].body["incident"]["labels"]["alertname"],
+        "HeartbeatMissing"
+    );
+    assert!(
+        after <= Duration::from_secs(4 + 18 + 5),
+        "paged {after:?} after the stop"
+    );
+    t.step(&format!(
+        "HeartbeatMissing: paged {:.1}s after Prometheus stopped",
+        after.as_secs_f64()
+    ));
+
+    let _prometheus = start_prometheus();
+    t.step("Prometheus started again");
+    wait_until("the heartbeat's incident resolved", || async {
+        events("resolved") == 1
+    })
+    .await;
+    t.step("HeartbeatMissing: resolved once the Watchdog came back");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        (events("opened"), events("resolved")),
+        (1, 1),
+        "exactly one page and one resolve"
+    );
+    t.step("exactly one page and one resolve");
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(VIEWER_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn medic_yaml(sink: &Sink, kubeconfig: &Path) -> String {
@@ -218,6 +302,15 @@ kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
 notifiers:
   incidents-slack: {{type: slack, url: "{slack}", channel: "#incidents"}}
   pagerduty: {{type: pagerduty, url: "{pd}", routing_key: e2e-routing-key}}
+  heartbeat-hook: {{type: webhook, url: "{heartbeat}"}}
+heartbeats:
+  - name: watchdog
+    matchers: ['alertname="Watchdog"']
+    expect_every: 3s
+    # Long enough for Prometheus to come up after medic (a few seconds on a busy machine):
+    # a heartbeat never seen since medic started is missing after expect_every + grace.
+    grace: 15s
+    notify: [heartbeat-hook]
 remediation:
   namespaces: {{allow: [{NS}]}}
 rules:
@@ -236,6 +329,7 @@ engine: {{lease: 10s, request_timeout: 2s}}
         kubeconfig = kubeconfig.display(),
         slack = sink.url("/slack"),
         pd = sink.url("/pagerduty"),
+        heartbeat = sink.url("/heartbeat"),
     )
 }
 
@@ -248,6 +342,11 @@ route:
   group_wait: 1s
   group_interval: 1s
   repeat_interval: 1h
+  routes:
+    # The heartbeat: repeat_interval equal to medic's expect_every for it.
+    - matchers: ['alertname="Watchdog"']
+      group_by: [alertname]
+      repeat_interval: 3s
 receivers:
   - name: medic
     webhook_configs:
@@ -270,6 +369,13 @@ groups:
         labels: {severity: critical}
         annotations:
           summary: "Memory usage above 90% in {{ $labels.namespace }}"
+  - name: meta
+    rules:
+      - alert: Watchdog
+        expr: vector(1)
+        labels: {severity: none}
+        annotations:
+          summary: "Always firing: proves the alerting pipeline works end to end"
 "#;
 
 fn prometheus_yaml(target: u16, medic: u16, am: u16, rules: &str) -> String {

@@ -6,6 +6,7 @@
 mod capacity;
 mod context;
 mod escalation;
+mod heartbeats;
 mod jwt;
 mod postgres;
 mod remediation;
@@ -33,6 +34,7 @@ pub use escalation::{
     Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
     RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
 };
+pub use heartbeats::{HeartbeatOutSettings, HeartbeatSettings, PingMethod};
 pub use jwt::{JwtSettings, OneOrMany};
 pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
 pub use remediation::{
@@ -105,6 +107,10 @@ pub struct Settings {
     pub maintenance: MaintenanceSettings,
     /// What medic gathers from the cluster about an incident's workload.
     pub context: ContextSettings,
+    /// Alerts that must keep arriving (Prometheus' Watchdog): a page when they stop.
+    pub heartbeats: Vec<HeartbeatSettings>,
+    /// medic's own pulse, sent to an external dead man's switch.
+    pub heartbeat_out: Option<HeartbeatOutSettings>,
 }
 
 /// `maintenance:`: the limits every maintenance window meets, whichever way it is opened.
@@ -334,7 +340,7 @@ fn merge(yaml: Option<&str>, env: &HashMap<String, String>) -> Result<config::Co
 }
 
 /// The top-level keys of [`Settings`]: `MEDIC_<KEY>` or `MEDIC_<KEY>__...`.
-const TOP_LEVEL_KEYS: [&str; 17] = [
+const TOP_LEVEL_KEYS: [&str; 19] = [
     "server",
     "database",
     "log",
@@ -352,6 +358,8 @@ const TOP_LEVEL_KEYS: [&str; 17] = [
     "capacity",
     "maintenance",
     "context",
+    "heartbeats",
+    "heartbeat_out",
 ];
 
 /// Whether a variable addresses a setting. Others that merely start with `MEDIC_` are left
@@ -430,6 +438,7 @@ impl Settings {
         self.capacity.check(&mut problems);
         self.maintenance.check(&mut problems);
         self.context.check(&mut problems);
+        heartbeats::check(&self.heartbeats, self.heartbeat_out.as_ref(), &mut problems);
         problems
     }
 }

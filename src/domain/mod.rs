@@ -11,6 +11,7 @@ mod actor;
 mod context;
 mod duration;
 mod handover;
+mod heartbeat;
 pub mod kubernetes;
 mod notification;
 mod remediation;
@@ -29,6 +30,7 @@ pub use context::{
 };
 pub use duration::HumanDuration;
 pub use handover::{Handover, TriedStep};
+pub use heartbeat::{HeartbeatState, Renewal, HEARTBEAT_LABEL, HEARTBEAT_MISSING};
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
 pub use remediation::{Mute, RemediationDecision, RemediationJob, RemediationResult, Verification};
 pub use role::Role;

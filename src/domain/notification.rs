@@ -26,6 +26,13 @@ impl Fingerprint {
     }
 }
 
+impl Fingerprint {
+    /// A 64-bit hash written as Alertmanager writes its fingerprints: 16 hex digits.
+    pub fn from_hash(hash: u64) -> Self {
+        Self(format!("{hash:016x}"))
+    }
+}
+
 impl AsRef<str> for Fingerprint {
     fn as_ref(&self) -> &str {
         &self.0

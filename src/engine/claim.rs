@@ -45,6 +45,14 @@ impl Engine {
     pub(super) async fn run(self, mut idle: Idle, concurrency: usize) {
         let (done, completions) = mpsc::channel(concurrency * 2);
         let recorder = self.clone().record_completions(completions, idle.wake.clone());
+        let watcher = self.clone();
+        let watcher = watcher.watch_heartbeats(idle.stopped.clone());
+        let pulse = self.pulse.clone().map(|pulse| pulse.run(idle.stopped.clone()));
+        let pulse = async move {
+            if let Some(pulse) = pulse {
+                pulse.await;
+            }
+        };
         let claimer = async move {
             self.await_schema(&mut idle).await;
             let permits = Arc::new(Semaphore::new(concurrency));
@@ -65,7 +73,7 @@ impl Engine {
             }
             while sends.join_next().await.is_some() {}
         };
-        tokio::join!(claimer, recorder);
+        tokio::join!(claimer, recorder, watcher, pulse);
         tracing::info!("timer engine stopped");
     }
 

@@ -13,10 +13,14 @@
 //! - **What a fired timer does** is a small function of its kind ([`fire`]); failed sends
 //!   are retried under [`retry::Backoff`]. A `context` timer only hands its incident to the
 //!   [`Gatherer`], which reads the cluster in a task of its own, outside the lease.
+//! - **Heartbeats** ([`heartbeats`]): a heartbeat whose deadline passed opens its incident,
+//!   once across replicas; and [`pulse`] tells an outside dead man's switch this replica lives.
 
 mod claim;
 mod completions;
 mod fire;
+mod heartbeats;
+pub mod pulse;
 pub mod retry;
 mod wake;
 
@@ -33,8 +37,14 @@ use tokio::{
 
 use self::{retry::Backoff, wake::Idle};
 use crate::{
-    config::EngineSettings, context::Gatherer, control::Control, metrics::TimerMetrics, notify::Notifiers,
-    plan::Rules, remediation::Runner, store::Store,
+    config::EngineSettings,
+    context::Gatherer,
+    control::Control,
+    metrics::{HeartbeatMetrics, TimerMetrics},
+    notify::Notifiers,
+    plan::{Heartbeats, Rules},
+    remediation::Runner,
+    store::Store,
 };
 
 /// One engine: what it needs to fire timers.
@@ -67,6 +77,10 @@ pub struct Engine {
     fault: Option<Fault>,
     /// Gathers cluster context for `context` timers, in tasks of its own; without it they fail.
     context: Option<Arc<Gatherer>>,
+    /// The heartbeats whose deadlines this engine watches, when any is configured.
+    heartbeats: Option<heartbeats::Watch>,
+    /// medic's own pulse, sent outward while the claim loop goes round.
+    pulse: Option<Arc<pulse::Pulse>>,
 }
 
 /// A test's hook into firing: awaited with each timer before its work starts, so a test can
@@ -145,12 +159,28 @@ impl Engine {
             remediation_permits: Arc::new(tokio::sync::Semaphore::new(settings.remediation_concurrency)),
             fault: None,
             context: None,
+            heartbeats: None,
+            pulse: None,
         }
     }
 
     /// Lets this engine gather cluster context.
     pub fn with_context(mut self, gatherer: Arc<Gatherer>) -> Self {
         self.context = Some(gatherer);
+        self
+    }
+
+    /// Lets this engine watch heartbeats' deadlines and open the incidents of missing ones.
+    pub fn with_heartbeats(mut self, heartbeats: Arc<Heartbeats>, metrics: HeartbeatMetrics) -> Self {
+        if !heartbeats.is_empty() {
+            self.heartbeats = Some(heartbeats::Watch { heartbeats, metrics });
+        }
+        self
+    }
+
+    /// Sends medic's own pulse outward while this engine's claim loop goes round.
+    pub fn with_pulse(mut self, pulse: pulse::Pulse) -> Self {
+        self.pulse = Some(Arc::new(pulse));
         self
     }
 

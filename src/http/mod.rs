@@ -4,6 +4,7 @@ mod auth;
 mod control;
 mod error;
 mod health;
+mod heartbeats;
 mod incidents;
 mod integrations;
 mod jwks;
@@ -33,7 +34,7 @@ use crate::{
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
-    plan::{GuardRails, Integrations, Rules, Slo},
+    plan::{GuardRails, Heartbeats, Integrations, Rules, Slo},
     slo::prometheus::Prometheus,
     store::Store,
 };
@@ -46,6 +47,8 @@ pub struct State {
     pub recorder: Recorder,
     /// Decide which timers a notification schedules.
     pub rules: Arc<Rules>,
+    /// Which alerts renew a heartbeat instead of being recorded.
+    pub heartbeats: Arc<Heartbeats>,
     /// What remediation must respect: the console's explain box says how a step would meet it.
     pub guard_rails: Arc<GuardRails>,
     /// Where handlers count what they do.
@@ -140,6 +143,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         incidents::unsilence,
     ))
     .service(route("/api/v1/slo/report", Method::GET, viewer, slo::report))
+    .service(route("/api/v1/heartbeats", Method::GET, viewer, heartbeats::list))
     .service(route(
         "/api/v1/remediations",
         Method::GET,

@@ -1,5 +1,6 @@
 //! `POST /webhook`: parse, check and store one Alertmanager notification with the timers its
 //! rules ask for. Nothing else happens on the request path; a 200 means both are committed.
+//! Alerts a heartbeat takes (Watchdog) renew it, in the same transaction, and are not recorded.
 //! When traces are exported, the request is the root of its notification's trace (or a child
 //! of Alertmanager's, if it sent a `traceparent`).
 
@@ -11,7 +12,13 @@ use serde_json::json;
 use tracing::{field::Empty, Instrument, Span};
 
 use super::{ApiError, State};
-use crate::{alertmanager, domain::Notification, store::incidents::Recorded, telemetry};
+use crate::{
+    alertmanager,
+    domain::{Notification, Renewal},
+    intake::Taken,
+    store::{heartbeats::Returned, incidents::Recorded, StoreError},
+    telemetry,
+};
 
 /// Receives a notification; answers 200 only after it is committed.
 pub async fn receive(
@@ -76,10 +83,25 @@ async fn record(
     span.record("receiver", notification.receiver.as_str());
     span.record("group_key", notification.group_key.as_str());
     span.record("alerts", notification.alerts.len());
-    let notification = Arc::new(notification);
+    let crate::plan::heartbeats::Split { renewals, rest } = state.heartbeats.split(notification);
+    renewed(&state, &renewals);
+    let Some(notification) = rest.map(Arc::new) else {
+        return renew_only(&state, renewals).await;
+    };
     let timers = state.rules.plan(&notification);
-    match state.recorder.record(notification.clone(), timers).await {
-        Ok(recorded) => {
+    match state
+        .recorder
+        .record(Some(notification.clone()), timers, renewals)
+        .await
+    {
+        Ok(Taken { recorded: None, .. }) => Err(ApiError::Internal(anyhow::anyhow!(
+            "a notification was stored without its recording"
+        ))),
+        Ok(Taken {
+            recorded: Some(recorded),
+            returned,
+        }) => {
+            came_back(&returned);
             span.record("incident_id", recorded.incident_id);
             span.record(
                 "outcome",
@@ -96,30 +118,70 @@ async fn record(
                 "duplicate": recorded.duplicate,
             })))
         }
-        Err(e) => {
-            let e = ApiError::from_store(e, state.retry_after);
-            let outcome = if matches!(e, ApiError::Unavailable { .. }) {
-                "unavailable"
-            } else {
-                "error"
-            };
-            span.record("outcome", outcome);
+        Err(e) => Err(failed(&state, e, &notification.receiver, &notification.group_key)),
+    }
+}
+
+/// Stores a notification that carried only heartbeat alerts: their renewals.
+async fn renew_only(state: &State, renewals: Vec<Renewal>) -> Result<HttpResponse, ApiError> {
+    let count = renewals.len();
+    match state.recorder.record(None, Vec::new(), renewals).await {
+        Ok(taken) => {
+            came_back(&taken.returned);
+            Span::current().record("outcome", "heartbeat");
             state
                 .metrics
                 .intake
                 .notifications
-                .with_label_values(&[outcome])
+                .with_label_values(&["heartbeat"])
                 .inc();
-            tracing::warn!(
-                outcome,
-                receiver = %notification.receiver,
-                group_key = %notification.group_key,
-                alerts = notification.alerts.len(),
-                "notification not recorded"
-            );
-            Err(e)
+            Ok(HttpResponse::Ok().json(json!({
+                "incident_id": null,
+                "duplicate": false,
+                "heartbeats": count,
+            })))
         }
+        Err(e) => Err(failed(state, e, "", "")),
     }
+}
+
+/// Counts renewals by heartbeat name (never by `per` value).
+fn renewed(state: &State, renewals: &[Renewal]) {
+    for renewal in renewals {
+        state
+            .metrics
+            .heartbeats
+            .renewals
+            .with_label_values(&[renewal.name.as_str()])
+            .inc();
+    }
+}
+
+/// One log line per heartbeat that came back (its incident resolved with this renewal).
+fn came_back(returned: &[Returned]) {
+    for r in returned {
+        tracing::info!(heartbeat = %r.name, per_value = %r.per_value, incident_id = r.incident_id,
+            "heartbeat came back: its incident resolved");
+    }
+}
+
+/// A notification that could not be stored: counted, logged, and the error to answer with.
+fn failed(state: &State, e: StoreError, receiver: &str, group_key: &str) -> ApiError {
+    let e = ApiError::from_store(e, state.retry_after);
+    let outcome = if matches!(e, ApiError::Unavailable { .. }) {
+        "unavailable"
+    } else {
+        "error"
+    };
+    Span::current().record("outcome", outcome);
+    state
+        .metrics
+        .intake
+        .notifications
+        .with_label_values(&[outcome])
+        .inc();
+    tracing::warn!(outcome, receiver, group_key, "notification not recorded");
+    e
 }
 
 /// Content type, size limit, JSON, version and shape, in that order.

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod capacity;
 pub mod context;
+pub mod heartbeats;
 pub mod integrations;
 pub mod jwt;
 pub mod matchers;
@@ -26,6 +27,7 @@ use std::collections::BTreeMap;
 pub use auth::Credentials;
 pub use capacity::Capacity;
 pub use context::{ContextPlan, ContextTarget, Redactor};
+pub use heartbeats::{Heartbeat, Heartbeats};
 pub use integrations::{AlertmanagerEndpoint, Integrations, Known};
 pub use notifiers::NotifierEndpoint;
 pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
@@ -42,8 +44,10 @@ pub struct Plan {
     pub credentials: Credentials,
     /// Every notifier with its secrets read, by name.
     pub notifiers: BTreeMap<String, NotifierEndpoint>,
-    /// The rules, in config order.
+    /// The rules, in config order, after the heartbeats' own.
     pub rules: Rules,
+    /// The heartbeats: alerts that must keep arriving.
+    pub heartbeats: Heartbeats,
     /// What every remediation must respect.
     pub guard_rails: GuardRails,
     /// The databases `postgres_relieve_pool` may act on, by name.
@@ -98,13 +102,18 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
         .collect();
     let limits = remediation::limits(&settings.remediation);
     let context = ContextPlan::compile(settings, problems);
+    let (heartbeats, first) = Heartbeats::compile(&settings.heartbeats, &kinds, problems);
     let rules = Rules::compile(&settings.rules, &kinds, &limits)
-        .map(|rules| rules.with_context(context.enabled.then(|| context.labels.clone())))
+        .map(|mut rules| {
+            rules.prepend(first, problems);
+            rules.with_context(context.enabled.then(|| context.labels.clone()))
+        })
         .map_err(|found| problems.extend(found));
     Some(Plan {
         credentials: credentials?,
         notifiers,
         rules: rules.ok()?,
+        heartbeats,
         guard_rails: GuardRails::new(&settings.remediation, settings.dry_run),
         databases,
         integrations,

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{matchers::Matchers, remediation::RemediationSpec};
 use crate::{
     alertmanager::KV,
-    config::{ContextLabels, NotifierType, Problem, RuleSettings, StepSettings},
+    config::{ContextLabels, HeartbeatSettings, NotifierType, Problem, RuleSettings, StepSettings},
     domain::ParamLimits,
 };
 
@@ -89,6 +89,44 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// The rule a heartbeat's incidents follow: named `heartbeat/<name>`, taking only its
+    /// HeartbeatMissing alert, telling its `notify` and escalating as its `escalation` says.
+    pub(super) fn for_heartbeat(
+        at: &str,
+        heartbeat: &HeartbeatSettings,
+        notifiers: &BTreeMap<String, NotifierType>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Rule> {
+        let start = problems.len();
+        let matchers = Matchers::parse(&[
+            format!("alertname={:?}", crate::domain::HEARTBEAT_MISSING),
+            format!("{}={:?}", crate::domain::HEARTBEAT_LABEL, heartbeat.name),
+        ]);
+        let notify = notifier_refs(&format!("{at}.notify"), &heartbeat.notify, notifiers, problems);
+        let steps: Vec<Step> = heartbeat
+            .escalation
+            .iter()
+            .enumerate()
+            .map(|(j, step)| compile_step(&format!("{at}.escalation[{j}]"), step, notifiers, problems))
+            .collect();
+        check_steps(at, &heartbeat.escalation, problems);
+        if problems.len() > start {
+            return None;
+        }
+        Some(Rule {
+            name: super::heartbeats::Heartbeat::rule_name(&heartbeat.name),
+            matchers: matchers.ok()?,
+            severities: Vec::new(),
+            notify,
+            steps,
+            runbook_url: heartbeat.runbook_url.clone(),
+            continue_matching: false,
+            remediate: Vec::new(),
+        })
+    }
+}
+
 impl Step {
     /// No `severities`, or one of the alerts the rule took has one of them.
     pub(super) fn applies_to(&self, severities: &[Option<&str>]) -> bool {
@@ -152,6 +190,20 @@ impl Rules {
             stopped = !rule.continue_matching;
             true
         })
+    }
+
+    /// Puts `first` before every configured rule (the heartbeats' rules), unless a configured
+    /// rule has one of their names.
+    pub(super) fn prepend(&mut self, first: Vec<Rule>, problems: &mut Vec<Problem>) {
+        for rule in &first {
+            if self.get(&rule.name).is_some() {
+                problems.push(Problem::new(
+                    "rules",
+                    format!("the name {:?} is taken by a heartbeat's rule", rule.name),
+                ));
+            }
+        }
+        self.rules.splice(0..0, first);
     }
 
     /// Every rule, in config order.

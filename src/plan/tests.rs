@@ -450,3 +450,100 @@ fn compiled_rules_keep_their_notifiers_types_and_runbook() {
     assert_eq!(kinds, [NotifierType::Pagerduty, NotifierType::Webhook]);
     assert!(rules.get("other").is_none());
 }
+
+/// Heartbeats written as the config's `heartbeats:` list would be, compiled with their rules
+/// put before `rules`.
+fn with_heartbeats(heartbeats: Value, rules: Value) -> (super::Heartbeats, Rules) {
+    let settings: Vec<crate::config::HeartbeatSettings> = serde_json::from_value(heartbeats).unwrap();
+    let mut problems = Vec::new();
+    let (heartbeats, first) = super::Heartbeats::compile(&settings, &notifiers(), &mut problems);
+    let mut rules = compile(rules);
+    rules.prepend(first, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    (heartbeats, rules)
+}
+
+fn watchdog() -> Value {
+    json!([{"name": "watchdog", "matchers": ["alertname=\"Watchdog\""], "per": "cluster",
+            "expect_every": "2m", "notify": ["slack"], "escalation": [{"after": "0s", "notify": ["pd"]}]}])
+}
+
+#[test]
+fn firing_watchdogs_renew_their_heartbeat_per_cluster_and_are_not_recorded() {
+    let (heartbeats, _) = with_heartbeats(watchdog(), json!([]));
+    let n = notification(&[
+        firing(&[("alertname", "Watchdog"), ("cluster", "east")]),
+        firing(&[("alertname", "Watchdog"), ("cluster", "east")]),
+        firing(&[("alertname", "Watchdog")]),
+        ("resolved", &[("alertname", "Watchdog"), ("cluster", "west")]),
+    ]);
+    let split = heartbeats.split(n);
+    let renewed: Vec<(&str, &str)> = split
+        .renewals
+        .iter()
+        .map(|r| (r.name.as_str(), r.per_value.as_str()))
+        .collect();
+    assert_eq!(renewed, [("watchdog", ""), ("watchdog", "east")]);
+    assert_eq!(
+        split.renewals[0].window,
+        Duration::from_secs(240),
+        "grace defaults to expect_every"
+    );
+    assert!(
+        split.rest.is_none(),
+        "a resolved Watchdog is dropped, not recorded"
+    );
+}
+
+#[test]
+fn the_other_alerts_of_a_mixed_notification_are_recorded_resolved_when_they_all_are() {
+    let (heartbeats, _) = with_heartbeats(watchdog(), json!([]));
+    let n = notification(&[
+        firing(&[("alertname", "Watchdog")]),
+        ("resolved", &[("alertname", "HighErrorRate")]),
+    ]);
+    let rest = heartbeats.split(n).rest.expect("the other alert");
+    assert_eq!(rest.alerts.len(), 1);
+    assert_eq!(rest.alerts[0].labels["alertname"], "HighErrorRate");
+    assert_eq!(rest.status, Status::Resolved);
+}
+
+#[test]
+fn a_missing_heartbeat_is_taken_by_its_own_rule_before_a_catch_all() {
+    let (heartbeats, rules) = with_heartbeats(watchdog(), json!([{"name": "all", "notify": ["hook"]}]));
+    let since = chrono::DateTime::parse_from_rfc3339("2026-11-26T16:00:00Z")
+        .unwrap()
+        .to_utc();
+    let missing = heartbeats.get("watchdog").unwrap().missing("east", since, None);
+    let labels = &missing.alerts[0].labels;
+    assert_eq!(labels["alertname"], "HeartbeatMissing");
+    assert_eq!(
+        (labels["heartbeat"].as_str(), labels["cluster"].as_str()),
+        ("watchdog", "east")
+    );
+    assert_eq!(labels["severity"], "critical");
+    let timers: Vec<(TimerKind, String, i32, String)> = planned(&rules, &missing);
+    assert_eq!(
+        timers,
+        [
+            (TimerKind::Opened, "heartbeat/watchdog".into(), 0, "slack".into()),
+            (TimerKind::Escalation, "heartbeat/watchdog".into(), 1, "pd".into()),
+        ]
+    );
+    let again = heartbeats.get("watchdog").unwrap().missing("east", since, None);
+    assert_eq!(
+        again.alerts[0].key(),
+        missing.alerts[0].key(),
+        "the same episode on every replica"
+    );
+}
+
+#[test]
+fn a_rule_may_not_take_a_heartbeats_rule_name() {
+    let settings: Vec<crate::config::HeartbeatSettings> = serde_json::from_value(watchdog()).unwrap();
+    let mut problems = Vec::new();
+    let (_, first) = super::Heartbeats::compile(&settings, &notifiers(), &mut problems);
+    let mut rules = compile(json!([{"name": "heartbeat/watchdog"}]));
+    rules.prepend(first, &mut problems);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}

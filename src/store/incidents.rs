@@ -15,9 +15,10 @@ use tokio_postgres::{
 use super::{Store, StoreError};
 use crate::{
     alertmanager::{Status, KV},
-    domain::{Notification, PlannedTimer},
+    domain::{Notification, PlannedTimer, Renewal},
     store::{
         audit::AuditRecord,
+        heartbeats::{prepare_renew, renew_in, RenewArgs, Returned},
         remediations::RemediationRecord,
         timers::{Acknowledgement, TimerRecord},
     },
@@ -194,31 +195,52 @@ fn label_pairs(n: &Notification) -> Vec<String> {
 }
 
 impl Store {
-    /// Records notifications in one transaction, in the order given; returns once committed.
+    /// Records notifications in one transaction, in the order given, with the heartbeats
+    /// they renew; returns once committed.
     ///
-    /// BEGIN, one call per notification and COMMIT are pipelined: requests on a connection go
-    /// out in the order first polled, so they leave together and cost one round trip. If a call
-    /// fails, Postgres turns the COMMIT into a rollback and nothing is stored. Callers order
-    /// batches by group so that concurrent batches lock groups in the same order.
-    pub async fn record(&self, batch: &[Entry<'_>]) -> Result<Vec<Recorded>, StoreError> {
+    /// BEGIN, one call per notification, the renewals and COMMIT are pipelined: requests on a
+    /// connection go out in the order first polled, so they leave together and cost one round
+    /// trip. If a call fails, Postgres turns the COMMIT into a rollback and nothing is stored.
+    /// Callers order batches by group so that concurrent batches lock groups in the same
+    /// order; heartbeats are locked after groups, in key order.
+    pub async fn record(
+        &self,
+        batch: &[Entry<'_>],
+        renewals: &[&Renewal],
+    ) -> Result<(Vec<Recorded>, Vec<Returned>), StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(RECORD).await?;
+        let renew = RenewArgs::new(renewals);
+        let renew_statement = prepare_renew(&client, &renew).await?;
         let args: Vec<RecordArgs> = batch.iter().map(|entry| RecordArgs::new(*entry)).collect();
         let calls = args.iter().map(|p| {
             let statement = &statement;
             let client = &client;
             async move { client.query_one(statement, &p.as_sql()).await }
         });
-        let (begin, rows, commit) = tokio::join!(
+        let (begin, rows, returned, commit) = tokio::join!(
             client.batch_execute("BEGIN"),
             futures_util::future::join_all(calls),
+            renew_in(&client, renew_statement.as_ref(), &renew),
             client.batch_execute("COMMIT"),
         );
         begin?;
         let rows = rows.into_iter().collect::<Result<Vec<Row>, _>>()?;
+        let returned = returned?;
         commit?;
-        Ok(rows.iter().map(recorded_from).collect())
+        Ok((rows.iter().map(recorded_from).collect(), returned))
     }
+}
+
+/// Records one notification inside the caller's transaction (a heartbeat going missing opens
+/// its incident this way, with the row that says so locked).
+pub(super) async fn record_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    entry: Entry<'_>,
+) -> Result<Recorded, StoreError> {
+    let statement = tx.prepare_cached(RECORD).await?;
+    let args = RecordArgs::new(entry);
+    Ok(recorded_from(&tx.query_one(&statement, &args.as_sql()).await?))
 }
 
 fn recorded_from(row: &Row) -> Recorded {

@@ -68,6 +68,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "proven_identity",
         include_str!("../../migrations/0017_proven_identity.sql"),
     ),
+    (
+        19,
+        "heartbeats",
+        include_str!("../../migrations/0019_heartbeats.sql"),
+    ),
     (20, "context", include_str!("../../migrations/0020_context.sql")),
 ];
 

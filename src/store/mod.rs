@@ -4,6 +4,7 @@ pub mod audit;
 pub mod console;
 pub mod context;
 pub mod control;
+pub mod heartbeats;
 pub mod incidents;
 pub mod integrations;
 pub mod listen;

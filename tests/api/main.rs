@@ -19,6 +19,7 @@ mod fuzz_regressions;
 mod guard_rails;
 mod handover;
 mod health;
+mod heartbeats;
 mod helpers;
 mod hostile;
 mod idempotency;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use medic::domain::{Act, Auth, RemediationResult, Surface, TimerKind, TimerOutcome};
+use medic::domain::{Act, Auth, HeartbeatState, RemediationResult, Surface, TimerKind, TimerOutcome};
 
 use crate::helpers::TestApp;
 
@@ -65,6 +65,8 @@ async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
     assert_eq!(allowed(&app, "audit_events_action_check").await, acts);
     let surfaces = words(Surface::ALL.map(Surface::as_str));
     assert_eq!(allowed(&app, "audit_events_channel_check").await, surfaces);
+    let states = words(HeartbeatState::ALL.map(HeartbeatState::as_str));
+    assert_eq!(allowed(&app, "heartbeats_state_check").await, states);
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ pub(super) fn respond(
                             a href="/ui/" { "Incidents" }
                             a href="/ui/remediations" { "Remediations" }
                             a href="/ui/maintenance" { "Maintenance" }
+                            a href="/ui/heartbeats" { "Heartbeats" }
                             a href="/ui/rules" { "Rules" }
                         }
                         div.who {

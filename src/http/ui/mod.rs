@@ -8,6 +8,7 @@
 
 mod assets;
 mod control;
+mod heartbeats;
 mod incidents;
 mod layout;
 mod rules;
@@ -31,6 +32,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/remediations", web::get().to(control::remediations))
         .route("/remediations/{id}/approve", web::post().to(control::approve))
         .route("/remediations/{id}/reject", web::post().to(control::reject))
+        .route("/heartbeats", web::get().to(heartbeats::list))
         .route("/maintenance", web::get().to(control::maintenance))
         .route("/maintenance", web::post().to(control::create_window))
         .route("/maintenance/{id}/end", web::post().to(control::end_window))

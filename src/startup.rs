@@ -13,7 +13,7 @@ use crate::{
     config::Settings,
     control::Control,
     engine::{Engine, EngineHandle, Fault},
-    http::{self, Authenticator, EngineHealth, State},
+    http::{self, Authenticator, EngineHealth, ReadLimits, State},
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
@@ -105,6 +105,7 @@ impl Application {
         let state = State {
             acts,
             store: store.clone(),
+            reads: store.reads(),
             recorder,
             rules,
             guard_rails: Arc::new(plan.guard_rails),
@@ -254,10 +255,13 @@ fn http_server(
     let port = listener.local_addr()?.port();
     let state = web::Data::new(state);
     let authenticator = web::Data::new(authenticator);
+    // One count for every worker: a caller's reads may land on any of them.
+    let read_limits = web::Data::from(ReadLimits::new(settings.server.read_concurrency_per_user));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(authenticator.clone())
+            .app_data(read_limits.clone())
             .wrap(from_fn(http::observe))
             .configure(http::routes)
     })

@@ -12,7 +12,7 @@ use prometheus::{
 
 use crate::{
     domain::{ContextErrorKind, TimerKind, Verification},
-    store::Store,
+    store::{PoolName, Store},
 };
 
 /// Every metric medic exports.
@@ -418,12 +418,13 @@ impl RemediationMetrics {
     }
 }
 
-/// The database connection pool, read at scrape time.
+/// The database connection pools (`main`, `read`), read at scrape time.
 #[derive(Clone)]
 pub struct PoolMetrics {
-    /// Connections by state: `in_use` or `idle`.
+    /// Connections by pool and state: `in_use` or `idle`.
     pub connections: IntGaugeVec,
-    pub max: IntGauge,
+    /// Largest size of each pool.
+    pub max: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -529,13 +530,16 @@ impl PoolMetrics {
         let connections = IntGaugeVec::new(
             Opts::new(
                 "medic_db_pool_connections",
-                "Database connections in the pool, by state",
+                "Database connections by pool (main: intake, engine, changes; read: the API's, console's and SLO reads) and state",
             ),
-            &["state"],
+            &["pool", "state"],
         )?;
-        let max = IntGauge::new(
-            "medic_db_pool_max_connections",
-            "Largest size the database pool may grow to",
+        let max = IntGaugeVec::new(
+            Opts::new(
+                "medic_db_pool_max_connections",
+                "Largest size each database pool may grow to",
+            ),
+            &["pool"],
         )?;
         Ok(Self {
             connections: register(registry, connections),
@@ -544,13 +548,16 @@ impl PoolMetrics {
     }
 
     fn update(&self, store: &Store) {
-        let status = store.pool_status();
-        let idle = status.available as i64;
-        self.connections.with_label_values(&["idle"]).set(idle);
-        self.connections
-            .with_label_values(&["in_use"])
-            .set(status.size as i64 - idle);
-        self.max.set(status.max_size as i64);
+        for name in PoolName::ALL {
+            let status = store.pool_status(name);
+            let idle = status.available as i64;
+            let pool = name.as_str();
+            self.connections.with_label_values(&[pool, "idle"]).set(idle);
+            self.connections
+                .with_label_values(&[pool, "in_use"])
+                .set(status.size as i64 - idle);
+            self.max.with_label_values(&[pool]).set(status.max_size as i64);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::{
     context::Gatherer,
     control::Control,
     engine::{pulse::Pulse, Engine, EngineHandle, Fault},
-    http::{self, Authenticator, EngineHealth, State},
+    http::{self, Authenticator, EngineHealth, ReadLimits, State},
     intake::Recorder,
     metrics::Metrics,
     notify::Notifiers,
@@ -110,6 +110,7 @@ impl Application {
         let state = State {
             acts,
             store: store.clone(),
+            reads: store.reads(),
             recorder,
             rules,
             heartbeats,
@@ -302,10 +303,13 @@ fn http_server(
     let port = listener.local_addr()?.port();
     let state = web::Data::new(state);
     let authenticator = web::Data::new(authenticator);
+    // One count for every worker: a caller's reads may land on any of them.
+    let read_limits = web::Data::from(ReadLimits::new(settings.server.read_concurrency_per_user));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(authenticator.clone())
+            .app_data(read_limits.clone())
             .wrap(from_fn(http::observe))
             .configure(http::routes)
     })

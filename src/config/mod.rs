@@ -400,6 +400,19 @@ impl Settings {
         let positive = [
             ("server.body_limit_bytes", self.server.body_limit_bytes as u64),
             ("database.max_connections", self.database.max_connections as u64),
+            ("database.read_connections", self.database.read_connections as u64),
+            (
+                "database.read_acquire_timeout",
+                self.database.read_acquire_timeout.0.as_millis() as u64,
+            ),
+            (
+                "database.read_statement_timeout",
+                self.database.read_statement_timeout.0.as_millis() as u64,
+            ),
+            (
+                "server.read_concurrency_per_user",
+                self.server.read_concurrency_per_user as u64,
+            ),
             (
                 "database.connect_timeout_seconds",
                 self.database.connect_timeout_seconds,

@@ -29,6 +29,9 @@ pub struct ServerSettings {
     /// This installation's name, in PagerDuty dedup keys (`<instance>-incident-<id>`), so
     /// that two installations sharing a PagerDuty service never collide.
     pub instance: String,
+    /// Reads of the API and the console one caller may have in flight at once (per user, or
+    /// per source address when anonymous); one more is answered 429.
+    pub read_concurrency_per_user: usize,
 }
 
 /// Who may call medic: Alertmanager's credential (`/webhook` only), and the people and tools
@@ -115,8 +118,16 @@ pub struct BasicAuthSettings {
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/db` or a key=value connection string.
     pub url: SecretString,
-    /// Connections in this replica's pool.
+    /// Connections in this replica's pool for intake, the engine and everything but reads.
     pub max_connections: usize,
+    /// Connections of the pool of their own that the API's, the console's and the SLO
+    /// report's reads use, so that readers never take intake's.
+    pub read_connections: usize,
+    /// How long a read waits for one of those before answering 503 (`Retry-After: 1`).
+    pub read_acquire_timeout: HumanDuration,
+    /// Longest statement of a read: Postgres cancels it then, and the caller gets 503 saying
+    /// the query was too expensive.
+    pub read_statement_timeout: HumanDuration,
     /// How long to wait for a new connection before calling the database unreachable.
     pub connect_timeout_seconds: u64,
     /// How long a request waits for a free pooled connection before answering 503.
@@ -165,6 +176,7 @@ impl Default for ServerSettings {
             workers: None,
             auth: AuthSettings::default(),
             instance: "medic".into(),
+            read_concurrency_per_user: 4,
         }
     }
 }
@@ -174,6 +186,9 @@ impl Default for DatabaseSettings {
         Self {
             url: SecretString::from("postgres://medic@localhost:5432/medic"),
             max_connections: 16,
+            read_connections: 4,
+            read_acquire_timeout: HumanDuration(Duration::from_secs(1)),
+            read_statement_timeout: HumanDuration(Duration::from_secs(5)),
             connect_timeout_seconds: 5,
             acquire_timeout_seconds: 2,
             retry_after_seconds: 5,
@@ -191,16 +206,25 @@ impl DatabaseSettings {
     /// The connection settings with every session's limits; fails on a malformed URL without
     /// echoing it (it holds a password).
     pub fn connection(&self) -> Result<PgConnection, Problem> {
-        let connection = PgConnection::parse(self.url.expose_secret())
+        self.session("medic", self.statement_timeout.0)
+    }
+
+    /// The connection settings of the read pool: its own statement timeout, and its own
+    /// name in `pg_stat_activity` (`medic-read`).
+    pub fn read_connection(&self) -> Result<PgConnection, Problem> {
+        self.session("medic-read", self.read_statement_timeout.0)
+    }
+
+    fn session(&self, name: &str, statement_timeout: Duration) -> Result<PgConnection, Problem> {
+        let mut connection = PgConnection::parse(self.url.expose_secret())
             .map_err(|e| Problem::new("database.url", e))?
             .limit(&SessionLimits {
                 connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
-                statement_timeout: self.statement_timeout.0,
+                statement_timeout,
                 idle_in_transaction_timeout: self.idle_in_transaction_timeout.0,
                 keepalives_idle: self.keepalives_idle.0,
             });
-        let mut connection = connection;
-        connection.config.application_name("medic");
+        connection.config.application_name(name);
         Ok(connection)
     }
 }

@@ -18,7 +18,7 @@ pub struct Renewal {
 }
 
 /// Whether a heartbeat arrives on time; stored in `heartbeats.state` (a CHECK constraint in
-/// migrations/0019 lists the same words).
+/// migrations/0018 lists the same words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeartbeatState {
     /// Renewed within its window (or not yet due since medic started watching it).

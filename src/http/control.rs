@@ -67,7 +67,7 @@ pub async fn requests(req: HttpRequest, state: web::Data<State>) -> Result<HttpR
         )));
     }
     let requests = state
-        .store
+        .reads
         .approval_requests(query.state.as_deref(), limit)
         .await
         .map_err(|e| ApiError::from_store(e, state.retry_after))?;
@@ -173,7 +173,7 @@ pub async fn create_window(
 /// Windows in force now or later.
 pub async fn windows(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let windows = state
-        .store
+        .reads
         .windows()
         .await
         .map_err(|e| ApiError::from_store(e, state.retry_after))?;
@@ -205,7 +205,7 @@ struct PauseRequest {
 /// Whether remediation is paused, by whom, why and until when.
 pub async fn pause(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let pause = state
-        .store
+        .reads
         .pause()
         .await
         .map_err(|e| ApiError::from_store(e, state.retry_after))?;

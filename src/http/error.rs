@@ -42,6 +42,16 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("database unavailable, retry later")]
     Unavailable { retry_after: u64 },
+    /// Every connection of the read pool is busy: this read only is refused (503,
+    /// `Retry-After: 1`); intake has connections of its own.
+    #[error("every read connection is busy, retry in a second")]
+    ReadsBusy,
+    /// A read ran past `database.read_statement_timeout` and was cancelled (503).
+    #[error("{0}")]
+    TooExpensive(String),
+    /// The caller already has as many reads in flight as it may (429, `Retry-After: 1`).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -59,6 +69,15 @@ impl ApiError {
         }
     }
 
+    /// The `Retry-After` seconds of an answer a retry can fix.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Unavailable { retry_after } => Some(*retry_after),
+            ApiError::ReadsBusy | ApiError::TooManyRequests(_) => Some(1),
+            _ => None,
+        }
+    }
+
     /// Maps a store failure: unreachable database is retryable (503), the rest is a 500.
     pub fn from_store(e: StoreError, retry_after: u64) -> Self {
         match e {
@@ -67,6 +86,10 @@ impl ApiError {
                 ApiError::Unavailable { retry_after }
             }
             StoreError::Rejected(reason) => ApiError::BadRequest(reason),
+            StoreError::TooExpensive => ApiError::TooExpensive(
+                "the query was too expensive: it ran past its deadline and was cancelled".into(),
+            ),
+            StoreError::Busy => ApiError::ReadsBusy,
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }
@@ -84,13 +107,19 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::ReadsBusy | ApiError::TooExpensive(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
         let mut body = json!({ "error": self.to_string() });
         match self {
             ApiError::Unauthorized { challenge } => {
@@ -101,9 +130,6 @@ impl ResponseError for ApiError {
                 body["column"] = json!(column);
             }
             ApiError::PayloadTooLarge { limit } => body["limit_bytes"] = json!(limit),
-            ApiError::Unavailable { retry_after } => {
-                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-            }
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             _ => {}
         }

@@ -15,14 +15,18 @@ use crate::{
     alertmanager::Status,
     domain::HumanDuration,
     plan::matchers::{Matchers, Op},
-    store::incidents::{Incident, LabelFilter, LabelTest, Page},
+    store::{
+        incidents::{Incident, LabelFilter, LabelTest, Page, MAX_FILTERS},
+        StoreError,
+    },
 };
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
-/// Most `filter`s in one query.
-const MAX_FILTERS: usize = 20;
+/// Bytes a regex of a `filter` may have (as a maintenance window's matcher): Postgres compiles
+/// each one, and its cost grows with its length.
+const MAX_REGEX_BYTES: usize = 1000;
 
 /// Query string of the list endpoint; `filter` may repeat.
 #[derive(Debug, Default)]
@@ -86,31 +90,76 @@ impl ListQuery {
             }
         }
         if parsed.filters.len() > MAX_FILTERS {
-            return Err(bad(format!("at most {MAX_FILTERS} filters")));
+            return Err(bad(format!("at most {MAX_FILTERS} matchers in all filters")));
         }
         Ok(parsed)
     }
 }
 
-/// One `filter`: Alertmanager matchers (`alertname="X"`, `!=`, `=~`, `!~`), as its API takes them.
+/// One `filter`: Alertmanager matchers (`alertname="X"`, `!=`, `=~`, `!~`), as its API takes them;
+/// at most [`MAX_FILTERS`] of them, regexes at most [`MAX_REGEX_BYTES`] long.
 pub(super) fn filters(text: &str) -> Result<Vec<LabelFilter>, ApiError> {
-    let matchers = Matchers::parse(&[text]).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))?;
-    Ok(matchers
+    let bad = |e: String| ApiError::BadRequest(format!("filter: {e}"));
+    let matchers = Matchers::parse(&[text]).map_err(|e| bad(e.to_string()))?;
+    if matchers.iter().count() > MAX_FILTERS {
+        return Err(bad(format!("at most {MAX_FILTERS} matchers")));
+    }
+    matchers
         .iter()
         .map(|m| {
             let value = m.value().to_owned();
+            let regex = matches!(m.op(), Op::Regex | Op::NotRegex);
+            if regex && value.len() > MAX_REGEX_BYTES {
+                return Err(bad(format!(
+                    "the regex of {:?} is longer than {MAX_REGEX_BYTES} bytes",
+                    m.name()
+                )));
+            }
             let test = match m.op() {
                 Op::Equal => LabelTest::Equal(value),
                 Op::NotEqual => LabelTest::NotEqual(value),
                 Op::Regex => LabelTest::Regex(value),
                 Op::NotRegex => LabelTest::NotRegex(value),
             };
-            LabelFilter {
+            Ok(LabelFilter {
                 label: m.name().to_owned(),
                 test,
-            }
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// A search that failed: one cancelled at its deadline says which filter made it too
+/// expensive (the regexes, when there are any: they are what cannot use the index).
+pub(super) fn search_failed(e: StoreError, filters: &[LabelFilter], retry_after: u64) -> ApiError {
+    if !matches!(e, StoreError::TooExpensive) || filters.is_empty() {
+        return ApiError::from_store(e, retry_after);
+    }
+    let regexes: Vec<&LabelFilter> = filters
+        .iter()
+        .filter(|f| matches!(f.test, LabelTest::Regex(_) | LabelTest::NotRegex(_)))
+        .collect();
+    let blamed: Vec<String> = if regexes.is_empty() {
+        filters.iter().map(matcher_text).collect()
+    } else {
+        regexes.into_iter().map(matcher_text).collect()
+    };
+    ApiError::TooExpensive(format!(
+        "the label search was too expensive: {} ran past the deadline for reads and was cancelled; \
+         narrow it with an equality (e.g. alertname=\"...\") or a shorter time range",
+        blamed.join(", ")
+    ))
+}
+
+/// A filter as its matcher is written.
+fn matcher_text(filter: &LabelFilter) -> String {
+    let (op, value) = match &filter.test {
+        LabelTest::Equal(v) => ("=", v),
+        LabelTest::NotEqual(v) => ("!=", v),
+        LabelTest::Regex(v) => ("=~", v),
+        LabelTest::NotRegex(v) => ("!~", v),
+    };
+    format!("{}{op}{value:?}", filter.label)
 }
 
 /// Incidents newest first, `limit` at a time; `next_before` is the cursor for the next page.
@@ -133,11 +182,12 @@ pub async fn list(req: HttpRequest, state: web::Data<State>) -> Result<HttpRespo
         until: query.until,
         acknowledged: query.acknowledged,
     };
+    let filters = page.filters.clone();
     let incidents = state
-        .store
+        .reads
         .list_incidents(page)
         .await
-        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
+        .map_err(|e| search_failed(e, &filters, state.retry_after))?;
     let next_before = if incidents.len() as i64 == limit {
         incidents.last().map(|i| i.id)
     } else {
@@ -150,7 +200,7 @@ pub async fn list(req: HttpRequest, state: web::Data<State>) -> Result<HttpRespo
 pub async fn get(id: web::Path<i64>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match state
-        .store
+        .reads
         .incident(id)
         .await
         .map_err(|e| ApiError::from_store(e, state.retry_after))?

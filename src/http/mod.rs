@@ -9,6 +9,7 @@ mod incidents;
 mod integrations;
 mod jwks;
 mod jwt;
+mod limits;
 mod metrics;
 mod slo;
 mod ui;
@@ -26,6 +27,7 @@ use actix_web::{
 pub use auth::{Authenticator, Caller, Need};
 pub use error::ApiError;
 pub use health::Readiness;
+pub use limits::ReadLimits;
 
 use crate::{
     acts::Acts,
@@ -41,8 +43,11 @@ use crate::{
 
 /// What every handler may need.
 pub struct State {
-    /// The database.
+    /// The database: intake and every change, through the main pool.
     pub store: Store,
+    /// The same database through the read pool ([`Store::reads`]): the API's, the console's
+    /// and the SLO report's reads, so that searches never hold intake's connections.
+    pub reads: Store,
     /// Records webhook notifications, several to a transaction under load.
     pub recorder: Recorder,
     /// Decide which timers a notification schedules.
@@ -218,6 +223,8 @@ where
 {
     web::resource(path)
         .guard(actix_web::guard::Method(method.clone()))
+        .wrap(from_fn(limits::api_reads))
+        // Wrapped last, so it runs first: the limit counts the caller it identified.
         .wrap(from_fn(move |req, next| auth::require(need, req, next)))
         .route(web::method(method).to(handler))
 }

@@ -59,7 +59,7 @@ pub async fn report(
             "no SLO report: prometheus.url is not set".into(),
         ));
     };
-    match report::build(&state.slos, prometheus, &state.store, at, window).await {
+    match report::build(&state.slos, prometheus, &state.reads, at, window).await {
         Ok(made) => Ok(HttpResponse::Ok().json(made)),
         Err(ReportError::Store(e)) => Err(ApiError::from_store(e, state.retry_after)),
         Err(ReportError::Prometheus(e)) => {

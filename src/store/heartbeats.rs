@@ -1,5 +1,5 @@
 //! Heartbeats: renewals (in intake's transaction), the deadlines every replica's engine
-//! watches, and reading them back. A heartbeat's row is its own deadline (migrations/0019).
+//! watches, and reading them back. A heartbeat's row is its own deadline (migrations/0018).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -290,33 +290,161 @@ pub enum LabelTest {
     NotRegex(String),
 }
 
-impl LabelFilter {
-    /// The SQL condition on alert `a`, with its parameters numbered from `next`.
-    fn condition(&self, next: usize) -> String {
-        let value = format!("coalesce(a.labels->>${next}, '')");
-        let arg = next + 1;
-        match &self.test {
-            LabelTest::Equal(_) => format!("{value} = ${arg}"),
-            LabelTest::NotEqual(_) => format!("{value} <> ${arg}"),
-            LabelTest::Regex(_) => format!("{value} ~ ('^(?:' || ${arg} || ')$')"),
-            LabelTest::NotRegex(_) => format!("{value} !~ ('^(?:' || ${arg} || ')$')"),
+impl LabelTest {
+    /// The operator as the search statement takes it.
+    fn op(&self) -> &'static str {
+        match self {
+            LabelTest::Equal(_) => "=",
+            LabelTest::NotEqual(_) => "!=",
+            LabelTest::Regex(_) => "=~",
+            LabelTest::NotRegex(_) => "!~",
         }
     }
 
-    /// The condition on incident `i` that its GIN index of label pairs serves, if this test
-    /// has one (an equality on a non-empty value: an incident holds the pair only if one of
-    /// its alerts does). Its parameters are the same as `condition`'s.
-    fn indexed(&self, next: usize) -> Option<String> {
-        let arg = next + 1;
-        matches!(&self.test, LabelTest::Equal(v) if !v.is_empty()).then(|| {
-            format!("i.label_keys @> ARRAY[hashtextextended(${next}::text || '=' || ${arg}::text, 0)]")
-        })
+    /// Cheaper tests first: an alert that fails an equality is never tried against a regex.
+    fn cost(&self) -> u8 {
+        match self {
+            LabelTest::Equal(_) => 0,
+            LabelTest::NotEqual(_) => 1,
+            LabelTest::Regex(_) | LabelTest::NotRegex(_) => 2,
+        }
+    }
+}
+
+impl LabelFilter {
+    /// Whether the incidents' GIN index of label pairs serves this test: an equality on a
+    /// non-empty value (an incident holds the pair only if one of its alerts does).
+    fn indexed(&self) -> bool {
+        matches!(&self.test, LabelTest::Equal(v) if !v.is_empty())
     }
 
     fn value(&self) -> &String {
         match &self.test {
             LabelTest::Equal(v) | LabelTest::NotEqual(v) | LabelTest::Regex(v) | LabelTest::NotRegex(v) => v,
         }
+    }
+}
+
+/// Most label filters of one search: the search statement has this many slots.
+pub const MAX_FILTERS: usize = 20;
+
+/// The statement of a search. Its text depends only on whether incidents are filtered by
+/// acknowledgement, by labels, and through the label index, never on the filters' shapes: at
+/// most nine statements are ever prepared, however many different searches people make.
+///
+/// The filters arrive as three arrays (labels `$6`, operators `$7`, values `$8`), tested in
+/// [`MAX_FILTERS`] slots of which those past the arrays' length are skipped; the indexed
+/// equalities as two more (`$9`, `$10`), hashed once into the key set the GIN index is asked
+/// for. The alerts are tested in a subquery that cannot become a join (`OFFSET 0`), so their
+/// filters, regexes included, run only on incidents the cheaper conditions (the index among
+/// them) let through, and within an alert cheaper tests come first.
+fn search_sql(acknowledged: Option<bool>, filtered: bool, indexed: bool) -> String {
+    let mut sql = format!(
+        "{SELECT_INCIDENTS} WHERE ($1::text IS NULL OR i.status = $1) AND ($2::bigint IS NULL OR i.id < $2)
+           AND ($4::timestamptz IS NULL OR i.created_at >= $4)
+           AND ($5::timestamptz IS NULL OR i.created_at < $5)"
+    );
+    // Spelled out rather than a parameter, so the plan of each variant is its own.
+    match acknowledged {
+        Some(true) => sql.push_str(" AND i.acked_at IS NOT NULL"),
+        Some(false) => sql.push_str(" AND i.acked_at IS NULL"),
+        None => {}
+    }
+    if indexed {
+        sql.push_str(
+            " AND i.label_keys @> ARRAY(SELECT hashtextextended(k.label || '=' || k.value, 0)
+                                          FROM unnest($9::text[], $10::text[]) AS k(label, value))",
+        );
+    }
+    if filtered {
+        let slots: Vec<String> = (1..=MAX_FILTERS).map(filter_slot).collect();
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = i.group_id AND a.incident_id = i.id
+                             AND {} OFFSET 0)",
+            slots.join(" AND ")
+        ));
+    }
+    sql.push_str(" ORDER BY i.id DESC LIMIT $3");
+    sql
+}
+
+/// The test of filter slot `k` on alert `a`; true when there is no `k`th filter. A missing
+/// label reads as empty, as in Alertmanager; regexes are anchored.
+fn filter_slot(k: usize) -> String {
+    let value = format!("coalesce(a.labels->>(($6::text[])[{k}]), '')");
+    let arg = format!("($8::text[])[{k}]");
+    format!(
+        "(cardinality($7::text[]) < {k} OR CASE ($7::text[])[{k}]
+             WHEN '=' THEN {value} = {arg} WHEN '!=' THEN {value} <> {arg}
+             WHEN '=~' THEN {value} ~ ('^(?:' || {arg} || ')$')
+             ELSE {value} !~ ('^(?:' || {arg} || ')$') END)"
+    )
+}
+
+/// A search's parameters past the first five, as the statement's arrays.
+struct FilterArrays<'a> {
+    labels: Vec<&'a str>,
+    ops: Vec<&'static str>,
+    values: Vec<&'a str>,
+    indexed_labels: Vec<&'a str>,
+    indexed_values: Vec<&'a str>,
+}
+
+impl<'a> FilterArrays<'a> {
+    fn new(filters: &'a [LabelFilter]) -> Self {
+        let mut ordered: Vec<&LabelFilter> = filters.iter().collect();
+        ordered.sort_by_key(|f| f.test.cost());
+        let indexed: Vec<&LabelFilter> = ordered.iter().copied().filter(|f| f.indexed()).collect();
+        Self {
+            labels: ordered.iter().map(|f| f.label.as_str()).collect(),
+            ops: ordered.iter().map(|f| f.test.op()).collect(),
+            values: ordered.iter().map(|f| f.value().as_str()).collect(),
+            indexed_labels: indexed.iter().map(|f| f.label.as_str()).collect(),
+            indexed_values: indexed.iter().map(|f| f.value().as_str()).collect(),
+        }
+    }
+}
+
+/// A search: its statement and its parameters.
+struct Search<'a> {
+    sql: String,
+    page: &'a Page,
+    status: Option<&'static str>,
+    arrays: FilterArrays<'a>,
+}
+
+impl<'a> Search<'a> {
+    fn new(page: &'a Page) -> Self {
+        let arrays = FilterArrays::new(&page.filters);
+        let sql = search_sql(
+            page.acknowledged,
+            !arrays.labels.is_empty(),
+            !arrays.indexed_labels.is_empty(),
+        );
+        Self {
+            sql,
+            page,
+            status: page.status.map(Status::as_str),
+            arrays,
+        }
+    }
+
+    /// The parameters, as many as the statement takes.
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let page = self.page;
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&self.status, &page.before, &page.limit, &page.since, &page.until];
+        let arrays = &self.arrays;
+        if !arrays.labels.is_empty() {
+            params.extend([&arrays.labels as &(dyn ToSql + Sync), &arrays.ops, &arrays.values]);
+        }
+        if !arrays.indexed_labels.is_empty() {
+            params.extend([
+                &arrays.indexed_labels as &(dyn ToSql + Sync),
+                &arrays.indexed_values,
+            ]);
+        }
+        params
     }
 }
 
@@ -385,49 +513,26 @@ const SELECT_ALERTS: &str = "
 impl Store {
     /// Incidents newest first, with their alerts.
     pub async fn list_incidents(&self, page: Page) -> Result<Vec<Incident>, StoreError> {
+        if page.filters.len() > MAX_FILTERS {
+            return Err(StoreError::Rejected(format!("at most {MAX_FILTERS} filters")));
+        }
+        let search = Search::new(&page);
         let client = self.client().await?;
-        let mut sql = format!(
-            "{SELECT_INCIDENTS} WHERE ($1::text IS NULL OR i.status = $1) AND ($2::bigint IS NULL OR i.id < $2)
-               AND ($4::timestamptz IS NULL OR i.created_at >= $4)
-               AND ($5::timestamptz IS NULL OR i.created_at < $5)"
-        );
-        // Spelled out rather than a parameter, so the plan of each variant is its own.
-        match page.acknowledged {
-            Some(true) => sql.push_str(" AND i.acked_at IS NOT NULL"),
-            Some(false) => sql.push_str(" AND i.acked_at IS NULL"),
-            None => {}
-        }
-        if !page.filters.is_empty() {
-            let conditions: Vec<String> = page
-                .filters
-                .iter()
-                .enumerate()
-                .map(|(k, f)| f.condition(6 + 2 * k))
-                .collect();
-            for (k, filter) in page.filters.iter().enumerate() {
-                if let Some(indexed) = filter.indexed(6 + 2 * k) {
-                    sql.push_str(&format!(" AND {indexed}"));
-                }
-            }
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = i.group_id AND a.incident_id = i.id
-                                 AND {})",
-                conditions.join(" AND ")
-            ));
-        }
-        sql.push_str(" ORDER BY i.id DESC LIMIT $3");
-        let statement = client.prepare_cached(&sql).await?;
-        let status = page.status.map(Status::as_str);
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&status, &page.before, &page.limit, &page.since, &page.until];
-        for filter in &page.filters {
-            params.push(&filter.label);
-            params.push(filter.value());
-        }
-        let rows = client.query(&statement, &params).await?;
+        let statement = client.prepare_cached(&search.sql).await?;
+        let rows = client.query(&statement, &search.params()).await?;
         let mut incidents: Vec<Incident> = rows.iter().map(incident_from).collect();
         attach_alerts(&client, &mut incidents).await?;
         Ok(incidents)
+    }
+
+    /// How Postgres runs a search (`EXPLAIN (ANALYZE, FORMAT JSON)` of its statement, with
+    /// its parameters): what an operator looks at when a search is slow.
+    pub async fn explain_search(&self, page: Page) -> Result<serde_json::Value, StoreError> {
+        let search = Search::new(&page);
+        let client = self.client().await?;
+        let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", search.sql);
+        let row = client.query_one(&explain, &search.params()).await?;
+        Ok(row.get(0))
     }
 
     /// One incident with its alerts and timers, if it exists.
@@ -441,6 +546,9 @@ impl Store {
         };
         let mut incidents = vec![incident_from(&row)];
         attach_alerts(&client, &mut incidents).await?;
+        // Each of the rest takes a connection of its own: give this one back first, so that
+        // a pool of a few connections is never emptied by readers waiting on themselves.
+        drop(client);
         let mut incident = incidents.pop();
         if let Some(incident) = &mut incident {
             incident.timers = Some(self.incident_timers(id).await?);

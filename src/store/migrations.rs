@@ -69,11 +69,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0017_proven_identity.sql"),
     ),
     (
-        19,
+        18,
         "heartbeats",
-        include_str!("../../migrations/0019_heartbeats.sql"),
+        include_str!("../../migrations/0018_heartbeats.sql"),
     ),
-    (20, "context", include_str!("../../migrations/0020_context.sql")),
+    (19, "context", include_str!("../../migrations/0019_context.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

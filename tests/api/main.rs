@@ -1,5 +1,6 @@
 mod auth;
 mod batching;
+mod bulkheads;
 mod capacity;
 mod captured;
 mod config;

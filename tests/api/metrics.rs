@@ -50,8 +50,19 @@ async fn metrics_count_requests_alerts_and_duplicates() {
             .await,
         4.0
     );
-    assert_eq!(app.metric("medic_db_pool_max_connections").await, 16.0);
-    assert!(app.metric(r#"medic_db_pool_connections{state="idle"}"#).await >= 1.0);
+    assert_eq!(
+        app.metric(r#"medic_db_pool_max_connections{pool="main"}"#).await,
+        16.0
+    );
+    assert_eq!(
+        app.metric(r#"medic_db_pool_max_connections{pool="read"}"#).await,
+        4.0
+    );
+    assert!(
+        app.metric(r#"medic_db_pool_connections{pool="main",state="idle"}"#)
+            .await
+            >= 1.0
+    );
     assert!(app.metric("process_resident_memory_bytes").await > 0.0);
 }
 

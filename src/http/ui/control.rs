@@ -124,7 +124,7 @@ pub(super) async fn remediations(req: HttpRequest, state: web::Data<State>) -> R
         limit: 200,
     };
     let decisions = state
-        .store
+        .reads
         .decisions(&query)
         .await
         .map_err(|e| Failure::store(e, &state))?;
@@ -198,11 +198,11 @@ async fn answer(
 pub(super) async fn maintenance(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
     let windows = state
-        .store
+        .reads
         .windows()
         .await
         .map_err(|e| Failure::store(e, &state))?;
-    let pause = state.store.pause().await.map_err(|e| Failure::store(e, &state))?;
+    let pause = state.reads.pause().await.map_err(|e| Failure::store(e, &state))?;
     let longest = state.acts.window_limits().longest_for(&viewer.person).as_secs() / 3600;
     let body = html! {
         h1 { "Maintenance" }

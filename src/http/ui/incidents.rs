@@ -20,7 +20,7 @@ use crate::{
     alertmanager::Status,
     domain::{ClusterContext, Role, Text},
     http::{
-        incidents::{filters, timeline},
+        incidents::{filters, search_failed, timeline},
         State,
     },
     store::{
@@ -167,17 +167,18 @@ async fn load(query: &ListQuery, state: &State) -> Result<Listed, Failure> {
         until: None,
         acknowledged: query.tab.acknowledged(),
     };
+    let filters = page.filters.clone();
     let incidents = state
-        .store
+        .reads
         .list_incidents(page)
         .await
-        .map_err(|e| Failure::store(e, state))?;
+        .map_err(|e| Failure::Api(search_failed(e, &filters, state.retry_after)))?;
     let next_before = (incidents.len() as i64 == PAGE_SIZE)
         .then(|| incidents.last().map(|i| i.id))
         .flatten();
     let ids: Vec<i64> = incidents.iter().map(|i| i.id).collect();
     let remediation = state
-        .store
+        .reads
         .remediation_states(&ids)
         .await
         .map_err(|e| Failure::store(e, state))?;
@@ -337,7 +338,7 @@ pub(super) async fn show(
     let viewer = viewer(&req, &state).await?;
     let id = id.into_inner();
     let incident = state
-        .store
+        .reads
         .incident(id)
         .await
         .map_err(|e| Failure::store(e, &state))?

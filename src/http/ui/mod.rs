@@ -16,25 +16,30 @@ mod session;
 
 use actix_web::{
     http::{header, StatusCode},
+    middleware::from_fn,
     web, HttpResponse, ResponseError,
 };
 
-use super::ApiError;
+use super::{limits, ApiError};
 
 /// Registers the console's routes on the `/ui` scope.
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::get().to(|| async { see_other("/ui/") }))
-        .route("/", web::get().to(incidents::list))
-        .route("/incidents", web::get().to(incidents::rows))
-        .route("/incidents/{id}", web::get().to(incidents::show))
+        .service(read_page("/", incidents::list))
+        .service(read_page("/incidents", incidents::rows))
+        .service(read_page("/incidents/{id}", incidents::show))
         .route("/incidents/{id}/ack", web::post().to(incidents::acknowledge))
         .route("/incidents/{id}/silence", web::post().to(incidents::silence))
-        .route("/remediations", web::get().to(control::remediations))
+        .service(read_page("/remediations", control::remediations))
         .route("/remediations/{id}/approve", web::post().to(control::approve))
         .route("/remediations/{id}/reject", web::post().to(control::reject))
-        .route("/heartbeats", web::get().to(heartbeats::list))
-        .route("/maintenance", web::get().to(control::maintenance))
-        .route("/maintenance", web::post().to(control::create_window))
+        .service(read_page("/heartbeats", heartbeats::list))
+        .service(
+            web::resource("/maintenance")
+                .wrap(from_fn(limits::console_reads))
+                .route(web::get().to(control::maintenance))
+                .route(web::post().to(control::create_window)),
+        )
         .route("/maintenance/{id}/end", web::post().to(control::end_window))
         .route("/pause", web::post().to(control::set_pause))
         .route("/resume", web::post().to(control::clear_pause))
@@ -55,6 +60,19 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(Failure::from(ApiError::NotFound("no such page".into())))
         }));
+}
+
+/// A page that reads the database: its GET counts against the viewer's share of reads (assets
+/// and the sign-in page do not).
+fn read_page<F, Args>(path: &str, handler: F) -> impl actix_web::dev::HttpServiceFactory
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .wrap(from_fn(limits::console_reads))
+        .route(web::get().to(handler))
 }
 
 /// `303 See Other`: where a browser goes after a form, or to sign in.
@@ -112,10 +130,10 @@ impl ResponseError for Failure {
                 }
                 let status = e.status_code();
                 let mut response = layout::error_page(status, &e.to_string());
-                if let ApiError::Unavailable { retry_after } = e {
+                if let Some(seconds) = e.retry_after() {
                     response
                         .headers_mut()
-                        .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
                 }
                 response
             }

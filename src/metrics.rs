@@ -218,7 +218,8 @@ pub struct RemediationMetrics {
     pub duration: HistogramVec,
     /// `medic_kubernetes_requests_total{verb, code}`.
     pub kube_requests: IntCounterVec,
-    /// `medic_remediation_verifications_total{action, result}`: `fixed` or `not_fixed`.
+    /// `medic_remediation_verifications_total{action, result}`: `fixed`, `not_fixed` or
+    /// `relapsed`.
     pub verifications: IntCounterVec,
     /// `medic_remediation_rule_verifications_total{rule, result}`: the same by rule, for the
     /// dashboard's "fixed by medic".
@@ -257,14 +258,14 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
     let verifications = IntCounterVec::new(
         Opts::new(
             "medic_remediation_verifications_total",
-            "Remediation steps verified after verify_within, by action and result (fixed, not_fixed)",
+            "Remediation steps verified after verify_within and hold, by action and result (fixed, not_fixed, relapsed)",
         ),
         &["action", "result"],
     )?;
     let rule_verifications = IntCounterVec::new(
         Opts::new(
             "medic_remediation_rule_verifications_total",
-            "Remediation steps verified after verify_within, by rule and result (fixed, not_fixed)",
+            "Remediation steps verified after verify_within and hold, by rule and result (fixed, not_fixed, relapsed)",
         ),
         &["rule", "result"],
     )?;
@@ -293,7 +294,11 @@ impl RemediationMetrics {
     pub fn expect_verifications(&self, rules: &crate::plan::Rules) {
         for rule in rules.iter() {
             for step in rule.remediate.iter().filter(|step| step.verify_within.is_some()) {
-                for result in [Verification::Fixed, Verification::NotFixed] {
+                for result in [
+                    Verification::Fixed,
+                    Verification::NotFixed,
+                    Verification::Relapsed,
+                ] {
                     self.verifications
                         .with_label_values(&[step.action.as_str(), result.as_str()]);
                     self.rule_verifications

@@ -27,8 +27,8 @@ pub use capacity::{
     CapacitySettings, DeploymentSettings, DEPLOYMENT_PLACEHOLDER, MAX_POINTS, NAMESPACE_PLACEHOLDER,
 };
 pub use escalation::{
-    Approval, EngineSettings, Ladder, NotifierSettings, NotifierType, RemediateSettings, RetrySettings,
-    RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
+    Approval, EngineSettings, Gitops, Ladder, NotifierSettings, NotifierType, RemediateSettings,
+    RetrySettings, RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
 };
 pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
 pub use remediation::{

@@ -27,6 +27,10 @@ pub struct RemediationSettings {
     pub limits: LimitsSettings,
     /// Steps with `approval: required` wait this long for a person.
     pub approval: ApprovalSettings,
+    /// A step whose alert resolved within `verify_within` is `fixed` only once the alert
+    /// stays resolved this long; firing again sooner makes it `relapsed`. A step may set its
+    /// own `hold`.
+    pub hold: HumanDuration,
 }
 
 /// `remediation.approval`.
@@ -173,6 +177,7 @@ impl Default for RemediationSettings {
             databases: BTreeMap::new(),
             limits: LimitsSettings::default(),
             approval: ApprovalSettings::default(),
+            hold: HumanDuration(Duration::from_secs(600)),
         }
     }
 }

@@ -9,6 +9,7 @@
 mod action;
 mod actor;
 mod duration;
+pub mod gitops;
 mod handover;
 pub mod kubernetes;
 mod notification;

@@ -1,5 +1,5 @@
 //! What became of a remediation: the results stored in `remediations.result` (a CHECK
-//! constraint in migrations/0005 lists the same words) and the decisions the guard rails make.
+//! constraint in migrations/0021 lists the same words) and the decisions the guard rails make.
 
 use std::fmt;
 
@@ -53,11 +53,13 @@ pub enum RemediationResult {
     /// Evicting would leave fewer than `min_healthy` of the Deployment's desired pods Ready
     /// (a floor only for pods no PodDisruptionBudget covers).
     SkippedMinHealthy,
+    /// Argo CD or Flux manages the target and would revert the change; people decide.
+    SkippedGitops,
 }
 
 impl RemediationResult {
     /// Every result, for pre-registering metric labels and the migration's CHECK constraint.
-    pub const ALL: [RemediationResult; 19] = [
+    pub const ALL: [RemediationResult; 20] = [
         RemediationResult::Running,
         RemediationResult::Success,
         RemediationResult::Failure,
@@ -77,6 +79,7 @@ impl RemediationResult {
         RemediationResult::SkippedUnapproved,
         RemediationResult::SkippedRejected,
         RemediationResult::SkippedMinHealthy,
+        RemediationResult::SkippedGitops,
     ];
 
     /// The word stored in the database and used in metrics and the API.
@@ -101,6 +104,7 @@ impl RemediationResult {
             RemediationResult::SkippedUnapproved => "skipped_unapproved",
             RemediationResult::SkippedRejected => "skipped_rejected",
             RemediationResult::SkippedMinHealthy => "skipped_min_healthy",
+            RemediationResult::SkippedGitops => "skipped_gitops",
         }
     }
 
@@ -133,6 +137,7 @@ impl RemediationResult {
             RemediationResult::SkippedMinHealthy => {
                 "evicting would leave too few of the Deployment's pods Ready"
             }
+            RemediationResult::SkippedGitops => "a GitOps controller manages the target and would revert it",
             RemediationResult::AwaitingApproval => "waiting for a person's approval",
             RemediationResult::Running
             | RemediationResult::Success
@@ -148,25 +153,42 @@ impl fmt::Display for RemediationResult {
     }
 }
 
-/// Whether a step's fix held: the alert episode resolved within its `verify_within`.
+/// Whether a step's fix held: the alert episode resolved within its `verify_within` and the
+/// same alert (same rule, group and fingerprint) stayed resolved for its `hold`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verification {
     /// The step has no `verify_within`, or did not succeed.
     None,
     /// Waiting for `verify_within` to pass.
     Pending,
+    /// Resolved within `verify_within`; waiting for `hold` to pass without a re-fire.
+    Holding,
     Fixed,
     NotFixed,
+    /// Resolved, then the same alert fired again within `hold`.
+    Relapsed,
 }
 
 impl Verification {
+    /// Every word, for the migration's CHECK constraint.
+    pub const ALL: [Verification; 6] = [
+        Verification::None,
+        Verification::Pending,
+        Verification::Holding,
+        Verification::Fixed,
+        Verification::NotFixed,
+        Verification::Relapsed,
+    ];
+
     /// The word stored in `remediations.verification` and used in metrics and the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Verification::None => "none",
             Verification::Pending => "pending",
+            Verification::Holding => "holding",
             Verification::Fixed => "fixed",
             Verification::NotFixed => "not_fixed",
+            Verification::Relapsed => "relapsed",
         }
     }
 }

@@ -12,6 +12,7 @@
 //! escalation step is due at once, saying what was tried.
 
 pub mod explain;
+mod gitops;
 mod kube;
 mod postgres_pool;
 mod restart_pods;
@@ -71,6 +72,19 @@ impl Report {
     /// Nothing to do: at the cap, already enough replicas, no unhealthy pod.
     pub fn noop(summary: String) -> Self {
         Self::new(RemediationResult::SkippedNoop, summary, json!({}))
+    }
+
+    /// The report with a warning (a GitOps controller may revert it) in its summary and its
+    /// detail, when the action did something or planned to.
+    fn warned(mut self, warning: Option<String>) -> Self {
+        let Some(warning) = warning.filter(|_| self.result.is_done()) else {
+            return self;
+        };
+        self.summary = format!("{}; {warning}", self.summary);
+        if let Some(detail) = self.detail.as_object_mut() {
+            detail.insert("gitops_warning".into(), Value::String(warning));
+        }
+        self
     }
 }
 
@@ -167,10 +181,7 @@ impl Runner {
             let reason = format!("rule {:?} no longer has remediation step {step}", timer.rule);
             return Ok(self.reject(timer, reason));
         };
-        let (params, skip) = match self.check(spec.action, &job) {
-            Ok(params) => (params, self.maintenance(&job)),
-            Err(skip) => (ActionParams::default(), Some(skip)),
-        };
+        let (params, skip, warning) = self.precheck(spec, &job).await;
         let target = target_key(spec.action, &params);
         let dry_run = spec.dry_run.unwrap_or(self.guard_rails.dry_run);
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
@@ -213,7 +224,10 @@ impl Runner {
                 return Ok(Done::Wait(until));
             }
             RemediationDecision::Act | RemediationDecision::DryRun => {
-                self.execute(spec.action, &params, dry_run).await
+                let report = self
+                    .execute(spec.action, &params, dry_run, spec.gitops_allow)
+                    .await;
+                report.warned(warning)
             }
             RemediationDecision::Skipped(result) => {
                 let reason = skip.map_or_else(|| result.reason().to_owned(), |(_, reason)| reason);
@@ -241,7 +255,7 @@ impl Runner {
         target: &str,
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let plan = self.execute(spec.action, params, true).await;
+        let plan = self.execute(spec.action, params, true, spec.gitops_allow).await;
         let summary = format!(
             "waiting for approval until {}: {}",
             until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -261,6 +275,39 @@ impl Runner {
             "remediation awaits approval"
         );
         Ok(())
+    }
+
+    /// What is decided before the database is asked: the parameters, a skip (invalid, a
+    /// namespace not allowed, Kubernetes unavailable, a maintenance window, a target GitOps
+    /// manages) and a warning for the report (a managed target the step may change anyway).
+    async fn precheck(
+        &self,
+        spec: &RemediationSpec,
+        job: &RemediationJob,
+    ) -> (ActionParams, Option<(RemediationResult, String)>, Option<String>) {
+        let params = match self.check(spec.action, job) {
+            Ok(params) => params,
+            Err(skip) => return (ActionParams::default(), Some(skip), None),
+        };
+        if let Some(skip) = self.maintenance(job) {
+            return (params, Some(skip), None);
+        }
+        match self.gitops(spec, &params).await {
+            gitops::Verdict::Free => (params, None, None),
+            gitops::Verdict::Skip(why) => (params, Some((RemediationResult::SkippedGitops, why)), None),
+            gitops::Verdict::Warn(warning) => (params, None, Some(warning)),
+        }
+    }
+
+    /// Whether Argo CD or Flux manages the Deployment a spec-changing action would change.
+    async fn gitops(&self, spec: &RemediationSpec, params: &ActionParams) -> gitops::Verdict {
+        let (Ok(kube), true) = (&self.kube, spec.action.changes_spec()) else {
+            return gitops::Verdict::Free;
+        };
+        let (Some(namespace), Some(name)) = (params.text("namespace"), params.text("deployment")) else {
+            return gitops::Verdict::Free;
+        };
+        gitops::check(kube, namespace, name, spec.gitops_allow).await
     }
 
     /// Skips the step when a maintenance window muting remediation covers its alert.
@@ -382,9 +429,16 @@ impl Runner {
 
     /// Runs the handler under the action's deadline; an error from it, or the deadline
     /// passing, is a failure with its reason.
-    async fn execute(&self, action: Action, params: &ActionParams, dry_run: bool) -> Report {
+    async fn execute(
+        &self,
+        action: Action,
+        params: &ActionParams,
+        dry_run: bool,
+        gitops_allow: bool,
+    ) -> Report {
         let deadline = self.guard_rails.limits.deadline();
-        match tokio::time::timeout(deadline, self.handle(action, params, dry_run)).await {
+        let handled = self.handle(action, params, dry_run, gitops_allow);
+        match tokio::time::timeout(deadline, handled).await {
             Ok(report) => report,
             Err(_) => Report::new(
                 RemediationResult::Failure,
@@ -398,12 +452,24 @@ impl Runner {
     }
 
     /// The action's handler.
-    async fn handle(&self, action: Action, params: &ActionParams, dry_run: bool) -> Report {
+    async fn handle(
+        &self,
+        action: Action,
+        params: &ActionParams,
+        dry_run: bool,
+        gitops_allow: bool,
+    ) -> Report {
         let kube = self.kube.as_ref().ok();
         let result = match (action, kube) {
             (Action::PostgresRelievePool, kube) => {
                 match params.text("database").and_then(|d| self.databases.get(d)) {
-                    Some(database) => postgres_pool::relieve(database, kube, params, dry_run).await,
+                    Some(database) => {
+                        let run = postgres_pool::Run {
+                            dry_run,
+                            gitops_allow,
+                        };
+                        postgres_pool::relieve(database, kube, params, run).await
+                    }
                     None => Err(format!(
                         "database {:?} is not under remediation.databases",
                         params.text("database")

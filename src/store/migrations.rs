@@ -67,6 +67,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "proven_identity",
         include_str!("../../migrations/0017_proven_identity.sql"),
     ),
+    (21, "proof", include_str!("../../migrations/0021_proof.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -217,7 +217,8 @@ const VERIFIED: &str = "
 
 /// What each step of a rule's ladder did for one alert episode, in order.
 const TRIED: &str = "
-    SELECT r.action, r.target, r.result, r.verification
+    SELECT r.action, r.target, r.result, r.verification,
+           CASE WHEN r.result = 'skipped_gitops' THEN r.summary END
       FROM remediations r WHERE r.rule = $1 AND r.episode = $2 ORDER BY r.step";
 
 /// Brings the incident's first pending escalation step forward to now, with what medic tried
@@ -243,6 +244,7 @@ async fn handover(client: &impl GenericClient, rule: &str, episode: &str) -> Res
             target: row.get(1),
             result: row.get(2),
             verification: row.get(3),
+            note: row.get(4),
         })
         .collect();
     Ok(Handover::new(tried))

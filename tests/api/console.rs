@@ -112,7 +112,10 @@ async fn signing_in_with_a_users_token_sets_an_httponly_samesite_strict_cookie()
         .await
         .unwrap();
     let cookie = claimed.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.starts_with("medic_session=") && !cookie.contains("Secure"), "{cookie}");
+    assert!(
+        cookie.starts_with("medic_session=") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test]

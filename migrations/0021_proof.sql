@@ -28,3 +28,23 @@ CREATE INDEX remediations_held ON remediations (rule) WHERE verification IN ('pe
 CREATE INDEX remediations_relapsed_by ON remediations (relapsed_by) WHERE relapsed_by IS NOT NULL;
 CREATE INDEX remediations_relapsed_incident ON remediations (relapsed_incident)
     WHERE relapsed_incident IS NOT NULL;
+
+-- Rules earn their autonomy: a step that relapsed or failed `remediation.demote_after.count`
+-- times within its window is demoted (it needs approval, saying `reason`) until an admin
+-- promotes it (audited as 'promote'). One demotion in force per rule step.
+CREATE TABLE rule_demotions (
+    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rule         text        NOT NULL,
+    step         integer     NOT NULL,
+    reason       text        NOT NULL CHECK (reason <> ''),
+    demoted_at   timestamptz NOT NULL DEFAULT now(),
+    promoted_at  timestamptz,
+    promoted_by  text,
+    promote_note text
+);
+CREATE UNIQUE INDEX rule_demotions_in_force ON rule_demotions (rule, step) WHERE promoted_at IS NULL;
+
+ALTER TABLE audit_events DROP CONSTRAINT audit_events_action_check;
+ALTER TABLE audit_events ADD CONSTRAINT audit_events_action_check CHECK (action IN (
+    'acknowledge', 'approve', 'reject', 'pause', 'resume', 'maintenance_start',
+    'maintenance_end', 'silence', 'unsilence', 'resolve_elsewhere', 'promote'));

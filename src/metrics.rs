@@ -224,6 +224,9 @@ pub struct RemediationMetrics {
     /// `medic_remediation_rule_verifications_total{rule, result}`: the same by rule, for the
     /// dashboard's "fixed by medic".
     pub rule_verifications: IntCounterVec,
+    /// `medic_remediation_outcomes_total{rule, action, outcome}`: what each step came to
+    /// (fixed, relapsed, not_fixed, failed, skipped).
+    pub outcomes: IntCounterVec,
     /// `medic_remediation_paused`: 1 while an admin has paused remediation.
     pub paused: IntGauge,
     /// `medic_maintenance_windows_active`: windows in force now.
@@ -269,6 +272,13 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
         ),
         &["rule", "result"],
     )?;
+    let outcomes = IntCounterVec::new(
+        Opts::new(
+            "medic_remediation_outcomes_total",
+            "What remediation steps came to, by rule, action and outcome (fixed, relapsed, not_fixed, failed, skipped)",
+        ),
+        &["rule", "action", "outcome"],
+    )?;
     let paused = IntGauge::new(
         "medic_remediation_paused",
         "1 while remediation is paused (PUT /api/v1/remediation/pause)",
@@ -283,6 +293,7 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
         kube_requests: register(registry, kube_requests),
         verifications: register(registry, verifications),
         rule_verifications: register(registry, rule_verifications),
+        outcomes: register(registry, outcomes),
         paused: register(registry, paused),
         windows_active: register(registry, windows_active),
     })

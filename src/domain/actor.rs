@@ -77,10 +77,12 @@ pub enum Act {
     MaintenanceEnd,
     Silence,
     Unsilence,
+    /// An admin lifts a rule step's demotion: it acts on its own again.
+    Promote,
 }
 
 impl Act {
-    pub const ALL: [Act; 10] = [
+    pub const ALL: [Act; 11] = [
         Act::Acknowledge,
         Act::ResolveElsewhere,
         Act::Approve,
@@ -91,6 +93,7 @@ impl Act {
         Act::MaintenanceEnd,
         Act::Silence,
         Act::Unsilence,
+        Act::Promote,
     ];
 
     /// The word stored in the audit trail.
@@ -106,6 +109,7 @@ impl Act {
             Act::MaintenanceEnd => "maintenance_end",
             Act::Silence => "silence",
             Act::Unsilence => "unsilence",
+            Act::Promote => "promote",
         }
     }
 }

@@ -26,7 +26,7 @@ pub use actor::{Act, Actor, Auth, Surface, Text};
 pub use duration::HumanDuration;
 pub use handover::{Handover, TriedStep};
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
-pub use remediation::{Mute, RemediationDecision, RemediationJob, RemediationResult, Verification};
+pub use remediation::{Mute, Outcome, RemediationDecision, RemediationJob, RemediationResult, Verification};
 pub use role::Role;
 pub use severity::Severity;
 pub use timer::{PlannedTimer, TimerKind, TimerOutcome};

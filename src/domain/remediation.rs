@@ -193,6 +193,62 @@ impl Verification {
     }
 }
 
+/// What a step came to, for `medic_remediation_outcomes_total` and rule effectiveness: a
+/// closed set, so that a rule's record reads the same everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Resolved within `verify_within` and stayed resolved for `hold`.
+    Fixed,
+    /// Resolved, then fired again within `hold`.
+    Relapsed,
+    /// Still firing after `verify_within`.
+    NotFixed,
+    /// The action (or deciding it) failed.
+    Failed,
+    /// A guard rail, a person or the handler left it undone (`skipped_*`).
+    Skipped,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Fixed,
+        Outcome::Relapsed,
+        Outcome::NotFixed,
+        Outcome::Failed,
+        Outcome::Skipped,
+    ];
+
+    /// The word in metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Fixed => "fixed",
+            Outcome::Relapsed => "relapsed",
+            Outcome::NotFixed => "not_fixed",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    /// The outcome a recorded result settles at once (a success waits for verification).
+    pub fn of_result(result: RemediationResult) -> Option<Outcome> {
+        match result {
+            RemediationResult::Failure => Some(Outcome::Failed),
+            r if r.as_str().starts_with("skipped_") => Some(Outcome::Skipped),
+            _ => None,
+        }
+    }
+
+    /// The outcome a final verification settles.
+    pub fn of_verification(verification: Verification) -> Option<Outcome> {
+        match verification {
+            Verification::Fixed => Some(Outcome::Fixed),
+            Verification::NotFixed => Some(Outcome::NotFixed),
+            Verification::Relapsed => Some(Outcome::Relapsed),
+            Verification::None | Verification::Pending | Verification::Holding => None,
+        }
+    }
+}
+
 /// What a maintenance window mutes for the alerts it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mute {

@@ -7,6 +7,7 @@ mod health;
 mod incidents;
 mod integrations;
 mod metrics;
+mod rules;
 mod slo;
 mod ui;
 mod webhook;
@@ -132,6 +133,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         incidents::unsilence,
     ))
     .service(route("/api/v1/slo/report", Method::GET, viewer, slo::report))
+    .service(route(
+        "/api/v1/rules/effectiveness",
+        Method::GET,
+        viewer,
+        rules::effectiveness,
+    ))
+    .service(route(
+        "/api/v1/rules/{rule}/steps/{step}/promote",
+        Method::POST,
+        Need::Role(Admin),
+        rules::promote,
+    ))
     .service(route(
         "/api/v1/remediations",
         Method::GET,

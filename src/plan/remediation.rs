@@ -175,6 +175,9 @@ pub struct GuardRails {
     pub approval_timeout: Duration,
     /// How long a fixed alert must stay resolved, when a step sets no `hold`.
     pub hold: Duration,
+    /// Relapses or failures of one step within `demote_window` that demote it (0: never).
+    pub demote_count: u32,
+    pub demote_window: Duration,
 }
 
 impl GuardRails {
@@ -193,6 +196,8 @@ impl GuardRails {
             limits: limits(settings),
             approval_timeout: settings.approval.timeout.0,
             hold: settings.hold.0,
+            demote_count: settings.demote_after.count,
+            demote_window: settings.demote_after.window.0,
         }
     }
 

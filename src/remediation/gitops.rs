@@ -19,6 +19,9 @@ pub enum Verdict {
     Skip(String),
     /// Managed, and the step allows it: act, with this warning in the report.
     Warn(String),
+    /// The Deployment could not be read, so nobody can tell: a failure with Kubernetes'
+    /// answer (the handler could not have read it either).
+    Unreadable(String),
 }
 
 /// The manager of a Deployment, from its metadata.
@@ -45,8 +48,7 @@ pub fn verdict(object: &str, manager: Option<Manager>, allow: bool) -> Verdict {
     }
 }
 
-/// Reads the Deployment and decides. A Deployment that cannot be read is `Free`: the handler
-/// reads it too and fails with Kubernetes' answer.
+/// Reads the Deployment and decides.
 pub async fn check(kube: &Kube, namespace: &str, name: &str, allow: bool) -> Verdict {
     match kube.deployment(namespace, name).await {
         Ok(deployment) => verdict(
@@ -54,7 +56,7 @@ pub async fn check(kube: &Kube, namespace: &str, name: &str, allow: bool) -> Ver
             manager_of(&deployment),
             allow,
         ),
-        Err(_) => Verdict::Free,
+        Err(e) => Verdict::Unreadable(e.to_string()),
     }
 }
 

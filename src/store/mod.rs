@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod console;
 pub mod control;
+pub mod demotions;
+pub mod effectiveness;
 pub mod incidents;
 pub mod integrations;
 pub mod listen;

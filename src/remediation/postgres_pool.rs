@@ -167,7 +167,7 @@ async fn plan_pool(
     let after = (current + step).min(max);
     let mut pool = json!({"container": container.name, "env": env, "before": current, "after": after});
     match verdict {
-        Verdict::Free => {}
+        Verdict::Free | Verdict::Unreadable(_) => {}
         Verdict::Skip(why) => {
             pool["after"] = json!(current);
             pool["gitops_skip"] = json!(why);

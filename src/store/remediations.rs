@@ -860,10 +860,16 @@ mod tests {
         let fixed = Some(Verified::Done(Verification::Fixed));
         let not_fixed = Some(Verified::Done(Verification::NotFixed));
         assert_eq!(state("pending", Some(false), 600, 0).next(), not_fixed);
-        assert!(matches!(state("pending", Some(true), 600, 60).next(), Some(Verified::Holding(_))));
+        assert!(matches!(
+            state("pending", Some(true), 600, 60).next(),
+            Some(Verified::Holding(_))
+        ));
         assert_eq!(state("pending", Some(true), 600, 601).next(), fixed);
         assert_eq!(state("pending", Some(true), 0, 0).next(), fixed);
-        assert!(matches!(state("holding", Some(true), 600, 60).next(), Some(Verified::Holding(_))));
+        assert!(matches!(
+            state("holding", Some(true), 600, 60).next(),
+            Some(Verified::Holding(_))
+        ));
         assert_eq!(state("holding", Some(true), 600, 700).next(), fixed);
         assert_eq!(state("relapsed", Some(true), 600, 60).next(), None);
         assert_eq!(state("fixed", Some(true), 600, 700).next(), None);

@@ -332,11 +332,15 @@ pub struct RemediationMetrics {
     pub duration: HistogramVec,
     /// `medic_kubernetes_requests_total{verb, code}`.
     pub kube_requests: IntCounterVec,
-    /// `medic_remediation_verifications_total{action, result}`: `fixed` or `not_fixed`.
+    /// `medic_remediation_verifications_total{action, result}`: `fixed`, `not_fixed` or
+    /// `relapsed`.
     pub verifications: IntCounterVec,
     /// `medic_remediation_rule_verifications_total{rule, result}`: the same by rule, for the
     /// dashboard's "fixed by medic".
     pub rule_verifications: IntCounterVec,
+    /// `medic_remediation_outcomes_total{rule, action, outcome}`: what each step came to
+    /// (fixed, relapsed, not_fixed, failed, skipped).
+    pub outcomes: IntCounterVec,
     /// `medic_remediation_paused`: 1 while an admin has paused remediation.
     pub paused: IntGauge,
     /// `medic_maintenance_windows_active`: windows in force now.
@@ -371,16 +375,23 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
     let verifications = IntCounterVec::new(
         Opts::new(
             "medic_remediation_verifications_total",
-            "Remediation steps verified after verify_within, by action and result (fixed, not_fixed)",
+            "Remediation steps verified after verify_within and hold, by action and result (fixed, not_fixed, relapsed)",
         ),
         &["action", "result"],
     )?;
     let rule_verifications = IntCounterVec::new(
         Opts::new(
             "medic_remediation_rule_verifications_total",
-            "Remediation steps verified after verify_within, by rule and result (fixed, not_fixed)",
+            "Remediation steps verified after verify_within and hold, by rule and result (fixed, not_fixed, relapsed)",
         ),
         &["rule", "result"],
+    )?;
+    let outcomes = IntCounterVec::new(
+        Opts::new(
+            "medic_remediation_outcomes_total",
+            "What remediation steps came to, by rule, action and outcome (fixed, relapsed, not_fixed, failed, skipped)",
+        ),
+        &["rule", "action", "outcome"],
     )?;
     let paused = IntGauge::new(
         "medic_remediation_paused",
@@ -396,6 +407,7 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
         kube_requests: register(registry, kube_requests),
         verifications: register(registry, verifications),
         rule_verifications: register(registry, rule_verifications),
+        outcomes: register(registry, outcomes),
         paused: register(registry, paused),
         windows_active: register(registry, windows_active),
     })
@@ -407,7 +419,11 @@ impl RemediationMetrics {
     pub fn expect_verifications(&self, rules: &crate::plan::Rules) {
         for rule in rules.iter() {
             for step in rule.remediate.iter().filter(|step| step.verify_within.is_some()) {
-                for result in [Verification::Fixed, Verification::NotFixed] {
+                for result in [
+                    Verification::Fixed,
+                    Verification::NotFixed,
+                    Verification::Relapsed,
+                ] {
                     self.verifications
                         .with_label_values(&[step.action.as_str(), result.as_str()]);
                     self.rule_verifications

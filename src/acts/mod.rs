@@ -1,5 +1,6 @@
 //! What people do, each act one command with one door: acknowledge, approve, reject, open and
-//! end a maintenance window, pause, resume, silence and end a silence. A command takes the
+//! end a maintenance window, pause, resume, silence and end a silence, promote a demoted rule
+//! step. A command takes the
 //! [`Actor`] a surface authenticated (the API, the console, Slack, PagerDuty) and input already
 //! parsed into domain types; it checks the role the act needs, validates with one set of
 //! limits, stores the change with its audit event, counts it and logs it. Surfaces only
@@ -7,6 +8,7 @@
 
 mod approvals;
 mod incidents;
+mod rules;
 mod windows;
 
 use std::sync::Arc;

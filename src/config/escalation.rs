@@ -167,6 +167,28 @@ impl TryFrom<String> for Approval {
     }
 }
 
+/// Whether a spec-changing step acts on an object Argo CD or Flux manages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Gitops {
+    /// `skipped_gitops`: handed over to people, naming the application.
+    #[default]
+    Skip,
+    /// Act anyway, warning that the controller may revert it.
+    Allow,
+}
+
+impl TryFrom<String> for Gitops {
+    type Error = String;
+    fn try_from(word: String) -> Result<Self, String> {
+        match word.as_str() {
+            "skip" => Ok(Gitops::Skip),
+            "allow" => Ok(Gitops::Allow),
+            other => Err(format!("{other:?}: skip or allow")),
+        }
+    }
+}
+
 /// One step of a rule's `remediate:`.
 #[derive(Debug, Deserialize)]
 pub struct RemediateSettings {
@@ -186,9 +208,15 @@ pub struct RemediateSettings {
     /// The alert must resolve within this after the action, or the step is `not_fixed` and
     /// the next one runs.
     pub verify_within: Option<HumanDuration>,
+    /// After the alert resolved within `verify_within`, it must stay resolved this long for
+    /// the step to be `fixed`; default `remediation.hold`.
+    pub hold: Option<HumanDuration>,
     /// `required`: a person approves the step before it acts.
     #[serde(default)]
     pub approval: Approval,
+    /// `allow`: change a Deployment that Argo CD or Flux manages anyway (default `skip`).
+    #[serde(default)]
+    pub gitops: Gitops,
 }
 
 /// One escalation step.

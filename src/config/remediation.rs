@@ -27,6 +27,31 @@ pub struct RemediationSettings {
     pub limits: LimitsSettings,
     /// Steps with `approval: required` wait this long for a person.
     pub approval: ApprovalSettings,
+    /// A step whose alert resolved within `verify_within` is `fixed` only once the alert
+    /// stays resolved this long; firing again sooner makes it `relapsed`. A step may set its
+    /// own `hold`.
+    pub hold: HumanDuration,
+    /// A step that relapses or fails this often needs approval from then on, until an
+    /// admin promotes it.
+    pub demote_after: DemoteSettings,
+}
+
+/// `remediation.demote_after`: `count` relapses or failures of one step within `window`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoteSettings {
+    /// 0: never demote.
+    pub count: u32,
+    pub window: HumanDuration,
+}
+
+impl Default for DemoteSettings {
+    fn default() -> Self {
+        Self {
+            count: 3,
+            window: HumanDuration(Duration::from_secs(24 * 3600)),
+        }
+    }
 }
 
 /// `remediation.approval`.
@@ -173,6 +198,8 @@ impl Default for RemediationSettings {
             databases: BTreeMap::new(),
             limits: LimitsSettings::default(),
             approval: ApprovalSettings::default(),
+            hold: HumanDuration(Duration::from_secs(600)),
+            demote_after: DemoteSettings::default(),
         }
     }
 }

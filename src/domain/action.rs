@@ -434,6 +434,13 @@ impl Action {
         Ok(ActionParams(valid))
     }
 
+    /// Whether the action changes a Deployment's spec (replicas, its pod template), which a
+    /// GitOps controller would put back. `postgres_relieve_pool` changes one only through its
+    /// pool size (`env`), and checks that itself; evictions change no spec.
+    pub fn changes_spec(self) -> bool {
+        matches!(self, Action::ScaleUp | Action::ScaleTo | Action::RolloutRestart)
+    }
+
     /// Whether the action needs the Kubernetes API.
     pub fn needs_kubernetes(self, params: &ActionParams) -> bool {
         self != Action::PostgresRelievePool || params.0.contains_key("env")

@@ -89,10 +89,12 @@ pub enum Act {
     MaintenanceEnd,
     Silence,
     Unsilence,
+    /// An admin lifts a rule step's demotion: it acts on its own again.
+    Promote,
 }
 
 impl Act {
-    pub const ALL: [Act; 10] = [
+    pub const ALL: [Act; 11] = [
         Act::Acknowledge,
         Act::ResolveElsewhere,
         Act::Approve,
@@ -103,6 +105,7 @@ impl Act {
         Act::MaintenanceEnd,
         Act::Silence,
         Act::Unsilence,
+        Act::Promote,
     ];
 
     /// The word stored in the audit trail.
@@ -118,6 +121,7 @@ impl Act {
             Act::MaintenanceEnd => "maintenance_end",
             Act::Silence => "silence",
             Act::Unsilence => "unsilence",
+            Act::Promote => "promote",
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct TriedStep {
     /// `fixed`, `not_fixed`, `pending` or `none` (not verified).
     #[serde(default = "unverified")]
     pub verification: String,
+    /// What people need beyond the words: the application a GitOps controller manages the
+    /// target for (`skipped_gitops`), when a relapsed fix held and when it fired again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn unverified() -> String {
@@ -39,9 +43,11 @@ impl fmt::Display for TriedStep {
         let verified = match self.verification.as_str() {
             "fixed" => ", fixed",
             "not_fixed" => ", not fixed",
+            "relapsed" => ", relapsed",
             _ => "",
         };
-        write!(f, "{} ({}{verified})", self.action, self.result)
+        let note = self.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default();
+        write!(f, "{} ({}{verified}{note})", self.action, self.result)
     }
 }
 
@@ -92,6 +98,7 @@ mod tests {
             target: format!("deployment/shop/{action}"),
             result: result.into(),
             verification: verification.into(),
+            note: None,
         }
     }
 

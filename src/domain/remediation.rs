@@ -1,5 +1,5 @@
 //! What became of a remediation: the results stored in `remediations.result` (a CHECK
-//! constraint in migrations/0005 lists the same words) and the decisions the guard rails make.
+//! constraint in migrations/0020 lists the same words) and the decisions the guard rails make.
 
 use std::fmt;
 
@@ -53,11 +53,13 @@ pub enum RemediationResult {
     /// Evicting would leave fewer than `min_healthy` of the Deployment's desired pods Ready
     /// (a floor only for pods no PodDisruptionBudget covers).
     SkippedMinHealthy,
+    /// Argo CD or Flux manages the target and would revert the change; people decide.
+    SkippedGitops,
 }
 
 impl RemediationResult {
     /// Every result, for pre-registering metric labels and the migration's CHECK constraint.
-    pub const ALL: [RemediationResult; 19] = [
+    pub const ALL: [RemediationResult; 20] = [
         RemediationResult::Running,
         RemediationResult::Success,
         RemediationResult::Failure,
@@ -77,6 +79,7 @@ impl RemediationResult {
         RemediationResult::SkippedUnapproved,
         RemediationResult::SkippedRejected,
         RemediationResult::SkippedMinHealthy,
+        RemediationResult::SkippedGitops,
     ];
 
     /// The word stored in the database and used in metrics and the API.
@@ -101,6 +104,7 @@ impl RemediationResult {
             RemediationResult::SkippedUnapproved => "skipped_unapproved",
             RemediationResult::SkippedRejected => "skipped_rejected",
             RemediationResult::SkippedMinHealthy => "skipped_min_healthy",
+            RemediationResult::SkippedGitops => "skipped_gitops",
         }
     }
 
@@ -133,6 +137,7 @@ impl RemediationResult {
             RemediationResult::SkippedMinHealthy => {
                 "evicting would leave too few of the Deployment's pods Ready"
             }
+            RemediationResult::SkippedGitops => "a GitOps controller manages the target and would revert it",
             RemediationResult::AwaitingApproval => "waiting for a person's approval",
             RemediationResult::Running
             | RemediationResult::Success
@@ -148,25 +153,98 @@ impl fmt::Display for RemediationResult {
     }
 }
 
-/// Whether a step's fix held: the alert episode resolved within its `verify_within`.
+/// Whether a step's fix held: the alert episode resolved within its `verify_within` and the
+/// same alert (same rule, group and fingerprint) stayed resolved for its `hold`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verification {
     /// The step has no `verify_within`, or did not succeed.
     None,
     /// Waiting for `verify_within` to pass.
     Pending,
+    /// Resolved within `verify_within`; waiting for `hold` to pass without a re-fire.
+    Holding,
     Fixed,
     NotFixed,
+    /// Resolved, then the same alert fired again within `hold`.
+    Relapsed,
 }
 
 impl Verification {
+    /// Every word, for the migration's CHECK constraint.
+    pub const ALL: [Verification; 6] = [
+        Verification::None,
+        Verification::Pending,
+        Verification::Holding,
+        Verification::Fixed,
+        Verification::NotFixed,
+        Verification::Relapsed,
+    ];
+
     /// The word stored in `remediations.verification` and used in metrics and the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Verification::None => "none",
             Verification::Pending => "pending",
+            Verification::Holding => "holding",
             Verification::Fixed => "fixed",
             Verification::NotFixed => "not_fixed",
+            Verification::Relapsed => "relapsed",
+        }
+    }
+}
+
+/// What a step came to, for `medic_remediation_outcomes_total` and rule effectiveness: a
+/// closed set, so that a rule's record reads the same everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Resolved within `verify_within` and stayed resolved for `hold`.
+    Fixed,
+    /// Resolved, then fired again within `hold`.
+    Relapsed,
+    /// Still firing after `verify_within`.
+    NotFixed,
+    /// The action (or deciding it) failed.
+    Failed,
+    /// A guard rail, a person or the handler left it undone (`skipped_*`).
+    Skipped,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Fixed,
+        Outcome::Relapsed,
+        Outcome::NotFixed,
+        Outcome::Failed,
+        Outcome::Skipped,
+    ];
+
+    /// The word in metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Fixed => "fixed",
+            Outcome::Relapsed => "relapsed",
+            Outcome::NotFixed => "not_fixed",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    /// The outcome a recorded result settles at once (a success waits for verification).
+    pub fn of_result(result: RemediationResult) -> Option<Outcome> {
+        match result {
+            RemediationResult::Failure => Some(Outcome::Failed),
+            r if r.as_str().starts_with("skipped_") => Some(Outcome::Skipped),
+            _ => None,
+        }
+    }
+
+    /// The outcome a final verification settles.
+    pub fn of_verification(verification: Verification) -> Option<Outcome> {
+        match verification {
+            Verification::Fixed => Some(Outcome::Fixed),
+            Verification::NotFixed => Some(Outcome::NotFixed),
+            Verification::Relapsed => Some(Outcome::Relapsed),
+            Verification::None | Verification::Pending | Verification::Holding => None,
         }
     }
 }

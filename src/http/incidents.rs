@@ -243,9 +243,13 @@ pub(super) fn timeline(incident: &Incident) -> Vec<Value> {
         events.push((at, event));
     }
     for r in incident.remediations.iter().flatten() {
-        let event = json!({"event": "remediation", "rule": r.rule, "step": r.step, "action": r.action,
+        let mut event = json!({"event": "remediation", "rule": r.rule, "step": r.step, "action": r.action,
                            "target": r.target, "result": r.result, "dry_run": r.dry_run, "summary": r.summary,
                            "verification": r.verification});
+        if let Some(at) = r.relapsed_at {
+            event["held_from"] = json!(r.held_from);
+            event["relapsed_at"] = json!(at);
+        }
         events.push((r.finished_at.unwrap_or(r.started_at), event));
     }
     for done in incident.audit.iter().flatten() {

@@ -11,6 +11,7 @@ mod jwks;
 mod jwt;
 mod limits;
 mod metrics;
+mod rules;
 mod slo;
 mod ui;
 mod webhook;
@@ -149,6 +150,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ))
     .service(route("/api/v1/slo/report", Method::GET, viewer, slo::report))
     .service(route("/api/v1/heartbeats", Method::GET, viewer, heartbeats::list))
+    .service(route(
+        "/api/v1/rules/effectiveness",
+        Method::GET,
+        viewer,
+        rules::effectiveness,
+    ))
+    .service(route(
+        "/api/v1/rules/{rule}/steps/{step}/promote",
+        Method::POST,
+        Need::Role(Admin),
+        rules::promote,
+    ))
     .service(route(
         "/api/v1/remediations",
         Method::GET,

@@ -8,7 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{secrets::secret_from, template::ParamTemplate};
 use crate::{
     alertmanager::KV,
-    config::{Approval, Budget, PgConnection, Problem, RemediateSettings, RemediationSettings, RuleSettings},
+    config::{
+        Approval, Budget, Gitops, PgConnection, Problem, RemediateSettings, RemediationSettings, RuleSettings,
+    },
     domain::{Action, ActionParams, ParamLimits, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT},
 };
 
@@ -23,8 +25,13 @@ pub struct RemediationSpec {
     pub dry_run: Option<bool>,
     /// The alert must resolve within this after the action, or the next step runs.
     pub verify_within: Option<Duration>,
+    /// How long the alert must stay resolved for the step to be `fixed`; None: the global
+    /// `remediation.hold`.
+    pub hold: Option<Duration>,
     /// A person approves the step before it acts.
     pub approval: bool,
+    /// Change a Deployment that Argo CD or Flux manages anyway (`gitops: allow`).
+    pub gitops_allow: bool,
 }
 
 impl RemediationSpec {
@@ -96,7 +103,9 @@ impl RemediationSpec {
             cooldown: settings.cooldown.map(|c| c.0),
             dry_run: settings.dry_run,
             verify_within: settings.verify_within.map(|v| v.0),
+            hold: settings.hold.map(|h| h.0),
             approval: settings.approval == Approval::Required,
+            gitops_allow: settings.gitops == Gitops::Allow,
         })
     }
 }
@@ -164,6 +173,11 @@ pub struct GuardRails {
     pub limits: ParamLimits,
     /// How long a request for approval waits for a person.
     pub approval_timeout: Duration,
+    /// How long a fixed alert must stay resolved, when a step sets no `hold`.
+    pub hold: Duration,
+    /// Relapses or failures of one step within `demote_window` that demote it (0: never).
+    pub demote_count: u32,
+    pub demote_window: Duration,
 }
 
 impl GuardRails {
@@ -181,6 +195,9 @@ impl GuardRails {
             dry_run,
             limits: limits(settings),
             approval_timeout: settings.approval.timeout.0,
+            hold: settings.hold.0,
+            demote_count: settings.demote_after.count,
+            demote_window: settings.demote_after.window.0,
         }
     }
 

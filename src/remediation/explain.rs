@@ -85,6 +85,8 @@ pub struct Run {
     pub approval: bool,
     /// For `restart_pods`: its `min_healthy`, and whose floor holds which pods.
     pub floor: Option<String>,
+    /// For a spec-changing action: what happens if Argo CD or Flux manages the target.
+    pub gitops: Option<String>,
 }
 
 /// A timer the notification would schedule.
@@ -178,12 +180,28 @@ fn outcome(spec: &RemediationSpec, rails: &GuardRails, alert: &AlertEpisode) -> 
             verify_within: spec.verify_within,
             approval: spec.approval,
             floor: floor(spec.action, &params),
+            gitops: gitops(spec, &params),
         }),
         Err(e) => StepOutcome::Invalid {
             params: json(&params),
             reason: e.to_string(),
         },
     }
+}
+
+/// What a spec-changing step does with a Deployment Argo CD or Flux manages (read from its
+/// labels and annotations when the step runs; explain reads no cluster).
+fn gitops(spec: &RemediationSpec, params: &ActionParams) -> Option<String> {
+    let deployment = match spec.action {
+        Action::PostgresRelievePool if params.text("env").is_some() => "the pool size's deployment",
+        action if action.changes_spec() => "the deployment",
+        _ => return None,
+    };
+    Some(if spec.gitops_allow {
+        format!("gitops: allow (acts even if Argo CD or Flux manages {deployment}, warning that it may revert it)")
+    } else {
+        format!("gitops: skipped_gitops if Argo CD or Flux manages {deployment}, handed over to people")
+    })
 }
 
 /// `restart_pods`' floor: `min_healthy 50%; ` and the rule ([`super::restart_pods::FLOOR_RULE`]).
@@ -285,6 +303,9 @@ fn write_step(f: &mut fmt::Formatter<'_>, step: &StepExplained, numbered: bool) 
                 run.namespace_allowed,
                 HumanDuration(run.cooldown)
             )?;
+            if let Some(gitops) = &run.gitops {
+                writeln!(f, "    {gitops}")?;
+            }
             match &run.floor {
                 Some(floor) => writeln!(f, "    floor: {floor}"),
                 None => Ok(()),

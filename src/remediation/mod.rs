@@ -6,12 +6,16 @@
 //! channels.
 //!
 //! A rule's `remediate:` is a ladder. A step that succeeds with `verify_within` is verified
-//! when that is up (a `verify` timer): `fixed` if its alert episode resolved, else `not_fixed`
-//! and the next step runs, through every guard rail again. A step that is skipped or fails,
+//! when that is up (a `verify` timer): if its alert episode resolved it is `holding`, and
+//! `fixed` once `hold` has passed; else `not_fixed` and the next step runs, through every
+//! guard rail again. The same alert firing again within `hold` (a new episode of the same
+//! fingerprint, in the same group, taken by the same rule) makes the step `relapsed`, and the
+//! new episode goes on from the next step, as if the step had not fixed it. A step that is skipped or fails,
 //! and a last step that did not fix it, hand the incident to people: the first pending
 //! escalation step is due at once, saying what was tried.
 
 pub mod explain;
+mod gitops;
 mod kube;
 mod postgres_pool;
 mod restart_pods;
@@ -33,11 +37,13 @@ pub use self::kube::{controller, selector_query, Kube, KubeError};
 pub(crate) use self::restart_pods::is_ready;
 use crate::{
     control::Control,
-    domain::{Action, ActionParams, Mute, RemediationDecision, RemediationJob, RemediationResult},
+    domain::{
+        Action, ActionParams, Mute, RemediationDecision, RemediationJob, RemediationResult, Verification,
+    },
     metrics::RemediationMetrics,
     plan::{GuardRails, RemediationSpec, Rules, TargetDatabase},
     store::{
-        remediations::{Intent, Limits, VerifyStep},
+        remediations::{Intent, Limits, Refired, Relapse, Verified, VerifyAfter, VerifyStep},
         timers::Claimed,
         Store, StoreError,
     },
@@ -72,6 +78,19 @@ impl Report {
     /// Nothing to do: at the cap, already enough replicas, no unhealthy pod.
     pub fn noop(summary: String) -> Self {
         Self::new(RemediationResult::SkippedNoop, summary, json!({}))
+    }
+
+    /// The report with a warning (a GitOps controller may revert it) in its summary and its
+    /// detail, when the action did something or planned to.
+    fn warned(mut self, warning: Option<String>) -> Self {
+        let Some(warning) = warning.filter(|_| self.result.is_done()) else {
+            return self;
+        };
+        self.summary = format!("{}; {warning}", self.summary);
+        if let Some(detail) = self.detail.as_object_mut() {
+            detail.insert("gitops_warning".into(), Value::String(warning));
+        }
+        self
     }
 }
 
@@ -160,6 +179,9 @@ impl Runner {
             Err(reason) => return Ok(self.reject(timer, reason)),
         };
         let step = timer.step.max(1);
+        if step == 1 && self.relapsed(timer, &job).await? {
+            return Ok(Done::Finished);
+        }
         let spec = self
             .rules
             .get(&timer.rule)
@@ -168,12 +190,10 @@ impl Runner {
             let reason = format!("rule {:?} no longer has remediation step {step}", timer.rule);
             return Ok(self.reject(timer, reason));
         };
-        let (params, skip) = match self.check(spec.action, &job) {
-            Ok(params) => (params, self.maintenance(&job)),
-            Err(skip) => (ActionParams::default(), Some(skip)),
-        };
+        let (params, skip, warning) = self.precheck(spec, &job).await;
         let target = target_key(spec.action, &params);
         let dry_run = spec.dry_run.unwrap_or(self.guard_rails.dry_run);
+        let demotion = self.store.demotion(&timer.rule, step).await?;
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let intent = Intent {
             incident_id: timer.incident.id,
@@ -186,7 +206,7 @@ impl Runner {
             starts_at: job.starts_at,
             skip: skip.as_ref().map(|(result, _)| *result),
             dry_run,
-            approval: spec.approval,
+            approval: spec.approval || demotion.is_some(),
             approval_timeout_ms: ms(self.guard_rails.approval_timeout),
             limits: self.limits(spec),
         };
@@ -209,12 +229,16 @@ impl Runner {
             ),
             RemediationDecision::AwaitingApproval => {
                 let until = decided.expires_at.unwrap_or_else(Utc::now);
-                self.request_approval(timer, spec, id, &params, &target, until)
+                let why = demotion.map(|d| d.reason);
+                self.request_approval(timer, spec, id, (&params, &target, why), until)
                     .await?;
                 return Ok(Done::Wait(until));
             }
             RemediationDecision::Act | RemediationDecision::DryRun => {
-                self.execute(spec.action, &params, dry_run).await
+                let report = self
+                    .execute(spec.action, &params, dry_run, spec.gitops_allow)
+                    .await;
+                report.warned(warning)
             }
             RemediationDecision::Skipped(result) => {
                 let reason = skip.map_or_else(|| result.reason().to_owned(), |(_, reason)| reason);
@@ -238,11 +262,14 @@ impl Runner {
         timer: &Claimed,
         spec: &RemediationSpec,
         id: i64,
-        params: &ActionParams,
-        target: &str,
+        (params, target, demoted): (&ActionParams, &str, Option<String>),
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let plan = self.execute(spec.action, params, true).await;
+        let mut plan = self.execute(spec.action, params, true, spec.gitops_allow).await;
+        // A demoted step asks for what it used to do alone, and says why.
+        if let Some(why) = demoted {
+            plan.summary = format!("{why}; {}", plan.summary);
+        }
         let summary = format!(
             "waiting for approval until {}: {}",
             until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -262,6 +289,40 @@ impl Runner {
             "remediation awaits approval"
         );
         Ok(())
+    }
+
+    /// What is decided before the database is asked: the parameters, a skip (invalid, a
+    /// namespace not allowed, Kubernetes unavailable, a maintenance window, a target GitOps
+    /// manages) and a warning for the report (a managed target the step may change anyway).
+    async fn precheck(
+        &self,
+        spec: &RemediationSpec,
+        job: &RemediationJob,
+    ) -> (ActionParams, Option<(RemediationResult, String)>, Option<String>) {
+        let params = match self.check(spec.action, job) {
+            Ok(params) => params,
+            Err(skip) => return (ActionParams::default(), Some(skip), None),
+        };
+        if let Some(skip) = self.maintenance(job) {
+            return (params, Some(skip), None);
+        }
+        match self.gitops(spec, &params).await {
+            gitops::Verdict::Free => (params, None, None),
+            gitops::Verdict::Skip(why) => (params, Some((RemediationResult::SkippedGitops, why)), None),
+            gitops::Verdict::Warn(warning) => (params, None, Some(warning)),
+            gitops::Verdict::Unreadable(why) => (params, Some((RemediationResult::Failure, why)), None),
+        }
+    }
+
+    /// Whether Argo CD or Flux manages the Deployment a spec-changing action would change.
+    async fn gitops(&self, spec: &RemediationSpec, params: &ActionParams) -> gitops::Verdict {
+        let (Ok(kube), true) = (&self.kube, spec.action.changes_spec()) else {
+            return gitops::Verdict::Free;
+        };
+        let (Some(namespace), Some(name)) = (params.text("namespace"), params.text("deployment")) else {
+            return gitops::Verdict::Free;
+        };
+        gitops::check(kube, namespace, name, spec.gitops_allow).await
     }
 
     /// Skips the step when a maintenance window muting remediation covers its alert.
@@ -284,14 +345,7 @@ impl Runner {
             Err(reason) => return Ok(self.reject(timer, reason)),
         };
         let step = timer.step.max(1);
-        let next = self
-            .rules
-            .get(&timer.rule)
-            .and_then(|rule| rule.remediation_step(step + 1))
-            .map(|spec| {
-                let params = spec.render(&job.labels, &job.annotations);
-                (spec.action, job.for_step(params).to_payload())
-            });
+        let next = self.next_job(&timer.rule, step + 1, &job);
         let check = VerifyStep {
             incident_id: timer.incident.id,
             rule: &timer.rule,
@@ -301,24 +355,96 @@ impl Runner {
             starts_at: job.starts_at,
             next: next.as_ref().map(|(action, job)| (*action, job)),
         };
-        if let Some(verification) = self.store.verify_step(&check).await? {
-            let result = verification.as_str();
-            self.metrics
-                .verifications
-                .with_label_values(&[&timer.notifier, result])
-                .inc();
-            self.metrics
-                .rule_verifications
-                .with_label_values(&[&timer.rule, result])
-                .inc();
-            tracing::info!(
-                incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
-                episode = %timer.subject, verification = result,
-                next_step = next.as_ref().map(|(action, _)| action.as_str()),
-                "remediation verified"
-            );
+        match self.store.verify_step(&check).await? {
+            Some(Verified::Holding(until)) => {
+                tracing::info!(
+                    incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
+                    episode = %timer.subject, until = %until, "remediation holding: the alert resolved"
+                );
+                return Ok(Done::Wait(until));
+            }
+            Some(Verified::Done(verification)) => {
+                self.count_verification(&timer.rule, &timer.notifier, verification);
+                tracing::info!(
+                    incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
+                    episode = %timer.subject, verification = verification.as_str(),
+                    next_step = next.as_ref().map(|(action, _)| action.as_str()),
+                    "remediation verified"
+                );
+            }
+            None => {}
         }
         Ok(Done::Finished)
+    }
+
+    /// The action of step `step` of `rule` and the job its timer carries for `job`'s alert.
+    fn next_job(&self, rule: &str, step: i32, job: &RemediationJob) -> Option<(Action, Value)> {
+        let spec = self.rules.get(rule)?.remediation_step(step)?;
+        let params = spec.render(&job.labels, &job.annotations);
+        Some((spec.action, job.for_step(params).to_payload()))
+    }
+
+    /// Demotes the step when its relapses and failures reach `remediation.demote_after`.
+    async fn demote_if_due(&self, rule: &str, step: i32) -> Result<(), StoreError> {
+        let rails = &self.guard_rails;
+        let window_ms = i64::try_from(rails.demote_window.as_millis()).unwrap_or(i64::MAX);
+        let window = crate::domain::HumanDuration(rails.demote_window).to_string();
+        let demoted = self
+            .store
+            .demote_if_due(rule, step, rails.demote_count, window_ms, &window)
+            .await?;
+        if let Some(demotion) = demoted {
+            tracing::warn!(rule, step, reason = %demotion.reason,
+                "rule step demoted: it needs approval until an admin promotes it");
+        }
+        Ok(())
+    }
+
+    fn count_verification(&self, rule: &str, action: &str, verification: Verification) {
+        if let Some(outcome) = crate::domain::Outcome::of_verification(verification) {
+            self.metrics
+                .outcomes
+                .with_label_values(&[rule, action, outcome.as_str()])
+                .inc();
+        }
+        let result = verification.as_str();
+        self.metrics
+            .verifications
+            .with_label_values(&[action, result])
+            .inc();
+        self.metrics
+            .rule_verifications
+            .with_label_values(&[rule, result])
+            .inc();
+    }
+
+    /// A new episode's first step: if it undid an earlier fix of the same alert (it fired
+    /// again within that step's `hold`), records the relapse and goes on from the step after,
+    /// or hands the incident to people at the end of the ladder. True when it did.
+    async fn relapsed(&self, timer: &Claimed, job: &RemediationJob) -> Result<bool, StoreError> {
+        let refired = Refired {
+            incident_id: timer.incident.id,
+            rule: &timer.rule,
+            episode: &timer.subject,
+            fingerprint: &job.fingerprint,
+            starts_at: job.starts_at,
+        };
+        let Some(relapse) = self.store.relapse(&refired).await? else {
+            return Ok(false);
+        };
+        let next = self.next_job(&timer.rule, relapse.step + 1, job);
+        if relapse.first {
+            self.count_verification(&timer.rule, &relapse.action, Verification::Relapsed);
+            log_relapse(timer, &relapse, next.as_ref().map(|(action, _)| *action));
+            self.demote_if_due(&timer.rule, relapse.step).await?;
+        }
+        let next = next
+            .as_ref()
+            .map(|(action, job)| (relapse.step + 1, *action, job));
+        self.store
+            .after_relapse(timer.incident.id, &timer.rule, &timer.subject, next)
+            .await?;
+        Ok(true)
     }
 
     /// A timer that cannot be run: logged and counted, and a failure for the engine to record.
@@ -383,9 +509,16 @@ impl Runner {
 
     /// Runs the handler under the action's deadline; an error from it, or the deadline
     /// passing, is a failure with its reason.
-    async fn execute(&self, action: Action, params: &ActionParams, dry_run: bool) -> Report {
+    async fn execute(
+        &self,
+        action: Action,
+        params: &ActionParams,
+        dry_run: bool,
+        gitops_allow: bool,
+    ) -> Report {
         let deadline = self.guard_rails.limits.deadline();
-        match tokio::time::timeout(deadline, self.handle(action, params, dry_run)).await {
+        let handled = self.handle(action, params, dry_run, gitops_allow);
+        match tokio::time::timeout(deadline, handled).await {
             Ok(report) => report,
             Err(_) => Report::new(
                 RemediationResult::Failure,
@@ -399,12 +532,24 @@ impl Runner {
     }
 
     /// The action's handler.
-    async fn handle(&self, action: Action, params: &ActionParams, dry_run: bool) -> Report {
+    async fn handle(
+        &self,
+        action: Action,
+        params: &ActionParams,
+        dry_run: bool,
+        gitops_allow: bool,
+    ) -> Report {
         let kube = self.kube.as_ref().ok();
         let result = match (action, kube) {
             (Action::PostgresRelievePool, kube) => {
                 match params.text("database").and_then(|d| self.databases.get(d)) {
-                    Some(database) => postgres_pool::relieve(database, kube, params, dry_run).await,
+                    Some(database) => {
+                        let run = postgres_pool::Run {
+                            dry_run,
+                            gitops_allow,
+                        };
+                        postgres_pool::relieve(database, kube, params, run).await
+                    }
                     None => Err(format!(
                         "database {:?} is not under remediation.databases",
                         params.text("database")
@@ -432,7 +577,11 @@ impl Runner {
         started: Instant,
     ) -> Result<(), StoreError> {
         let payload = job.to_payload();
-        let verify = spec.verify_within.map(|wait| (wait, &payload));
+        let verify = spec.verify_within.map(|within| VerifyAfter {
+            within,
+            hold: spec.hold.unwrap_or(self.guard_rails.hold),
+            job: &payload,
+        });
         self.store
             .finish_remediation(id, report.result, &report.summary, &report.detail, verify)
             .await?;
@@ -446,6 +595,15 @@ impl Runner {
             .duration
             .with_label_values(&[action])
             .observe(started.elapsed().as_secs_f64());
+        if let Some(outcome) = crate::domain::Outcome::of_result(report.result) {
+            self.metrics
+                .outcomes
+                .with_label_values(&[&timer.rule, action, outcome.as_str()])
+                .inc();
+        }
+        if report.result == RemediationResult::Failure {
+            self.demote_if_due(&timer.rule, timer.step.max(1)).await?;
+        }
         // A step skipped or failed ends the ladder: people take over at once, told what was
         // tried.
         let escalate = !report.result.is_done();
@@ -461,6 +619,16 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// One event for a relapse: which step's fix did not hold, and what comes next.
+fn log_relapse(timer: &Claimed, relapse: &Relapse, next: Option<Action>) {
+    tracing::info!(
+        incident_id = timer.incident.id, rule = %timer.rule, step = relapse.step, action = %relapse.action,
+        remediation_id = relapse.remediation_id, fixed_episode = %relapse.episode, episode = %timer.subject,
+        held_from = ?relapse.held_from, relapsed_at = ?relapse.relapsed_at,
+        next_step = next.map(Action::as_str), "remediation relapsed: the alert fired again within hold"
+    );
 }
 
 /// What cooldowns, budgets and the per-target lock count by; built from validated parameters

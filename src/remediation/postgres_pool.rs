@@ -2,16 +2,24 @@
 //! allow-listed users whose active query has run longer than `threshold` (never medic's own,
 //! replication or superuser sessions; at most `max_terminations`), and optionally raise the
 //! application's pool size through an environment variable on its Deployment, up to a cap.
+//! The target database carries no Kubernetes metadata; the pool-size change is a change to the
+//! application's Deployment, so that Deployment is checked for a GitOps controller: a managed
+//! one keeps its pool size (unless `gitops: allow`), while the terminations, which change no
+//! spec, go ahead.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use super::{kube::Kube, Report};
+use super::{
+    gitops::{self, Verdict},
+    kube::Kube,
+    Report,
+};
 use crate::{
     config::{PgConnection, SessionLimits},
-    domain::ActionParams,
+    domain::{ActionParams, RemediationResult},
     plan::TargetDatabase,
     store::tls::Connector,
 };
@@ -30,12 +38,21 @@ const VICTIMS: &str = "
      ORDER BY a.query_start
      LIMIT $3";
 
+/// How the step runs: in a dry run or for real, and whether it may change a Deployment a
+/// GitOps controller manages.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub dry_run: bool,
+    pub gitops_allow: bool,
+}
+
 pub async fn relieve(
     database: &TargetDatabase,
     kube: Option<&Kube>,
     params: &ActionParams,
-    dry_run: bool,
+    run: Run,
 ) -> Result<Report, String> {
+    let dry_run = run.dry_run;
     let threshold = params.duration("threshold", Duration::from_secs(60))?;
     let limit = params.integer("max_terminations", 5)?.max(0);
     let client = connect(database).await?;
@@ -54,7 +71,7 @@ pub async fn relieve(
         })
         .collect();
     let pool = match params.text("env") {
-        Some(env) => Some(plan_pool(kube, params, env).await?),
+        Some(env) => Some(plan_pool(kube, params, env, run.gitops_allow).await?),
         None => None,
     };
     let detail = json!({"terminated": victims, "pool": pool});
@@ -83,6 +100,11 @@ pub async fn relieve(
         "terminated {terminated} backends running over {threshold:?}{}",
         pool_text(&pool)
     );
+    let gitops_skip = pool.as_ref().and_then(|p| p["gitops_skip"].as_str());
+    if let (0, Some(why)) = (terminated, gitops_skip) {
+        let summary = format!("no query has run longer than {threshold:?}; pool size not changed: {why}");
+        return Ok(Report::new(RemediationResult::SkippedGitops, summary, detail));
+    }
     if terminated == 0 && pool.is_none() {
         return Ok(Report::noop(format!(
             "no query has run longer than {threshold:?}: nothing done"
@@ -110,8 +132,15 @@ async fn connect(database: &TargetDatabase) -> Result<tokio_postgres::Client, St
     Ok(client)
 }
 
-/// The env var's value before and after: + `pool_step` (default 5), at most `pool_max`.
-async fn plan_pool(kube: Option<&Kube>, params: &ActionParams, env: &str) -> Result<Value, String> {
+/// The env var's value before and after: + `pool_step` (default 5), at most `pool_max`; left
+/// as it is (`gitops_skip` says why) when a GitOps controller manages the Deployment and the
+/// step does not allow changing it (`gitops_warning` when it does).
+async fn plan_pool(
+    kube: Option<&Kube>,
+    params: &ActionParams,
+    env: &str,
+    gitops_allow: bool,
+) -> Result<Value, String> {
     let kube = kube.ok_or("raising the pool needs Kubernetes, which is not available")?;
     let (namespace, name) = (params.required("namespace")?, params.required("deployment")?);
     let step = params.integer("pool_step", 5)?;
@@ -120,6 +149,8 @@ async fn plan_pool(kube: Option<&Kube>, params: &ActionParams, env: &str) -> Res
         .deployment(namespace, name)
         .await
         .map_err(|e| e.to_string())?;
+    let manager = gitops::manager_of(&deployment);
+    let verdict = gitops::verdict(&format!("deployment/{namespace}/{name}"), manager, gitops_allow);
     let container = deployment
         .spec
         .and_then(|s| s.template.spec)
@@ -134,7 +165,16 @@ async fn plan_pool(kube: Option<&Kube>, params: &ActionParams, env: &str) -> Res
         .and_then(|v| v.parse::<i64>().ok())
         .ok_or_else(|| format!("deployment/{name} sets no numeric {env}"))?;
     let after = (current + step).min(max);
-    Ok(json!({"container": container.name, "env": env, "before": current, "after": after}))
+    let mut pool = json!({"container": container.name, "env": env, "before": current, "after": after});
+    match verdict {
+        Verdict::Free | Verdict::Unreadable(_) => {}
+        Verdict::Skip(why) => {
+            pool["after"] = json!(current);
+            pool["gitops_skip"] = json!(why);
+        }
+        Verdict::Warn(warning) => pool["gitops_warning"] = json!(warning),
+    }
+    Ok(pool)
 }
 
 async fn apply_pool(kube: Option<&Kube>, params: &ActionParams, pool: &Value) -> Result<(), String> {
@@ -156,7 +196,15 @@ async fn apply_pool(kube: Option<&Kube>, params: &ActionParams, pool: &Value) ->
 }
 
 fn pool_text(pool: &Option<Value>) -> String {
-    match pool {
+    let gitops = |key: &str| pool.as_ref().and_then(|p| p[key].as_str());
+    if let (Some(p), Some(why)) = (pool, gitops("gitops_skip")) {
+        let env = p["env"].as_str().unwrap_or("");
+        return format!("; {env} left at {}: {why}", p["before"]);
+    }
+    let warning = gitops("gitops_warning")
+        .map(|w| format!("; {w}"))
+        .unwrap_or_default();
+    let text = match pool {
         Some(p) if p["after"] != p["before"] => format!(
             "; {} {} → {}",
             p["env"].as_str().unwrap_or(""),
@@ -169,5 +217,6 @@ fn pool_text(pool: &Option<Value>) -> String {
             p["before"]
         ),
         None => String::new(),
-    }
+    };
+    text + &warning
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
 use super::{
-    remediations::{remediation_from, RemediationRecord, REMEDIATION_COLUMNS},
+    remediations::{remediation_from, RemediationRecord, REMEDIATION_COLUMNS, REMEDIATION_COLUMN_COUNT},
     Store, StoreError,
 };
 
@@ -225,8 +225,8 @@ impl Store {
 fn decision_from(row: &tokio_postgres::Row) -> Decision {
     let record = remediation_from(row);
     Decision {
-        incident_id: row.get(20),
-        waiting: row.get(21),
+        incident_id: row.get(REMEDIATION_COLUMN_COUNT),
+        waiting: row.get(REMEDIATION_COLUMN_COUNT + 1),
         record,
     }
 }

@@ -74,6 +74,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0018_heartbeats.sql"),
     ),
     (19, "context", include_str!("../../migrations/0019_context.sql")),
+    (20, "proof", include_str!("../../migrations/0020_proof.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

@@ -4,6 +4,8 @@ pub mod audit;
 pub mod console;
 pub mod context;
 pub mod control;
+pub mod demotions;
+pub mod effectiveness;
 pub mod heartbeats;
 pub mod incidents;
 pub mod integrations;

@@ -72,6 +72,15 @@ pub struct VerifyStep<'a> {
     pub next: Option<(Action, &'a Value)>,
 }
 
+/// How a successful step is verified: after `within`, and held for `hold` once its alert
+/// resolved; `job` is what the `verify` timer carries.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyAfter<'a> {
+    pub within: Duration,
+    pub hold: Duration,
+    pub job: &'a Value,
+}
+
 /// A remediation as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct RemediationRecord {
@@ -86,8 +95,18 @@ pub struct RemediationRecord {
     pub dry_run: bool,
     pub summary: String,
     pub detail: Value,
-    /// `fixed`, `not_fixed`, `pending`, or `none` (the step has no `verify_within`).
+    /// `fixed`, `not_fixed`, `pending`, `holding`, `relapsed`, or `none` (the step has no
+    /// `verify_within`).
     pub verification: String,
+    /// Since when its alert stayed resolved (`holding`, `fixed` after a hold, `relapsed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_from: Option<DateTime<Utc>>,
+    /// Until when it must stay resolved to be `fixed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<DateTime<Utc>>,
+    /// When the same alert fired again (`relapsed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relapsed_at: Option<DateTime<Utc>>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// For a step that needed approval: who decided, when, and why.
@@ -152,15 +171,16 @@ const DECIDE: &str = "
         p_approval_timeout_ms => $22)";
 
 /// Records the outcome; a success with `verify_within` ($5, milliseconds) is verified then
-/// (a `verify` timer carrying the job, $6). Tells the rule's `notify` list (except
-/// PagerDuty) what happened. Returns how many timers it scheduled.
+/// (a `verify` timer carrying the job, $6), and must then hold for $7 milliseconds. Tells the
+/// rule's `notify` list (except PagerDuty) what happened. Returns how many timers it scheduled.
 const FINISH: &str = "
     WITH done AS (
         UPDATE remediations SET result = $2, summary = $3, detail = $4, finished_at = now(),
                                 -- Only what may have changed something counts for cooldowns and budgets.
                                 acted = acted AND $2 IN ('success', 'failure'),
                                 verification = CASE WHEN $2 = 'success' AND $5::bigint IS NOT NULL
-                                                    THEN 'pending' ELSE 'none' END
+                                                    THEN 'pending' ELSE 'none' END,
+                                hold_ms = CASE WHEN $2 = 'success' AND $5::bigint IS NOT NULL THEN $7::bigint END
          WHERE id = $1
         RETURNING id, incident_id, rule, step, action, target, episode, result, summary, verification),
     verify AS (
@@ -208,17 +228,73 @@ const VERIFIED: &str = "
     SELECT DISTINCT ON (t.notifier) r.incident_id, 'remediated', r.rule, 0, t.notifier, t.channel,
            now(), now(), r.id::text || '/verify',
            jsonb_build_object('action', r.action, 'target', r.target, 'result', $4::text,
-                              'summary', CASE $4::text WHEN 'fixed' THEN 'the alert resolved within verify_within'
+                              'summary', CASE $4::text
+                                         WHEN 'fixed' THEN 'the alert resolved within verify_within and stayed resolved for hold'
+                                         WHEN 'relapsed' THEN 'the alert resolved, then fired again within hold'
                                          ELSE 'the alert still fires after verify_within' END)
       FROM remediations r JOIN timers t ON t.incident_id = r.incident_id AND t.rule = r.rule
      WHERE r.rule = $1 AND r.episode = $2 AND r.step = $3
        AND t.kind = 'opened' AND t.channel <> 'pagerduty'
     ON CONFLICT DO NOTHING";
 
-/// What each step of a rule's ladder did for one alert episode, in order.
+/// What each step of a rule's ladder did for one alert episode, in order, after the step of
+/// an earlier episode of the same alert whose fix this episode's firing undid (`relapsed`).
 const TRIED: &str = "
-    SELECT r.action, r.target, r.result, r.verification
-      FROM remediations r WHERE r.rule = $1 AND r.episode = $2 ORDER BY r.step";
+    SELECT r.action, r.target, r.result, r.verification,
+           CASE WHEN r.result = 'skipped_gitops' THEN r.summary
+                WHEN r.verification = 'relapsed' THEN
+                     'fixed at ' || to_char(r.held_from AT TIME ZONE 'UTC', 'HH24:MI:SS')
+                     || ', fired again at ' || to_char(r.relapsed_at AT TIME ZONE 'UTC', 'HH24:MI:SS') || ' UTC'
+           END
+      FROM remediations r WHERE r.rule = $1 AND (r.episode = $2 OR r.relapsed_by = $2)
+     ORDER BY r.episode = $2, r.step";
+
+/// A step's verification, hold and its alert episode's state, locked for verifying.
+const STEP_STATE: &str = "
+    SELECT r.verification, r.hold_ms, r.hold_until, now(),
+           (SELECT a.status <> 'firing' FROM alerts a JOIN incidents i ON i.group_id = a.group_id
+             WHERE i.id = $4 AND a.fingerprint = $5 AND a.starts_at = $6),
+           (SELECT least(a.updated_at, now()) FROM alerts a JOIN incidents i ON i.group_id = a.group_id
+             WHERE i.id = $4 AND a.fingerprint = $5 AND a.starts_at = $6)
+      FROM remediations r WHERE r.rule = $1 AND r.episode = $2 AND r.step = $3 FOR UPDATE";
+
+/// The same alert fired again: a new episode ($5, first recorded by medic at its
+/// `first_seen_at`) of the fingerprint $3 in the same group as incident $1's, under rule $2. A
+/// step of an earlier episode whose alert resolved, still being verified or held, and whose
+/// hold had not run out when the new episode came, is `relapsed`.
+const RELAPSE: &str = "
+    WITH new AS (
+        SELECT a.group_id, a.first_seen_at FROM alerts a JOIN incidents i ON i.group_id = a.group_id
+         WHERE i.id = $1 AND a.fingerprint = $3 AND a.starts_at = $4),
+    old AS (
+        SELECT r.id, coalesce(r.held_from, least(a.updated_at, now())) AS held_from
+          FROM new, remediations r
+          JOIN incidents i ON i.id = r.incident_id
+          JOIN alerts a ON a.group_id = i.group_id AND a.fingerprint = $3
+                       AND a.starts_at = split_part(r.episode, '@', 2)::timestamptz
+         WHERE r.rule = $2 AND i.group_id = new.group_id AND r.episode <> $5
+           AND split_part(r.episode, '@', 1) = $3
+           AND r.verification IN ('pending', 'holding') AND r.hold_ms > 0 AND a.status = 'resolved'
+           AND new.first_seen_at <= coalesce(r.held_from, a.updated_at) + r.hold_ms * interval '1 millisecond'
+         ORDER BY r.started_at DESC LIMIT 1
+           FOR UPDATE OF r)
+    UPDATE remediations r
+       SET verification = 'relapsed', held_from = old.held_from, relapsed_at = new.first_seen_at,
+           relapsed_by = $5, relapsed_incident = $1
+      FROM old, new WHERE r.id = old.id
+    RETURNING r.id, r.step, r.action, r.episode, r.held_from, r.relapsed_at";
+
+/// A relapse recorded already for this episode (the timer ran again).
+const RELAPSED_BEFORE: &str = "
+    SELECT r.id, r.step, r.action, r.episode, r.held_from, r.relapsed_at
+      FROM remediations r WHERE r.rule = $1 AND r.relapsed_by = $2";
+
+/// Schedules a step of the ladder for an alert episode, due now.
+const NEXT_STEP: &str = "
+    INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at, subject,
+                        payload)
+    VALUES ($1, 'remediation', $2, $3, $4, 'remediation', now(), now(), $5, $6)
+    ON CONFLICT DO NOTHING";
 
 /// Brings the incident's first pending escalation step forward to now, with what medic tried
 /// ($2, [`Handover::to_payload`], when it says) for its message.
@@ -232,6 +308,31 @@ const ESCALATE_NOW: &str = "
                       WHERE e.incident_id = $1 AND e.kind = 'escalation' AND e.state = 'pending'
                         AND e.claim IS NULL)";
 
+/// A ladder not fixed yet goes on: the `next` step (its number, action and job) is scheduled
+/// for the episode, or at the end of the ladder the incident is handed to people.
+async fn go_on(
+    tx: &deadpool_postgres::Transaction<'_>,
+    incident_id: i64,
+    rule: &str,
+    episode: &str,
+    next: Option<(i32, Action, &Value)>,
+) -> Result<(), StoreError> {
+    match next {
+        Some((step, action, job)) => {
+            tx.execute(
+                NEXT_STEP,
+                &[&incident_id, &rule, &step, &action.as_str(), &episode, job],
+            )
+            .await?;
+        }
+        None => {
+            let handover = handover(tx, rule, episode).await?.to_payload();
+            tx.execute(ESCALATE_NOW, &[&incident_id, &handover]).await?;
+        }
+    }
+    Ok(())
+}
+
 /// What the steps of a rule's ladder did for an alert episode (by itself, or inside the
 /// transaction that verifies the last step).
 async fn handover(client: &impl GenericClient, rule: &str, episode: &str) -> Result<Handover, StoreError> {
@@ -243,9 +344,89 @@ async fn handover(client: &impl GenericClient, rule: &str, episode: &str) -> Res
             target: row.get(1),
             result: row.get(2),
             verification: row.get(3),
+            note: row.get(4),
         })
         .collect();
     Ok(Handover::new(tried))
+}
+
+/// Where a verification goes from the step's state: on to `holding` until a time, or to a
+/// final word; None when it is decided already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Resolved within `verify_within`; the same alert must stay resolved until then.
+    Holding(DateTime<Utc>),
+    /// `fixed`, `not_fixed` (or `relapsed`, recorded when the alert fired again).
+    Done(Verification),
+}
+
+/// The step's state as [`STEP_STATE`] reads it.
+struct StepState {
+    verification: String,
+    hold_ms: Option<i64>,
+    hold_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    /// None when the episode is not recorded (counted as resolved, as before holds).
+    resolved: Option<bool>,
+    resolved_at: Option<DateTime<Utc>>,
+}
+
+impl StepState {
+    /// What verifying the step now decides.
+    fn next(&self) -> Option<Verified> {
+        let hold = |from: DateTime<Utc>| from + chrono::TimeDelta::milliseconds(self.hold_ms.unwrap_or(0));
+        let until = match self.verification.as_str() {
+            "pending" if !self.resolved.unwrap_or(true) => {
+                return Some(Verified::Done(Verification::NotFixed))
+            }
+            "pending" => hold(self.resolved_at.unwrap_or(self.now)),
+            "holding" => self.hold_until.unwrap_or(self.now),
+            _ => return None,
+        };
+        Some(if until > self.now {
+            Verified::Holding(until)
+        } else {
+            Verified::Done(Verification::Fixed)
+        })
+    }
+}
+
+/// A new firing episode of an alert, looked at for undoing an earlier fix.
+#[derive(Debug, Clone)]
+pub struct Refired<'a> {
+    pub incident_id: i64,
+    pub rule: &'a str,
+    /// The new episode's key.
+    pub episode: &'a str,
+    pub fingerprint: &'a str,
+    pub starts_at: DateTime<Utc>,
+}
+
+/// A step whose fix did not hold: the same alert fired again within its `hold`.
+#[derive(Debug, Clone)]
+pub struct Relapse {
+    pub remediation_id: i64,
+    pub step: i32,
+    pub action: String,
+    /// The earlier episode the step had fixed.
+    pub episode: String,
+    /// When its alert resolved, and when the same alert fired again.
+    pub held_from: Option<DateTime<Utc>>,
+    pub relapsed_at: Option<DateTime<Utc>>,
+    /// Recorded now (false: recorded by an earlier run of the same timer).
+    pub first: bool,
+}
+
+fn relapse_from(row: &tokio_postgres::Row, first: bool) -> Relapse {
+    Relapse {
+        remediation_id: row.get(0),
+        step: row.get(1),
+        action: row.get(2),
+        episode: row.get(3),
+        held_from: row.get(4),
+        relapsed_at: row.get(5),
+        first,
+    }
 }
 
 impl Store {
@@ -297,22 +478,27 @@ impl Store {
     }
 
     /// Records what the action did and schedules the report to the rule's channels; a
-    /// success is verified after `verify` (the wait, and the job the `verify` timer carries).
+    /// success is verified as `verify` says.
     pub async fn finish_remediation(
         &self,
         id: i64,
         result: RemediationResult,
         summary: &str,
         detail: &Value,
-        verify: Option<(Duration, &Value)>,
+        verify: Option<VerifyAfter<'_>>,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(FINISH).await?;
         let result = result.as_str();
-        let verify_ms = verify.map(|(wait, _)| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-        let job = verify.map(|(_, job)| job);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let verify_ms = verify.as_ref().map(|v| ms(v.within));
+        let hold_ms = verify.as_ref().map(|v| ms(v.hold));
+        let job = verify.as_ref().map(|v| v.job);
         let scheduled: i64 = client
-            .query_one(&statement, &[&id, &result, &summary, detail, &verify_ms, &job])
+            .query_one(
+                &statement,
+                &[&id, &result, &summary, detail, &verify_ms, &job, &hold_ms],
+            )
             .await?
             .get(0);
         if scheduled > 0 {
@@ -363,71 +549,136 @@ impl Store {
         Ok(moved)
     }
 
-    /// Verifies a step whose wait is over, in one transaction: `fixed` if its alert episode
-    /// resolved, else `not_fixed`, and then the next step is scheduled (`next`: its action and
-    /// the job its timer carries) or, at the end of the ladder, the incident is handed to
-    /// people with what was tried. None if the step was verified already (a re-run).
-    pub async fn verify_step(&self, check: &VerifyStep<'_>) -> Result<Option<Verification>, StoreError> {
+    /// Verifies a step whose wait is over, in one transaction: `not_fixed` if its alert
+    /// episode still fires (then the next step is scheduled, `next`: its action and the job its
+    /// timer carries, or at the end of the ladder the incident is handed to people with what was
+    /// tried); if it resolved, `holding` until its `hold` has passed since, then `fixed`. None
+    /// if the step was verified already (a re-run) or relapsed meanwhile.
+    pub async fn verify_step(&self, check: &VerifyStep<'_>) -> Result<Option<Verified>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let resolved: bool = tx
-            .query_one(
-                "SELECT coalesce((SELECT a.status <> 'firing' FROM alerts a JOIN incidents i ON i.group_id = a.group_id
-                                   WHERE i.id = $1 AND a.fingerprint = $2 AND a.starts_at = $3), true)",
-                &[&check.incident_id, &check.fingerprint, &check.starts_at],
-            )
-            .await?
-            .get(0);
-        let verification = if resolved {
-            Verification::Fixed
-        } else {
-            Verification::NotFixed
-        };
-        let updated = tx
-            .execute(
-                "UPDATE remediations SET verification = $4
-                  WHERE rule = $1 AND episode = $2 AND step = $3 AND verification = 'pending'",
-                &[&check.rule, &check.episode, &check.step, &verification.as_str()],
-            )
-            .await?;
-        if updated == 0 {
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &check.rule,
+            &check.episode,
+            &check.step,
+            &check.incident_id,
+            &check.fingerprint,
+            &check.starts_at,
+        ];
+        let Some(row) = tx.query_opt(STEP_STATE, &args).await? else {
             return Ok(None);
-        }
+        };
+        let state = StepState {
+            verification: row.get(0),
+            hold_ms: row.get(1),
+            hold_until: row.get(2),
+            now: row.get(3),
+            resolved: row.get(4),
+            resolved_at: row.get(5),
+        };
+        let verified = match state.next() {
+            None => return Ok(None),
+            Some(Verified::Holding(until)) => {
+                tx.execute(
+                    "UPDATE remediations SET verification = 'holding', held_from = coalesce(held_from, $4),
+                                             hold_until = $5
+                      WHERE rule = $1 AND episode = $2 AND step = $3",
+                    &[
+                        &check.rule,
+                        &check.episode,
+                        &check.step,
+                        &state.resolved_at.unwrap_or(state.now),
+                        &until,
+                    ],
+                )
+                .await?;
+                Verified::Holding(until)
+            }
+            Some(Verified::Done(verification)) => {
+                self.conclude(&tx, check, verification).await?;
+                Verified::Done(verification)
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(verified))
+    }
+
+    /// Records a step's final verification, tells the rule's channels, and after `not_fixed`
+    /// goes on: the next step, or people.
+    async fn conclude(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        check: &VerifyStep<'_>,
+        verification: Verification,
+    ) -> Result<(), StoreError> {
+        let word = verification.as_str();
+        tx.execute(
+            "UPDATE remediations SET verification = $4
+              WHERE rule = $1 AND episode = $2 AND step = $3 AND verification IN ('pending', 'holding')",
+            &[&check.rule, &check.episode, &check.step, &word],
+        )
+        .await?;
         // The rule's channels (except PagerDuty) hear whether it held.
+        tx.execute(VERIFIED, &[&check.rule, &check.episode, &check.step, &word])
+            .await?;
+        if verification == Verification::NotFixed {
+            let next = check.next.map(|(action, job)| (check.step + 1, action, job));
+            go_on(tx, check.incident_id, check.rule, check.episode, next).await?;
+        }
+        tx.batch_execute("NOTIFY medic_timers").await?;
+        Ok(())
+    }
+
+    /// Looks for a step of an earlier episode of the same alert whose fix this new episode
+    /// undid, and records it `relapsed` (telling the rule's channels); also finds one recorded
+    /// by an earlier run of the same timer.
+    pub async fn relapse(&self, refired: &Refired<'_>) -> Result<Option<Relapse>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(row) = tx
+            .query_opt(RELAPSED_BEFORE, &[&refired.rule, &refired.episode])
+            .await?
+        {
+            return Ok(Some(relapse_from(&row, false)));
+        }
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+            &refired.incident_id,
+            &refired.rule,
+            &refired.fingerprint,
+            &refired.starts_at,
+            &refired.episode,
+        ];
+        let Some(row) = tx.query_opt(RELAPSE, &args).await? else {
+            return Ok(None);
+        };
+        let relapse = relapse_from(&row, true);
+        let relapsed = Verification::Relapsed.as_str();
         tx.execute(
             VERIFIED,
-            &[&check.rule, &check.episode, &check.step, &verification.as_str()],
+            &[&refired.rule, &relapse.episode, &relapse.step, &relapsed],
         )
         .await?;
         tx.batch_execute("NOTIFY medic_timers").await?;
-        if verification == Verification::NotFixed {
-            match check.next {
-                Some((action, job)) => {
-                    tx.execute(
-                        "INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at,
-                                             due_at, subject, payload)
-                         VALUES ($1, 'remediation', $2, $3, $4, 'remediation', now(), now(), $5, $6)
-                         ON CONFLICT DO NOTHING",
-                        &[
-                            &check.incident_id,
-                            &check.rule,
-                            &(check.step + 1),
-                            &action.as_str(),
-                            &check.episode,
-                            job,
-                        ],
-                    )
-                    .await?;
-                }
-                None => {
-                    let handover = handover(&tx, check.rule, check.episode).await?.to_payload();
-                    tx.execute(ESCALATE_NOW, &[&check.incident_id, &handover]).await?;
-                }
-            }
-            tx.batch_execute("NOTIFY medic_timers").await?;
-        }
         tx.commit().await?;
-        Ok(Some(verification))
+        Ok(Some(relapse))
+    }
+
+    /// After a relapse the new episode goes on as if the step had not fixed it: `next` (the
+    /// step after it, its action and job) is scheduled, or people take over, told what held
+    /// and when it fired again.
+    pub async fn after_relapse(
+        &self,
+        incident_id: i64,
+        rule: &str,
+        episode: &str,
+        next: Option<(i32, Action, &Value)>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        go_on(&tx, incident_id, rule, episode, next).await?;
+        tx.batch_execute("NOTIFY medic_timers").await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Requests for approval and what became of them, newest first: those in `state` (a
@@ -528,7 +779,8 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {REMEDIATION_COLUMNS} FROM remediations WHERE incident_id = $1
+                    "SELECT {REMEDIATION_COLUMNS} FROM remediations
+                      WHERE incident_id = $1 OR relapsed_incident = $1
                       ORDER BY coalesce(requested_at, started_at), id"
                 ),
                 &[&incident_id],
@@ -538,11 +790,14 @@ impl Store {
     }
 }
 
+/// How many columns [`REMEDIATION_COLUMNS`] holds: a query's own columns come after them.
+pub(super) const REMEDIATION_COLUMN_COUNT: usize = 23;
+
 /// The columns every remediation query selects, in `remediation_from`'s order.
 pub(super) const REMEDIATION_COLUMNS: &str =
     "id, rule, step, action, target, episode, result, dry_run, summary, detail,
         verification, started_at, finished_at, requested_at, expires_at, plan, approved,
-        decided_by, decided_at, decision_note";
+        decided_by, decided_at, decision_note, held_from, hold_until, relapsed_at";
 
 /// A remediation read with [`REMEDIATION_COLUMNS`] first.
 pub(super) fn remediation_from(row: &tokio_postgres::Row) -> RemediationRecord {
@@ -558,6 +813,9 @@ pub(super) fn remediation_from(row: &tokio_postgres::Row) -> RemediationRecord {
         summary: row.get(8),
         detail: row.get(9),
         verification: row.get(10),
+        held_from: row.get(20),
+        hold_until: row.get(21),
+        relapsed_at: row.get(22),
         started_at: row.get(11),
         finished_at: row.get(12),
         approval: row
@@ -571,5 +829,49 @@ pub(super) fn remediation_from(row: &tokio_postgres::Row) -> RemediationRecord {
                 decided_at: row.get(18),
                 note: row.get(19),
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    #[test]
+    fn the_column_count_matches_the_list() {
+        assert_eq!(REMEDIATION_COLUMNS.split(',').count(), REMEDIATION_COLUMN_COUNT);
+    }
+
+    fn state(verification: &str, resolved: Option<bool>, hold_s: i64, resolved_ago_s: i64) -> StepState {
+        let now = Utc::now();
+        StepState {
+            verification: verification.into(),
+            hold_ms: Some(hold_s * 1000),
+            hold_until: Some(now + TimeDelta::seconds(hold_s - resolved_ago_s)),
+            now,
+            resolved,
+            resolved_at: Some(now - TimeDelta::seconds(resolved_ago_s)),
+        }
+    }
+
+    #[test]
+    fn a_resolved_step_holds_until_its_hold_has_passed_since_the_resolution() {
+        let fixed = Some(Verified::Done(Verification::Fixed));
+        let not_fixed = Some(Verified::Done(Verification::NotFixed));
+        assert_eq!(state("pending", Some(false), 600, 0).next(), not_fixed);
+        assert!(matches!(
+            state("pending", Some(true), 600, 60).next(),
+            Some(Verified::Holding(_))
+        ));
+        assert_eq!(state("pending", Some(true), 600, 601).next(), fixed);
+        assert_eq!(state("pending", Some(true), 0, 0).next(), fixed);
+        assert!(matches!(
+            state("holding", Some(true), 600, 60).next(),
+            Some(Verified::Holding(_))
+        ));
+        assert_eq!(state("holding", Some(true), 600, 700).next(), fixed);
+        assert_eq!(state("relapsed", Some(true), 600, 60).next(), None);
+        assert_eq!(state("fixed", Some(true), 600, 700).next(), None);
     }
 }

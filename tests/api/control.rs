@@ -41,6 +41,7 @@ remediation:
   namespaces: {{allow: [{NS}]}}
   budget: {{per_target: 10/1h}}
   approval: {{timeout: {approval}s}}
+  hold: 1s
 rules:
   - name: ladder
     matchers: ['alertname="MemoryLeak"']

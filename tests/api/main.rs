@@ -32,6 +32,7 @@ mod kubernetes;
 mod metrics;
 mod outage;
 mod outbound;
+mod proof;
 mod remediation;
 mod remediation_config;
 mod retention;

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use medic::domain::{Act, Auth, HeartbeatState, RemediationResult, Surface, TimerKind, TimerOutcome};
+use medic::domain::{
+    Act, Auth, HeartbeatState, RemediationResult, Surface, TimerKind, TimerOutcome, Verification,
+};
 
 use crate::helpers::TestApp;
 
@@ -55,6 +57,12 @@ async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
             .map(TimerOutcome::as_str),
     );
     assert_eq!(allowed(&app, "timer_attempts_result_known").await, attempts);
+
+    let verifications = words(Verification::ALL.map(Verification::as_str));
+    assert_eq!(
+        allowed(&app, "remediations_verification_check").await,
+        verifications
+    );
 
     let kinds = words(TimerKind::ALL.map(TimerKind::as_str));
     assert_eq!(allowed(&app, "timers_kind_check").await, kinds);

@@ -1,5 +1,6 @@
 //! The rules as loaded (`/ui/rules`): each rule's matchers, whom it tells and when, and its
-//! remediation ladder; and the explain box, which shows what `medic explain` prints for a
+//! remediation ladder (a demoted step says so, and why); what each step did over 30 days (the
+//! store query `GET /api/v1/rules/effectiveness` reads); and the explain box, which shows what `medic explain` prints for a
 //! pasted payload or set of labels.
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
@@ -16,7 +17,31 @@ use crate::{
     http::State,
     plan::{GuardRails, Rule},
     remediation::explain::{self, Explanation, Run, StepExplained, StepOutcome},
+    store::{demotions::Demotion, effectiveness::StepRecord},
 };
+
+/// The window the page's effectiveness table covers (the API's default).
+const WINDOW_MS: i64 = 30 * 86_400_000;
+
+/// What the page shows of the rules' records: their effectiveness and demotions in force.
+struct Record {
+    steps: Vec<StepRecord>,
+    demotions: Vec<Demotion>,
+}
+
+async fn record(state: &State) -> Result<Record, Failure> {
+    let steps = state
+        .store
+        .effectiveness(WINDOW_MS)
+        .await
+        .map_err(|e| Failure::store(e, state))?;
+    let demotions = state
+        .store
+        .demotions()
+        .await
+        .map_err(|e| Failure::store(e, state))?;
+    Ok(Record { steps, demotions })
+}
 
 /// Largest payload the explain box takes: Alertmanager's default body limit of medic's webhook.
 pub(super) const EXPLAIN_LIMIT: usize = 1024 * 1024;
@@ -24,7 +49,8 @@ pub(super) const EXPLAIN_LIMIT: usize = 1024 * 1024;
 /// `GET /ui/rules`: the rules as loaded, in order, and an empty explain box.
 pub(super) async fn rules(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, Failure> {
     let viewer = viewer(&req, &state).await?;
-    let body = page(&viewer, &state, "", None);
+    let record = record(&state).await?;
+    let body = page(&viewer, &state, &record, "", None);
     Ok(layout::page(Some(&viewer), "Rules", body))
 }
 
@@ -52,13 +78,15 @@ pub(super) async fn explain(
         Ok(_) => StatusCode::OK,
         Err(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    let body = page(&viewer, &state, &form.payload, Some(&answer));
+    let record = record(&state).await?;
+    let body = page(&viewer, &state, &record, &form.payload, Some(&answer));
     Ok(layout::respond(status, Some(&viewer), "Rules", body))
 }
 
 fn page(
     viewer: &Viewer,
     state: &State,
+    record: &Record,
     payload: &str,
     answer: Option<&Result<Explanation, String>>,
 ) -> Markup {
@@ -81,13 +109,43 @@ fn page(
                 None => {},
             }
         }
+        (effectiveness_markup(&record.steps))
         h2 { "Loaded rules" }
         @if state.rules.is_empty() { p.empty { "No rules are loaded." } }
-        @for rule in state.rules.iter() { (rule_markup(rule, &state.guard_rails)) }
+        @for rule in state.rules.iter() { (rule_markup(rule, &state.guard_rails, &record.demotions)) }
     }
 }
 
-fn rule_markup(rule: &Rule, rails: &GuardRails) -> Markup {
+/// What each rule step did and came to over the window, as the API says it.
+fn effectiveness_markup(steps: &[StepRecord]) -> Markup {
+    let rate = |r: Option<f64>| r.map_or("–".to_owned(), |r| format!("{:.0}%", r * 100.0));
+    let secs = |s: Option<f64>| s.map_or("–".to_owned(), |s| format!("{s:.0}s"));
+    html! {
+        section.effectiveness aria-labelledby="effectiveness-title" {
+            h2 #effectiveness-title { "Effectiveness " span.muted { "(30 days)" } }
+            @if steps.is_empty() { p.empty { "No remediation in the window." } } @else {
+                div.scroll { table #effectiveness {
+                    thead { tr { @for h in ["Rule", "Step", "Action", "Acted", "Fixed", "Relapsed", "Not fixed",
+                        "Failed", "Skipped", "Fix rate", "Median time to resolve", "Demoted"] { th scope="col" { (h) } } } }
+                    tbody { @for s in steps { tr data-rule=(s.rule) data-step=(s.step) {
+                        td { (s.rule) } td { (s.step) } td { code { (s.action) } } td.acted { (s.acted) }
+                        td.fixed { (s.fixed) } td.relapsed { (s.relapsed) } td.not-fixed { (s.not_fixed) }
+                        td.failed { (s.failed) } td.skipped { (s.skipped) } td.fix-rate { (rate(s.fix_rate)) }
+                        td { (secs(s.median_time_to_resolve_seconds)) }
+                        td.demoted { @if s.demoted { "demoted" } @else { "no" } }
+                    } } }
+                } }
+            }
+        }
+    }
+}
+
+fn rule_markup(rule: &Rule, rails: &GuardRails, demotions: &[Demotion]) -> Markup {
+    let demoted = |step: usize| {
+        demotions
+            .iter()
+            .find(|d| d.rule == rule.name && usize::try_from(d.step).is_ok_and(|s| s == step))
+    };
     html! {
         article.rule {
             h3 { (rule.name) }
@@ -106,12 +164,16 @@ fn rule_markup(rule: &Rule, rails: &GuardRails) -> Markup {
                     @if let Some(r) = step.repeat { "(repeating every " (HumanDuration(r)) ")" }
                 } } } }
                 dt { "Remediation" }
-                dd { @if rule.remediate.is_empty() { "none" } ol.ladder { @for spec in &rule.remediate { li {
+                dd { @if rule.remediate.is_empty() { "none" } ol.ladder { @for (n, spec) in (1..).zip(&rule.remediate) { li {
                     code { (spec.action.as_str()) }
+                    @if let Some(d) = demoted(n) {
+                        " " strong.demoted { (d.reason) ", needs approval until an admin promotes it" }
+                    }
                     ul.labels { @for (name, value) in spec.params() {
                         li { span.k { (name) ": " } span.v { (value.to_string()) } }
                     } }
                     @if spec.approval { "needs approval" } @else { "no approval" }
+                    @if spec.gitops_allow { ", gitops: allow" }
                     @if let Some(v) = spec.verify_within { ", verify within " (HumanDuration(v)) }
                     ", cooldown " (HumanDuration(spec.cooldown.unwrap_or(rails.cooldown)))
                     @if spec.dry_run.unwrap_or(rails.dry_run) { ", dry run" }

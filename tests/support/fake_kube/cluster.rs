@@ -65,6 +65,29 @@ impl FakeKube {
         store.reconcile();
     }
 
+    /// Adds labels and annotations to the deployment's own metadata (not its selector or pod
+    /// template), as a GitOps controller marks what it applies; a new resource version.
+    pub fn mark_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) {
+        let mut store = self.store();
+        let mut revision = store.revision;
+        let deployment = store.deployments.get_mut(&key(namespace, name));
+        let deployment = deployment.unwrap_or_else(|| panic!("no deployment {namespace}/{name}"));
+        let metadata = &mut deployment.json["metadata"];
+        for (field, pairs) in [("labels", labels), ("annotations", annotations)] {
+            for (k, v) in pairs {
+                metadata[field][*k] = json!(v);
+            }
+        }
+        touch(&mut deployment.json, &mut revision);
+        store.revision = revision;
+    }
+
     /// How long the deployment's new pods take to become Ready (default 200 ms); also applies
     /// to its pods that are not Ready yet.
     pub fn set_ready_after(&self, namespace: &str, deployment: &str, delay: Duration) {

@@ -205,3 +205,76 @@ fn variables_kubernetes_injects_for_a_service_named_medic_are_not_settings() {
     let problems = typo.unwrap_err().0;
     assert_eq!(problems[0].path, "server.listn", "{problems:?}");
 }
+
+/// The key paths of every setting that has a default, walked through `Settings`' pretty
+/// `Debug` form (a nested settings struct opens a block; anything else is a leaf).
+fn setting_paths() -> Vec<String> {
+    let text = format!("{:#?}", medic::config::Settings::default());
+    let mut stack: Vec<String> = Vec::new();
+    let mut paths = Vec::new();
+    for line in text.lines().skip(1) {
+        let indent = line.len() - line.trim_start().len();
+        let depth = indent / 4;
+        if depth != stack.len() + 1 {
+            // A closing brace of a struct, or the inside of a leaf (a list, a tuple struct).
+            if line.trim_start().starts_with('}') && depth == stack.len() {
+                stack.pop();
+            }
+            continue;
+        }
+        let Some((name, value)) = line.trim().split_once(": ") else {
+            continue;
+        };
+        let path = stack.iter().chain([&name.to_owned()]).cloned().collect::<Vec<_>>().join(".");
+        let nested = value.ends_with(" {") && value.starts_with(|c: char| c.is_ascii_uppercase());
+        if nested {
+            stack.push(name.to_owned());
+        } else {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+/// The key paths the configuration reference documents: the first column of its tables, where
+/// `.x` and `/ x` continue the previous key's parent.
+fn documented_paths(reference: &str) -> Vec<String> {
+    let mut documented = Vec::new();
+    for row in reference.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split(" | ").next().unwrap_or_default();
+        let mut parent = String::new();
+        for code in first.split('`').skip(1).step_by(2) {
+            let code = code.replace("[]", "").replace("[i]", "");
+            let full = if let Some(rest) = code.strip_prefix('.') {
+                format!("{parent}.{rest}")
+            } else if !code.contains('.') && !parent.is_empty() {
+                format!("{parent}.{code}")
+            } else {
+                code.clone()
+            };
+            parent = full.rsplit_once('.').map_or(String::new(), |(p, _)| p.to_owned());
+            documented.push(full);
+        }
+    }
+    documented
+}
+
+#[test]
+fn every_setting_is_in_the_configuration_reference() {
+    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/src/configuration.md"))
+        .expect("docs/src/configuration.md");
+    let documented = documented_paths(&reference);
+    let paths = setting_paths();
+    assert!(paths.len() > 40, "the walk found too few settings: {paths:?}");
+    let missing: Vec<&String> = paths
+        .iter()
+        .filter(|path| {
+            // A documented key covers its own fields (`remediation.budget.per_target` its
+            // `actions` and `window`), and a section is covered by any key inside it.
+            !documented.iter().any(|d| {
+                d == *path || d.starts_with(&format!("{path}.")) || path.starts_with(&format!("{d}."))
+            })
+        })
+        .collect();
+    assert!(missing.is_empty(), "settings missing from docs/src/configuration.md: {missing:?}");
+}

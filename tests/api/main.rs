@@ -31,6 +31,7 @@ mod outage;
 mod outbound;
 mod remediation;
 mod remediation_config;
+mod replay;
 mod retention;
 mod search;
 mod slo;

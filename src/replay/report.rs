@@ -117,6 +117,9 @@ impl fmt::Display for Report {
                 c.recorded, c.replayed
             )?;
         }
+        if !self.differences.is_empty() {
+            writeln!(f, "\n(- only in what medic did, + only in the replay)")?;
+        }
         for d in &self.differences {
             writeln!(
                 f,

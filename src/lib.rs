@@ -4,7 +4,7 @@
 //! `scripts/check-layers` (run by CI) keeps it so. From the top:
 //!
 //! 1. [`cli`]: one file per command (`serve`, `migrate`, `check-config`, `explain`, `slo`,
-//!    `capacity`, and `ctl`: a client of a running medic's API).
+//!    `capacity`, `replay`, and `ctl`: a client of a running medic's API).
 //!    `fuzzing`: what the fuzz targets in `fuzz/` run (hidden from the docs).
 //! 2. [`startup`]: wires the compiled plan, the store, metrics, the HTTP server and the
 //!    engine together, once.
@@ -23,6 +23,8 @@
 //!    [`outbound`]: the one HTTP client builder for calls out, trusting the platform's CAs
 //!    and `SSL_CERT_FILE`. [`context`]: what the cluster says about an incident's workload,
 //!    gathered outside the page's way.
+//!    [`replay`]: a period's recorded notifications run again under other settings on a
+//!    virtual clock, from one read-only snapshot, and compared with what medic did.
 //! 5. [`store`]: all SQL, with its own input and output types: incidents, alerts, deliveries,
 //!    timers and their attempts, remediations, and the embedded migrations.
 //! 6. [`plan`]: the settings compiled into what runs (credentials, notifiers, rules, guard
@@ -50,6 +52,7 @@ pub mod notify;
 pub mod outbound;
 pub mod plan;
 pub mod remediation;
+pub mod replay;
 pub mod retention;
 pub mod silences;
 pub mod slo;

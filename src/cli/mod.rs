@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `check-config`, `explain`, `slo`, `capacity` and `ctl`
+//! The command line: `serve`, `migrate`, `check-config`, `explain`, `slo`, `capacity`, `replay` and `ctl`
 //! (a client of a running medic's API), one file each.
 
 mod capacity;
@@ -6,6 +6,7 @@ mod check_config;
 mod ctl;
 mod explain;
 mod migrate;
+mod replay;
 mod serve;
 mod slo;
 
@@ -73,6 +74,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: capacity::Format,
     },
+    /// Replay a period's recorded notifications under a settings file and show how its
+    /// decisions differ from what medic did. Reads one read-only snapshot; sends nothing.
+    Replay(replay::ReplayArgs),
     /// Act on a running medic through its API: approve or reject remediation steps, pause and
     /// resume remediation, open and end maintenance windows.
     Ctl(ctl::Ctl),
@@ -139,6 +143,7 @@ impl Cli {
                     },
             } => slo::report(&config, at, window.0, format).await,
             Command::Capacity { config, at, format } => capacity::run(&config, at, format).await,
+            Command::Replay(args) => replay::run(args).await,
             Command::Ctl(ctl) => ctl::run(ctl).await,
         }
     }

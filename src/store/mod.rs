@@ -12,6 +12,7 @@ pub mod integrations;
 pub mod listen;
 pub mod migrations;
 pub mod remediations;
+pub mod replay;
 pub mod retention;
 pub mod slo;
 pub mod timers;

@@ -225,7 +225,12 @@ fn setting_paths() -> Vec<String> {
         let Some((name, value)) = line.trim().split_once(": ") else {
             continue;
         };
-        let path = stack.iter().chain([&name.to_owned()]).cloned().collect::<Vec<_>>().join(".");
+        let path = stack
+            .iter()
+            .chain([&name.to_owned()])
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(".");
         let nested = value.ends_with(" {") && value.starts_with(|c: char| c.is_ascii_uppercase());
         if nested {
             stack.push(name.to_owned());
@@ -261,8 +266,9 @@ fn documented_paths(reference: &str) -> Vec<String> {
 
 #[test]
 fn every_setting_is_in_the_configuration_reference() {
-    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/src/configuration.md"))
-        .expect("docs/src/configuration.md");
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/src/configuration.md"))
+            .expect("docs/src/configuration.md");
     let documented = documented_paths(&reference);
     let paths = setting_paths();
     assert!(paths.len() > 40, "the walk found too few settings: {paths:?}");
@@ -276,5 +282,8 @@ fn every_setting_is_in_the_configuration_reference() {
             })
         })
         .collect();
-    assert!(missing.is_empty(), "settings missing from docs/src/configuration.md: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "settings missing from docs/src/configuration.md: {missing:?}"
+    );
 }

@@ -35,6 +35,7 @@ mod outbound;
 mod proof;
 mod remediation;
 mod remediation_config;
+mod replay;
 mod retention;
 mod search;
 mod slo;

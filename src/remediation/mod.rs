@@ -310,7 +310,12 @@ impl Runner {
             gitops::Verdict::Free => (params, None, None),
             gitops::Verdict::Skip(why) => (params, Some((RemediationResult::SkippedGitops, why)), None),
             gitops::Verdict::Warn(warning) => (params, None, Some(warning)),
-            gitops::Verdict::Unreadable(why) => (params, Some((RemediationResult::Failure, why)), None),
+            // Nobody can tell yet: the guard rails decide as for any step (budgets and
+            // cooldowns count it), and the handler asks again before it changes anything.
+            gitops::Verdict::Unreadable(why) => {
+                tracing::debug!(reason = %why, "GitOps check deferred to the action: the target could not be read");
+                (params, None, None)
+            }
         }
     }
 
@@ -540,6 +545,22 @@ impl Runner {
         gitops_allow: bool,
     ) -> Report {
         let kube = self.kube.as_ref().ok();
+        let deployment_spec = matches!(action, Action::ScaleUp | Action::ScaleTo | Action::RolloutRestart);
+        if let (Some(kube), true, false) = (kube, deployment_spec, gitops_allow) {
+            // The check before the decision may not have been able to read the target
+            // (postgres_relieve_pool asks on its own: its terminations go on regardless).
+            if let (Some(namespace), Some(name)) = (params.text("namespace"), params.text("deployment")) {
+                match gitops::check(kube, namespace, name, false).await {
+                    gitops::Verdict::Skip(why) => {
+                        return Report::new(RemediationResult::SkippedGitops, why, json!({}))
+                    }
+                    gitops::Verdict::Unreadable(why) => {
+                        return Report::new(RemediationResult::Failure, why, json!({}))
+                    }
+                    gitops::Verdict::Free | gitops::Verdict::Warn(_) => {}
+                }
+            }
+        }
         let result = match (action, kube) {
             (Action::PostgresRelievePool, kube) => {
                 match params.text("database").and_then(|d| self.databases.get(d)) {

@@ -44,7 +44,13 @@ pub fn plan_incident(rules: &Rules, incident: &StoredIncident) -> Vec<Planned> {
         if !open {
             continue;
         }
-        for timer in rules.plan(&notification_at(incident, arrival)) {
+        // Gathering cluster context is evidence, not a decision: it belongs to no rule and sends
+        // nothing a person would be paged by, so replay leaves it out.
+        let decisions = rules
+            .plan(&notification_at(incident, arrival))
+            .into_iter()
+            .filter(|timer| !matches!(timer.kind, TimerKind::Context | TimerKind::ContextReady));
+        for timer in decisions {
             let key = (
                 timer.kind,
                 timer.rule.clone(),

@@ -476,3 +476,68 @@ async fn three_relapses_demote_a_step_until_an_admin_promotes_it() {
     );
     assert_eq!(replicas(&s.kube, "cache"), 5);
 }
+
+/// The console's rules page offers an admin the same promote act as the API; a responder sees
+/// no button and is refused.
+#[tokio::test]
+async fn an_admin_promotes_a_demoted_step_from_the_console() {
+    use crate::console::{csrf_of, get_page, post_form, session_cookie};
+    let s = setup(&["web"]).await;
+    s.app
+        .sql()
+        .await
+        .execute(
+            "INSERT INTO rule_demotions (rule, step, reason) VALUES ('demote', 1, 'demoted: 3 relapses in 1h')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let responder = session_cookie(&s.app, crate::helpers::RESPONDER.2).await;
+    let page = get_page(&s.app, &responder, "/ui/rules")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("demoted: 3 relapses in 1h") && !page.contains(">Promote<"),
+        "responder sees no button"
+    );
+    let refused = post_form(
+        &s.app,
+        &responder,
+        "/ui/rules/demote/steps/1/promote",
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+
+    let admin = session_cookie(&s.app, crate::helpers::ADMIN.2).await;
+    let page = get_page(&s.app, &admin, "/ui/rules").await.text().await.unwrap();
+    assert!(page.contains(">Promote<"), "the admin's page has the button");
+    let promoted = post_form(
+        &s.app,
+        &admin,
+        "/ui/rules/demote/steps/1/promote",
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
+    assert_eq!(promoted.status(), 303);
+    let lifted = s
+        .app
+        .count("SELECT count(*) FROM rule_demotions WHERE promoted_by = 'ada' AND promoted_at IS NOT NULL")
+        .await;
+    assert_eq!(lifted, 1);
+    let audited = s
+        .app
+        .count("SELECT count(*) FROM audit_events WHERE action = 'promote' AND channel = 'console'")
+        .await;
+    assert_eq!(audited, 1);
+    let again = post_form(
+        &s.app,
+        &admin,
+        "/ui/rules/demote/steps/1/promote",
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
+    assert_eq!(again.status(), 409, "not demoted any more");
+}

@@ -53,6 +53,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(rules::rules))
                 .route(web::post().to(rules::explain)),
         )
+        .route(
+            "/rules/{rule}/steps/{step}/promote",
+            web::post().to(rules::promote),
+        )
         .route("/login", web::get().to(session::login_page))
         .route("/login", web::post().to(session::login))
         .route("/logout", web::post().to(session::logout))

@@ -9,11 +9,12 @@ use serde::Deserialize;
 
 use super::{
     layout::{self, csrf},
+    see_other,
     session::{viewer, Viewer},
-    Failure,
+    ApiError, Failure,
 };
 use crate::{
-    domain::HumanDuration,
+    domain::{HumanDuration, Role, Text},
     http::State,
     plan::{GuardRails, Rule},
     remediation::explain::{self, Explanation, Run, StepExplained, StepOutcome},
@@ -112,7 +113,7 @@ fn page(
         (effectiveness_markup(&record.steps))
         h2 { "Loaded rules" }
         @if state.rules.is_empty() { p.empty { "No rules are loaded." } }
-        @for rule in state.rules.iter() { (rule_markup(rule, &state.guard_rails, &record.demotions)) }
+        @for rule in state.rules.iter() { (rule_markup(viewer, rule, &state.guard_rails, &record.demotions)) }
     }
 }
 
@@ -140,7 +141,7 @@ fn effectiveness_markup(steps: &[StepRecord]) -> Markup {
     }
 }
 
-fn rule_markup(rule: &Rule, rails: &GuardRails, demotions: &[Demotion]) -> Markup {
+fn rule_markup(viewer: &Viewer, rule: &Rule, rails: &GuardRails, demotions: &[Demotion]) -> Markup {
     let demoted = |step: usize| {
         demotions
             .iter()
@@ -168,6 +169,11 @@ fn rule_markup(rule: &Rule, rails: &GuardRails, demotions: &[Demotion]) -> Marku
                     code { (spec.action.as_str()) }
                     @if let Some(d) = demoted(n) {
                         " " strong.demoted { (d.reason) ", needs approval until an admin promotes it" }
+                        @if viewer.may(Role::Admin) {
+                            form.inline.promote method="post" action=(format!("/ui/rules/{}/steps/{n}/promote", rule.name)) {
+                                (csrf(viewer)) button type="submit" { "Promote" }
+                            }
+                        }
                     }
                     ul.labels { @for (name, value) in spec.params() {
                         li { span.k { (name) ": " } span.v { (value.to_string()) } }
@@ -243,4 +249,29 @@ fn run_markup(run: &Run) -> Markup {
             dt { "Approval" } dd { @if run.approval { "needed before it acts" } @else { "not needed" } }
         }
     }
+}
+
+#[derive(Deserialize)]
+pub(super) struct PromoteForm {
+    csrf: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /ui/rules/{rule}/steps/{step}/promote`: the same act as the API's (admin only).
+pub(super) async fn promote(
+    req: HttpRequest,
+    path: web::Path<(String, i32)>,
+    form: web::Form<PromoteForm>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, Failure> {
+    let viewer = viewer(&req, &state).await?;
+    viewer.check_csrf(form.csrf.as_deref())?;
+    let (rule, step) = path.into_inner();
+    let note = Text::parse("note", form.note.as_deref()).map_err(ApiError::Unprocessable)?;
+    state
+        .acts
+        .promote(&viewer.person, &rule, step, note)
+        .await
+        .map_err(|e| Failure::act(e, &state))?;
+    Ok(see_other("/ui/rules"))
 }

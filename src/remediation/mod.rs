@@ -109,6 +109,16 @@ pub enum Done {
     Rejected(String),
 }
 
+/// What the checks before the decision found: the step's parameters, a skip and its reason, a
+/// GitOps warning, and whether the GitOps check must be asked again before acting (the target
+/// could not be read).
+type Prechecked = (
+    ActionParams,
+    Option<(RemediationResult, String)>,
+    Option<String>,
+    bool,
+);
+
 /// Runs remediation timers: guard rails, then the handler, then the record and the report.
 pub struct Runner {
     /// Where decisions and outcomes are recorded.
@@ -190,7 +200,7 @@ impl Runner {
             let reason = format!("rule {:?} no longer has remediation step {step}", timer.rule);
             return Ok(self.reject(timer, reason));
         };
-        let (params, skip, warning) = self.precheck(spec, &job).await;
+        let (params, skip, warning, recheck) = self.precheck(spec, &job).await;
         let target = target_key(spec.action, &params);
         let dry_run = spec.dry_run.unwrap_or(self.guard_rails.dry_run);
         let demotion = self.store.demotion(&timer.rule, step).await?;
@@ -236,7 +246,7 @@ impl Runner {
             }
             RemediationDecision::Act | RemediationDecision::DryRun => {
                 let report = self
-                    .execute(spec.action, &params, dry_run, spec.gitops_allow)
+                    .execute(spec.action, &params, dry_run, spec.gitops_allow, recheck)
                     .await;
                 report.warned(warning)
             }
@@ -265,7 +275,10 @@ impl Runner {
         (params, target, demoted): (&ActionParams, &str, Option<String>),
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut plan = self.execute(spec.action, params, true, spec.gitops_allow).await;
+        // A plan describes; the approved step goes through the checks again before it acts.
+        let mut plan = self
+            .execute(spec.action, params, true, spec.gitops_allow, false)
+            .await;
         // A demoted step asks for what it used to do alone, and says why.
         if let Some(why) = demoted {
             plan.summary = format!("{why}; {}", plan.summary);
@@ -294,27 +307,25 @@ impl Runner {
     /// What is decided before the database is asked: the parameters, a skip (invalid, a
     /// namespace not allowed, Kubernetes unavailable, a maintenance window, a target GitOps
     /// manages) and a warning for the report (a managed target the step may change anyway).
-    async fn precheck(
-        &self,
-        spec: &RemediationSpec,
-        job: &RemediationJob,
-    ) -> (ActionParams, Option<(RemediationResult, String)>, Option<String>) {
+    async fn precheck(&self, spec: &RemediationSpec, job: &RemediationJob) -> Prechecked {
         let params = match self.check(spec.action, job) {
             Ok(params) => params,
-            Err(skip) => return (ActionParams::default(), Some(skip), None),
+            Err(skip) => return (ActionParams::default(), Some(skip), None, false),
         };
         if let Some(skip) = self.maintenance(job) {
-            return (params, Some(skip), None);
+            return (params, Some(skip), None, false);
         }
         match self.gitops(spec, &params).await {
-            gitops::Verdict::Free => (params, None, None),
-            gitops::Verdict::Skip(why) => (params, Some((RemediationResult::SkippedGitops, why)), None),
-            gitops::Verdict::Warn(warning) => (params, None, Some(warning)),
+            gitops::Verdict::Free => (params, None, None, false),
+            gitops::Verdict::Skip(why) => {
+                (params, Some((RemediationResult::SkippedGitops, why)), None, false)
+            }
+            gitops::Verdict::Warn(warning) => (params, None, Some(warning), false),
             // Nobody can tell yet: the guard rails decide as for any step (budgets and
             // cooldowns count it), and the handler asks again before it changes anything.
             gitops::Verdict::Unreadable(why) => {
                 tracing::debug!(reason = %why, "GitOps check deferred to the action: the target could not be read");
-                (params, None, None)
+                (params, None, None, true)
             }
         }
     }
@@ -520,9 +531,10 @@ impl Runner {
         params: &ActionParams,
         dry_run: bool,
         gitops_allow: bool,
+        recheck_gitops: bool,
     ) -> Report {
         let deadline = self.guard_rails.limits.deadline();
-        let handled = self.handle(action, params, dry_run, gitops_allow);
+        let handled = self.handle(action, params, dry_run, gitops_allow, recheck_gitops);
         match tokio::time::timeout(deadline, handled).await {
             Ok(report) => report,
             Err(_) => Report::new(
@@ -543,12 +555,13 @@ impl Runner {
         params: &ActionParams,
         dry_run: bool,
         gitops_allow: bool,
+        recheck_gitops: bool,
     ) -> Report {
         let kube = self.kube.as_ref().ok();
         let deployment_spec = matches!(action, Action::ScaleUp | Action::ScaleTo | Action::RolloutRestart);
-        if let (Some(kube), true, false) = (kube, deployment_spec, gitops_allow) {
-            // The check before the decision may not have been able to read the target
-            // (postgres_relieve_pool asks on its own: its terminations go on regardless).
+        if let (Some(kube), true, true) = (kube, deployment_spec, recheck_gitops) {
+            // The check before the decision could not read the target: ask again before
+            // changing it (postgres_relieve_pool asks on its own: its terminations go on).
             if let (Some(namespace), Some(name)) = (params.text("namespace"), params.text("deployment")) {
                 match gitops::check(kube, namespace, name, false).await {
                     gitops::Verdict::Skip(why) => {

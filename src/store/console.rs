@@ -102,30 +102,6 @@ impl Store {
         }))
     }
 
-    /// Remembers a Slack request's signature for `window`; false if it was taken already
-    /// (a replay). Entries older than the window go at the same time.
-    pub async fn first_slack_request(
-        &self,
-        signature_hash: &[u8],
-        window: std::time::Duration,
-    ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let window = window.as_secs_f64();
-        client
-            .execute(
-                "DELETE FROM slack_requests_seen WHERE seen_at < now() - make_interval(secs => $1)",
-                &[&window],
-            )
-            .await?;
-        let added = client
-            .execute(
-                "INSERT INTO slack_requests_seen (signature) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&signature_hash],
-            )
-            .await?;
-        Ok(added == 1)
-    }
-
     /// Failed sign-ins from `address` in the last minute, and the seconds until the oldest of
     /// them is a minute old.
     pub async fn login_failures(&self, address: &str) -> Result<(i64, u64), StoreError> {

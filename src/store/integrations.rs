@@ -1,5 +1,6 @@
 //! What the integrations keep: the one Slack message of each incident and slack_app
-//! notifier, and the Alertmanager silences made for incidents.
+//! notifier, the Slack requests already taken (so a replay is refused by every replica), and
+//! the Alertmanager silences made for incidents.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -181,5 +182,29 @@ impl Store {
             created_at: row.get(3),
             expired_at: row.get(4),
         })
+    }
+
+    /// Remembers a Slack request's signature for `window`; false if it was taken already
+    /// (a replay). Entries older than the window go at the same time.
+    pub async fn first_slack_request(
+        &self,
+        signature_hash: &[u8],
+        window: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let window = window.as_secs_f64();
+        client
+            .execute(
+                "DELETE FROM slack_requests_seen WHERE seen_at < now() - make_interval(secs => $1)",
+                &[&window],
+            )
+            .await?;
+        let added = client
+            .execute(
+                "INSERT INTO slack_requests_seen (signature) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&signature_hash],
+            )
+            .await?;
+        Ok(added == 1)
     }
 }

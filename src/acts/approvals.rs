@@ -1,7 +1,7 @@
 //! Answering a request for approval: the step then runs through its guard rails again (or is
 //! recorded as rejected) at once.
 
-use super::{require, Acts, Refused};
+use super::door::{require, Acts, Refused};
 use crate::{
     domain::{Act, Actor, Role, Text},
     store::remediations::Answered,

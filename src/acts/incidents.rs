@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{require, Acts, Refused};
+use super::door::{require, Acts, Refused};
 use crate::{
     domain::{Act, Actor, Role, Text},
     silences::{self, SilenceError},

@@ -1,6 +1,6 @@
 //! Promoting a demoted rule step: an admin says it may act on its own again.
 
-use super::{require, Acts, Refused};
+use super::door::{require, Acts, Refused};
 use crate::{
     domain::{Act, Actor, Role, Text},
     store::demotions::{Demotion, Promoted},

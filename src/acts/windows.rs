@@ -1,14 +1,14 @@
 //! Maintenance windows and the remediation pause: the switches people flip. A window has one
 //! set of limits whichever surface opens it, so a responder cannot mute every page for ever.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 
-use super::{require, Acts, Refused};
+use super::{
+    door::{require, Acts, Refused},
+    limits::WindowLimits,
+};
 use crate::{
     alertmanager::KV,
-    config::MaintenanceSettings,
     domain::{Act, Actor, Mute, Role, Text},
     plan::matchers::Matchers,
     store::control::{NewWindow, Pause, Window},
@@ -18,36 +18,6 @@ use crate::{
 pub const MAX_MATCHERS: usize = 20;
 /// Bytes a matcher may have.
 pub const MAX_MATCHER_BYTES: usize = 1000;
-
-/// What every window must meet (`maintenance:` in the settings).
-#[derive(Debug, Clone)]
-pub struct WindowLimits {
-    /// A responder's window lasts at most this long; a longer one needs an admin.
-    pub max_duration: Duration,
-    /// Windows in force or scheduled at once.
-    pub max_windows: u32,
-}
-
-impl WindowLimits {
-    /// No window, whoever opens it, lasts longer.
-    pub const LONGEST: Duration = MaintenanceSettings::LONGEST;
-
-    pub fn new(settings: &MaintenanceSettings) -> Self {
-        Self {
-            max_duration: settings.max_duration.0,
-            max_windows: settings.max_windows,
-        }
-    }
-
-    /// The longest window this actor may open.
-    pub fn longest_for(&self, actor: &Actor) -> Duration {
-        if actor.may(Role::Admin) {
-            Self::LONGEST
-        } else {
-            self.max_duration
-        }
-    }
-}
 
 /// A window to open, as a surface read it.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use crate::{
 
 pub async fn run(file: Option<PathBuf>) -> ExitCode {
     let loaded = config::load(&Source::from_process(file));
-    super::with_loaded(
+    super::lifecycle::with_loaded(
         loaded,
         |settings| (settings.log.format, None),
         |settings| async move {

@@ -5,19 +5,15 @@ mod capacity;
 mod check_config;
 mod ctl;
 mod explain;
+mod lifecycle;
 mod migrate;
 mod replay;
 mod serve;
 mod slo;
 
-use std::{future::Future, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-
-use crate::{
-    config::{LogFormat, OtlpSettings, Problems},
-    telemetry,
-};
 
 pub use explain::explain;
 
@@ -145,43 +141,6 @@ impl Cli {
             Command::Capacity { config, at, format } => capacity::run(&config, at, format).await,
             Command::Replay(args) => replay::run(args).await,
             Command::Ctl(ctl) => ctl::run(ctl).await,
-        }
-    }
-}
-
-/// Runs `work` on what was loaded, once logging (and tracing, if configured) is set up, and
-/// flushes the spans still queued when it ends; or prints every problem found.
-async fn with_loaded<T, Fut>(
-    loaded: Result<T, Problems>,
-    telemetry_of: for<'a> fn(&'a T) -> (LogFormat, Option<&'a OtlpSettings>),
-    work: impl FnOnce(T) -> Fut,
-) -> ExitCode
-where
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let loaded = match loaded {
-        Ok(loaded) => loaded,
-        Err(problems) => {
-            eprintln!("{problems}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (format, otlp) = telemetry_of(&loaded);
-    let telemetry = match telemetry::init(format, otlp) {
-        Ok(telemetry) => telemetry,
-        Err(e) => {
-            eprintln!("error: {e:?}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = work(loaded).await;
-    telemetry.shutdown().await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = ?e, "medic failed");
-            eprintln!("error: {e:?}");
-            ExitCode::FAILURE
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::{config::Source, plan, startup::Application};
 
 pub async fn run(file: Option<PathBuf>) -> ExitCode {
     let loaded = plan::load(&Source::from_process(file));
-    super::with_loaded(
+    super::lifecycle::with_loaded(
         loaded,
         |(settings, _)| (settings.log.format, Some(&settings.telemetry.otlp)),
         |(settings, plan)| async {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Store, StoreError};
+use super::{database::Store, error::StoreError};
 
 use crate::domain::Act;
 pub use crate::domain::Actor;

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
 use super::{
+    database::Store,
+    error::StoreError,
     remediations::{remediation_from, RemediationRecord, REMEDIATION_COLUMNS, REMEDIATION_COLUMN_COUNT},
-    Store, StoreError,
 };
 
 /// A signed-in browser, as stored.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::types::Json;
 
-use super::{Store, StoreError};
+use super::{database::Store, error::StoreError};
 use crate::domain::{ClusterContext, ContextSummary};
 
 /// Keeps the first context of an incident (a second is dropped) and, only then, schedules a

@@ -10,7 +10,8 @@ use crate::domain::Act;
 
 use super::{
     audit::{self, Actor},
-    Store, StoreError,
+    database::Store,
+    error::StoreError,
 };
 
 /// A maintenance window as stored and shown.

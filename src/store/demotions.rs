@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{audit, Store, StoreError};
+use super::{audit, database::Store, error::StoreError};
 use crate::domain::{Act, Actor};
 
 /// A step's demotion in force.

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{database::Store, error::StoreError};
 
 /// One step of one rule over the window.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -5,16 +5,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::Row;
 
+pub use super::renewals::Returned;
 use super::{
+    database::Store,
+    error::StoreError,
     incidents::{record_in, Entry},
-    Store, StoreError,
 };
-use crate::domain::{HeartbeatState, Notification, PlannedTimer, Renewal};
-
-/// Renews heartbeats; resolves the incidents of those that were missing.
-const RENEW: &str = "
-    SELECT name, per_value, incident_id
-      FROM medic_renew_heartbeats(p_names => $1, p_per_values => $2, p_window_ms => $3)";
+use crate::domain::{HeartbeatState, Notification, PlannedTimer};
 
 /// Heartbeats due and not yet missing, locked by the one engine that opens their incidents.
 const CLAIM_DUE: &str = "
@@ -28,14 +25,6 @@ const CLAIM_DUE: &str = "
 const MARK_MISSING: &str = "
     UPDATE heartbeats SET state = 'missing', incident_id = $3, missing_since = due_at
      WHERE name = $1 AND per_value = $2";
-
-/// A heartbeat that came back: its incident resolved in the renewal's transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Returned {
-    pub name: String,
-    pub per_value: String,
-    pub incident_id: i64,
-}
 
 /// A heartbeat whose deadline passed, as the engine found it.
 #[derive(Debug, Clone)]
@@ -79,69 +68,6 @@ pub struct Watched<'a> {
 /// replica was down at its deadline): an engine that runs takes a due heartbeat within a
 /// second or two.
 const UNWATCHED_MS: i64 = 10_000;
-
-/// Renewals' columns, as the function takes them.
-pub(super) struct RenewArgs<'a> {
-    names: Vec<&'a str>,
-    per_values: Vec<&'a str>,
-    window_ms: Vec<i64>,
-}
-
-impl<'a> RenewArgs<'a> {
-    /// Distinct renewals in key order (the order rows are locked in).
-    pub(super) fn new(renewals: &[&'a Renewal]) -> Self {
-        let mut sorted: Vec<&Renewal> = renewals.to_vec();
-        sorted.sort();
-        sorted.dedup_by(|a, b| a.name == b.name && a.per_value == b.per_value);
-        Self {
-            names: sorted.iter().map(|r| r.name.as_str()).collect(),
-            per_values: sorted.iter().map(|r| r.per_value.as_str()).collect(),
-            window_ms: sorted.iter().map(|r| millis(r.window)).collect(),
-        }
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-}
-
-fn millis(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Renews heartbeats with `client`, inside the caller's transaction: the statement is
-/// prepared first, so that the caller can pipeline the call with the rest of its transaction.
-pub(super) async fn prepare_renew(
-    client: &deadpool_postgres::ClientWrapper,
-    args: &RenewArgs<'_>,
-) -> Result<Option<tokio_postgres::Statement>, StoreError> {
-    if args.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(client.prepare_cached(RENEW).await?))
-}
-
-/// The renewal call, prepared by [`prepare_renew`]; nothing when there is no renewal.
-pub(super) async fn renew_in(
-    client: &deadpool_postgres::ClientWrapper,
-    statement: Option<&tokio_postgres::Statement>,
-    args: &RenewArgs<'_>,
-) -> Result<Vec<Returned>, StoreError> {
-    let Some(statement) = statement else {
-        return Ok(Vec::new());
-    };
-    let rows = client
-        .query(statement, &[&args.names, &args.per_values, &args.window_ms])
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Returned {
-            name: row.get(0),
-            per_value: row.get(1),
-            incident_id: row.get(2),
-        })
-        .collect())
-}
 
 impl Store {
     /// Prepares the configured heartbeats when this replica starts: one without `per:` that

@@ -12,16 +12,17 @@ use tokio_postgres::{
     Row,
 };
 
-use super::{Store, StoreError};
+use super::{
+    audit::AuditRecord,
+    database::Store,
+    error::StoreError,
+    remediations::RemediationRecord,
+    renewals::{prepare_renew, renew_in, RenewArgs, Returned},
+    timers::{Acknowledgement, TimerRecord},
+};
 use crate::{
     alertmanager::{Status, KV},
     domain::{Notification, PlannedTimer, Renewal},
-    store::{
-        audit::AuditRecord,
-        heartbeats::{prepare_renew, renew_in, RenewArgs, Returned},
-        remediations::RemediationRecord,
-        timers::{Acknowledgement, TimerRecord},
-    },
 };
 
 /// What recording one notification did.

@@ -9,7 +9,8 @@ use crate::domain::Act;
 
 use super::{
     audit::{self, Actor},
-    Store, StoreError,
+    database::Store,
+    error::StoreError,
 };
 
 /// A silence made for an incident, as the API shows it.

@@ -53,7 +53,7 @@ pub async fn listen(
                 listening.store(false, Ordering::Release);
             }
             Err(e) => {
-                tracing::debug!(error = %super::error_chain(&e), channel, "LISTEN connection failed")
+                tracing::debug!(error = %super::error::error_chain(&e), channel, "LISTEN connection failed")
             }
         }
         tokio::time::sleep(delay).await;

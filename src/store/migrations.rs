@@ -3,7 +3,7 @@
 
 use tokio_postgres::Client;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// `(version, name, sql)`, in the order they apply. Never edit one that has shipped.
 const MIGRATIONS: &[(i32, &str, &str)] = &[

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::{
     audit::{self, Actor},
-    Store, StoreError,
+    database::Store,
+    error::StoreError,
 };
 use crate::domain::{Act, Action, Handover, RemediationDecision, RemediationResult, TriedStep, Verification};
 

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::{IsolationLevel, Row, Transaction};
 
-use super::{Store, StoreError};
+use super::{database::Store, error::StoreError};
 use crate::alertmanager::KV;
 
 /// The recorded history of a period, read at one instant.

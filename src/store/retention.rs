@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Store, StoreError};
+use super::{database::Store, error::StoreError};
 
 /// Arbitrary key for the pruning lock: "prune" in ASCII.
 pub const PRUNE_LOCK: i64 = 0x0070_7275_6e65;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::Json;
 
-use super::{Store, StoreError};
+use super::{database::Store, error::StoreError};
 use crate::domain::Verification;
 
 /// Most incidents one report reads: a period with more is summarised by its first ones.

@@ -60,7 +60,8 @@ impl Heartbeats {
             let at = format!("heartbeats[{i}]");
             let matchers = Matchers::parse(&heartbeat.matchers)
                 .map_err(|e| problems.push(Problem::new(format!("{at}.matchers"), e.to_string())));
-            let rule = Rule::for_heartbeat(&at, heartbeat, notifiers, problems);
+            let name = Heartbeat::rule_name(&heartbeat.name);
+            let rule = Rule::for_heartbeat(&at, name, heartbeat, notifiers, problems);
             if let (Ok(matchers), Some(rule)) = (matchers, rule) {
                 list.push(Heartbeat::new(heartbeat, matchers));
                 rules.push(rule);

@@ -90,10 +90,12 @@ impl Rule {
 }
 
 impl Rule {
-    /// The rule a heartbeat's incidents follow: named `heartbeat/<name>`, taking only its
-    /// HeartbeatMissing alert, telling its `notify` and escalating as its `escalation` says.
+    /// The rule a heartbeat's incidents follow: named `name` (the heartbeat says how, as
+    /// `heartbeat/<name>`), taking only its HeartbeatMissing alert, telling its `notify` and
+    /// escalating as its `escalation` says.
     pub(super) fn for_heartbeat(
         at: &str,
+        name: String,
         heartbeat: &HeartbeatSettings,
         notifiers: &BTreeMap<String, NotifierType>,
         problems: &mut Vec<Problem>,
@@ -115,7 +117,7 @@ impl Rule {
             return None;
         }
         Some(Rule {
-            name: super::heartbeats::Heartbeat::rule_name(&heartbeat.name),
+            name,
             matchers: matchers.ok()?,
             severities: Vec::new(),
             notify,

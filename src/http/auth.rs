@@ -23,9 +23,9 @@ use actix_web::{
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
 use super::{
+    error::ApiError,
     jwks::FETCH_TIMEOUT,
     jwt::{JwtVerifier, Verified},
-    ApiError,
 };
 use crate::{
     domain::{Actor, Auth, Role, Surface},

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{auth::Caller, ApiError, State};
+use super::{auth::Caller, error::ApiError, state::State};
 use crate::{
     acts::WindowRequest,
     domain::{Actor, Mute, RemediationResult, Text},

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{ApiError, State};
+use super::{error::ApiError, state::State};
 
 /// Every heartbeat, by name and `per` value.
 pub async fn list(state: web::Data<State>) -> Result<HttpResponse, ApiError> {

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use super::{
     auth::Caller,
     control::{person, text},
-    ApiError, State,
+    error::ApiError,
+    state::State,
 };
 use crate::{
     alertmanager::Status,

@@ -9,7 +9,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{ApiError, State};
+use super::{error::ApiError, state::State};
 use crate::notify::{
     pagerduty::{self, webhooks::Handled},
     slack::{

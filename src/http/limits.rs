@@ -18,7 +18,10 @@ use actix_web::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{auth::Caller, ApiError, Authenticator};
+use super::{
+    auth::{Authenticator, Caller},
+    error::ApiError,
+};
 use crate::domain::Auth;
 
 /// Reads in flight, by caller.

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::State;
+use super::state::State;
 
 /// Renders every metric, reading the pool and pending-timer gauges at scrape time.
 pub async fn metrics(state: web::Data<State>) -> HttpResponse {

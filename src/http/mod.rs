@@ -13,10 +13,11 @@ mod limits;
 mod metrics;
 mod rules;
 mod slo;
+mod state;
 mod ui;
 mod webhook;
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use actix_web::{
     body::MessageBody,
@@ -27,65 +28,10 @@ use actix_web::{
 
 pub use auth::{Authenticator, Caller, Need};
 pub use error::ApiError;
-pub use health::Readiness;
 pub use limits::ReadLimits;
+pub use state::{EngineHealth, Readiness, State};
 
-use crate::{
-    acts::Acts,
-    control::Control,
-    domain::Role,
-    intake::Recorder,
-    metrics::Metrics,
-    notify::Notifiers,
-    plan::{GuardRails, Heartbeats, Integrations, Rules, Slo},
-    slo::prometheus::Prometheus,
-    store::Store,
-};
-
-/// What every handler may need.
-pub struct State {
-    /// The database: intake and every change, through the main pool.
-    pub store: Store,
-    /// The same database through the read pool ([`Store::reads`]): the API's, the console's
-    /// and the SLO report's reads, so that searches never hold intake's connections.
-    pub reads: Store,
-    /// Records webhook notifications, several to a transaction under load.
-    pub recorder: Recorder,
-    /// Decide which timers a notification schedules.
-    pub rules: Arc<Rules>,
-    /// Which alerts renew a heartbeat instead of being recorded.
-    pub heartbeats: Arc<Heartbeats>,
-    /// What remediation must respect: the console's explain box says how a step would meet it.
-    pub guard_rails: Arc<GuardRails>,
-    /// Where handlers count what they do.
-    pub metrics: Metrics,
-    /// Maintenance windows and the pause as this replica sees them.
-    pub control: Arc<Control>,
-    /// What people do: every surface's acts go through it.
-    pub acts: Acts,
-    /// The notifiers (Slack apps answer their users through them) and their HTTP client.
-    pub notifiers: Notifiers,
-    /// Who is who in Slack and PagerDuty, their secrets, and Alertmanager.
-    pub integrations: Integrations,
-    /// Largest accepted webhook body, in bytes.
-    pub body_limit: usize,
-    /// Seconds in `Retry-After` when the database is unreachable.
-    pub retry_after: u64,
-    /// The last readiness check, shared by probes for about a second.
-    pub readiness: Readiness,
-    /// How `/healthz` tells a stalled engine, when this process runs one.
-    pub engine: Option<EngineHealth>,
-    /// The SLOs `GET /api/v1/slo/report` measures.
-    pub slos: Arc<Vec<Slo>>,
-    /// Where it measures them; `None` without `prometheus.url`.
-    pub prometheus: Option<Prometheus>,
-}
-
-/// How `/healthz` tells a stalled engine: by `medic_engine_last_loop_timestamp_seconds`.
-pub struct EngineHealth {
-    /// Longer than this since the claim loop last went round: unhealthy.
-    pub stall_after: std::time::Duration,
-}
+use crate::domain::Role;
 
 /// Registers every route on an app that has `State` and `Authenticator` as app data. Each
 /// route of the API and the webhook declares what it needs of its caller ([`Need`]) here, and

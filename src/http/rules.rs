@@ -11,7 +11,8 @@ use serde_json::json;
 use super::{
     auth::Caller,
     control::{person, text},
-    ApiError, State,
+    error::ApiError,
+    state::State,
 };
 use crate::domain::HumanDuration;
 

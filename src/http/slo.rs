@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{ApiError, State};
+use super::{error::ApiError, state::State};
 use crate::{
     domain::HumanDuration,
     slo::report::{self, ReportError},

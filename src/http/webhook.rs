@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::{field::Empty, Instrument, Span};
 
-use super::{ApiError, State};
+use super::{error::ApiError, state::State};
 use crate::{
     alertmanager,
     domain::{Notification, Renewal},

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 use actix_web::{http::header, web, HttpResponse};
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, Failure};
+use super::failure::Failure;
+use crate::http::error::ApiError;
 
 /// One embedded file.
 pub(super) struct Asset {

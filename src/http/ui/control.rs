@@ -7,15 +7,15 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    layout::{self, csrf},
-    see_other,
-    session::{viewer, CsrfForm, Viewer},
-    ApiError, Failure,
+    failure::Failure,
+    layout::{self, csrf, see_other},
+    session::{viewer, CsrfForm},
+    viewer::Viewer,
 };
 use crate::{
     acts::WindowRequest,
     domain::{Mute, Role, Text},
-    http::State,
+    http::{error::ApiError, state::State},
     store::{console::DecisionQuery, remediations::RemediationRecord},
 };
 

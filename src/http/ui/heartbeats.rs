@@ -4,8 +4,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
 
-use super::{layout, session::viewer, Failure};
-use crate::{http::State, store::heartbeats::HeartbeatRecord};
+use super::{failure::Failure, layout, session::viewer};
+use crate::{
+    http::{error::ApiError, state::State},
+    store::heartbeats::HeartbeatRecord,
+};
 
 /// `GET /ui/heartbeats`.
 pub(super) async fn list(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, Failure> {
@@ -14,7 +17,7 @@ pub(super) async fn list(req: HttpRequest, state: web::Data<State>) -> Result<Ht
         .store
         .heartbeats()
         .await
-        .map_err(|e| crate::http::ApiError::from_store(e, state.retry_after))?;
+        .map_err(|e| ApiError::from_store(e, state.retry_after))?;
     heartbeats.sort_by_key(|h| h.state != "missing");
     Ok(layout::page(Some(&viewer), "Heartbeats", page(&heartbeats)))
 }

@@ -11,17 +11,18 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    layout::{self, csrf},
-    see_other,
-    session::{viewer, Viewer},
-    ApiError, Failure,
+    failure::Failure,
+    layout::{self, csrf, see_other},
+    session::viewer,
+    viewer::Viewer,
 };
 use crate::{
     alertmanager::Status,
     domain::{ClusterContext, Role, Text},
     http::{
+        error::ApiError,
         incidents::{filters, search_failed, timeline},
-        State,
+        state::State,
     },
     store::{
         console::RemediationState,

@@ -1,15 +1,17 @@
-//! The frame every page shares (head, navigation, who is signed in), and the small pieces
-//! pages have in common: times, severities, links, the CSRF field.
+//! The frame every page shares (head, navigation, who is signed in), the error page and the
+//! redirect a failure becomes, and the small pieces pages have in common: times, severities,
+//! links, the CSRF field.
 
 use actix_web::{
     http::{header, StatusCode},
-    HttpResponse,
+    HttpResponse, ResponseError,
 };
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
-use super::{assets, session::Viewer};
+use super::{assets, failure::Failure, viewer::Viewer};
+use crate::http::error::ApiError;
 
 /// A whole page, 200.
 pub(super) fn page(viewer: Option<&Viewer>, title: &str, body: Markup) -> HttpResponse {
@@ -93,6 +95,47 @@ pub(super) fn error_page(status: StatusCode, message: &str) -> HttpResponse {
         p { a href="/ui/" { "Back to the incidents" } }
     };
     respond(status, None, reason, body)
+}
+
+/// `303 See Other`: where a browser goes after a form, or to sign in.
+pub(super) fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// A failure as the browser gets it: the sign-in page, or the error as a page with the status
+/// the API would give.
+impl ResponseError for Failure {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Failure::SignIn { htmx: true } => StatusCode::OK,
+            Failure::SignIn { htmx: false } => StatusCode::SEE_OTHER,
+            Failure::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Failure::SignIn { htmx: true } => HttpResponse::Ok()
+                .insert_header(("HX-Redirect", "/ui/login"))
+                .finish(),
+            Failure::SignIn { htmx: false } => see_other("/ui/login"),
+            Failure::Api(e) => {
+                if let ApiError::Internal(cause) = e {
+                    tracing::error!(error = ?cause, "console page failed");
+                }
+                let status = e.status_code();
+                let mut response = error_page(status, &e.to_string());
+                if let Some(seconds) = e.retry_after() {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+                }
+                response
+            }
+        }
+    }
 }
 
 /// The hidden CSRF field of a form that changes state.

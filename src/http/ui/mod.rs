@@ -8,19 +8,18 @@
 
 mod assets;
 mod control;
+mod failure;
 mod heartbeats;
 mod incidents;
 mod layout;
 mod rules;
 mod session;
+mod viewer;
 
-use actix_web::{
-    http::{header, StatusCode},
-    middleware::from_fn,
-    web, HttpResponse, ResponseError,
-};
+use actix_web::{middleware::from_fn, web, HttpResponse};
 
-use super::{limits, ApiError};
+use self::{failure::Failure, layout::see_other};
+use super::{error::ApiError, limits};
 
 /// Registers the console's routes on the `/ui` scope.
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
@@ -77,70 +76,4 @@ where
     web::resource(path)
         .wrap(from_fn(limits::console_reads))
         .route(web::get().to(handler))
-}
-
-/// `303 See Other`: where a browser goes after a form, or to sign in.
-fn see_other(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
-}
-
-/// Why a page is not shown: not signed in (to the sign-in page), or an API error, shown as a
-/// page with the same status code.
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    /// htmx asked (the list refreshing itself): it is told to load the sign-in page whole
-    /// rather than swap it into the list.
-    #[error("sign in first")]
-    SignIn { htmx: bool },
-    #[error(transparent)]
-    Api(#[from] ApiError),
-}
-
-impl Failure {
-    fn forbidden(reason: impl Into<String>) -> Self {
-        Failure::Api(ApiError::Forbidden(reason.into()))
-    }
-
-    fn store(e: crate::store::StoreError, state: &super::State) -> Self {
-        Failure::Api(ApiError::from_store(e, state.retry_after))
-    }
-
-    /// An act refused: the page says why, with the status the API would give.
-    fn act(e: crate::acts::Refused, state: &super::State) -> Self {
-        Failure::Api(ApiError::from_act(e, state.retry_after))
-    }
-}
-
-impl ResponseError for Failure {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Failure::SignIn { htmx: true } => StatusCode::OK,
-            Failure::SignIn { htmx: false } => StatusCode::SEE_OTHER,
-            Failure::Api(e) => e.status_code(),
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            Failure::SignIn { htmx: true } => HttpResponse::Ok()
-                .insert_header(("HX-Redirect", "/ui/login"))
-                .finish(),
-            Failure::SignIn { htmx: false } => see_other("/ui/login"),
-            Failure::Api(e) => {
-                if let ApiError::Internal(cause) = e {
-                    tracing::error!(error = ?cause, "console page failed");
-                }
-                let status = e.status_code();
-                let mut response = layout::error_page(status, &e.to_string());
-                if let Some(seconds) = e.retry_after() {
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
-                }
-                response
-            }
-        }
-    }
 }

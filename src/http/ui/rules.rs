@@ -8,14 +8,14 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    layout::{self, csrf},
-    see_other,
-    session::{viewer, Viewer},
-    ApiError, Failure,
+    failure::Failure,
+    layout::{self, csrf, see_other},
+    session::viewer,
+    viewer::Viewer,
 };
 use crate::{
     domain::{HumanDuration, Role, Text},
-    http::State,
+    http::{error::ApiError, state::State},
     plan::{GuardRails, Rule},
     remediation::explain::{self, Explanation, Run, StepExplained, StepOutcome},
     store::{demotions::Demotion, effectiveness::StepRecord},

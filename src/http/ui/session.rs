@@ -25,10 +25,18 @@ use maud::html;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{layout, see_other, ApiError, Failure};
+use super::{
+    failure::Failure,
+    layout::{self, see_other},
+    viewer::Viewer,
+};
 use crate::{
     domain::{Actor, Auth, Role, Surface},
-    http::{auth::Refusal, Authenticator, State},
+    http::{
+        auth::{Authenticator, Refusal},
+        error::ApiError,
+        state::State,
+    },
     store::console::Session,
 };
 
@@ -38,38 +46,6 @@ const CSRF_COOKIE: &str = "medic_csrf";
 const MAX_FAILED_SIGN_INS: i64 = 10;
 /// How long a sign-in lasts.
 const SESSION_HOURS: i64 = 12;
-
-/// The person looking, and what their forms must carry.
-pub(super) struct Viewer {
-    /// Who they are, acting from the console.
-    pub person: Actor,
-    /// The token every state-changing form carries.
-    pub csrf: String,
-    /// Signed in with a token (and so may sign out).
-    pub signed_in: bool,
-    /// A `Set-Cookie` the page must send (a new double-submit token).
-    pub set_cookie: Option<String>,
-}
-
-impl Viewer {
-    pub fn may(&self, role: Role) -> bool {
-        self.person.role >= role
-    }
-
-    /// 403 unless `presented` is this viewer's CSRF token. Whether their role allows the act
-    /// is the act's to say.
-    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), Failure> {
-        let presented = presented.unwrap_or_default();
-        let same: bool = subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), self.csrf.as_bytes()).into();
-        if presented.is_empty() || !same {
-            tracing::warn!(user = %self.person.name, "console form without its CSRF token refused");
-            return Err(Failure::forbidden(
-                "this form is stale or did not come from the console; reload the page",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Someone acting from the console.
 fn console_actor(name: String, role: Role, auth: Auth, address: String) -> Actor {

@@ -17,6 +17,17 @@ ALTER TABLE remediations
     -- The step's verify_query and what it read before acting and when verified.
     ADD COLUMN evidence jsonb;
 
+-- Steps observed since `p_since`, on `p_target` or by `p_rule` when given: what an observed
+-- step's cooldown and budgets count besides the actions. Asked only for a rule that observes,
+-- so that a decision to act reads the same rows, through the same indexes, as before.
+CREATE INDEX remediations_observed ON remediations (started_at DESC) WHERE result = 'observed';
+CREATE FUNCTION medic_observed(p_target text, p_rule text, p_since timestamptz) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT count(*) FROM remediations r
+     WHERE r.result = 'observed' AND r.started_at > p_since
+       AND (p_target IS NULL OR r.target = p_target) AND (p_rule IS NULL OR r.rule = p_rule)
+$$;
+
 -- Decides as migrations/0007's function did, and records the decision. With p_observe (a
 -- rule in `mode: observe`) every guard rail decides as usual, then: no person is asked
 -- (approval is noted by the caller), and a step let act is `observe` (recorded `running`, then
@@ -111,18 +122,23 @@ BEGIN
         WHEN v_fires > p_flap_max THEN 'skipped_flapping'
         WHEN EXISTS (SELECT 1 FROM remediations r WHERE r.target = p_target AND r.result = 'running'
                         AND r.started_at > now() - p_action_timeout_ms * ms) THEN 'busy'
-        WHEN EXISTS (SELECT 1 FROM remediations r WHERE r.target = p_target
-                        AND (r.acted OR (p_observe AND r.result = 'observed'))
-                        AND r.started_at > now() - p_cooldown_ms * ms) THEN 'skipped_cooldown'
-        WHEN (SELECT count(*) FROM remediations r WHERE r.target = p_target
-                 AND (r.acted OR (p_observe AND r.result = 'observed'))
-                 AND r.started_at > now() - p_target_window_ms * ms) >= p_target_budget
-          OR (SELECT count(*) FROM remediations r WHERE r.rule = p_rule
-                 AND (r.acted OR (p_observe AND r.result = 'observed'))
-                 AND r.started_at > now() - p_rule_window_ms * ms) >= p_rule_budget
-          OR (SELECT count(*) FROM remediations r
-                 WHERE (r.acted OR (p_observe AND r.result = 'observed'))
-                   AND r.started_at > now() - p_global_window_ms * ms) >= p_global_budget
+        WHEN EXISTS (SELECT 1 FROM remediations r WHERE r.target = p_target AND r.acted
+                        AND r.started_at > now() - p_cooldown_ms * ms)
+          OR CASE WHEN p_observe THEN medic_observed(p_target, NULL, now() - p_cooldown_ms * ms) > 0
+                  ELSE false END
+             THEN 'skipped_cooldown'
+        WHEN (SELECT count(*) FROM remediations r WHERE r.target = p_target AND r.acted
+                 AND r.started_at > now() - p_target_window_ms * ms)
+             + CASE WHEN p_observe THEN medic_observed(p_target, NULL, now() - p_target_window_ms * ms)
+                    ELSE 0 END >= p_target_budget
+          OR (SELECT count(*) FROM remediations r WHERE r.rule = p_rule AND r.acted
+                 AND r.started_at > now() - p_rule_window_ms * ms)
+             + CASE WHEN p_observe THEN medic_observed(NULL, p_rule, now() - p_rule_window_ms * ms)
+                    ELSE 0 END >= p_rule_budget
+          OR (SELECT count(*) FROM remediations r WHERE r.acted
+                 AND r.started_at > now() - p_global_window_ms * ms)
+             + CASE WHEN p_observe THEN medic_observed(NULL, NULL, now() - p_global_window_ms * ms)
+                    ELSE 0 END >= p_global_budget
              THEN 'skipped_budget'
         WHEN p_approval AND NOT v_approved AND NOT p_observe THEN 'awaiting_approval'
         WHEN p_observe THEN 'observe'

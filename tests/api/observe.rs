@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    config::{assert_problem, check_config, problems_in, yaml, AUTH},
-    fake_kube::FakeKube,
-    firing_alert,
-    prometheus::{self, Prometheus},
-    sink::{Reply, Sink},
-    TestApp,
+use crate::{
+    console::{get_page, session_cookie},
+    helpers::{
+        config::{assert_problem, check_config, problems_in, yaml, AUTH},
+        fake_kube::FakeKube,
+        firing_alert,
+        prometheus::{self, Prometheus},
+        sink::{Reply, Sink},
+        TestApp, VIEWER,
+    },
 };
 
 const NS: &str = "shop";
@@ -300,6 +303,18 @@ async fn a_rule_in_observe_mode_records_what_it_would_have_done_and_changes_noth
         "{record}"
     );
     assert_eq!(step_record(&s.app, "act").await["mode"], "act");
+    // The console's rules page shows the same record, as observed.
+    let cookie = session_cookie(&s.app, VIEWER.2).await;
+    let page = get_page(&s.app, &cookie, "/ui/rules").await.text().await.unwrap();
+    let row = page
+        .split(r#"data-rule="watch" data-step="1" data-mode="observe""#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no observed row: {page}"));
+    assert!(
+        row.contains(r#"<td class="mode">observed</td><td class="acted">2</td>"#),
+        "{row}"
+    );
+    assert!(page.contains("decided and recorded as observed, nothing is changed"));
     let observed = |outcome: &str| {
         format!(
             "medic_remediation_observed_outcomes_total{{action=\"scale_up\",outcome=\"{outcome}\",rule=\"watch\"}}"

@@ -341,6 +341,10 @@ pub struct RemediationMetrics {
     /// `medic_remediation_outcomes_total{rule, action, outcome}`: what each step came to
     /// (fixed, relapsed, not_fixed, failed, skipped).
     pub outcomes: IntCounterVec,
+    /// `medic_remediation_observed_outcomes_total{rule, action, outcome}`: the same for steps
+    /// of rules in `mode: observe`, which changed nothing (kept apart, so that a fix rate read
+    /// from the outcomes counts only what medic did).
+    pub observed_outcomes: IntCounterVec,
     /// `medic_remediation_paused`: 1 while an admin has paused remediation.
     pub paused: IntGauge,
     /// `medic_maintenance_windows_active`: windows in force now.
@@ -393,6 +397,13 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
         ),
         &["rule", "action", "outcome"],
     )?;
+    let observed_outcomes = IntCounterVec::new(
+        Opts::new(
+            "medic_remediation_observed_outcomes_total",
+            "What remediation steps of rules in mode: observe would have come to (nothing was done), by rule, action and outcome (fixed, relapsed, not_fixed, failed, skipped)",
+        ),
+        &["rule", "action", "outcome"],
+    )?;
     let paused = IntGauge::new(
         "medic_remediation_paused",
         "1 while remediation is paused (PUT /api/v1/remediation/pause)",
@@ -408,6 +419,7 @@ fn remediation_metrics(registry: &Registry) -> prometheus::Result<RemediationMet
         verifications: register(registry, verifications),
         rule_verifications: register(registry, rule_verifications),
         outcomes: register(registry, outcomes),
+        observed_outcomes: register(registry, observed_outcomes),
         paused: register(registry, paused),
         windows_active: register(registry, windows_active),
     })

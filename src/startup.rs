@@ -249,7 +249,11 @@ async fn engine(
         parts.databases,
         parts.control.clone(),
         metrics.remediation.clone(),
-    );
+    )
+    .with_prometheus(Prometheus::new(
+        &settings.prometheus,
+        settings.engine.request_timeout.0,
+    )?);
     let mut engine = Engine::new(
         store.clone(),
         parts.notifiers,

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::Problem;
-use crate::domain::HumanDuration;
+use crate::domain::{HumanDuration, RuleMode, ValueFormat};
 
 /// Where a notifier sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -102,6 +102,10 @@ pub struct RuleSettings {
     /// What to do about a matching alert, beyond telling people: one step, or a ladder of
     /// steps tried in turn while the alert still fires.
     pub remediate: Option<Ladder>,
+    /// `observe`: the remediation is decided with every guard rail and recorded as
+    /// `observed` with its plan, and nothing is changed (default `act`).
+    #[serde(default)]
+    pub mode: RuleMode,
 }
 
 /// A rule's `remediate:`: a single map (a ladder of one) or a list of steps.
@@ -217,6 +221,63 @@ pub struct RemediateSettings {
     /// `allow`: change a Deployment that Argo CD or Flux manages anyway (default `skip`).
     #[serde(default)]
     pub gitops: Gitops,
+    /// PromQL yielding one series, read from `prometheus.url` before the step acts and when
+    /// it is verified, as evidence of what it changed.
+    pub verify_query: Option<VerifyQuerySettings>,
+}
+
+/// A step's `verify_query`: the PromQL alone, or a map that also names the value and says
+/// how to show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyQuerySettings {
+    /// PromQL; text may use `{{ labels.NAME }}` and `{{ annotations.NAME }}`.
+    pub query: String,
+    /// What people call the value (`error ratio`).
+    pub name: Option<String>,
+    /// `number` (default) or `percent` (a ratio shown as a percentage).
+    pub format: ValueFormat,
+}
+
+/// The map form of [`VerifyQuerySettings`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyQueryMap {
+    query: String,
+    name: Option<String>,
+    #[serde(default)]
+    format: ValueFormat,
+}
+
+/// By hand rather than `untagged`, so that a mistake inside the map is reported as itself.
+impl<'de> Deserialize<'de> for VerifyQuerySettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = VerifyQuerySettings;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("PromQL text, or a map with query, name and format")
+            }
+            fn visit_str<E: serde::de::Error>(self, query: &str) -> Result<VerifyQuerySettings, E> {
+                Ok(VerifyQuerySettings {
+                    query: query.to_owned(),
+                    name: None,
+                    format: ValueFormat::Number,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<VerifyQuerySettings, A::Error> {
+                let map = VerifyQueryMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(VerifyQuerySettings {
+                    query: map.query,
+                    name: map.name,
+                    format: map.format,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// One escalation step.

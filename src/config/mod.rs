@@ -32,7 +32,7 @@ pub use capacity::{
 pub use context::{ContextEvents, ContextLabels, ContextLogs, ContextSettings, DEFAULT_REDACT};
 pub use escalation::{
     Approval, EngineSettings, Gitops, Ladder, NotifierSettings, NotifierType, RemediateSettings,
-    RetrySettings, RuleSettings, StepSettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
+    RetrySettings, RuleSettings, StepSettings, VerifyQuerySettings, PAGERDUTY_EVENTS_URL, SLACK_API_URL,
 };
 pub use heartbeats::{HeartbeatOutSettings, HeartbeatSettings, PingMethod};
 pub use jwt::{JwtSettings, OneOrMany};

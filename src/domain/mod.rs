@@ -2,7 +2,7 @@
 //! [`Notification`] made of alert episodes, timer kinds and outcomes, severities, durations as
 //! people write them, the action catalogue with its parameters and their checks (Kubernetes
 //! names and selectors), remediation results and what a ladder tried before handing over,
-//! roles, and the cluster context gathered for an incident.
+//! roles, the evidence a step's `verify_query` read, and the cluster context gathered for an incident.
 //! Words that are also stored in SQL are enums here with `as_str`, and a CHECK constraint in a
 //! migration lists the same words.
 
@@ -10,6 +10,7 @@ mod action;
 mod actor;
 mod context;
 mod duration;
+mod evidence;
 pub mod gitops;
 mod handover;
 mod heartbeat;
@@ -30,10 +31,13 @@ pub use context::{
     Termination, Workload,
 };
 pub use duration::HumanDuration;
+pub use evidence::{Evidence, Reading, ValueFormat};
 pub use handover::{Handover, TriedStep};
 pub use heartbeat::{HeartbeatState, Renewal, HEARTBEAT_LABEL, HEARTBEAT_MISSING};
 pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notification};
-pub use remediation::{Mute, Outcome, RemediationDecision, RemediationJob, RemediationResult, Verification};
+pub use remediation::{
+    Mute, Outcome, RemediationDecision, RemediationJob, RemediationResult, RuleMode, Verification,
+};
 pub use role::Role;
 pub use severity::Severity;
 pub use timer::{PlannedTimer, TimerKind, TimerOutcome};

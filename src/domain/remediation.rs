@@ -1,5 +1,6 @@
 //! What became of a remediation: the results stored in `remediations.result` (a CHECK
-//! constraint in migrations/0020 lists the same words) and the decisions the guard rails make.
+//! constraint in migrations/0021 lists the same words), the mode a rule remediates in, and the
+//! decisions the guard rails make.
 
 use std::fmt;
 
@@ -55,11 +56,14 @@ pub enum RemediationResult {
     SkippedMinHealthy,
     /// Argo CD or Flux manages the target and would revert the change; people decide.
     SkippedGitops,
+    /// A rule in `mode: observe`: every guard rail let it act, the plan is recorded, nothing
+    /// was changed (and it is verified as if it had run).
+    Observed,
 }
 
 impl RemediationResult {
     /// Every result, for pre-registering metric labels and the migration's CHECK constraint.
-    pub const ALL: [RemediationResult; 20] = [
+    pub const ALL: [RemediationResult; 21] = [
         RemediationResult::Running,
         RemediationResult::Success,
         RemediationResult::Failure,
@@ -80,6 +84,7 @@ impl RemediationResult {
         RemediationResult::SkippedRejected,
         RemediationResult::SkippedMinHealthy,
         RemediationResult::SkippedGitops,
+        RemediationResult::Observed,
     ];
 
     /// The word stored in the database and used in metrics and the API.
@@ -105,6 +110,7 @@ impl RemediationResult {
             RemediationResult::SkippedRejected => "skipped_rejected",
             RemediationResult::SkippedMinHealthy => "skipped_min_healthy",
             RemediationResult::SkippedGitops => "skipped_gitops",
+            RemediationResult::Observed => "observed",
         }
     }
 
@@ -113,9 +119,19 @@ impl RemediationResult {
         RemediationResult::ALL.into_iter().find(|r| r.as_str() == word)
     }
 
-    /// Whether the action did what was asked (for real or as a plan).
+    /// Whether the action did what was asked (for real, or as a plan: a dry run, an observed
+    /// step).
     pub fn is_done(self) -> bool {
-        matches!(self, RemediationResult::Success | RemediationResult::DryRun)
+        matches!(
+            self,
+            RemediationResult::Success | RemediationResult::DryRun | RemediationResult::Observed
+        )
+    }
+
+    /// Whether a step with this result is verified after `verify_within`: one that acted, or
+    /// one observed (what would have happened is counted as if it had).
+    pub fn is_verified(self) -> bool {
+        matches!(self, RemediationResult::Success | RemediationResult::Observed)
     }
 
     /// Why a remediation was not acted on, for people, when the guard rails decided it.
@@ -142,7 +158,8 @@ impl RemediationResult {
             RemediationResult::Running
             | RemediationResult::Success
             | RemediationResult::Failure
-            | RemediationResult::DryRun => "not skipped",
+            | RemediationResult::DryRun
+            | RemediationResult::Observed => "not skipped",
         }
     }
 }
@@ -274,6 +291,47 @@ impl Mute {
     }
 }
 
+/// How a rule remediates (`mode:`), stored with each of its steps (`remediations.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum RuleMode {
+    /// The guard rails decide, and what they let run runs.
+    #[default]
+    Act,
+    /// Decided with every guard rail and recorded as `observed` with its plan; nothing is
+    /// changed, no budget is spent, and nobody is asked or paged early.
+    Observe,
+}
+
+impl RuleMode {
+    pub const ALL: [RuleMode; 2] = [RuleMode::Act, RuleMode::Observe];
+
+    /// The word in settings, `remediations.mode`, the API and `medic explain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleMode::Act => "act",
+            RuleMode::Observe => "observe",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<RuleMode> {
+        RuleMode::ALL.into_iter().find(|m| m.as_str() == word)
+    }
+}
+
+impl TryFrom<String> for RuleMode {
+    type Error = String;
+    fn try_from(word: String) -> Result<Self, String> {
+        RuleMode::parse(&word).ok_or_else(|| format!("{word:?}: act or observe"))
+    }
+}
+
+impl fmt::Display for RuleMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the guard rails decided for one remediation (`medic_decide_remediation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemediationDecision {
@@ -281,6 +339,9 @@ pub enum RemediationDecision {
     Act,
     /// Plan and record, change nothing.
     DryRun,
+    /// A rule in `mode: observe` would act now: plan and record it as `observed`, change
+    /// nothing.
+    Observe,
     /// Another action on the target (or this one, by another replica) is running: try later.
     Busy,
     /// Already decided for this alert episode.
@@ -300,6 +361,7 @@ impl RemediationDecision {
         match self {
             RemediationDecision::Act => "act",
             RemediationDecision::DryRun => "dry_run",
+            RemediationDecision::Observe => "observe",
             RemediationDecision::Busy => "busy",
             RemediationDecision::Duplicate => "duplicate",
             RemediationDecision::Interrupted => "interrupted",
@@ -313,6 +375,7 @@ impl RemediationDecision {
         Some(match word {
             "act" => RemediationDecision::Act,
             "dry_run" => RemediationDecision::DryRun,
+            "observe" => RemediationDecision::Observe,
             "busy" => RemediationDecision::Busy,
             "duplicate" => RemediationDecision::Duplicate,
             "interrupted" => RemediationDecision::Interrupted,
@@ -451,6 +514,7 @@ mod tests {
         for decision in [
             Act,
             DryRun,
+            Observe,
             Busy,
             Duplicate,
             Interrupted,
@@ -460,6 +524,7 @@ mod tests {
         }
         assert_eq!(RemediationDecision::parse("running"), None);
         assert_eq!(RemediationDecision::parse("success"), None);
+        assert_eq!(RemediationDecision::parse("observed"), None);
         assert_eq!(RemediationDecision::parse("whatever"), None);
     }
 }

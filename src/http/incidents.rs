@@ -251,6 +251,12 @@ pub(super) fn timeline(incident: &Incident) -> Vec<Value> {
             event["held_from"] = json!(r.held_from);
             event["relapsed_at"] = json!(at);
         }
+        if r.mode != "act" {
+            event["mode"] = json!(r.mode);
+        }
+        if let Some(evidence) = &r.evidence {
+            event["evidence"] = json!(evidence.summary);
+        }
         events.push((r.finished_at.unwrap_or(r.started_at), event));
     }
     for done in incident.audit.iter().flatten() {

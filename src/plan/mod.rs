@@ -30,7 +30,7 @@ pub use context::{ContextPlan, ContextTarget, Redactor};
 pub use heartbeats::{Heartbeat, Heartbeats};
 pub use integrations::{AlertmanagerEndpoint, Integrations, Known};
 pub use notifiers::NotifierEndpoint;
-pub use remediation::{GuardRails, RemediationSpec, TargetDatabase};
+pub use remediation::{GuardRails, RemediationSpec, TargetDatabase, VerifyQuery};
 pub use rules::{NotifierRef, Rule, Rules};
 pub use secrets::Secret;
 pub use slo::{Sli, Slo};
@@ -91,6 +91,7 @@ fn compile_into(settings: &Settings, problems: &mut Vec<Problem>) -> Option<Plan
     let credentials = auth::credentials(&settings.server.auth, problems);
     let databases = remediation::databases(&settings.remediation, problems);
     remediation::check_databases(&settings.rules, &settings.remediation, problems);
+    remediation::check_verify_queries(&settings.rules, &settings.prometheus, problems);
     let notifiers = notifiers::endpoints(&settings.notifiers, problems);
     let integrations = integrations::integrations(settings, problems);
     let slos = slo::compile(&settings.slos, problems);

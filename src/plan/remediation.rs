@@ -5,13 +5,20 @@ use std::{collections::BTreeMap, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{secrets::secret_from, template::ParamTemplate};
+use super::{
+    secrets::secret_from,
+    template::{ParamTemplate, QueryTemplate},
+};
 use crate::{
     alertmanager::KV,
     config::{
-        Approval, Budget, Gitops, PgConnection, Problem, RemediateSettings, RemediationSettings, RuleSettings,
+        Approval, Budget, Gitops, PgConnection, Problem, PrometheusSettings, RemediateSettings,
+        RemediationSettings, RuleSettings,
     },
-    domain::{Action, ActionParams, ParamLimits, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT},
+    domain::{
+        Action, ActionParams, Evidence, ParamLimits, RuleMode, ValueFormat, DEFAULT_MAX_PODS,
+        DEFAULT_READY_TIMEOUT,
+    },
 };
 
 /// A rule's remediation, checked.
@@ -32,6 +39,31 @@ pub struct RemediationSpec {
     pub approval: bool,
     /// Change a Deployment that Argo CD or Flux manages anyway (`gitops: allow`).
     pub gitops_allow: bool,
+    /// Read from Prometheus before the step acts and when it is verified.
+    pub verify_query: Option<VerifyQuery>,
+}
+
+/// A step's `verify_query`, compiled.
+#[derive(Debug, Clone)]
+pub struct VerifyQuery {
+    pub query: QueryTemplate,
+    /// What people call the value.
+    pub name: Option<String>,
+    pub format: ValueFormat,
+}
+
+impl VerifyQuery {
+    /// The evidence to gather for one alert (nothing read yet), or why the query cannot be
+    /// rendered for it.
+    pub fn evidence(&self, labels: &KV, annotations: &KV) -> Result<Evidence, String> {
+        Ok(Evidence {
+            query: self.query.render(labels, annotations)?,
+            name: self.name.clone(),
+            format: self.format,
+            before: None,
+            after: None,
+        })
+    }
 }
 
 impl RemediationSpec {
@@ -97,6 +129,10 @@ impl RemediationSpec {
         if action == Action::RestartPods {
             check_restart_pods(at, settings, limits, problems);
         }
+        let verify_query = settings
+            .verify_query
+            .as_ref()
+            .and_then(|v| compile_verify_query(at, settings, v, problems));
         Some(RemediationSpec {
             action,
             params,
@@ -106,7 +142,55 @@ impl RemediationSpec {
             hold: settings.hold.map(|h| h.0),
             approval: settings.approval == Approval::Required,
             gitops_allow: settings.gitops == Gitops::Allow,
+            verify_query,
         })
+    }
+}
+
+/// A step's `verify_query`: its templates name something, and the step is verified (the query
+/// is read again then). That `prometheus.url` is set is [`check_verify_queries`]'.
+fn compile_verify_query(
+    at: &str,
+    settings: &RemediateSettings,
+    verify: &crate::config::VerifyQuerySettings,
+    problems: &mut Vec<Problem>,
+) -> Option<VerifyQuery> {
+    let key = format!("{at}.verify_query");
+    if settings.verify_within.is_none() {
+        problems.push(Problem::new(
+            key.clone(),
+            "needs verify_within: the query is read again when the step is verified",
+        ));
+    }
+    match QueryTemplate::compile(&verify.query) {
+        Ok(query) => Some(VerifyQuery {
+            query,
+            name: verify.name.clone().filter(|n| !n.trim().is_empty()),
+            format: verify.format,
+        }),
+        Err(e) => {
+            problems.push(Problem::new(key, e));
+            None
+        }
+    }
+}
+
+/// A step's `verify_query` is read from `prometheus.url`, which must be set.
+pub fn check_verify_queries(
+    rules: &[RuleSettings],
+    prometheus: &PrometheusSettings,
+    problems: &mut Vec<Problem>,
+) {
+    if prometheus.url.is_some() {
+        return;
+    }
+    for (at, remediate) in steps(rules) {
+        if remediate.verify_query.is_some() {
+            problems.push(Problem::new(
+                format!("{at}.verify_query"),
+                "needs prometheus.url: the query is read from that Prometheus",
+            ));
+        }
     }
 }
 
@@ -287,9 +371,26 @@ fn steps(rules: &[RuleSettings]) -> impl Iterator<Item = (String, &RemediateSett
     })
 }
 
-/// A rule that takes its namespace from the alert while no namespace is allowed explicitly:
-/// whoever can make an alert fire chooses where medic acts (only the deny list stands).
+/// What is allowed but probably not meant: a rule that takes its namespace from the alert
+/// while no namespace is allowed explicitly (whoever can make an alert fire chooses where medic
+/// acts; only the deny list stands), and `mode: observe` on a rule that remediates nothing.
 pub fn warnings(rules: &[RuleSettings], settings: &RemediationSettings) -> Vec<Problem> {
+    let mut warnings: Vec<Problem> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| rule.mode == RuleMode::Observe && rule.remediate.is_none())
+        .map(|(i, _)| {
+            Problem::new(
+                format!("rules[{i}].mode"),
+                "observe has no effect: the rule has no remediate",
+            )
+        })
+        .collect();
+    warnings.extend(namespace_warnings(rules, settings));
+    warnings
+}
+
+fn namespace_warnings(rules: &[RuleSettings], settings: &RemediationSettings) -> Vec<Problem> {
     if !settings.namespaces.allow.is_empty() {
         return Vec::new();
     }

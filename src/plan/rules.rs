@@ -10,7 +10,7 @@ use super::{matchers::Matchers, remediation::RemediationSpec};
 use crate::{
     alertmanager::KV,
     config::{ContextLabels, HeartbeatSettings, NotifierType, Problem, RuleSettings, StepSettings},
-    domain::ParamLimits,
+    domain::{ParamLimits, RuleMode},
 };
 
 /// The checked rules, in config order.
@@ -36,6 +36,8 @@ pub struct Rule {
     /// The remediation ladder: tried in turn while the alert still fires; empty when the
     /// rule only tells people.
     pub remediate: Vec<RemediationSpec>,
+    /// `observe`: the ladder is decided and recorded, and changes nothing.
+    pub mode: RuleMode,
 }
 
 /// One escalation step, compiled.
@@ -125,6 +127,7 @@ impl Rule {
             runbook_url: heartbeat.runbook_url.clone(),
             continue_matching: false,
             remediate: Vec::new(),
+            mode: RuleMode::Act,
         })
     }
 }
@@ -267,6 +270,7 @@ fn compile_rule(
         runbook_url: rule.runbook_url.clone(),
         continue_matching: rule.continue_matching,
         remediate,
+        mode: rule.mode,
     })
 }
 

@@ -1,5 +1,7 @@
 //! Parameter templates over an alert's labels and annotations (`{{ labels.namespace }}`),
-//! checked when the config compiles and rendered for each alert.
+//! checked when the config compiles and rendered for each alert; and the same templates in
+//! PromQL (a step's `verify_query`), where what an alert brings is quoted as a string literal's
+//! inside.
 
 use std::fmt;
 
@@ -80,6 +82,65 @@ impl fmt::Display for ParamTemplate {
             }),
         }
     }
+}
+
+/// PromQL with `{{ labels.x }}` / `{{ annotations.y }}` in it, such as
+/// `errors{deployment="{{ labels.deployment }}"}`. A value is escaped for a PromQL string
+/// literal, so that an alert's label cannot end the literal and change the query.
+#[derive(Debug, Clone)]
+pub struct QueryTemplate(Vec<Piece>);
+
+impl QueryTemplate {
+    /// Checks what the text's templates name.
+    pub fn compile(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        parse_template(text).map(QueryTemplate)
+    }
+
+    /// The query for one alert; fails when the alert lacks a label or annotation it names.
+    pub fn render(&self, labels: &KV, annotations: &KV) -> Result<String, String> {
+        let mut out = String::new();
+        for piece in &self.0 {
+            let value = match piece {
+                Piece::Text(text) => {
+                    out.push_str(text);
+                    continue;
+                }
+                Piece::Label(name) => labels
+                    .get(name)
+                    .ok_or_else(|| format!("the alert has no label {name:?}"))?,
+                Piece::Annotation(name) => annotations
+                    .get(name)
+                    .ok_or_else(|| format!("the alert has no annotation {name:?}"))?,
+            };
+            out.push_str(&promql_escape(value));
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for QueryTemplate {
+    /// As configured.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        ParamTemplate::Template(self.0.clone()).fmt(f)
+    }
+}
+
+/// `value` as the inside of a PromQL string literal, in single or double quotes.
+fn promql_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn check_literal(value: &Value, kind: ParamKind) -> Result<(), String> {
@@ -194,6 +255,24 @@ mod tests {
         ] {
             assert!(compile(&Value::from(bad), &spec).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn a_query_quotes_what_the_alert_brings() {
+        let query = QueryTemplate::compile(r#"errors{deployment="{{ labels.deployment }}"}"#).unwrap();
+        let rendered = query.render(&kv(&[("deployment", "web")]), &kv(&[])).unwrap();
+        assert_eq!(rendered, r#"errors{deployment="web"}"#);
+        let hostile = query
+            .render(&kv(&[("deployment", r#"x"} or up{a="\"#)]), &kv(&[]))
+            .unwrap();
+        assert_eq!(hostile, r#"errors{deployment="x\"} or up{a=\"\\"}"#);
+        assert!(query.render(&kv(&[]), &kv(&[])).is_err());
+        assert_eq!(
+            query.to_string(),
+            r#"errors{deployment="{{ labels.deployment }}"}"#
+        );
+        assert!(QueryTemplate::compile("  ").is_err());
+        assert!(QueryTemplate::compile("up{a=\"{{ x }}\"}").is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     alertmanager::{Alert, Data, Status, KV, SUPPORTED_VERSION},
-    domain::{Action, ActionParams, AlertEpisode, HumanDuration, Notification, TimerKind},
+    domain::{Action, ActionParams, AlertEpisode, HumanDuration, Notification, RuleMode, TimerKind},
     plan::{
         matchers::{Matchers, Op},
         GuardRails, RemediationSpec, Rules,
@@ -48,6 +48,8 @@ pub struct AlertExplained {
 #[derive(Debug)]
 pub struct RuleTaken {
     pub rule: String,
+    /// `observe`: every step is decided and recorded as `observed`, and nothing is changed.
+    pub mode: RuleMode,
     /// Empty when the rule only tells people.
     pub steps: Vec<StepExplained>,
 }
@@ -87,6 +89,9 @@ pub struct Run {
     pub floor: Option<String>,
     /// For a spec-changing action: what happens if Argo CD or Flux manages the target.
     pub gitops: Option<String>,
+    /// The step's `verify_query` rendered for this alert (or why it cannot be: recorded, the
+    /// step runs anyway).
+    pub verify_query: Option<String>,
 }
 
 /// A timer the notification would schedule.
@@ -150,6 +155,7 @@ fn rules_taking(rules: &Rules, rails: &GuardRails, alert: &AlertEpisode) -> Vec<
         .matching(&alert.labels)
         .map(|rule| RuleTaken {
             rule: rule.name.clone(),
+            mode: rule.mode,
             steps: (1..)
                 .zip(&rule.remediate)
                 .map(|(number, spec)| StepExplained {
@@ -181,6 +187,11 @@ fn outcome(spec: &RemediationSpec, rails: &GuardRails, alert: &AlertEpisode) -> 
             approval: spec.approval,
             floor: floor(spec.action, &params),
             gitops: gitops(spec, &params),
+            verify_query: spec.verify_query.as_ref().map(|v| {
+                v.query
+                    .render(&alert.labels, &alert.annotations)
+                    .unwrap_or_else(|e| format!("cannot be rendered ({e}): recorded, the step runs anyway"))
+            }),
         }),
         Err(e) => StepOutcome::Invalid {
             params: json(&params),
@@ -245,6 +256,8 @@ impl fmt::Display for Explanation {
                 writeln!(f, "  rule {}", rule.rule)?;
                 if rule.steps.is_empty() {
                     writeln!(f, "    no remediation")?;
+                } else if rule.mode == RuleMode::Observe {
+                    writeln!(f, "    {OBSERVE}")?;
                 }
                 for step in &rule.steps {
                     let numbered = rule.steps.len() > 1;
@@ -277,6 +290,11 @@ impl fmt::Display for Explanation {
     }
 }
 
+/// What `mode: observe` does, as `medic explain` says it.
+const OBSERVE: &str = "mode: observe: each step is decided with every guard rail and recorded as \
+                       observed with its plan; nothing is changed, no budget is spent, nobody is asked \
+                       to approve and nobody is paged early";
+
 fn write_step(f: &mut fmt::Formatter<'_>, step: &StepExplained, numbered: bool) -> fmt::Result {
     let label = if numbered {
         format!(" (step {})", step.number)
@@ -305,6 +323,12 @@ fn write_step(f: &mut fmt::Formatter<'_>, step: &StepExplained, numbered: bool) 
             )?;
             if let Some(gitops) = &run.gitops {
                 writeln!(f, "    {gitops}")?;
+            }
+            if let Some(query) = &run.verify_query {
+                writeln!(
+                    f,
+                    "    verify_query: {query} (read before acting and when verified)"
+                )?;
             }
             match &run.floor {
                 Some(floor) => writeln!(f, "    floor: {floor}"),

@@ -13,6 +13,15 @@
 //! new episode goes on from the next step, as if the step had not fixed it. A step that is skipped or fails,
 //! and a last step that did not fix it, hand the incident to people: the first pending
 //! escalation step is due at once, saying what was tried.
+//!
+//! A rule in `mode: observe` goes through the same guard rails, but a step they let act is
+//! only planned (a dry run) and recorded as `observed`: nothing is changed, no budget is spent
+//! (its own later steps count it, as if it had acted), nobody is asked to approve it and nobody
+//! is paged early; it is verified as if it had run, and its relapses demote nothing.
+//!
+//! A step's `verify_query` is read from Prometheus just before it acts and when it is verified,
+//! as evidence (`error ratio 7.2% → 0.4%`); a query that fails or yields other than one series
+//! records why, and never holds the step up.
 
 pub mod explain;
 mod gitops;
@@ -38,12 +47,14 @@ pub(crate) use self::restart_pods::is_ready;
 use crate::{
     control::Control,
     domain::{
-        Action, ActionParams, Mute, RemediationDecision, RemediationJob, RemediationResult, Verification,
+        Action, ActionParams, Evidence, Mute, Reading, RemediationDecision, RemediationJob,
+        RemediationResult, RuleMode, Verification,
     },
     metrics::RemediationMetrics,
     plan::{GuardRails, RemediationSpec, Rules, TargetDatabase},
+    slo::prometheus::Prometheus,
     store::{
-        remediations::{Intent, Limits, Refired, Relapse, Verified, VerifyAfter, VerifyStep},
+        remediations::{Intent, Limits, Refired, Relapse, Verified, VerifiedStep, VerifyAfter, VerifyStep},
         timers::Claimed,
         Store, StoreError,
     },
@@ -59,6 +70,8 @@ pub struct Report {
     /// One line for people: before and after.
     pub summary: String,
     pub detail: Value,
+    /// What the step's `verify_query` read before it acted.
+    pub evidence: Option<Evidence>,
 }
 
 impl Report {
@@ -67,6 +80,7 @@ impl Report {
             result,
             summary,
             detail,
+            evidence: None,
         }
     }
     pub fn success(summary: String, detail: Value) -> Self {
@@ -90,6 +104,15 @@ impl Report {
         if let Some(detail) = self.detail.as_object_mut() {
             detail.insert("gitops_warning".into(), Value::String(warning));
         }
+        self
+    }
+
+    /// The report with the evidence read before acting, its value in the summary.
+    fn with_evidence(mut self, evidence: Option<Evidence>) -> Self {
+        if let Some(evidence) = &evidence {
+            self.summary = format!("{}; {}", self.summary, evidence.line());
+        }
+        self.evidence = evidence;
         self
     }
 }
@@ -134,6 +157,8 @@ pub struct Runner {
     /// Maintenance windows in force.
     control: Arc<Control>,
     metrics: RemediationMetrics,
+    /// Where steps' `verify_query` is read; None without `prometheus.url`.
+    prometheus: Option<Prometheus>,
 }
 
 impl Runner {
@@ -154,7 +179,14 @@ impl Runner {
             databases,
             control,
             metrics,
+            prometheus: None,
         }
+    }
+
+    /// Reads steps' `verify_query` from this Prometheus.
+    pub fn with_prometheus(mut self, prometheus: Option<Prometheus>) -> Self {
+        self.prometheus = prometheus;
+        self
     }
 
     /// Runs one remediation timer to a decision; `Busy` asks the engine to come back. When
@@ -189,14 +221,12 @@ impl Runner {
             Err(reason) => return Ok(self.reject(timer, reason)),
         };
         let step = timer.step.max(1);
-        if step == 1 && self.relapsed(timer, &job).await? {
+        let rule = self.rules.get(&timer.rule);
+        let mode = rule.map_or(RuleMode::Act, |rule| rule.mode);
+        if step == 1 && self.relapsed(timer, &job, mode).await? {
             return Ok(Done::Finished);
         }
-        let spec = self
-            .rules
-            .get(&timer.rule)
-            .and_then(|rule| rule.remediation_step(step));
-        let Some(spec) = spec else {
+        let Some(spec) = rule.and_then(|rule| rule.remediation_step(step)) else {
             let reason = format!("rule {:?} no longer has remediation step {step}", timer.rule);
             return Ok(self.reject(timer, reason));
         };
@@ -219,6 +249,7 @@ impl Runner {
             approval: spec.approval || demotion.is_some(),
             approval_timeout_ms: ms(self.guard_rails.approval_timeout),
             limits: self.limits(spec),
+            mode,
         };
         let span = Span::current();
         span.record("target", target.as_str());
@@ -245,10 +276,22 @@ impl Runner {
                 return Ok(Done::Wait(until));
             }
             RemediationDecision::Act | RemediationDecision::DryRun => {
+                let evidence = match decided.decision {
+                    RemediationDecision::Act => self.evidence_before(spec, &job).await,
+                    _ => None,
+                };
                 let report = self
                     .execute(spec.action, &params, dry_run, spec.gitops_allow, recheck)
                     .await;
-                report.warned(warning)
+                report.warned(warning).with_evidence(evidence)
+            }
+            RemediationDecision::Observe => {
+                let evidence = self.evidence_before(spec, &job).await;
+                let approval = intent
+                    .approval
+                    .then(|| demotion.map_or_else(|| "approval: required".to_owned(), |d| d.reason));
+                let report = self.observe(spec, (&params, &target), approval, recheck).await;
+                report.warned(warning).with_evidence(evidence)
             }
             RemediationDecision::Skipped(result) => {
                 let reason = skip.map_or_else(|| result.reason().to_owned(), |(_, reason)| reason);
@@ -260,9 +303,82 @@ impl Runner {
         if report.result == RemediationResult::Failure {
             span.record("otel.status_code", "ERROR");
         }
-        self.finish(timer, spec, &job, id, &target, &report, started)
+        self.finish(timer, (spec, mode), &job, id, &target, &report, started)
             .await?;
         Ok(Done::Finished)
+    }
+
+    /// A step of a rule in `mode: observe` that every guard rail let act: what a dry run says
+    /// it would do is recorded as `observed`, with the plan (action, target, parameters, and
+    /// the approval it would have waited for, of which nobody is asked). A plan the handler
+    /// refuses (a PodDisruptionBudget, `min_healthy`, nothing to do, a target GitOps manages,
+    /// a failure) is recorded as acting would have recorded it.
+    async fn observe(
+        &self,
+        spec: &RemediationSpec,
+        (params, target): (&ActionParams, &str),
+        approval: Option<String>,
+        recheck: bool,
+    ) -> Report {
+        let plan = self
+            .execute(spec.action, params, true, spec.gitops_allow, recheck)
+            .await;
+        if plan.result != RemediationResult::DryRun {
+            return plan;
+        }
+        let action = spec.action.as_str();
+        let summary = match &approval {
+            Some(why) => format!(
+                "observed: would have asked for approval ({why}), then run {action} on {target}: {}",
+                plan.summary
+            ),
+            None => format!("observed: would have run {action} on {target}: {}", plan.summary),
+        };
+        let mut detail = plan.detail;
+        let observed = json!({"action": action, "target": target, "params": params.0,
+                              "plan": plan.summary, "approval": approval});
+        match detail.as_object_mut() {
+            Some(object) => {
+                object.insert("observed".into(), observed);
+            }
+            None => detail = json!({"observed": observed}),
+        }
+        Report::new(RemediationResult::Observed, summary, detail)
+    }
+
+    /// The step's `verify_query` read now, before it acts; None when it has none.
+    async fn evidence_before(&self, spec: &RemediationSpec, job: &RemediationJob) -> Option<Evidence> {
+        let verify = spec.verify_query.as_ref()?;
+        match verify.evidence(&job.labels, &job.annotations) {
+            Ok(mut evidence) => {
+                evidence.before = Some(self.read(&evidence.query).await);
+                Some(evidence)
+            }
+            Err(e) => {
+                // Nothing to read again when verifying: both readings say why.
+                let reading = Reading::of(Utc::now(), Err(format!("the query cannot be rendered: {e}")));
+                Some(Evidence {
+                    query: verify.query.to_string(),
+                    name: verify.name.clone(),
+                    format: verify.format,
+                    before: Some(reading.clone()),
+                    after: Some(reading),
+                })
+            }
+        }
+    }
+
+    /// One reading of a `verify_query`, or why there is none.
+    async fn read(&self, query: &str) -> Reading {
+        let at = Utc::now();
+        let value = match &self.prometheus {
+            Some(prometheus) => prometheus.one_series(query).await.map_err(|e| format!("{e:#}")),
+            None => Err("prometheus.url is not set".to_owned()),
+        };
+        if let Err(reason) = &value {
+            tracing::warn!(query, reason = %reason, "verify_query gave no value; recorded, the step goes on");
+        }
+        Reading::of(at, value)
     }
 
     /// A step whose turn came and needs a person: what a dry run says it would do is
@@ -361,6 +477,16 @@ impl Runner {
             Err(reason) => return Ok(self.reject(timer, reason)),
         };
         let step = timer.step.max(1);
+        if let Some(evidence) = self
+            .store
+            .unread_evidence(&timer.rule, &timer.subject, step)
+            .await?
+        {
+            let after = self.read(&evidence.query).await;
+            self.store
+                .record_evidence_after(&timer.rule, &timer.subject, step, &after)
+                .await?;
+        }
         let next = self.next_job(&timer.rule, step + 1, &job);
         let check = VerifyStep {
             incident_id: timer.incident.id,
@@ -371,26 +497,35 @@ impl Runner {
             starts_at: job.starts_at,
             next: next.as_ref().map(|(action, job)| (*action, job)),
         };
-        match self.store.verify_step(&check).await? {
-            Some(Verified::Holding(until)) => {
+        let Some(VerifiedStep {
+            verified,
+            observed,
+            evidence,
+        }) = self.store.verify_step(&check).await?
+        else {
+            return Ok(Done::Finished);
+        };
+        let evidence = evidence.as_ref().map(Evidence::line);
+        match verified {
+            Verified::Holding(until) => {
                 tracing::info!(
                     incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
-                    episode = %timer.subject, until = %until, "remediation holding: the alert resolved"
+                    episode = %timer.subject, until = %until, observed, evidence,
+                    "remediation holding: the alert resolved"
                 );
-                return Ok(Done::Wait(until));
+                Ok(Done::Wait(until))
             }
-            Some(Verified::Done(verification)) => {
-                self.count_verification(&timer.rule, &timer.notifier, verification);
+            Verified::Done(verification) => {
+                self.count_verification(&timer.rule, &timer.notifier, verification, observed);
                 tracing::info!(
                     incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
-                    episode = %timer.subject, verification = verification.as_str(),
+                    episode = %timer.subject, verification = verification.as_str(), observed, evidence,
                     next_step = next.as_ref().map(|(action, _)| action.as_str()),
                     "remediation verified"
                 );
+                Ok(Done::Finished)
             }
-            None => {}
         }
-        Ok(Done::Finished)
     }
 
     /// The action of step `step` of `rule` and the job its timer carries for `job`'s alert.
@@ -416,12 +551,20 @@ impl Runner {
         Ok(())
     }
 
-    fn count_verification(&self, rule: &str, action: &str, verification: Verification) {
+    /// Counts a final verification; an observed step's only as what it would have come to
+    /// (nothing was done: no fix of medic's to count).
+    fn count_verification(&self, rule: &str, action: &str, verification: Verification, observed: bool) {
         if let Some(outcome) = crate::domain::Outcome::of_verification(verification) {
-            self.metrics
-                .outcomes
+            let outcomes = match observed {
+                true => &self.metrics.observed_outcomes,
+                false => &self.metrics.outcomes,
+            };
+            outcomes
                 .with_label_values(&[rule, action, outcome.as_str()])
                 .inc();
+        }
+        if observed {
+            return;
         }
         let result = verification.as_str();
         self.metrics
@@ -436,29 +579,44 @@ impl Runner {
 
     /// A new episode's first step: if it undid an earlier fix of the same alert (it fired
     /// again within that step's `hold`), records the relapse and goes on from the step after,
-    /// or hands the incident to people at the end of the ladder. True when it did.
-    async fn relapsed(&self, timer: &Claimed, job: &RemediationJob) -> Result<bool, StoreError> {
+    /// or hands the incident to people at the end of the ladder. True when it did. A step
+    /// observed relapses too (what would have happened), and demotes nothing.
+    async fn relapsed(
+        &self,
+        timer: &Claimed,
+        job: &RemediationJob,
+        mode: RuleMode,
+    ) -> Result<bool, StoreError> {
         let refired = Refired {
             incident_id: timer.incident.id,
             rule: &timer.rule,
             episode: &timer.subject,
             fingerprint: &job.fingerprint,
             starts_at: job.starts_at,
+            mode,
         };
         let Some(relapse) = self.store.relapse(&refired).await? else {
             return Ok(false);
         };
         let next = self.next_job(&timer.rule, relapse.step + 1, job);
         if relapse.first {
-            self.count_verification(&timer.rule, &relapse.action, Verification::Relapsed);
+            let observed = relapse.observed;
+            self.count_verification(&timer.rule, &relapse.action, Verification::Relapsed, observed);
             log_relapse(timer, &relapse, next.as_ref().map(|(action, _)| *action));
-            self.demote_if_due(&timer.rule, relapse.step).await?;
+            if !observed {
+                self.demote_if_due(&timer.rule, relapse.step).await?;
+            }
         }
         let next = next
             .as_ref()
             .map(|(action, job)| (relapse.step + 1, *action, job));
         self.store
-            .after_relapse(timer.incident.id, &timer.rule, &timer.subject, next)
+            .after_relapse(
+                timer.incident.id,
+                &timer.rule,
+                &timer.subject,
+                (next, relapse.observed),
+            )
             .await?;
         Ok(true)
     }
@@ -599,11 +757,13 @@ impl Runner {
         result.unwrap_or_else(|reason| Report::new(RemediationResult::Failure, reason, json!({})))
     }
 
+    /// Records the outcome, counts and logs it, and hands the incident to people when the
+    /// step did not do what was asked (never early for a rule that only observes).
     #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         timer: &Claimed,
-        spec: &RemediationSpec,
+        (spec, mode): (&RemediationSpec, RuleMode),
         job: &RemediationJob,
         id: i64,
         target: &str,
@@ -617,7 +777,13 @@ impl Runner {
             job: &payload,
         });
         self.store
-            .finish_remediation(id, report.result, &report.summary, &report.detail, verify)
+            .finish_remediation(
+                id,
+                report.result,
+                (&report.summary, &report.detail),
+                report.evidence.as_ref(),
+                verify,
+            )
             .await?;
         let action = spec.action.as_str();
         let result = report.result.as_str();
@@ -629,21 +795,26 @@ impl Runner {
             .duration
             .with_label_values(&[action])
             .observe(started.elapsed().as_secs_f64());
+        let observing = mode == RuleMode::Observe;
         if let Some(outcome) = crate::domain::Outcome::of_result(report.result) {
-            self.metrics
-                .outcomes
+            let outcomes = match observing {
+                true => &self.metrics.observed_outcomes,
+                false => &self.metrics.outcomes,
+            };
+            outcomes
                 .with_label_values(&[&timer.rule, action, outcome.as_str()])
                 .inc();
         }
-        if report.result == RemediationResult::Failure {
+        if report.result == RemediationResult::Failure && !observing {
             self.demote_if_due(&timer.rule, timer.step.max(1)).await?;
         }
         // A step skipped or failed ends the ladder: people take over at once, told what was
-        // tried.
-        let escalate = !report.result.is_done();
+        // tried. A rule that only observes changes nothing, the pages' schedule included.
+        let escalate = !report.result.is_done() && !observing;
         tracing::info!(
             incident_id = timer.incident.id, rule = %timer.rule, step = timer.step.max(1), action, target,
-            episode = %timer.subject, result, summary = %report.summary, escalate, "remediation"
+            episode = %timer.subject, mode = mode.as_str(), result, summary = %report.summary, escalate,
+            "remediation"
         );
         if escalate {
             let handover = self.store.handover(&timer.rule, &timer.subject).await?;

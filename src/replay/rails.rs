@@ -1,10 +1,12 @@
 //! The guard rails against the virtual history, in `medic_decide_remediation`'s order:
 //! resolved, acknowledged, paused, the checks made before the database (parameters, namespace,
-//! maintenance window), flapping, cooldown, budgets, approval, dry run.
+//! maintenance window), flapping, cooldown, budgets, approval, dry run; for a rule in
+//! `mode: observe`, no approval and `observed`, its cooldowns and budgets counting the steps
+//! observed in the period as if they had acted.
 //!
 //! Not modelled: "one action per target at a time" (actions take no virtual time, so none is
-//! ever running), and whether Kubernetes was reachable (a step recorded as a `failure` that did
-//! not count stays one).
+//! ever running), whether Kubernetes was reachable (a step recorded as a `failure` that did
+//! not count stays one), and steps observed before the period.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::{
     config::Budget,
-    domain::{Action, ActionParams, RemediationJob, RemediationResult},
+    domain::{Action, ActionParams, RemediationJob, RemediationResult, RuleMode},
     plan::{matchers::Matchers, Plan, RemediationSpec, Rule},
     store::replay::{Snapshot, StoredIncident, StoredRemediation},
 };
@@ -22,6 +24,8 @@ pub struct Rails<'a> {
     plan: &'a Plan,
     /// Actions that counted (success, failure): when, on which target, by which rule.
     actions: Vec<(DateTime<Utc>, String, String)>,
+    /// Steps observed in the period: they count only for observed steps' cooldowns and budgets.
+    observed: Vec<(DateTime<Utc>, String, String)>,
     /// Maintenance windows muting remediation: matchers, start, end.
     windows: Vec<(Matchers, DateTime<Utc>, DateTime<Utc>)>,
     /// Pauses: from, until (exclusive).
@@ -67,6 +71,7 @@ impl<'a> Rails<'a> {
         Self {
             plan,
             actions,
+            observed: Vec::new(),
             windows,
             pauses: pauses(snapshot),
             fires,
@@ -134,14 +139,18 @@ impl<'a> Rails<'a> {
             return RemediationResult::SkippedFlapping;
         }
         let cooldown = spec.cooldown.unwrap_or(rails.cooldown);
-        if self.count(at, cooldown, |t, _| t == target) > 0 {
+        let observe = rule.mode == RuleMode::Observe;
+        if self.count(at, cooldown, observe, |t, _| t == target) > 0 {
             return RemediationResult::SkippedCooldown;
         }
-        if self.spent(at, rails.per_target, |t, _| t == target)
-            || self.spent(at, rails.per_rule, |_, r| r == rule.name)
-            || self.spent(at, rails.global, |_, _| true)
+        if self.spent(at, rails.per_target, observe, |t, _| t == target)
+            || self.spent(at, rails.per_rule, observe, |_, r| r == rule.name)
+            || self.spent(at, rails.global, observe, |_, _| true)
         {
             return RemediationResult::SkippedBudget;
+        }
+        if observe {
+            return RemediationResult::Observed;
         }
         if spec.approval {
             return RemediationResult::AwaitingApproval;
@@ -157,20 +166,35 @@ impl<'a> Rails<'a> {
         self.actions.push((at, target.to_owned(), rule.to_owned()));
     }
 
-    fn spent(&self, at: DateTime<Utc>, budget: Budget, counts: impl Fn(&str, &str) -> bool) -> bool {
-        self.count(at, budget.window, counts) >= budget.actions as usize
+    /// Records a step observed: it counts for later observed steps' cooldowns and budgets.
+    pub fn observed(&mut self, at: DateTime<Utc>, target: &str, rule: &str) {
+        self.observed.push((at, target.to_owned(), rule.to_owned()));
     }
 
-    /// Actions after `at - window` that `counts` (target, rule).
+    fn spent(
+        &self,
+        at: DateTime<Utc>,
+        budget: Budget,
+        observe: bool,
+        counts: impl Fn(&str, &str) -> bool,
+    ) -> bool {
+        self.count(at, budget.window, observe, counts) >= budget.actions as usize
+    }
+
+    /// Actions after `at - window` that `counts` (target, rule), and for an observed step the
+    /// steps observed too.
     fn count(
         &self,
         at: DateTime<Utc>,
         window: std::time::Duration,
+        observe: bool,
         counts: impl Fn(&str, &str) -> bool,
     ) -> usize {
         let since = at - TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX);
+        let observed = self.observed.iter().filter(|_| observe);
         self.actions
             .iter()
+            .chain(observed)
             .filter(|(t, target, rule)| *t > since && counts(target, rule))
             .count()
     }

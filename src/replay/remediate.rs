@@ -1,9 +1,10 @@
 //! Remediation on the virtual clock: every step of every ladder, across all incidents in time
 //! order (cooldowns and budgets are shared), decided by the guard rails against the virtual
 //! history in the order `medic_decide_remediation` checks them. Nothing is run: a step let act
-//! has the outcome recorded for it if it ran, else `success`; its verification is `fixed` if
-//! its alert episode resolved within `verify_within` (what the verifier reads), else
-//! `not_fixed`. A step skipped or failed, and a ladder that ran out, hand the incident over.
+//! has the outcome recorded for it if it ran, else `success` (`observed` in `mode: observe`);
+//! its verification is `fixed` if its alert episode resolved within `verify_within` (what the
+//! verifier reads), else `not_fixed`. A step skipped or failed, and a ladder that ran out, hand
+//! the incident over (never a rule that only observes).
 
 use std::{
     cmp::Reverse,
@@ -20,7 +21,7 @@ use super::{
     simulate::Planned,
 };
 use crate::{
-    domain::{ActionParams, RemediationJob, RemediationResult, TimerKind},
+    domain::{ActionParams, RemediationJob, RemediationResult, RuleMode, TimerKind},
     plan::{Plan, RemediationSpec, Rule},
     remediation::target_key,
     store::replay::{Snapshot, StoredIncident, StoredRemediation},
@@ -165,6 +166,7 @@ impl<'a> Remediator<'a> {
         let (result, at) = match verdict {
             RemediationResult::AwaitingApproval => self.approval(rule, index, recorded, at),
             RemediationResult::Running => (outcome(recorded), at),
+            RemediationResult::Observed => (observed(recorded), at),
             other => (other, at),
         };
         let acted = matches!(result, RemediationResult::Success | RemediationResult::Failure)
@@ -179,6 +181,9 @@ impl<'a> Remediator<'a> {
         if acted {
             self.rails.acted(at, &target, &work.rule);
         }
+        if result == RemediationResult::Observed {
+            self.rails.observed(at, &target, &work.rule);
+        }
         let incident_id = incident.id;
         let fact = Fact::Remediation {
             rule: rule.name.clone(),
@@ -190,7 +195,7 @@ impl<'a> Remediator<'a> {
         let event = Event { at, fact };
         self.outcomes.events.entry(incident_id).or_default().push(event);
         self.reports(incident_id, rule, at);
-        self.follow(spec, index, result, at);
+        self.follow((rule, spec), index, result, at);
     }
 
     /// A step let act but needing a person: the request goes to the rule's channels; its
@@ -220,15 +225,24 @@ impl<'a> Remediator<'a> {
         .unwrap_or((RemediationResult::SkippedUnapproved, expiry))
     }
 
-    /// After a decision: a success with `verify_within` is verified then; anything that did
-    /// not do what was asked hands the incident over.
-    fn follow(&mut self, spec: &RemediationSpec, index: usize, result: RemediationResult, at: DateTime<Utc>) {
+    /// After a decision: a success (or a step observed) with `verify_within` is verified then;
+    /// anything that did not do what was asked hands the incident over, unless the rule only
+    /// observes.
+    fn follow(
+        &mut self,
+        (rule, spec): (&Rule, &RemediationSpec),
+        index: usize,
+        result: RemediationResult,
+        at: DateTime<Utc>,
+    ) {
         if !result.is_done() {
-            let incident = self.incidents[self.work[index].incident].id;
-            self.outcomes.handovers.entry(incident).or_default().push(at);
+            if rule.mode == RuleMode::Act {
+                let incident = self.incidents[self.work[index].incident].id;
+                self.outcomes.handovers.entry(incident).or_default().push(at);
+            }
             return;
         }
-        if let (RemediationResult::Success, Some(wait)) = (result, spec.verify_within) {
+        if let (true, Some(wait)) = (result.is_verified(), spec.verify_within) {
             let work = &self.work[index];
             let verify = Work {
                 incident: work.incident,
@@ -272,6 +286,7 @@ impl<'a> Remediator<'a> {
                 };
                 self.push(at, next);
             }
+            None if rule.mode == RuleMode::Observe => {}
             None => self.outcomes.handovers.entry(incident_id).or_default().push(at),
         }
     }
@@ -309,6 +324,21 @@ fn outcome(recorded: Option<&StoredRemediation>) -> RemediationResult {
         .filter(|r| decision_word(&r.result, r.acted) == ACTED && r.result != "running")
         .and_then(|r| RemediationResult::parse(&r.result))
         .unwrap_or(RemediationResult::Success)
+}
+
+/// What a step observed came to: the handler's refusal recorded for it (nothing to do, a
+/// PodDisruptionBudget, `min_healthy`, GitOps, a failure), else `observed`.
+fn observed(recorded: Option<&StoredRemediation>) -> RemediationResult {
+    use RemediationResult::*;
+    recorded
+        .and_then(|r| RemediationResult::parse(&r.result))
+        .filter(|r| {
+            matches!(
+                r,
+                SkippedNoop | SkippedPdb | SkippedMinHealthy | SkippedGitops | Failure
+            )
+        })
+        .unwrap_or(Observed)
 }
 
 fn delta(d: Duration) -> TimeDelta {

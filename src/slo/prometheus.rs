@@ -1,6 +1,7 @@
-//! The Prometheus that measures the SLIs and holds the capacity forecast's history, asked for
-//! instant values (`/api/v1/query` with `time=`) and for ranges (`/api/v1/query_range`). The
-//! bearer token file is read at each query, so a rotated token takes effect.
+//! The Prometheus that measures the SLIs, holds the capacity forecast's history and answers
+//! remediation steps' `verify_query`, asked for instant values (`/api/v1/query`) and for
+//! ranges (`/api/v1/query_range`). The bearer token file is read at each query, so a rotated
+//! token takes effect.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -75,6 +76,21 @@ impl Prometheus {
             _ => return Err(anyhow!("{query:?} must yield an instant vector or a scalar")),
         };
         Ok(text.and_then(|t| t.parse::<f64>().ok()).filter(|v| v.is_finite()))
+    }
+
+    /// The value now of a query that must yield exactly one series (a vector of one sample,
+    /// or a scalar): a step's `verify_query`. The error says why there is none.
+    pub async fn one_series(&self, query: &str) -> anyhow::Result<f64> {
+        let text = match self.get("query", query, &[]).await? {
+            Some(Data::Vector(mut samples)) if samples.len() == 1 => samples.remove(0).value.1,
+            Some(Data::Vector(samples)) => return Err(anyhow!("{} series, not one", samples.len())),
+            Some(Data::Scalar((_, value))) => value,
+            _ => return Err(anyhow!("not an instant vector or a scalar")),
+        };
+        text.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| anyhow!("the value {text:?} is not a finite number"))
     }
 
     /// The values of a query from `start` to `end` every `step`, as `(unix seconds, value)`

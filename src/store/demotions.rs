@@ -21,7 +21,8 @@ pub struct Demotion {
 
 /// Counts the step's relapses and failures since the window began (or its last promotion,
 /// whichever is later) and demotes it when there are `$3` or more; `$5` names the window for
-/// people. Returns the demotion made now, if one was.
+/// people. Steps observed (`mode: observe`) do not count: nothing was done. Returns the
+/// demotion made now, if one was.
 const DEMOTE: &str = "
     WITH since AS (
         SELECT greatest(now() - $4::bigint * interval '1 millisecond',
@@ -30,7 +31,7 @@ const DEMOTE: &str = "
         SELECT count(*) FILTER (WHERE r.verification = 'relapsed') AS relapses,
                count(*) FILTER (WHERE r.result = 'failure') AS failures
           FROM remediations r, since
-         WHERE r.rule = $1 AND r.step = $2
+         WHERE r.rule = $1 AND r.step = $2 AND r.mode = 'act'
            AND coalesce(r.relapsed_at, r.finished_at, r.started_at) > coalesce(since.t, '-infinity'))
     INSERT INTO rule_demotions (rule, step, reason)
     SELECT $1, $2, 'demoted: ' || concat_ws(' and ',

@@ -1,7 +1,7 @@
 //! How well each rule's steps did over a window: what they acted on and what that came to
 //! (fixed, relapsed, not fixed, failed, skipped), the fix rate, the median time from acting
-//! to the alert resolving, and whether the step is demoted. The API and the console read
-//! this one query.
+//! to the alert resolving, and whether the step is demoted; a rule's steps observed
+//! (`mode: observe`) apart from those that acted. The API and the console read this one query.
 
 use serde::Serialize;
 
@@ -13,7 +13,10 @@ pub struct StepRecord {
     pub rule: String,
     pub step: i32,
     pub action: String,
-    /// Steps that acted (success or failure), or in `mode: observe` would have.
+    /// `act`, or `observe`: what the record counts would have run, and was verified as if it
+    /// had (nothing was done, so its fixes are the alert resolving by itself).
+    pub mode: String,
+    /// Steps that acted (success or failure), or in `mode: observe` would have (observed).
     pub acted: i64,
     pub fixed: i64,
     pub relapsed: i64,
@@ -28,7 +31,7 @@ pub struct StepRecord {
 }
 
 const EFFECTIVENESS: &str = "
-    SELECT r.rule, r.step, r.action,
+    SELECT r.rule, r.step, r.action, r.mode,
            count(*) FILTER (WHERE r.result IN ('success', 'failure', 'observed')),
            count(*) FILTER (WHERE r.verification = 'fixed'),
            count(*) FILTER (WHERE r.verification = 'relapsed'),
@@ -41,8 +44,8 @@ const EFFECTIVENESS: &str = "
                     WHERE d.rule = r.rule AND d.step = r.step AND d.promoted_at IS NULL)
       FROM remediations r
      WHERE r.started_at > now() - $1::bigint * interval '1 millisecond'
-     GROUP BY r.rule, r.step, r.action
-     ORDER BY r.rule, r.step, r.action";
+     GROUP BY r.rule, r.step, r.action, r.mode
+     ORDER BY r.rule, r.step, r.action, r.mode";
 
 impl Store {
     /// Each rule step's record over the last `window_ms`.
@@ -54,20 +57,21 @@ impl Store {
 }
 
 fn record_from(row: &tokio_postgres::Row) -> StepRecord {
-    let (fixed, relapsed, not_fixed): (i64, i64, i64) = (row.get(4), row.get(5), row.get(6));
+    let (fixed, relapsed, not_fixed): (i64, i64, i64) = (row.get(5), row.get(6), row.get(7));
     let verified = fixed + relapsed + not_fixed;
     StepRecord {
         rule: row.get(0),
         step: row.get(1),
         action: row.get(2),
-        acted: row.get(3),
+        mode: row.get(3),
+        acted: row.get(4),
         fixed,
         relapsed,
         not_fixed,
-        failed: row.get(7),
-        skipped: row.get(8),
+        failed: row.get(8),
+        skipped: row.get(9),
         fix_rate: (verified > 0).then(|| fixed as f64 / verified as f64),
-        median_time_to_resolve_seconds: row.get(9),
-        demoted: row.get(10),
+        median_time_to_resolve_seconds: row.get(10),
+        demoted: row.get(11),
     }
 }

@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (19, "context", include_str!("../../migrations/0019_context.sql")),
     (20, "proof", include_str!("../../migrations/0020_proof.sql")),
+    (21, "observe", include_str!("../../migrations/0021_observe.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.

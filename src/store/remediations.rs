@@ -1,6 +1,7 @@
 //! Remediation decisions: deciding under a per-target lock whether a step may run
-//! (`medic_decide_remediation`, migrations/0007), recording what it did, verifying it,
-//! requests for approval and their answers, and reading them back.
+//! (`medic_decide_remediation`, migrations/0021), recording what it did and the evidence its
+//! `verify_query` read, verifying it, requests for approval and their answers, and reading
+//! them back.
 
 use std::time::Duration;
 
@@ -14,7 +15,10 @@ use super::{
     database::Store,
     error::StoreError,
 };
-use crate::domain::{Act, Action, Handover, RemediationDecision, RemediationResult, TriedStep, Verification};
+use crate::domain::{
+    Act, Action, Evidence, Handover, Reading, RemediationDecision, RemediationResult, RuleMode, TriedStep,
+    Verification,
+};
 
 /// What a remediation is about to do, and the limits it must respect.
 #[derive(Debug, Clone)]
@@ -35,6 +39,8 @@ pub struct Intent<'a> {
     pub approval: bool,
     pub approval_timeout_ms: i64,
     pub limits: Limits,
+    /// The rule's mode: `observe` decides with every guard rail, asks nobody and acts not.
+    pub mode: RuleMode,
 }
 
 /// Cooldown, budgets and flapping, in milliseconds.
@@ -73,6 +79,15 @@ pub struct VerifyStep<'a> {
     pub next: Option<(Action, &'a Value)>,
 }
 
+/// How a verification came out, and about which step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedStep {
+    pub verified: Verified,
+    /// The step was observed (`mode: observe`): nothing was done.
+    pub observed: bool,
+    pub evidence: Option<Evidence>,
+}
+
 /// How a successful step is verified: after `within`, and held for `hold` once its alert
 /// resolved; `job` is what the `verify` timer carries.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +95,15 @@ pub struct VerifyAfter<'a> {
     pub within: Duration,
     pub hold: Duration,
     pub job: &'a Value,
+}
+
+/// A step's evidence as the API shows it: what was read, and the line people read.
+#[derive(Debug, Serialize)]
+pub struct EvidenceRecord {
+    #[serde(flatten)]
+    pub evidence: Evidence,
+    /// `error ratio 7.2% → 0.4%`.
+    pub summary: String,
 }
 
 /// A remediation as the API shows it.
@@ -94,8 +118,13 @@ pub struct RemediationRecord {
     pub episode: String,
     pub result: String,
     pub dry_run: bool,
+    /// `act`, or `observe`: the rule only watched, nothing was changed.
+    pub mode: String,
     pub summary: String,
     pub detail: Value,
+    /// Its `verify_query`'s values before acting and when verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceRecord>,
     /// `fixed`, `not_fixed`, `pending`, `holding`, `relapsed`, or `none` (the step has no
     /// `verify_within`).
     pub verification: String,
@@ -169,19 +198,22 @@ const DECIDE: &str = "
         p_global_budget => $15, p_global_window_ms => $16,
         p_flap_max => $17, p_flap_window_ms => $18,
         p_action_timeout_ms => $19, p_step => $20, p_approval => $21,
-        p_approval_timeout_ms => $22)";
+        p_approval_timeout_ms => $22, p_observe => $23)";
 
-/// Records the outcome; a success with `verify_within` ($5, milliseconds) is verified then
-/// (a `verify` timer carrying the job, $6), and must then hold for $7 milliseconds. Tells the
-/// rule's `notify` list (except PagerDuty) what happened. Returns how many timers it scheduled.
+/// Records the outcome and the evidence read before acting ($8); a success (or an observed
+/// step) with `verify_within` ($5, milliseconds) is verified then (a `verify` timer carrying
+/// the job, $6), and must then hold for $7 milliseconds. Tells the rule's `notify` list
+/// (except PagerDuty) what happened. Returns how many timers it scheduled.
 const FINISH: &str = "
     WITH done AS (
         UPDATE remediations SET result = $2, summary = $3, detail = $4, finished_at = now(),
                                 -- Only what may have changed something counts for cooldowns and budgets.
                                 acted = acted AND $2 IN ('success', 'failure'),
-                                verification = CASE WHEN $2 = 'success' AND $5::bigint IS NOT NULL
+                                verification = CASE WHEN $2 IN ('success', 'observed') AND $5::bigint IS NOT NULL
                                                     THEN 'pending' ELSE 'none' END,
-                                hold_ms = CASE WHEN $2 = 'success' AND $5::bigint IS NOT NULL THEN $7::bigint END
+                                hold_ms = CASE WHEN $2 IN ('success', 'observed') AND $5::bigint IS NOT NULL
+                                               THEN $7::bigint END,
+                                evidence = coalesce($8::jsonb, evidence)
          WHERE id = $1
         RETURNING id, incident_id, rule, step, action, target, episode, result, summary, verification),
     verify AS (
@@ -222,17 +254,21 @@ const REQUEST: &str = "
     ON CONFLICT DO NOTHING";
 
 /// Tells the rule's `notify` list (except PagerDuty) how a step's verification came out: a
-/// report like the step's own, its subject `<id>/verify`.
+/// report like the step's own, its subject `<id>/verify`, with the evidence's line ($5) when
+/// the step has one. An observed step says that nothing was done.
 const VERIFIED: &str = "
     INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
                         subject, payload)
     SELECT DISTINCT ON (t.notifier) r.incident_id, 'remediated', r.rule, 0, t.notifier, t.channel,
            now(), now(), r.id::text || '/verify',
            jsonb_build_object('action', r.action, 'target', r.target, 'result', $4::text,
-                              'summary', CASE $4::text
+                              'summary', CASE WHEN r.result = 'observed'
+                                              THEN 'observed, nothing was done: ' ELSE '' END
+                                         || CASE $4::text
                                          WHEN 'fixed' THEN 'the alert resolved within verify_within and stayed resolved for hold'
                                          WHEN 'relapsed' THEN 'the alert resolved, then fired again within hold'
-                                         ELSE 'the alert still fires after verify_within' END)
+                                         ELSE 'the alert still fires after verify_within' END
+                                         || coalesce('; ' || $5::text, ''))
       FROM remediations r JOIN timers t ON t.incident_id = r.incident_id AND t.rule = r.rule
      WHERE r.rule = $1 AND r.episode = $2 AND r.step = $3
        AND t.kind = 'opened' AND t.channel <> 'pagerduty'
@@ -250,19 +286,22 @@ const TRIED: &str = "
       FROM remediations r WHERE r.rule = $1 AND (r.episode = $2 OR r.relapsed_by = $2)
      ORDER BY r.episode = $2, r.step";
 
-/// A step's verification, hold and its alert episode's state, locked for verifying.
+/// A step's verification, hold and its alert episode's state, locked for verifying; whether it
+/// was observed, and its evidence.
 const STEP_STATE: &str = "
     SELECT r.verification, r.hold_ms, r.hold_until, now(),
            (SELECT a.status <> 'firing' FROM alerts a JOIN incidents i ON i.group_id = a.group_id
              WHERE i.id = $4 AND a.fingerprint = $5 AND a.starts_at = $6),
            (SELECT least(a.updated_at, now()) FROM alerts a JOIN incidents i ON i.group_id = a.group_id
-             WHERE i.id = $4 AND a.fingerprint = $5 AND a.starts_at = $6)
+             WHERE i.id = $4 AND a.fingerprint = $5 AND a.starts_at = $6),
+           r.result = 'observed', r.evidence
       FROM remediations r WHERE r.rule = $1 AND r.episode = $2 AND r.step = $3 FOR UPDATE";
 
 /// The same alert fired again: a new episode ($5, first recorded by medic at its
 /// `first_seen_at`) of the fingerprint $3 in the same group as incident $1's, under rule $2. A
-/// step of an earlier episode whose alert resolved, still being verified or held, and whose
-/// hold had not run out when the new episode came, is `relapsed`.
+/// step of an earlier episode decided in the rule's mode now ($6), whose alert resolved, still
+/// being verified or held, and whose hold had not run out when the new episode came, is
+/// `relapsed`. (A step observed does not relapse into a ladder that acts, nor the reverse.)
 const RELAPSE: &str = "
     WITH new AS (
         SELECT a.group_id, a.first_seen_at FROM alerts a JOIN incidents i ON i.group_id = a.group_id
@@ -273,7 +312,7 @@ const RELAPSE: &str = "
           JOIN incidents i ON i.id = r.incident_id
           JOIN alerts a ON a.group_id = i.group_id AND a.fingerprint = $3
                        AND a.starts_at = split_part(r.episode, '@', 2)::timestamptz
-         WHERE r.rule = $2 AND i.group_id = new.group_id AND r.episode <> $5
+         WHERE r.rule = $2 AND i.group_id = new.group_id AND r.episode <> $5 AND r.mode = $6
            AND split_part(r.episode, '@', 1) = $3
            AND r.verification IN ('pending', 'holding') AND r.hold_ms > 0 AND a.status = 'resolved'
            AND new.first_seen_at <= coalesce(r.held_from, a.updated_at) + r.hold_ms * interval '1 millisecond'
@@ -283,12 +322,12 @@ const RELAPSE: &str = "
        SET verification = 'relapsed', held_from = old.held_from, relapsed_at = new.first_seen_at,
            relapsed_by = $5, relapsed_incident = $1
       FROM old, new WHERE r.id = old.id
-    RETURNING r.id, r.step, r.action, r.episode, r.held_from, r.relapsed_at";
+    RETURNING r.id, r.step, r.action, r.episode, r.held_from, r.relapsed_at, r.mode, r.evidence";
 
 /// A relapse recorded already for this episode (the timer ran again).
 const RELAPSED_BEFORE: &str = "
-    SELECT r.id, r.step, r.action, r.episode, r.held_from, r.relapsed_at
-      FROM remediations r WHERE r.rule = $1 AND r.relapsed_by = $2";
+    SELECT r.id, r.step, r.action, r.episode, r.held_from, r.relapsed_at, r.mode, r.evidence
+      FROM remediations r WHERE r.rule = $1 AND r.relapsed_by = $2 AND r.mode = $3";
 
 /// Schedules a step of the ladder for an alert episode, due now.
 const NEXT_STEP: &str = "
@@ -310,13 +349,15 @@ const ESCALATE_NOW: &str = "
                         AND e.claim IS NULL)";
 
 /// A ladder not fixed yet goes on: the `next` step (its number, action and job) is scheduled
-/// for the episode, or at the end of the ladder the incident is handed to people.
+/// for the episode, or at the end of the ladder the incident is handed to people, unless the
+/// ladder only observes (`observed`: people hear of the incident on its own schedule).
 async fn go_on(
     tx: &deadpool_postgres::Transaction<'_>,
     incident_id: i64,
     rule: &str,
     episode: &str,
     next: Option<(i32, Action, &Value)>,
+    observed: bool,
 ) -> Result<(), StoreError> {
     match next {
         Some((step, action, job)) => {
@@ -326,6 +367,7 @@ async fn go_on(
             )
             .await?;
         }
+        None if observed => {}
         None => {
             let handover = handover(tx, rule, episode).await?.to_payload();
             tx.execute(ESCALATE_NOW, &[&incident_id, &handover]).await?;
@@ -370,6 +412,8 @@ struct StepState {
     /// None when the episode is not recorded (counted as resolved, as before holds).
     resolved: Option<bool>,
     resolved_at: Option<DateTime<Utc>>,
+    observed: bool,
+    evidence: Option<Evidence>,
 }
 
 impl StepState {
@@ -401,6 +445,8 @@ pub struct Refired<'a> {
     pub episode: &'a str,
     pub fingerprint: &'a str,
     pub starts_at: DateTime<Utc>,
+    /// The rule's mode now: only a step decided in it relapses.
+    pub mode: RuleMode,
 }
 
 /// A step whose fix did not hold: the same alert fired again within its `hold`.
@@ -416,6 +462,9 @@ pub struct Relapse {
     pub relapsed_at: Option<DateTime<Utc>>,
     /// Recorded now (false: recorded by an earlier run of the same timer).
     pub first: bool,
+    /// The step was observed (`mode: observe`): nothing had been done.
+    pub observed: bool,
+    pub evidence: Option<Evidence>,
 }
 
 fn relapse_from(row: &tokio_postgres::Row, first: bool) -> Relapse {
@@ -427,7 +476,14 @@ fn relapse_from(row: &tokio_postgres::Row, first: bool) -> Relapse {
         held_from: row.get(4),
         relapsed_at: row.get(5),
         first,
+        observed: row.get::<_, &str>(6) == RuleMode::Observe.as_str(),
+        evidence: evidence_from(row.get(7)),
     }
+}
+
+/// Evidence as stored; what cannot be read as evidence (damaged by hand) is left out.
+fn evidence_from(value: Option<Value>) -> Option<Evidence> {
+    serde_json::from_value(value?).ok()
 }
 
 impl Store {
@@ -464,6 +520,7 @@ impl Store {
                     &intent.step,
                     &intent.approval,
                     &intent.approval_timeout_ms,
+                    &(intent.mode == RuleMode::Observe),
                 ],
             )
             .await?;
@@ -478,14 +535,14 @@ impl Store {
         })
     }
 
-    /// Records what the action did and schedules the report to the rule's channels; a
-    /// success is verified as `verify` says.
+    /// Records what the action did (and the evidence read before it) and schedules the report
+    /// to the rule's channels; a success, or an observed step, is verified as `verify` says.
     pub async fn finish_remediation(
         &self,
         id: i64,
         result: RemediationResult,
-        summary: &str,
-        detail: &Value,
+        (summary, detail): (&str, &Value),
+        evidence: Option<&Evidence>,
         verify: Option<VerifyAfter<'_>>,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
@@ -495,10 +552,13 @@ impl Store {
         let verify_ms = verify.as_ref().map(|v| ms(v.within));
         let hold_ms = verify.as_ref().map(|v| ms(v.hold));
         let job = verify.as_ref().map(|v| v.job);
+        let evidence = evidence.and_then(|e| serde_json::to_value(e).ok());
         let scheduled: i64 = client
             .query_one(
                 &statement,
-                &[&id, &result, &summary, detail, &verify_ms, &job, &hold_ms],
+                &[
+                    &id, &result, &summary, detail, &verify_ms, &job, &hold_ms, &evidence,
+                ],
             )
             .await?
             .get(0);
@@ -553,9 +613,10 @@ impl Store {
     /// Verifies a step whose wait is over, in one transaction: `not_fixed` if its alert
     /// episode still fires (then the next step is scheduled, `next`: its action and the job its
     /// timer carries, or at the end of the ladder the incident is handed to people with what was
-    /// tried); if it resolved, `holding` until its `hold` has passed since, then `fixed`. None
-    /// if the step was verified already (a re-run) or relapsed meanwhile.
-    pub async fn verify_step(&self, check: &VerifyStep<'_>) -> Result<Option<Verified>, StoreError> {
+    /// tried, unless the step was observed); if it resolved, `holding` until its `hold` has
+    /// passed since, then `fixed`. None if the step was verified already (a re-run) or relapsed
+    /// meanwhile.
+    pub async fn verify_step(&self, check: &VerifyStep<'_>) -> Result<Option<VerifiedStep>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let args: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
@@ -576,6 +637,8 @@ impl Store {
             now: row.get(3),
             resolved: row.get(4),
             resolved_at: row.get(5),
+            observed: row.get(6),
+            evidence: evidence_from(row.get(7)),
         };
         let verified = match state.next() {
             None => return Ok(None),
@@ -596,21 +659,26 @@ impl Store {
                 Verified::Holding(until)
             }
             Some(Verified::Done(verification)) => {
-                self.conclude(&tx, check, verification).await?;
+                self.conclude(&tx, check, verification, &state).await?;
                 Verified::Done(verification)
             }
         };
         tx.commit().await?;
-        Ok(Some(verified))
+        Ok(Some(VerifiedStep {
+            verified,
+            observed: state.observed,
+            evidence: state.evidence,
+        }))
     }
 
-    /// Records a step's final verification, tells the rule's channels, and after `not_fixed`
-    /// goes on: the next step, or people.
+    /// Records a step's final verification, tells the rule's channels (with its evidence),
+    /// and after `not_fixed` goes on: the next step, or people.
     async fn conclude(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         check: &VerifyStep<'_>,
         verification: Verification,
+        state: &StepState,
     ) -> Result<(), StoreError> {
         let word = verification.as_str();
         tx.execute(
@@ -620,13 +688,66 @@ impl Store {
         )
         .await?;
         // The rule's channels (except PagerDuty) hear whether it held.
-        tx.execute(VERIFIED, &[&check.rule, &check.episode, &check.step, &word])
-            .await?;
+        let line = state.evidence.as_ref().map(Evidence::line);
+        tx.execute(
+            VERIFIED,
+            &[&check.rule, &check.episode, &check.step, &word, &line],
+        )
+        .await?;
         if verification == Verification::NotFixed {
             let next = check.next.map(|(action, job)| (check.step + 1, action, job));
-            go_on(tx, check.incident_id, check.rule, check.episode, next).await?;
+            go_on(
+                tx,
+                check.incident_id,
+                check.rule,
+                check.episode,
+                next,
+                state.observed,
+            )
+            .await?;
         }
         tx.batch_execute("NOTIFY medic_timers").await?;
+        Ok(())
+    }
+
+    /// A step's evidence still waiting for its second reading (its `verify_query` is read
+    /// again when the step is verified); None when it has none, or has it already.
+    pub async fn unread_evidence(
+        &self,
+        rule: &str,
+        episode: &str,
+        step: i32,
+    ) -> Result<Option<Evidence>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT evidence FROM remediations
+                  WHERE rule = $1 AND episode = $2 AND step = $3 AND verification = 'pending'
+                    AND evidence IS NOT NULL AND NOT evidence ? 'after'",
+                &[&rule, &episode, &step],
+            )
+            .await?;
+        Ok(row.and_then(|row| evidence_from(row.get(0))))
+    }
+
+    /// Records the reading taken when the step was verified (once).
+    pub async fn record_evidence_after(
+        &self,
+        rule: &str,
+        episode: &str,
+        step: i32,
+        after: &Reading,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let after = serde_json::to_value(after).map_err(anyhow::Error::from)?;
+        client
+            .execute(
+                "UPDATE remediations SET evidence = jsonb_set(evidence, '{after}', $4)
+                  WHERE rule = $1 AND episode = $2 AND step = $3
+                    AND evidence IS NOT NULL AND NOT evidence ? 'after'",
+                &[&rule, &episode, &step, &after],
+            )
+            .await?;
         Ok(())
     }
 
@@ -636,27 +757,30 @@ impl Store {
     pub async fn relapse(&self, refired: &Refired<'_>) -> Result<Option<Relapse>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        let mode = refired.mode.as_str();
         if let Some(row) = tx
-            .query_opt(RELAPSED_BEFORE, &[&refired.rule, &refired.episode])
+            .query_opt(RELAPSED_BEFORE, &[&refired.rule, &refired.episode, &mode])
             .await?
         {
             return Ok(Some(relapse_from(&row, false)));
         }
-        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
             &refired.incident_id,
             &refired.rule,
             &refired.fingerprint,
             &refired.starts_at,
             &refired.episode,
+            &mode,
         ];
         let Some(row) = tx.query_opt(RELAPSE, &args).await? else {
             return Ok(None);
         };
         let relapse = relapse_from(&row, true);
         let relapsed = Verification::Relapsed.as_str();
+        let line = relapse.evidence.as_ref().map(Evidence::line);
         tx.execute(
             VERIFIED,
-            &[&refired.rule, &relapse.episode, &relapse.step, &relapsed],
+            &[&refired.rule, &relapse.episode, &relapse.step, &relapsed, &line],
         )
         .await?;
         tx.batch_execute("NOTIFY medic_timers").await?;
@@ -666,17 +790,17 @@ impl Store {
 
     /// After a relapse the new episode goes on as if the step had not fixed it: `next` (the
     /// step after it, its action and job) is scheduled, or people take over, told what held
-    /// and when it fired again.
+    /// and when it fired again (not after an observed step: nothing had been done).
     pub async fn after_relapse(
         &self,
         incident_id: i64,
         rule: &str,
         episode: &str,
-        next: Option<(i32, Action, &Value)>,
+        (next, observed): (Option<(i32, Action, &Value)>, bool),
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        go_on(&tx, incident_id, rule, episode, next).await?;
+        go_on(&tx, incident_id, rule, episode, next, observed).await?;
         tx.batch_execute("NOTIFY medic_timers").await?;
         tx.commit().await?;
         Ok(())
@@ -792,13 +916,13 @@ impl Store {
 }
 
 /// How many columns [`REMEDIATION_COLUMNS`] holds: a query's own columns come after them.
-pub(super) const REMEDIATION_COLUMN_COUNT: usize = 23;
+pub(super) const REMEDIATION_COLUMN_COUNT: usize = 25;
 
 /// The columns every remediation query selects, in `remediation_from`'s order.
 pub(super) const REMEDIATION_COLUMNS: &str =
     "id, rule, step, action, target, episode, result, dry_run, summary, detail,
         verification, started_at, finished_at, requested_at, expires_at, plan, approved,
-        decided_by, decided_at, decision_note, held_from, hold_until, relapsed_at";
+        decided_by, decided_at, decision_note, held_from, hold_until, relapsed_at, mode, evidence";
 
 /// A remediation read with [`REMEDIATION_COLUMNS`] first.
 pub(super) fn remediation_from(row: &tokio_postgres::Row) -> RemediationRecord {
@@ -811,8 +935,13 @@ pub(super) fn remediation_from(row: &tokio_postgres::Row) -> RemediationRecord {
         episode: row.get(5),
         result: row.get(6),
         dry_run: row.get(7),
+        mode: row.get(23),
         summary: row.get(8),
         detail: row.get(9),
+        evidence: evidence_from(row.get(24)).map(|evidence| EvidenceRecord {
+            summary: evidence.line(),
+            evidence,
+        }),
         verification: row.get(10),
         held_from: row.get(20),
         hold_until: row.get(21),
@@ -853,6 +982,8 @@ mod tests {
             now,
             resolved,
             resolved_at: Some(now - TimeDelta::seconds(resolved_ago_s)),
+            observed: false,
+            evidence: None,
         }
     }
 

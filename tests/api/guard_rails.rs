@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use medic::{
-    domain::{Action, RemediationDecision, RemediationResult},
+    domain::{Action, RemediationDecision, RemediationResult, RuleMode},
     store::{
         remediations::{Intent, Limits},
         Store,
@@ -59,6 +59,7 @@ fn intent<'a>(
         approval: false,
         approval_timeout_ms: 900_000,
         limits,
+        mode: RuleMode::Act,
     }
 }
 
@@ -72,7 +73,7 @@ async fn act(store: &Store, intent: &Intent<'_>) -> &'static str {
     if decision.decision == RemediationDecision::Act {
         let id = decision.remediation_id.unwrap();
         store
-            .finish_remediation(id, RemediationResult::Success, "done", &json!({}), None)
+            .finish_remediation(id, RemediationResult::Success, ("done", &json!({})), None, None)
             .await
             .unwrap();
     }
@@ -165,8 +166,8 @@ async fn one_action_per_target_runs_at_a_time_and_each_episode_is_decided_once()
         .finish_remediation(
             started.remediation_id.unwrap(),
             RemediationResult::Success,
-            "done",
-            &json!({}),
+            ("done", &json!({})),
+            None,
             None,
         )
         .await
@@ -237,8 +238,8 @@ async fn a_cooldown_counts_only_actions_that_may_have_changed_something() {
         .finish_remediation(
             noop.remediation_id.unwrap(),
             RemediationResult::SkippedNoop,
-            "at the cap",
-            &json!({}),
+            ("at the cap", &json!({})),
+            None,
             None,
         )
         .await
@@ -254,8 +255,8 @@ async fn a_cooldown_counts_only_actions_that_may_have_changed_something() {
         .finish_remediation(
             acted.remediation_id.unwrap(),
             RemediationResult::Success,
-            "scaled",
-            &json!({}),
+            ("scaled", &json!({})),
+            None,
             None,
         )
         .await

@@ -30,6 +30,7 @@ mod input;
 mod jwt;
 mod kubernetes;
 mod metrics;
+mod observe;
 mod outage;
 mod outbound;
 mod proof;

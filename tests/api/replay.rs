@@ -414,6 +414,45 @@ async fn a_smaller_budget_skips_exactly_the_actions_past_it() {
 }
 
 #[tokio::test]
+async fn a_rule_turned_to_observe_mode_observes_what_it_acted_on_and_acts_on_nothing() {
+    let week = week();
+    let report = week
+        .replay(&[(
+            "  - name: pod-crash\n",
+            "  - name: pod-crash\n    mode: observe\n",
+        )])
+        .await;
+
+    let sql = week.sql().await;
+    let acted: BTreeSet<i64> = sql
+        .query("SELECT incident_id FROM remediations WHERE acted", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(acted.len() > 10, "{acted:?}");
+    let observed: BTreeSet<i64> = report
+        .differences
+        .iter()
+        .filter(|d| {
+            d.replayed
+                .iter()
+                .any(|e| matches!(&e.fact, Fact::Remediation { decision, .. } if decision == "observed"))
+        })
+        .map(|d| d.incident_id)
+        .collect();
+    assert_eq!(observed, acted, "what acted is observed, and nothing else");
+    assert_eq!(report.summary.remediations.replayed, 0, "nothing acts");
+    assert_eq!(
+        report.summary.remediations.recorded,
+        acted.len(),
+        "{:?}",
+        report.summary
+    );
+}
+
+#[tokio::test]
 async fn replay_sends_nothing_changes_no_row_and_fails_ci_on_a_change() {
     let week = week();
     let sql = week.sql().await;

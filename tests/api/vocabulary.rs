@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use medic::domain::{
-    Act, Auth, HeartbeatState, RemediationResult, Surface, TimerKind, TimerOutcome, Verification,
+    Act, Auth, HeartbeatState, RemediationResult, RuleMode, Surface, TimerKind, TimerOutcome, Verification,
 };
 
 use crate::helpers::TestApp;
@@ -63,6 +63,9 @@ async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
         allowed(&app, "remediations_verification_check").await,
         verifications
     );
+
+    let modes = words(RuleMode::ALL.map(RuleMode::as_str));
+    assert_eq!(allowed(&app, "remediations_mode_check").await, modes);
 
     let kinds = words(TimerKind::ALL.map(TimerKind::as_str));
     assert_eq!(allowed(&app, "timers_kind_check").await, kinds);

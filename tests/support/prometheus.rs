@@ -1,5 +1,6 @@
 //! A real Prometheus (the Debian package's, 2.42) serving history that promtool backfilled
-//! from OpenMetrics text, for tests that check figures medic reads from it.
+//! from OpenMetrics text, or scraping a test's endpoint every second, for tests that check
+//! figures medic reads from it.
 
 use std::{
     net::TcpListener,
@@ -35,6 +36,30 @@ pub async fn backfilled(openmetrics: &str) -> Prometheus {
         .arg(&data));
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "scrape_configs: []\n").unwrap();
+    start(dir, &config).await
+}
+
+/// Starts Prometheus scraping `target` (`http://127.0.0.1:PORT/path`) every second, as job
+/// `app`, ready to be asked.
+#[allow(dead_code)]
+pub async fn scraping(target: &str) -> Prometheus {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = target.strip_prefix("http://").expect("an http:// target");
+    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
+             scrape_configs:\n  - job_name: app\n    metrics_path: '{path}'\n    \
+             static_configs: [{{targets: ['{address}']}}]\n"
+        ),
+    )
+    .unwrap();
+    start(dir, &config).await
+}
+
+async fn start(dir: tempfile::TempDir, config: &std::path::Path) -> Prometheus {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,7 +67,10 @@ pub async fn backfilled(openmetrics: &str) -> Prometheus {
         .port();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg("--storage.tsdb.retention.time=60d")
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())

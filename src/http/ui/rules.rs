@@ -1,7 +1,8 @@
 //! The rules as loaded (`/ui/rules`): each rule's matchers, whom it tells and when, and its
-//! remediation ladder (a demoted step says so, and why); what each step did over 30 days (the
-//! store query `GET /api/v1/rules/effectiveness` reads); and the explain box, which shows what `medic explain` prints for a
-//! pasted payload or set of labels.
+//! remediation ladder (a demoted step says so, and why; a rule in `mode: observe` too); what
+//! each step did, or observed would have done, over 30 days (the store query `GET
+//! /api/v1/rules/effectiveness` reads); and the explain box, which shows what `medic explain`
+//! prints for a pasted payload or set of labels.
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
@@ -14,7 +15,7 @@ use super::{
     viewer::Viewer,
 };
 use crate::{
-    domain::{HumanDuration, Role, Text},
+    domain::{HumanDuration, Role, RuleMode, Text},
     http::{error::ApiError, state::State},
     plan::{GuardRails, Rule},
     remediation::explain::{self, Explanation, Run, StepExplained, StepOutcome},
@@ -126,10 +127,12 @@ fn effectiveness_markup(steps: &[StepRecord]) -> Markup {
             h2 #effectiveness-title { "Effectiveness " span.muted { "(30 days)" } }
             @if steps.is_empty() { p.empty { "No remediation in the window." } } @else {
                 div.scroll { table #effectiveness {
-                    thead { tr { @for h in ["Rule", "Step", "Action", "Acted", "Fixed", "Relapsed", "Not fixed",
+                    thead { tr { @for h in ["Rule", "Step", "Action", "Mode", "Acted", "Fixed", "Relapsed", "Not fixed",
                         "Failed", "Skipped", "Fix rate", "Median time to resolve", "Demoted"] { th scope="col" { (h) } } } }
-                    tbody { @for s in steps { tr data-rule=(s.rule) data-step=(s.step) {
-                        td { (s.rule) } td { (s.step) } td { code { (s.action) } } td.acted { (s.acted) }
+                    tbody { @for s in steps { tr data-rule=(s.rule) data-step=(s.step) data-mode=(s.mode) {
+                        td { (s.rule) } td { (s.step) } td { code { (s.action) } }
+                        td.mode { @if s.mode == RuleMode::Observe.as_str() { "observed" } @else { "acted" } }
+                        td.acted { (s.acted) }
                         td.fixed { (s.fixed) } td.relapsed { (s.relapsed) } td.not-fixed { (s.not_fixed) }
                         td.failed { (s.failed) } td.skipped { (s.skipped) } td.fix-rate { (rate(s.fix_rate)) }
                         td { (secs(s.median_time_to_resolve_seconds)) }
@@ -164,6 +167,9 @@ fn rule_markup(viewer: &Viewer, rule: &Rule, rails: &GuardRails, demotions: &[De
                     "after " (HumanDuration(step.after)) ": " @for n in &step.notify { code { (n.name) } " " }
                     @if let Some(r) = step.repeat { "(repeating every " (HumanDuration(r)) ")" }
                 } } } }
+                @if rule.mode == RuleMode::Observe && !rule.remediate.is_empty() {
+                    dt { "Mode" } dd.mode { strong { "observe" } ": decided and recorded as observed, nothing is changed" }
+                }
                 dt { "Remediation" }
                 dd { @if rule.remediate.is_empty() { "none" } ol.ladder { @for (n, spec) in (1..).zip(&rule.remediate) { li {
                     code { (spec.action.as_str()) }
@@ -181,6 +187,7 @@ fn rule_markup(viewer: &Viewer, rule: &Rule, rails: &GuardRails, demotions: &[De
                     @if spec.approval { "needs approval" } @else { "no approval" }
                     @if spec.gitops_allow { ", gitops: allow" }
                     @if let Some(v) = spec.verify_within { ", verify within " (HumanDuration(v)) }
+                    @if let Some(q) = &spec.verify_query { ", verify_query " code { (q.query.to_string()) } }
                     ", cooldown " (HumanDuration(spec.cooldown.unwrap_or(rails.cooldown)))
                     @if spec.dry_run.unwrap_or(rails.dry_run) { ", dry run" }
                 } } } }
@@ -202,7 +209,8 @@ fn answer_markup(e: &Explanation) -> Markup {
                         p { "Resolved: no rule acts on it." }
                     } @else if alert.rules.is_empty() { p.empty { "No rule matches." } }
                     @for taken in &alert.rules {
-                        p { "Rule " strong.rule-name { (taken.rule) } }
+                        p { "Rule " strong.rule-name { (taken.rule) }
+                            @if taken.mode == RuleMode::Observe { " " span.mode { "(mode: observe: nothing is changed, each step is recorded as observed)" } } }
                         @if taken.steps.is_empty() { p { "No remediation." } }
                         @else { ol.ladder { @for step in &taken.steps { li { (step_markup(step)) } } } }
                     }
@@ -247,6 +255,7 @@ fn run_markup(run: &Run) -> Markup {
             dt { "Cooldown" } dd { (HumanDuration(run.cooldown)) }
             dt { "Verify within" } dd { @if let Some(v) = run.verify_within { (HumanDuration(v)) } @else { "not verified" } }
             dt { "Approval" } dd { @if run.approval { "needed before it acts" } @else { "not needed" } }
+            @if let Some(q) = &run.verify_query { dt { "Verify query" } dd { code { (q) } } }
         }
     }
 }

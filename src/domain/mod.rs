@@ -36,4 +36,7 @@ pub use notification::{AlertEpisode, Fingerprint, InvalidNotification, Notificat
 pub use remediation::{Mute, Outcome, RemediationDecision, RemediationJob, RemediationResult, Verification};
 pub use role::Role;
 pub use severity::Severity;
-pub use timer::{PlannedTimer, TimerKind, TimerOutcome};
+pub use timer::{
+    ApprovalQuestion, Channel, PlannedTimer, RemediationReport, RemediationWork, TimerKind, TimerOutcome,
+    TimerWork,
+};

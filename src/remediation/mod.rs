@@ -38,13 +38,14 @@ pub(crate) use self::restart_pods::is_ready;
 use crate::{
     control::Control,
     domain::{
-        Action, ActionParams, Mute, RemediationDecision, RemediationJob, RemediationResult, Verification,
+        Action, ActionParams, Mute, RemediationDecision, RemediationJob, RemediationResult, RemediationWork,
+        Verification,
     },
     metrics::RemediationMetrics,
     plan::{GuardRails, RemediationSpec, Rules, TargetDatabase},
     store::{
         remediations::{Intent, Limits, Refired, Relapse, Verified, VerifyAfter, VerifyStep},
-        timers::Claimed,
+        timers::{Claimed, Undecodable},
         Store, StoreError,
     },
     telemetry,
@@ -104,8 +105,8 @@ pub enum Done {
     /// Waiting for a person's approval: come back at this time (the request's expiry), or
     /// sooner when someone decides (the answer wakes the timer).
     Wait(DateTime<Utc>),
-    /// The timer cannot be run at all (its job cannot be decoded, or its rule no longer
-    /// remediates): a failure, with the reason, that no retry can fix.
+    /// The timer cannot be run at all (its rule no longer remediates): a failure, with the
+    /// reason, that no retry can fix.
     Rejected(String),
 }
 
@@ -157,17 +158,18 @@ impl Runner {
         }
     }
 
-    /// Runs one remediation timer to a decision; `Busy` asks the engine to come back. When
-    /// traces are exported, within a span of its own in the incident's trace.
-    pub async fn run(&self, timer: &Claimed) -> Result<Done, StoreError> {
+    /// Runs one remediation timer (`work`) to a decision; `Busy` asks the engine to come back.
+    /// When traces are exported, within a span of its own in the incident's trace.
+    pub async fn run(&self, timer: &Claimed, work: &RemediationWork) -> Result<Done, StoreError> {
         if !telemetry::exporting() {
-            return self.decide_and_act(timer).await;
+            return self.decide_and_act(timer, work).await;
         }
-        let span = tracing::info_span!("remediate", otel.name = %format_args!("remediate {}", timer.notifier),
-            action = %timer.notifier, incident_id = timer.incident.id, rule = %timer.rule, step = timer.step,
-            episode = %timer.subject, target = Empty, dry_run = Empty, verdict = Empty, remediation_id = Empty,
+        let action = work.action.as_str();
+        let span = tracing::info_span!("remediate", otel.name = %format_args!("remediate {action}"),
+            action, incident_id = timer.incident.id, rule = %timer.rule, step = work.step,
+            episode = %work.episode, target = Empty, dry_run = Empty, verdict = Empty, remediation_id = Empty,
             result = Empty, summary = Empty, otel.status_code = Empty);
-        let done = self.decide_and_act(timer).instrument(span.clone()).await;
+        let done = self.decide_and_act(timer, work).instrument(span.clone()).await;
         let failed = match &done {
             Ok(Done::Rejected(reason)) => Some(reason.clone()),
             Err(e) => Some(e.to_string()),
@@ -182,14 +184,11 @@ impl Runner {
     }
 
     /// [`Runner::run`]: the guard rails' verdict, then the action, recorded.
-    async fn decide_and_act(&self, timer: &Claimed) -> Result<Done, StoreError> {
+    async fn decide_and_act(&self, timer: &Claimed, work: &RemediationWork) -> Result<Done, StoreError> {
         let started = Instant::now();
-        let job = match RemediationJob::decode(timer.payload.as_ref()) {
-            Ok(job) => job,
-            Err(reason) => return Ok(self.reject(timer, reason)),
-        };
-        let step = timer.step.max(1);
-        if step == 1 && self.relapsed(timer, &job).await? {
+        let job = &work.job;
+        let step = work.step.max(1);
+        if step == 1 && self.relapsed(timer, work).await? {
             return Ok(Done::Finished);
         }
         let spec = self
@@ -198,9 +197,9 @@ impl Runner {
             .and_then(|rule| rule.remediation_step(step));
         let Some(spec) = spec else {
             let reason = format!("rule {:?} no longer has remediation step {step}", timer.rule);
-            return Ok(self.reject(timer, reason));
+            return Ok(self.reject(timer, work, reason));
         };
-        let (params, skip, warning, recheck) = self.precheck(spec, &job).await;
+        let (params, skip, warning, recheck) = self.precheck(spec, job).await;
         let target = target_key(spec.action, &params);
         let dry_run = spec.dry_run.unwrap_or(self.guard_rails.dry_run);
         let demotion = self.store.demotion(&timer.rule, step).await?;
@@ -211,7 +210,7 @@ impl Runner {
             step,
             action: spec.action,
             target: &target,
-            episode: &timer.subject,
+            episode: &work.episode,
             fingerprint: &job.fingerprint,
             starts_at: job.starts_at,
             skip: skip.as_ref().map(|(result, _)| *result),
@@ -240,7 +239,7 @@ impl Runner {
             RemediationDecision::AwaitingApproval => {
                 let until = decided.expires_at.unwrap_or_else(Utc::now);
                 let why = demotion.map(|d| d.reason);
-                self.request_approval(timer, spec, id, (&params, &target, why), until)
+                self.request_approval(timer, work, spec, id, (&params, &target, why), until)
                     .await?;
                 return Ok(Done::Wait(until));
             }
@@ -260,7 +259,7 @@ impl Runner {
         if report.result == RemediationResult::Failure {
             span.record("otel.status_code", "ERROR");
         }
-        self.finish(timer, spec, &job, id, &target, &report, started)
+        self.finish(timer, spec, work, id, &target, &report, started)
             .await?;
         Ok(Done::Finished)
     }
@@ -270,6 +269,7 @@ impl Runner {
     async fn request_approval(
         &self,
         timer: &Claimed,
+        work: &RemediationWork,
         spec: &RemediationSpec,
         id: i64,
         (params, target, demoted): (&ActionParams, &str, Option<String>),
@@ -298,7 +298,7 @@ impl Runner {
             .inc();
         tracing::info!(
             incident_id = timer.incident.id, rule = %timer.rule, action = spec.action.as_str(), target,
-            episode = %timer.subject, remediation_id = id, until = %until, plan = %plan.summary,
+            episode = %work.episode, remediation_id = id, until = %until, plan = %plan.summary,
             "remediation awaits approval"
         );
         Ok(())
@@ -353,20 +353,17 @@ impl Runner {
         Some((RemediationResult::SkippedMaintenance, reason))
     }
 
-    /// A step's `verify_within` is up: records whether it fixed the alert and, if it did
-    /// not, schedules the next step or hands the incident to people.
-    pub async fn verify(&self, timer: &Claimed) -> Result<Done, StoreError> {
-        let job = match RemediationJob::decode(timer.payload.as_ref()) {
-            Ok(job) => job,
-            Err(reason) => return Ok(self.reject(timer, reason)),
-        };
-        let step = timer.step.max(1);
-        let next = self.next_job(&timer.rule, step + 1, &job);
+    /// A step's `verify_within` is up (`work`): records whether it fixed the alert and, if it
+    /// did not, schedules the next step or hands the incident to people.
+    pub async fn verify(&self, timer: &Claimed, work: &RemediationWork) -> Result<Done, StoreError> {
+        let job = &work.job;
+        let step = work.step.max(1);
+        let next = self.next_job(&timer.rule, step + 1, job);
         let check = VerifyStep {
             incident_id: timer.incident.id,
             rule: &timer.rule,
             step,
-            episode: &timer.subject,
+            episode: &work.episode,
             fingerprint: &job.fingerprint,
             starts_at: job.starts_at,
             next: next.as_ref().map(|(action, job)| (*action, job)),
@@ -374,16 +371,16 @@ impl Runner {
         match self.store.verify_step(&check).await? {
             Some(Verified::Holding(until)) => {
                 tracing::info!(
-                    incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
-                    episode = %timer.subject, until = %until, "remediation holding: the alert resolved"
+                    incident_id = timer.incident.id, rule = %timer.rule, step, action = work.action.as_str(),
+                    episode = %work.episode, until = %until, "remediation holding: the alert resolved"
                 );
                 return Ok(Done::Wait(until));
             }
             Some(Verified::Done(verification)) => {
-                self.count_verification(&timer.rule, &timer.notifier, verification);
+                self.count_verification(&timer.rule, work.action.as_str(), verification);
                 tracing::info!(
-                    incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
-                    episode = %timer.subject, verification = verification.as_str(),
+                    incident_id = timer.incident.id, rule = %timer.rule, step, action = work.action.as_str(),
+                    episode = %work.episode, verification = verification.as_str(),
                     next_step = next.as_ref().map(|(action, _)| action.as_str()),
                     "remediation verified"
                 );
@@ -394,10 +391,10 @@ impl Runner {
     }
 
     /// The action of step `step` of `rule` and the job its timer carries for `job`'s alert.
-    fn next_job(&self, rule: &str, step: i32, job: &RemediationJob) -> Option<(Action, Value)> {
+    fn next_job(&self, rule: &str, step: i32, job: &RemediationJob) -> Option<(Action, RemediationJob)> {
         let spec = self.rules.get(rule)?.remediation_step(step)?;
         let params = spec.render(&job.labels, &job.annotations);
-        Some((spec.action, job.for_step(params).to_payload()))
+        Some((spec.action, job.for_step(params)))
     }
 
     /// Demotes the step when its relapses and failures reach `remediation.demote_after`.
@@ -437,11 +434,12 @@ impl Runner {
     /// A new episode's first step: if it undid an earlier fix of the same alert (it fired
     /// again within that step's `hold`), records the relapse and goes on from the step after,
     /// or hands the incident to people at the end of the ladder. True when it did.
-    async fn relapsed(&self, timer: &Claimed, job: &RemediationJob) -> Result<bool, StoreError> {
+    async fn relapsed(&self, timer: &Claimed, work: &RemediationWork) -> Result<bool, StoreError> {
+        let job = &work.job;
         let refired = Refired {
             incident_id: timer.incident.id,
             rule: &timer.rule,
-            episode: &timer.subject,
+            episode: &work.episode,
             fingerprint: &job.fingerprint,
             starts_at: job.starts_at,
         };
@@ -451,32 +449,49 @@ impl Runner {
         let next = self.next_job(&timer.rule, relapse.step + 1, job);
         if relapse.first {
             self.count_verification(&timer.rule, &relapse.action, Verification::Relapsed);
-            log_relapse(timer, &relapse, next.as_ref().map(|(action, _)| *action));
+            log_relapse(timer, work, &relapse, next.as_ref().map(|(action, _)| *action));
             self.demote_if_due(&timer.rule, relapse.step).await?;
         }
         let next = next
             .as_ref()
             .map(|(action, job)| (relapse.step + 1, *action, job));
         self.store
-            .after_relapse(timer.incident.id, &timer.rule, &timer.subject, next)
+            .after_relapse(timer.incident.id, &timer.rule, &work.episode, next)
             .await?;
         Ok(true)
     }
 
     /// A timer that cannot be run: logged and counted, and a failure for the engine to record.
-    fn reject(&self, timer: &Claimed, reason: String) -> Done {
+    fn reject(&self, timer: &Claimed, work: &RemediationWork, reason: String) -> Done {
         tracing::error!(
             timer_id = timer.id, incident_id = timer.incident.id, rule = %timer.rule,
-            action = %timer.notifier, episode = %timer.subject, reason = %reason,
+            action = work.action.as_str(), episode = %work.episode, reason = %reason,
             "remediation cannot be run"
         );
-        if let Some(action) = Action::parse(&timer.notifier) {
+        self.count_failure(Some(work.action));
+        Done::Rejected(reason)
+    }
+
+    /// A remediation or verify timer whose row cannot be read (its job damaged, or written by
+    /// another version): logged and counted as one that cannot be run; the reason, for the
+    /// engine to record its failure with.
+    pub fn undecodable(&self, timer: &Undecodable) -> String {
+        tracing::error!(
+            timer_id = timer.id, incident_id = timer.incident_id, rule = %timer.rule,
+            action = timer.action.map(Action::as_str), reason = %timer.reason,
+            "remediation cannot be run"
+        );
+        self.count_failure(timer.action);
+        timer.reason.clone()
+    }
+
+    fn count_failure(&self, action: Option<Action>) {
+        if let Some(action) = action {
             self.metrics
                 .remediations
                 .with_label_values(&[action.as_str(), RemediationResult::Failure.as_str()])
                 .inc();
         }
-        Done::Rejected(reason)
     }
 
     /// Decisions medic can make without the database: the parameters rendered and valid
@@ -604,17 +619,16 @@ impl Runner {
         &self,
         timer: &Claimed,
         spec: &RemediationSpec,
-        job: &RemediationJob,
+        work: &RemediationWork,
         id: i64,
         target: &str,
         report: &Report,
         started: Instant,
     ) -> Result<(), StoreError> {
-        let payload = job.to_payload();
         let verify = spec.verify_within.map(|within| VerifyAfter {
             within,
             hold: spec.hold.unwrap_or(self.guard_rails.hold),
-            job: &payload,
+            job: &work.job,
         });
         self.store
             .finish_remediation(id, report.result, &report.summary, &report.detail, verify)
@@ -636,17 +650,17 @@ impl Runner {
                 .inc();
         }
         if report.result == RemediationResult::Failure {
-            self.demote_if_due(&timer.rule, timer.step.max(1)).await?;
+            self.demote_if_due(&timer.rule, work.step.max(1)).await?;
         }
         // A step skipped or failed ends the ladder: people take over at once, told what was
         // tried.
         let escalate = !report.result.is_done();
         tracing::info!(
-            incident_id = timer.incident.id, rule = %timer.rule, step = timer.step.max(1), action, target,
-            episode = %timer.subject, result, summary = %report.summary, escalate, "remediation"
+            incident_id = timer.incident.id, rule = %timer.rule, step = work.step.max(1), action, target,
+            episode = %work.episode, result, summary = %report.summary, escalate, "remediation"
         );
         if escalate {
-            let handover = self.store.handover(&timer.rule, &timer.subject).await?;
+            let handover = self.store.handover(&timer.rule, &work.episode).await?;
             self.store
                 .escalate_now(timer.incident.id, Some(&handover))
                 .await?;
@@ -656,10 +670,10 @@ impl Runner {
 }
 
 /// One event for a relapse: which step's fix did not hold, and what comes next.
-fn log_relapse(timer: &Claimed, relapse: &Relapse, next: Option<Action>) {
+fn log_relapse(timer: &Claimed, work: &RemediationWork, relapse: &Relapse, next: Option<Action>) {
     tracing::info!(
         incident_id = timer.incident.id, rule = %timer.rule, step = relapse.step, action = %relapse.action,
-        remediation_id = relapse.remediation_id, fixed_episode = %relapse.episode, episode = %timer.subject,
+        remediation_id = relapse.remediation_id, fixed_episode = %relapse.episode, episode = %work.episode,
         held_from = ?relapse.held_from, relapsed_at = ?relapse.relapsed_at,
         next_step = next.map(Action::as_str), "remediation relapsed: the alert fired again within hold"
     );

@@ -15,6 +15,7 @@ pub mod remediations;
 pub mod replay;
 pub mod retention;
 pub mod slo;
+pub mod timer_work;
 pub mod timers;
 pub mod tls;
 

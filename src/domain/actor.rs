@@ -199,6 +199,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_surface_reads_back_as_itself() {
+        for surface in Surface::ALL {
+            assert_eq!(Surface::parse(surface.as_str()), Some(surface));
+            assert_eq!(serde_json::to_value(surface).unwrap(), surface.as_str());
+        }
+        assert_eq!(Surface::parse("token"), None);
+    }
+
+    #[test]
     fn text_is_trimmed_bounded_and_free_of_nul() {
         assert_eq!(Text::parse("note", Some("  ")).unwrap(), None);
         assert_eq!(Text::parse("note", Some(" hi ")).unwrap().unwrap().as_ref(), "hi");

@@ -341,3 +341,19 @@ impl PlannedTimer {
         self.work.kind()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_and_channel_reads_back_as_itself() {
+        for kind in TimerKind::ALL {
+            assert_eq!(TimerKind::parse(kind.as_str()), Some(kind));
+        }
+        for channel in Channel::ALL {
+            assert_eq!(Channel::parse(channel.as_str()), Some(channel));
+        }
+        assert_eq!(Channel::parse("email"), None);
+    }
+}

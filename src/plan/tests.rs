@@ -559,3 +559,11 @@ fn a_rule_may_not_take_a_heartbeats_rule_name() {
     rules.prepend(first, &mut problems);
     assert_eq!(problems.len(), 1, "{problems:?}");
 }
+
+#[test]
+fn a_notifier_type_is_stored_as_the_channel_of_the_same_word() {
+    use NotifierType::*;
+    for kind in [Slack, SlackApp, Pagerduty, Webhook, Log] {
+        assert_eq!(kind.channel().as_str(), kind.as_str());
+    }
+}

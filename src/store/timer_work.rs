@@ -84,7 +84,7 @@ pub fn key(work: &TimerWork) -> (String, String) {
 
 /// The work a stored row describes, or why it cannot be read (damaged, or written by a
 /// version that stored it otherwise): never made up.
-pub fn decode(row: TimerRow) -> Result<TimerWork, String> {
+pub(super) fn decode(row: TimerRow) -> Result<TimerWork, String> {
     let TimerRow {
         kind,
         step,
@@ -120,19 +120,19 @@ pub fn decode(row: TimerRow) -> Result<TimerWork, String> {
 
 /// The action a remediation or verify row names, when it names one this build knows; for
 /// counting a row that cannot be decoded otherwise.
-pub fn action_of(kind: TimerKind, notifier: &str) -> Option<Action> {
+pub(super) fn action_of(kind: TimerKind, notifier: &str) -> Option<Action> {
     matches!(kind, TimerKind::Remediation | TimerKind::Verify)
         .then(|| Action::parse(notifier))
         .flatten()
 }
 
 /// The payload of a remediation or verify timer.
-pub fn job_payload(job: &RemediationJob) -> Value {
+pub(super) fn job_payload(job: &RemediationJob) -> Value {
     serde_json::to_value(job).unwrap_or_default()
 }
 
 /// The keys merged into an escalation timer's payload when a ladder hands the incident over.
-pub fn handover_payload(handover: &Handover) -> Value {
+pub(super) fn handover_payload(handover: &Handover) -> Value {
     serde_json::to_value(HandoverOut {
         handover: &handover.text,
         remediation_tried: handover.tried.as_deref(),
@@ -141,7 +141,7 @@ pub fn handover_payload(handover: &Handover) -> Value {
 }
 
 /// The payload of a report to the rule's channels.
-pub fn report_payload(report: &RemediationReport) -> Value {
+pub(super) fn report_payload(report: &RemediationReport) -> Value {
     serde_json::to_value(ReportPayload {
         action: report.action.clone(),
         target: report.target.clone(),
@@ -152,7 +152,7 @@ pub fn report_payload(report: &RemediationReport) -> Value {
 }
 
 /// The subject of a report: one per remediation, and one for its verification.
-pub fn report_subject(report: &RemediationReport) -> String {
+pub(super) fn report_subject(report: &RemediationReport) -> String {
     match report.verification {
         true => format!("{}{VERIFY}", report.remediation_id),
         false => report.remediation_id.to_string(),
@@ -160,7 +160,7 @@ pub fn report_subject(report: &RemediationReport) -> String {
 }
 
 /// The payload of a request for approval.
-pub fn approval_payload(question: &ApprovalQuestion) -> Value {
+pub(super) fn approval_payload(question: &ApprovalQuestion) -> Value {
     serde_json::to_value(ApprovalPayload {
         remediation_id: question.remediation_id,
         action: question.action.clone(),

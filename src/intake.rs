@@ -22,7 +22,7 @@ use tokio::{
 use tracing::{field::Empty, Span};
 
 use crate::{
-    domain::{Notification, PlannedTimer, Renewal},
+    domain::{Notification, PlannedTimer, Renewal, TimerWork},
     store::{
         heartbeats::Returned,
         incidents::{Entry, Recorded},
@@ -162,11 +162,15 @@ impl Pending {
                 .timers
                 .iter()
                 .map(|t| {
+                    // Whom a message goes to, or what a remediation does.
+                    let to = match &t.work {
+                        TimerWork::Remediation(work) | TimerWork::Verify(work) => work.action.as_str(),
+                        work => work.notifier().unwrap_or_default(),
+                    };
                     format!(
-                        "{}:{}:{}@{}ms",
-                        t.kind.as_str(),
-                        t.notifier,
-                        t.step,
+                        "{}:{to}:{}@{}ms",
+                        t.kind().as_str(),
+                        t.work.step(),
                         t.after.as_millis()
                     )
                 })

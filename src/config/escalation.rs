@@ -37,6 +37,18 @@ impl NotifierType {
             NotifierType::Log => "log",
         }
     }
+
+    /// The channel a message to a notifier of this type goes by, as timers store it.
+    pub fn channel(self) -> crate::domain::Channel {
+        use crate::domain::Channel;
+        match self {
+            NotifierType::Slack => Channel::Slack,
+            NotifierType::SlackApp => Channel::SlackApp,
+            NotifierType::Pagerduty => Channel::PagerDuty,
+            NotifierType::Webhook => Channel::Webhook,
+            NotifierType::Log => Channel::Log,
+        }
+    }
 }
 
 /// PagerDuty's public endpoint; tests and proxies set `url` instead.

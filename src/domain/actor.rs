@@ -45,7 +45,8 @@ impl Auth {
     }
 }
 
-/// The way an act came (`audit_events.channel`, shown as `via`).
+/// The way an act came (`audit_events.channel`, shown as `via`; `incidents.acked_via` for an
+/// acknowledgement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
     Api,
@@ -65,6 +66,18 @@ impl Surface {
             Surface::Slack => "slack",
             Surface::PagerDuty => "pagerduty",
         }
+    }
+
+    /// The surface stored under `word`.
+    pub fn parse(word: &str) -> Option<Surface> {
+        Surface::ALL.into_iter().find(|surface| surface.as_str() == word)
+    }
+}
+
+impl serde::Serialize for Surface {
+    /// As the word stored, as the API has always shown it.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -184,6 +197,15 @@ impl AsRef<str> for Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_surface_reads_back_as_itself() {
+        for surface in Surface::ALL {
+            assert_eq!(Surface::parse(surface.as_str()), Some(surface));
+            assert_eq!(serde_json::to_value(surface).unwrap(), surface.as_str());
+        }
+        assert_eq!(Surface::parse("token"), None);
+    }
 
     #[test]
     fn text_is_trimmed_bounded_and_free_of_nul() {

@@ -1,13 +1,11 @@
 //! What a remediation ladder tried before it handed an incident to people early: one line for
 //! headlines, and each step (action, target, result) for receivers that read structure.
 //!
-//! Stored in the escalation timer's payload as `handover` (the line, which is all that timers
-//! written by earlier versions carry) and `remediation_tried` (the steps).
+//! The store keeps it in the escalation timer's payload (`store::timer_work`).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// The line's opening words, before what each step did.
 const NOT_FIXED: &str = "automatic remediation did not fix it";
@@ -70,22 +68,6 @@ impl Handover {
             tried: Some(tried),
         }
     }
-
-    /// The keys merged into the escalation timer's payload.
-    pub fn to_payload(&self) -> Value {
-        json!({"handover": self.text, "remediation_tried": self.tried})
-    }
-
-    /// Reads a timer's payload back: None when the timer was not handed over early. Steps
-    /// that cannot be read (damaged, or written by another version) leave the text standing.
-    pub fn decode(payload: Option<&Value>) -> Option<Self> {
-        let payload = payload?;
-        let text = payload.get("handover")?.as_str()?.to_owned();
-        let tried = payload
-            .get("remediation_tried")
-            .and_then(|steps| Vec::<TriedStep>::deserialize(steps).ok());
-        Some(Self { text, tried })
-    }
 }
 
 #[cfg(test)]
@@ -113,35 +95,5 @@ mod tests {
             "automatic remediation did not fix it: scale_up (success, not fixed), \
              rollout_restart (skipped_cooldown)"
         );
-    }
-
-    #[test]
-    fn a_handover_reads_back_from_the_payload_it_writes() {
-        let handover = Handover::new(vec![step("restart_pods", "skipped_pdb", "none")]);
-        let mut payload = json!({"other": 1});
-        if let (Some(map), Value::Object(keys)) = (payload.as_object_mut(), handover.to_payload()) {
-            map.extend(keys);
-        }
-        assert_eq!(Handover::decode(Some(&payload)), Some(handover));
-    }
-
-    #[test]
-    fn a_timer_stored_with_only_the_text_keeps_it() {
-        let payload = json!({"handover": "automatic remediation did not fix it: scale_up (failure)"});
-        let handover = Handover::decode(Some(&payload)).unwrap();
-        assert_eq!(
-            handover.text,
-            "automatic remediation did not fix it: scale_up (failure)"
-        );
-        assert_eq!(handover.tried, None);
-        let damaged = json!({"handover": "x", "remediation_tried": "not a list"});
-        assert_eq!(Handover::decode(Some(&damaged)).unwrap().tried, None);
-    }
-
-    #[test]
-    fn a_timer_not_handed_over_has_none() {
-        assert_eq!(Handover::decode(None), None);
-        assert_eq!(Handover::decode(Some(&json!({}))), None);
-        assert_eq!(Handover::decode(Some(&json!({"handover": 3}))), None);
     }
 }

@@ -40,4 +40,7 @@ pub use remediation::{
 };
 pub use role::Role;
 pub use severity::Severity;
-pub use timer::{PlannedTimer, TimerKind, TimerOutcome};
+pub use timer::{
+    ApprovalQuestion, Channel, PlannedTimer, RemediationReport, RemediationWork, TimerKind, TimerOutcome,
+    TimerWork,
+};

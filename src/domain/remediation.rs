@@ -6,7 +6,6 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{ActionParams, AlertEpisode};
 use crate::alertmanager::KV;
@@ -390,8 +389,8 @@ impl RemediationDecision {
     }
 }
 
-/// What a remediation timer carries (its `payload`): the parameters rendered for the alert,
-/// or why they could not be, and the alert episode it is for.
+/// What a remediation timer carries: the parameters rendered for the alert, or why they could
+/// not be, and the alert episode it is for. Its serde form is what the timer's payload stores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemediationJob {
     pub params: Option<ActionParams>,
@@ -421,25 +420,6 @@ impl RemediationJob {
             labels: alert.labels.clone(),
             annotations: alert.annotations.clone(),
         }
-    }
-
-    /// The payload stored with the timer.
-    pub fn to_payload(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-
-    /// Reads a timer's payload back; a payload that is not a job (written by another version,
-    /// or damaged) is an error with the reason, never a made-up episode.
-    pub fn decode(payload: Option<&Value>) -> Result<Self, String> {
-        let payload = payload.ok_or("the remediation timer has no payload")?;
-        let job = Self::deserialize(payload).map_err(|e| format!("undecodable remediation job: {e}"))?;
-        if job.fingerprint.is_empty() {
-            return Err("undecodable remediation job: empty fingerprint".into());
-        }
-        if job.params.is_none() && job.error.is_none() {
-            return Err("undecodable remediation job: neither params nor error".into());
-        }
-        Ok(job)
     }
 
     /// The same alert episode with parameters rendered for another step.
@@ -475,27 +455,6 @@ mod tests {
             assert_eq!(RemediationResult::parse(result.as_str()), Some(result));
         }
         assert_eq!(RemediationResult::parse("succeeded"), None);
-    }
-
-    #[test]
-    fn a_payload_that_is_not_a_job_is_an_error_not_an_episode() {
-        let job = RemediationJob::decode(Some(&serde_json::json!({
-            "params": {"namespace": "prod"}, "error": null, "fingerprint": "abc",
-            "starts_at": "2026-11-26T15:53:17.755987Z", "labels": {"alertname": "X"},
-        })))
-        .unwrap();
-        assert_eq!(job.params().unwrap().text("namespace"), Some("prod"));
-        assert_eq!(RemediationJob::decode(Some(&job.to_payload())), Ok(job));
-        for bad in [
-            serde_json::json!({}),
-            serde_json::json!({"params": {}, "fingerprint": "", "starts_at": "2026-11-26T15:53:17Z", "labels": {}}),
-            serde_json::json!({"params": {}, "fingerprint": "abc", "labels": {}}),
-            serde_json::json!({"fingerprint": "abc", "starts_at": "2026-11-26T15:53:17Z", "labels": {}}),
-            serde_json::json!("text"),
-        ] {
-            assert!(RemediationJob::decode(Some(&bad)).is_err(), "{bad} decoded");
-        }
-        assert!(RemediationJob::decode(None).is_err());
     }
 
     #[test]

@@ -1,4 +1,11 @@
 //! What a timer is for: the messages medic sends about an incident, and its remediations.
+//! A timer's work ([`TimerWork`]) says it in domain words, one variant per kind; how it is
+//! stored (columns whose meaning depends on the kind, and a JSON payload) is the store's
+//! business alone.
+
+use chrono::{DateTime, Utc};
+
+use super::{Action, Handover, RemediationJob, Verification};
 
 /// Why a timer exists; a fired timer's message depends only on this and the incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,22 +121,239 @@ impl TimerOutcome {
     }
 }
 
-/// A timer a notification's rules ask for, to be scheduled with the incident it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedTimer {
-    pub kind: TimerKind,
-    pub rule: String,
-    /// 1-based escalation step; 0 for the announcement.
+/// Where a timer's work goes (`timers.channel`, CHECK `timers_channel_check`): the type of
+/// the notifier a message is for, or the remediation and context gathering that send nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Slack,
+    SlackApp,
+    PagerDuty,
+    Webhook,
+    Log,
+    Remediation,
+    Context,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 7] = [
+        Channel::Slack,
+        Channel::SlackApp,
+        Channel::PagerDuty,
+        Channel::Webhook,
+        Channel::Log,
+        Channel::Remediation,
+        Channel::Context,
+    ];
+
+    /// The word stored (the notifier types as the settings spell them).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Slack => "slack",
+            Channel::SlackApp => "slack_app",
+            Channel::PagerDuty => "pagerduty",
+            Channel::Webhook => "webhook",
+            Channel::Log => "log",
+            Channel::Remediation => "remediation",
+            Channel::Context => "context",
+        }
+    }
+
+    /// The channel stored under `word`.
+    pub fn parse(word: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|channel| channel.as_str() == word)
+    }
+}
+
+/// What a fired timer does, in domain words: one variant per [`TimerKind`], with what that
+/// kind needs. The store writes it as a row and reads it back (`store::timer_work`); nothing
+/// else knows how.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimerWork {
+    /// Tell `notifier` the incident opened.
+    Opened { notifier: String },
+    /// Escalation step `step` (1 for the first) to `notifier`; `occurrence` counts its
+    /// reminders (0 for the first sending). `handover` says what a remediation ladder tried,
+    /// when it brought the step forward.
+    Escalation {
+        notifier: String,
+        step: i32,
+        occurrence: i32,
+        handover: Option<Handover>,
+    },
+    /// Tell `notifier` someone acknowledged the incident.
+    Acknowledged { notifier: String },
+    /// Tell `notifier` the incident resolved.
+    Resolved { notifier: String },
+    /// Decide (and take) a step of a rule's remediation ladder for one alert episode.
+    Remediation(RemediationWork),
+    /// Tell `notifier` what a remediation step did, or how its verification came out.
+    Remediated {
+        notifier: String,
+        report: RemediationReport,
+    },
+    /// A step's `verify_within` is up: did its alert episode resolve?
+    Verify(RemediationWork),
+    /// Ask `notifier` to approve a step.
+    Approval {
+        notifier: String,
+        question: ApprovalQuestion,
+    },
+    /// Gather what the cluster says about the incident's workload.
+    Context,
+    /// Tell a Slack app what the cluster said.
+    ContextReady { notifier: String },
+}
+
+impl TimerWork {
+    /// The kind of timer this work is.
+    pub fn kind(&self) -> TimerKind {
+        match self {
+            TimerWork::Opened { .. } => TimerKind::Opened,
+            TimerWork::Escalation { .. } => TimerKind::Escalation,
+            TimerWork::Acknowledged { .. } => TimerKind::Acknowledged,
+            TimerWork::Resolved { .. } => TimerKind::Resolved,
+            TimerWork::Remediation(_) => TimerKind::Remediation,
+            TimerWork::Remediated { .. } => TimerKind::Remediated,
+            TimerWork::Verify(_) => TimerKind::Verify,
+            TimerWork::Approval { .. } => TimerKind::Approval,
+            TimerWork::Context => TimerKind::Context,
+            TimerWork::ContextReady { .. } => TimerKind::ContextReady,
+        }
+    }
+
+    /// The notifier a message goes to; None for work that sends nothing itself (a
+    /// remediation, a verification, gathering context).
+    pub fn notifier(&self) -> Option<&str> {
+        match self {
+            TimerWork::Opened { notifier }
+            | TimerWork::Escalation { notifier, .. }
+            | TimerWork::Acknowledged { notifier }
+            | TimerWork::Resolved { notifier }
+            | TimerWork::Remediated { notifier, .. }
+            | TimerWork::Approval { notifier, .. }
+            | TimerWork::ContextReady { notifier } => Some(notifier),
+            TimerWork::Remediation(_) | TimerWork::Verify(_) | TimerWork::Context => None,
+        }
+    }
+
+    /// The escalation or remediation step (1 for the first); 0 for the other kinds.
+    pub fn step(&self) -> i32 {
+        match self {
+            TimerWork::Escalation { step, .. } => *step,
+            TimerWork::Remediation(work) | TimerWork::Verify(work) => work.step,
+            _ => 0,
+        }
+    }
+
+    /// Which sending of a repeating escalation this is (0 for the first); the other kinds
+    /// are sent once.
+    pub fn occurrence(&self) -> i32 {
+        match self {
+            TimerWork::Escalation { occurrence, .. } => *occurrence,
+            _ => 0,
+        }
+    }
+}
+
+/// A remediation (or verify) timer's work: which step of the ladder, its action, the alert
+/// episode it is for ([`super::AlertEpisode::key`]) and the job rendered for that episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemediationWork {
+    pub action: Action,
+    /// 1 for the ladder's first step (0 in timers written by a version without ladders).
     pub step: i32,
-    /// The notifier, or the action for a remediation.
-    pub notifier: String,
-    /// The notifier's type, or `remediation`.
-    pub channel: &'static str,
+    pub episode: String,
+    pub job: RemediationJob,
+}
+
+/// What a remediation step did, or how its verification came out, as the rule's channels
+/// are told.
+///
+/// Words are kept as stored rather than as enums (like [`super::TriedStep`]): a report
+/// written by a newer replica may carry an action or result this one does not know, and it
+/// must still be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemediationReport {
+    /// The remediation the report is about.
+    pub remediation_id: i64,
+    /// The report of its verification (`fixed`, `not_fixed`, `relapsed`) rather than of the
+    /// step itself.
+    pub verification: bool,
+    /// The action, e.g. `scale_up`.
+    pub action: String,
+    /// What it acted on, e.g. `deployment/shop/web`.
+    pub target: String,
+    /// The remediation's result (`success`, `skipped_cooldown`), or the verification's word.
+    pub result: String,
+    /// One line for people.
+    pub summary: String,
+}
+
+impl RemediationReport {
+    /// The report of a step's verification: its word and what it means.
+    pub fn of_verification(remediation_id: i64, action: &str, target: &str, verified: Verification) -> Self {
+        let summary = match verified {
+            Verification::Fixed => "the alert resolved within verify_within and stayed resolved for hold",
+            Verification::Relapsed => "the alert resolved, then fired again within hold",
+            _ => "the alert still fires after verify_within",
+        };
+        Self {
+            remediation_id,
+            verification: true,
+            action: action.to_owned(),
+            target: target.to_owned(),
+            result: verified.as_str().to_owned(),
+            summary: summary.to_owned(),
+        }
+    }
+}
+
+/// A request for approval, as the rule's channels are asked it. Words are kept as stored, as
+/// in a [`RemediationReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalQuestion {
+    /// The remediation waiting for the answer (the buttons name it).
+    pub remediation_id: i64,
+    pub action: String,
+    pub target: String,
+    /// What a dry run said the step would do.
+    pub plan: String,
+    /// Until when the request waits; None if the database did not say.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A timer a notification's rules ask for, to be scheduled with the incident it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTimer {
+    /// The rule that asked for it; empty for the incident's `context` timer.
+    pub rule: String,
+    pub channel: Channel,
     /// From when the incident opened.
     pub after: std::time::Duration,
+    /// How often an escalation step is sent again while nobody acknowledges.
     pub repeat: Option<std::time::Duration>,
-    /// The alert episode a remediation is for ([`super::AlertEpisode::key`]); empty otherwise.
-    pub subject: String,
-    /// A remediation's job ([`super::RemediationJob`]).
-    pub payload: Option<serde_json::Value>,
+    pub work: TimerWork,
+}
+
+impl PlannedTimer {
+    /// The kind of timer it is.
+    pub fn kind(&self) -> TimerKind {
+        self.work.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_and_channel_reads_back_as_itself() {
+        for kind in TimerKind::ALL {
+            assert_eq!(TimerKind::parse(kind.as_str()), Some(kind));
+        }
+        for channel in Channel::ALL {
+            assert_eq!(Channel::parse(channel.as_str()), Some(channel));
+        }
+        assert_eq!(Channel::parse("email"), None);
+    }
 }

@@ -31,7 +31,7 @@ fn requeue(timer: &Claimed, delay_ms: i64) -> Completion {
     Completion {
         id: timer.id,
         claim: timer.claim,
-        occurrence: timer.occurrence,
+        occurrence: timer.occurrence(),
         attempt: timer.attempt,
         started_at: chrono::Utc::now(),
         outcome: TimerOutcome::Requeue { delay_ms },
@@ -113,9 +113,16 @@ impl Engine {
         let count = claimed.len();
         let mut first = Some(first);
         for timer in claimed {
+            let timer = match timer {
+                Ok(timer) => timer,
+                Err(undecodable) => {
+                    let _ = done.send(self.undecodable(undecodable)).await;
+                    continue;
+                }
+            };
             // Remediations run on permits of their own, so that a hung cluster or database
             // never holds back a page; when all are taken the timer comes back shortly.
-            let permit = if timer.kind == TimerKind::Remediation {
+            let permit = if timer.kind() == TimerKind::Remediation {
                 match self.remediation_permits.clone().try_acquire_owned() {
                     Ok(permit) => permit,
                     Err(_) => {
@@ -168,8 +175,13 @@ impl Engine {
             .claim_timers(self.batch as i64, self.token, self.lease.as_millis() as i64, 0)
             .await?;
         let count = claimed.len();
-        let completions =
-            futures_util::future::join_all(claimed.into_iter().map(|timer| self.try_execute(timer))).await;
+        let completions = futures_util::future::join_all(claimed.into_iter().map(|timer| async {
+            match timer {
+                Ok(timer) => self.try_execute(timer).await,
+                Err(undecodable) => self.undecodable(undecodable),
+            }
+        }))
+        .await;
         self.complete(&completions).await?;
         Ok(count)
     }

@@ -19,10 +19,10 @@ use tracing::{field::Empty, Instrument, Span};
 
 use super::{retry::random_fraction, Engine};
 use crate::{
-    domain::{Mute, TimerKind, TimerOutcome},
+    domain::{Mute, RemediationWork, TimerKind, TimerOutcome, TimerWork},
     notify::Message,
     remediation::Done,
-    store::timers::{Claimed, Completion},
+    store::timers::{Claimed, Completion, Undecodable},
     telemetry,
 };
 
@@ -52,9 +52,35 @@ impl Engine {
         completion
     }
 
+    /// A claimed timer whose row could not be read as work: a failure with the reason, which
+    /// no retry can fix (a remediation's is counted and logged by the runner, as one it
+    /// cannot run).
+    pub(super) fn undecodable(&self, timer: Undecodable) -> Completion {
+        let remediation = matches!(timer.kind, TimerKind::Remediation | TimerKind::Verify);
+        let error = match (&self.remediations, remediation) {
+            (None, true) => "this replica runs no remediation".to_owned(),
+            (Some(runner), true) => runner.undecodable(&timer),
+            (_, false) => {
+                tracing::error!(timer_id = timer.id, incident_id = timer.incident_id, kind = timer.kind.as_str(),
+                    rule = %timer.rule, reason = %timer.reason, "timer cannot be read; recorded as failed");
+                timer.reason
+            }
+        };
+        Completion {
+            id: timer.id,
+            claim: timer.claim,
+            occurrence: timer.occurrence,
+            attempt: timer.attempt,
+            started_at: Utc::now(),
+            outcome: TimerOutcome::Failed,
+            status_code: None,
+            error: Some(error),
+        }
+    }
+
     /// [`Engine::try_execute`], within the firing's span.
     async fn try_fire(&self, timer: Claimed) -> Completion {
-        let (id, claim, occurrence, attempt) = (timer.id, timer.claim, timer.occurrence, timer.attempt);
+        let (id, claim, occurrence, attempt) = (timer.id, timer.claim, timer.occurrence(), timer.attempt);
         let waited = Duration::from_secs_f64(timer.lateness.max(0.0));
         let started_at = Utc::now();
         match AssertUnwindSafe(self.fire(timer)).catch_unwind().await {
@@ -102,21 +128,30 @@ impl Engine {
         let completion = |outcome, status_code, error| Completion {
             id: timer.id,
             claim: timer.claim,
-            occurrence: timer.occurrence,
+            occurrence: timer.occurrence(),
             attempt: timer.attempt,
             started_at,
             outcome,
             status_code,
             error,
         };
-        if timer.kind == TimerKind::Context {
-            let (outcome, error) = self.gather(&timer);
-            return completion(outcome, None, error);
-        }
-        if matches!(timer.kind, TimerKind::Remediation | TimerKind::Verify) {
-            let (outcome, error) = self.remediate(&timer).await;
-            return completion(outcome, None, error);
-        }
+        let notifier = match &timer.work {
+            TimerWork::Context => {
+                let (outcome, error) = self.gather(&timer);
+                return completion(outcome, None, error);
+            }
+            TimerWork::Remediation(work) | TimerWork::Verify(work) => {
+                let (outcome, error) = self.remediate(&timer, work).await;
+                return completion(outcome, None, error);
+            }
+            TimerWork::Opened { notifier }
+            | TimerWork::Escalation { notifier, .. }
+            | TimerWork::Acknowledged { notifier }
+            | TimerWork::Resolved { notifier }
+            | TimerWork::Remediated { notifier, .. }
+            | TimerWork::Approval { notifier, .. }
+            | TimerWork::ContextReady { notifier } => notifier.as_str(),
+        };
         if is_stale(&timer) {
             self.metrics.cancelled.inc();
             tracing::info!(
@@ -127,17 +162,17 @@ impl Engine {
             return completion(TimerOutcome::Cancelled, None, None);
         }
         if let Some((outcome, why)) = self.held(&timer).await {
-            tracing::info!(timer_id = timer.id, incident_id = timer.incident.id, kind = timer.kind.as_str(),
-                notifier = %timer.notifier, reason = %why, "message muted");
+            tracing::info!(timer_id = timer.id, incident_id = timer.incident.id, kind = timer.kind().as_str(),
+                notifier, reason = %why, "message muted");
             return completion(outcome, None, Some(why));
         }
         if timer.behind_inflight {
             let delay_ms = INFLIGHT_WAIT_MS;
             return completion(TimerOutcome::Requeue { delay_ms }, None, None);
         }
-        let (outcome, code, error) = self.deliver(&timer).await;
+        let (outcome, code, error) = self.deliver(&timer, notifier).await;
         let completion = completion(outcome, code, error);
-        self.report(&timer, &completion);
+        self.report(&timer, notifier, &completion);
         completion
     }
 
@@ -146,18 +181,18 @@ impl Engine {
     /// incident's later steps with it), with why. None when no window covers the incident.
     async fn held(&self, timer: &Claimed) -> Option<(TimerOutcome, String)> {
         // A request for approval is a question, not a page: held, it could only expire.
-        if timer.kind == TimerKind::Approval || !self.control.any(Mute::Pages) {
+        if timer.kind() == TimerKind::Approval || !self.control.any(Mute::Pages) {
             return None;
         }
         // If the alerts cannot be read, the message goes out: nothing broken stays silent.
         let label_sets = self.store.incident_label_sets(timer.incident.id).await.ok()?;
         let window = self.control.covering(Mute::Pages, &label_sets)?;
-        let until: DateTime<Utc> = if timer.kind == TimerKind::Escalation && timer.occurrence == 0 {
+        let until: DateTime<Utc> = if timer.kind() == TimerKind::Escalation && timer.occurrence() == 0 {
             window.ends_at + (timer.scheduled_at - timer.incident.created_at).max(chrono::TimeDelta::zero())
         } else {
             window.ends_at
         };
-        if timer.kind == TimerKind::Escalation {
+        if timer.kind() == TimerKind::Escalation {
             if let Err(e) = self
                 .store
                 .hold_escalations(timer.incident.id, window.id, window.ends_at)
@@ -199,16 +234,16 @@ impl Engine {
 
     /// Runs a remediation (or verifies one) behind its guard rails; the decision is recorded
     /// by the runner.
-    async fn remediate(&self, timer: &Claimed) -> (TimerOutcome, Option<String>) {
+    async fn remediate(&self, timer: &Claimed, work: &RemediationWork) -> (TimerOutcome, Option<String>) {
         let Some(runner) = &self.remediations else {
             return (
                 TimerOutcome::Failed,
                 Some("this replica runs no remediation".into()),
             );
         };
-        let done = match timer.kind {
-            TimerKind::Verify => runner.verify(timer).await,
-            _ => runner.run(timer).await,
+        let done = match timer.work {
+            TimerWork::Verify(_) => runner.verify(timer, work).await,
+            _ => runner.run(timer, work).await,
         };
         match done {
             Ok(Done::Finished) => (TimerOutcome::Sent, None),
@@ -238,8 +273,8 @@ impl Engine {
         }
     }
 
-    /// Sends the timer's message; a failure is retried, given up or final.
-    async fn deliver(&self, timer: &Claimed) -> (TimerOutcome, Option<i32>, Option<String>) {
+    /// Sends the timer's message to `notifier`; a failure is retried, given up or final.
+    async fn deliver(&self, timer: &Claimed, notifier: &str) -> (TimerOutcome, Option<i32>, Option<String>) {
         let runbook_url = timer
             .incident
             .annotations
@@ -252,10 +287,10 @@ impl Engine {
             instance: self.notifiers.instance(),
         };
         let started = Instant::now();
-        let result = self.notifiers.send(&timer.notifier, &message).await;
+        let result = self.notifiers.send(notifier, &message).await;
         self.metrics
             .send_duration
-            .with_label_values(&[self.notifier_type(timer)])
+            .with_label_values(&[self.notifier_type(notifier)])
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(code) => (TimerOutcome::Sent, code.map(i32::from), None),
@@ -274,35 +309,37 @@ impl Engine {
         }
     }
 
-    /// The type of the timer's notifier, for metric labels.
-    fn notifier_type(&self, timer: &Claimed) -> &'static str {
-        self.notifiers
-            .kind(&timer.notifier)
-            .map_or("unknown", |k| k.as_str())
+    /// The type of a notifier, for metric labels.
+    fn notifier_type(&self, notifier: &str) -> &'static str {
+        self.notifiers.kind(notifier).map_or("unknown", |k| k.as_str())
     }
 
     /// One log event and the metrics for each send.
-    fn report(&self, timer: &Claimed, c: &Completion) {
+    fn report(&self, timer: &Claimed, notifier: &str, c: &Completion) {
         if !c.outcome.is_attempt() {
             return;
         }
         let result = c.outcome.as_str();
         self.metrics
             .attempts
-            .with_label_values(&[&timer.notifier, self.notifier_type(timer), result])
+            .with_label_values(&[notifier, self.notifier_type(notifier), result])
             .inc();
         if c.outcome == TimerOutcome::Sent {
-            self.metrics.fired.with_label_values(&[timer.kind.as_str()]).inc();
+            self.metrics
+                .fired
+                .with_label_values(&[timer.kind().as_str()])
+                .inc();
         }
-        let event = tracing::field::display(timer.kind.as_str());
+        let event = tracing::field::display(timer.kind().as_str());
+        let step = timer.step();
         if matches!(c.outcome, TimerOutcome::Sent | TimerOutcome::Retry { .. }) {
             tracing::info!(timer_id = timer.id, incident_id = timer.incident.id, kind = event, rule = %timer.rule,
-                step = timer.step, notifier = %timer.notifier, attempt = timer.attempt, result,
+                step, notifier, attempt = timer.attempt, result,
                 status_code = c.status_code, error = c.error.as_deref(), lateness_seconds = timer.lateness,
                 "message delivery");
         } else {
             tracing::error!(timer_id = timer.id, incident_id = timer.incident.id, kind = event, rule = %timer.rule,
-                step = timer.step, notifier = %timer.notifier, attempt = timer.attempt, result,
+                step, notifier, attempt = timer.attempt, result,
                 status_code = c.status_code, error = c.error.as_deref(), "message not delivered");
         }
     }
@@ -310,9 +347,10 @@ impl Engine {
 
 /// The span of one firing, a child of the span its incident kept.
 fn span(timer: &Claimed) -> Span {
-    let span = tracing::info_span!("fire timer", otel.name = %format_args!("fire {} timer", timer.kind.as_str()),
-        timer.id = timer.id, timer.kind = timer.kind.as_str(), incident_id = timer.incident.id,
-        rule = %timer.rule, step = timer.step, notifier = %timer.notifier, occurrence = timer.occurrence,
+    let kind = timer.kind().as_str();
+    let span = tracing::info_span!("fire timer", otel.name = %format_args!("fire {kind} timer"),
+        timer.id = timer.id, timer.kind = kind, incident_id = timer.incident.id,
+        rule = %timer.rule, step = timer.step(), notifier = timer.work.notifier(), occurrence = timer.occurrence(),
         attempt = timer.attempt, lateness_seconds = timer.lateness, result = Empty, error.message = Empty,
         otel.status_code = Empty);
     telemetry::continue_trace(&span, timer.traceparent.as_deref());
@@ -322,12 +360,12 @@ fn span(timer: &Claimed) -> Span {
 /// An escalation whose incident resolved or was acknowledged behind the timer's back.
 fn is_stale(timer: &Claimed) -> bool {
     let incident = &timer.incident;
-    match timer.kind {
-        TimerKind::Escalation => !incident.firing || incident.acknowledged.is_some(),
+    match timer.work {
+        TimerWork::Escalation { .. } => !incident.firing || incident.acknowledged.is_some(),
         // A request for approval about an incident that resolved: nothing to decide.
-        TimerKind::Approval => !incident.firing,
+        TimerWork::Approval { .. } => !incident.firing,
         // An announcement a maintenance window held past the incident's resolution.
-        TimerKind::Opened => incident
+        TimerWork::Opened { .. } => incident
             .resolved_at
             .is_some_and(|resolved| !incident.firing && timer.scheduled_at > resolved),
         _ => false,

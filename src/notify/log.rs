@@ -11,7 +11,7 @@ pub fn write(endpoint: &NotifierEndpoint, message: &Message<'_>) {
     tracing::info!(
         notifier = %endpoint.name,
         incident_id = timer.incident.id,
-        event = timer.kind.as_str(),
+        event = timer.kind().as_str(),
         rule = %timer.rule,
         severity = message.severity(),
         summary = message.summary(),

@@ -18,7 +18,7 @@ use tracing::{field::Empty, Instrument, Span};
 
 use crate::{
     config::NotifierType,
-    domain::{Handover, TimerKind, TriedStep},
+    domain::{Handover, TimerWork, TriedStep},
     outbound,
     plan::NotifierEndpoint,
     store::{timers::Claimed, Store},
@@ -44,7 +44,7 @@ impl Message<'_> {
 
     /// Same for every attempt at one occurrence of one timer, so a receiver can drop re-sends.
     pub fn delivery_id(&self) -> String {
-        format!("medic-{}-{}", self.timer.id, self.timer.occurrence)
+        format!("medic-{}-{}", self.timer.id, self.timer.occurrence())
     }
 
     fn label(&self, name: &str) -> Option<&str> {
@@ -80,7 +80,10 @@ impl Message<'_> {
 
     /// What a remediation ladder tried, when it brought this escalation step forward.
     pub fn handover(&self) -> Option<&Handover> {
-        self.timer.handover.as_ref()
+        match &self.timer.work {
+            TimerWork::Escalation { handover, .. } => handover.as_ref(),
+            _ => None,
+        }
     }
 
     /// The steps a ladder tried, for receivers that read JSON; None when the escalation was
@@ -97,16 +100,14 @@ impl Message<'_> {
     pub fn headline(&self) -> String {
         let incident = &self.timer.incident;
         let name = self.alertname();
-        match self.timer.kind {
-            TimerKind::Opened => format!("[FIRING:{}] {name}", incident.firing_alerts),
-            TimerKind::Escalation if self.timer.occurrence > 0 => format!(
-                "[ESCALATION {}, reminder {}] {name} is still firing",
-                self.timer.step, self.timer.occurrence
-            ),
-            TimerKind::Escalation => {
+        match &self.timer.work {
+            TimerWork::Opened { .. } => format!("[FIRING:{}] {name}", incident.firing_alerts),
+            TimerWork::Escalation { step, occurrence, .. } if *occurrence > 0 => {
+                format!("[ESCALATION {step}, reminder {occurrence}] {name} is still firing")
+            }
+            TimerWork::Escalation { step, .. } => {
                 let headline = format!(
-                    "[ESCALATION {}] {name} is still firing after {}",
-                    self.timer.step,
+                    "[ESCALATION {step}] {name} is still firing after {}",
                     elapsed(incident.created_at)
                 );
                 // Handed over early by a remediation ladder that ran out: say what was tried.
@@ -115,43 +116,41 @@ impl Message<'_> {
                     None => headline,
                 }
             }
-            TimerKind::Acknowledged => {
+            TimerWork::Acknowledged { .. } => {
                 let by = incident
                     .acknowledged
                     .as_ref()
                     .map_or("someone", |ack| ack.by.as_str());
                 format!("[ACKNOWLEDGED] {name} by {by}")
             }
-            TimerKind::Resolved => format!(
+            TimerWork::Resolved { .. } => format!(
                 "[RESOLVED] {name} after {}",
                 elapsed_between(incident.created_at, incident.resolved_at)
             ),
-            TimerKind::Approval => {
-                let payload = self.timer.payload.clone().unwrap_or_default();
-                let text = |key: &str| payload[key].as_str().unwrap_or("?").to_owned();
+            TimerWork::Approval { question, .. } => {
+                let until = question.expires_at.map_or_else(
+                    || "?".to_owned(),
+                    |at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                );
                 format!(
-                    "[APPROVAL NEEDED] {name}: {} {} (remediation {}, until {}): {}",
-                    text("action"),
-                    text("target"),
-                    payload["remediation_id"],
-                    text("expires_at"),
-                    text("plan")
+                    "[APPROVAL NEEDED] {name}: {} {} (remediation {}, until {until}): {}",
+                    question.action, question.target, question.remediation_id, question.plan
                 )
             }
-            TimerKind::Context | TimerKind::ContextReady => {
+            TimerWork::Context | TimerWork::ContextReady { .. } => {
                 let said = self.timer.context.as_ref().and_then(|c| c.headline.as_deref());
                 format!("[CONTEXT] {name}: {}", said.unwrap_or("what the cluster says"))
             }
-            TimerKind::Remediation | TimerKind::Remediated | TimerKind::Verify => {
-                let payload = self.timer.payload.clone().unwrap_or_default();
-                let text = |key: &str| payload[key].as_str().unwrap_or("?").to_owned();
-                format!(
-                    "[REMEDIATION {}] {name}: {} {}: {}",
-                    text("result").to_uppercase(),
-                    text("action"),
-                    text("target"),
-                    text("summary")
-                )
+            TimerWork::Remediated { report, .. } => format!(
+                "[REMEDIATION {}] {name}: {} {}: {}",
+                report.result.to_uppercase(),
+                report.action,
+                report.target,
+                report.summary
+            ),
+            // Not messages: a remediation or verification sends nothing itself.
+            TimerWork::Remediation(work) | TimerWork::Verify(work) => {
+                format!("[REMEDIATION] {name}: {}", work.action.as_str())
             }
         }
     }
@@ -334,7 +333,7 @@ fn request_span(notifier: &str, kind: NotifierType, message: &Message<'_>) -> Sp
     let timer = message.timer;
     tracing::info_span!("notifier request", otel.name = %format_args!("POST {}", kind.as_str()),
         otel.kind = "client", http.request.method = "POST", server.address = Empty, notifier,
-        notifier.type = kind.as_str(), incident_id = timer.incident.id, timer.kind = timer.kind.as_str(),
+        notifier.type = kind.as_str(), incident_id = timer.incident.id, timer.kind = timer.kind().as_str(),
         attempt = timer.attempt, http.response.status_code = Empty, retryable = Empty,
         error.message = Empty, otel.status_code = Empty)
 }

@@ -8,7 +8,7 @@ use super::Rules;
 use crate::{
     alertmanager::{Data, Status, KV},
     config::{NotifierType, Problem, RuleSettings},
-    domain::{Notification, ParamLimits, PlannedTimer, TimerKind},
+    domain::{Notification, ParamLimits, PlannedTimer, TimerKind, TimerWork},
 };
 
 fn notifiers() -> BTreeMap<String, NotifierType> {
@@ -99,7 +99,13 @@ fn planned(rules: &Rules, notification: &Notification) -> Vec<(TimerKind, String
     rules
         .plan(notification)
         .into_iter()
-        .map(|t| (t.kind, t.rule, t.step, t.notifier))
+        .map(|t| {
+            let to = match &t.work {
+                TimerWork::Remediation(work) | TimerWork::Verify(work) => work.action.as_str().to_owned(),
+                work => work.notifier().unwrap_or_default().to_owned(),
+            };
+            (t.kind(), t.rule, t.work.step(), to)
+        })
         .collect()
 }
 
@@ -333,15 +339,21 @@ fn plans_carry_opened_for_notify_and_escalation_with_the_steps_timing() {
         ],
     }]));
     let spec = |kind, step, notifier: &str, channel: NotifierType, after, repeat| PlannedTimer {
-        kind,
         rule: "db".to_owned(),
-        step,
-        notifier: notifier.to_owned(),
-        channel: channel.as_str(),
+        channel: channel.channel(),
         after,
         repeat,
-        subject: String::new(),
-        payload: None,
+        work: match kind {
+            TimerKind::Opened => TimerWork::Opened {
+                notifier: notifier.to_owned(),
+            },
+            _ => TimerWork::Escalation {
+                notifier: notifier.to_owned(),
+                step,
+                occurrence: 0,
+                handover: None,
+            },
+        },
     };
     let n = notification(&[firing(&[("alertname", "X")])]);
     assert_eq!(
@@ -546,4 +558,12 @@ fn a_rule_may_not_take_a_heartbeats_rule_name() {
     let mut rules = compile(json!([{"name": "heartbeat/watchdog"}]));
     rules.prepend(first, &mut problems);
     assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn a_notifier_type_is_stored_as_the_channel_of_the_same_word() {
+    use NotifierType::*;
+    for kind in [Slack, SlackApp, Pagerduty, Webhook, Log] {
+        assert_eq!(kind.channel().as_str(), kind.as_str());
+    }
 }

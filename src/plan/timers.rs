@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     alertmanager::Status,
-    domain::{AlertEpisode, Notification, PlannedTimer, RemediationJob, TimerKind},
+    domain::{AlertEpisode, Channel, Notification, PlannedTimer, RemediationJob, RemediationWork, TimerWork},
 };
 
 impl Rules {
@@ -53,15 +53,11 @@ impl Rules {
             .filter(|a| a.status == Status::Firing)
             .find_map(|a| ContextTarget::of(&a.labels, labels))?;
         Some(PlannedTimer {
-            kind: TimerKind::Context,
             rule: String::new(),
-            step: 0,
-            notifier: "context".into(),
-            channel: "context",
+            channel: Channel::Context,
             after: Duration::ZERO,
             repeat: None,
-            subject: String::new(),
-            payload: None,
+            work: TimerWork::Context,
         })
     }
 }
@@ -75,34 +71,33 @@ impl Rule {
         let params = remediate.render(&alert.labels, &alert.annotations);
         let job = RemediationJob::new(alert, params);
         Some(PlannedTimer {
-            kind: TimerKind::Remediation,
             rule: self.name.clone(),
-            step: 1,
-            notifier: remediate.action.as_str().to_owned(),
-            channel: "remediation",
+            channel: Channel::Remediation,
             after: Duration::ZERO,
             repeat: None,
-            subject: alert.key(),
-            payload: Some(job.to_payload()),
+            work: TimerWork::Remediation(RemediationWork {
+                action: remediate.action,
+                step: 1,
+                episode: alert.key(),
+                job,
+            }),
         })
     }
 
     fn timers(&self, severities: &[Option<&str>]) -> Vec<PlannedTimer> {
-        let spec = |kind, step, notifier: &NotifierRef, after, repeat| PlannedTimer {
-            kind,
+        let spec = |work, notifier: &NotifierRef, after, repeat| PlannedTimer {
             rule: self.name.clone(),
-            step,
-            notifier: notifier.name.clone(),
-            channel: notifier.kind.as_str(),
+            channel: notifier.kind.channel(),
             after,
             repeat,
-            subject: String::new(),
-            payload: None,
+            work,
         };
-        let announce = self
-            .notify
-            .iter()
-            .map(|notifier| spec(TimerKind::Opened, 0, notifier, Duration::ZERO, None));
+        let announce = self.notify.iter().map(|notifier| {
+            let work = TimerWork::Opened {
+                notifier: notifier.name.clone(),
+            };
+            spec(work, notifier, Duration::ZERO, None)
+        });
         let steps = self
             .steps
             .iter()
@@ -110,7 +105,13 @@ impl Rule {
             .filter(|(step, _)| step.applies_to(severities))
             .flat_map(|(step, number)| {
                 step.notify.iter().map(move |notifier| {
-                    spec(TimerKind::Escalation, number, notifier, step.after, step.repeat)
+                    let work = TimerWork::Escalation {
+                        notifier: notifier.name.clone(),
+                        step: number,
+                        occurrence: 0,
+                        handover: None,
+                    };
+                    spec(work, notifier, step.after, step.repeat)
                 })
             });
         announce.chain(steps).collect()

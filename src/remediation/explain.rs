@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::{
     alertmanager::{Alert, Data, Status, KV, SUPPORTED_VERSION},
-    domain::{Action, ActionParams, AlertEpisode, HumanDuration, Notification, RuleMode, TimerKind},
+    domain::{
+        Action, ActionParams, AlertEpisode, HumanDuration, Notification, RuleMode, TimerKind, TimerWork,
+    },
     plan::{
         matchers::{Matchers, Op},
         GuardRails, RemediationSpec, Rules,
@@ -127,14 +129,17 @@ pub fn explain(rules: &Rules, rails: &GuardRails, n: &Notification) -> Explanati
     let timers = rules
         .plan(n)
         .into_iter()
-        .filter(|timer| timer.kind != TimerKind::Context)
+        .filter(|timer| timer.kind() != TimerKind::Context)
         .map(|timer| TimerExplained {
             after: timer.after,
-            what: match timer.kind {
-                TimerKind::Escalation => format!("escalation step {}", timer.step),
-                kind => kind.as_str().to_owned(),
+            what: match &timer.work {
+                TimerWork::Escalation { step, .. } => format!("escalation step {step}"),
+                work => work.kind().as_str().to_owned(),
             },
-            notifier: timer.notifier,
+            notifier: match &timer.work {
+                TimerWork::Remediation(work) | TimerWork::Verify(work) => work.action.as_str().to_owned(),
+                work => work.notifier().unwrap_or_default().to_owned(),
+            },
             rule: timer.rule,
             repeat: timer.repeat,
         })

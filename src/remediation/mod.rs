@@ -48,14 +48,14 @@ use crate::{
     control::Control,
     domain::{
         Action, ActionParams, Evidence, Mute, Reading, RemediationDecision, RemediationJob,
-        RemediationResult, RuleMode, Verification,
+        RemediationResult, RemediationWork, RuleMode, Verification,
     },
     metrics::RemediationMetrics,
     plan::{GuardRails, RemediationSpec, Rules, TargetDatabase},
     slo::prometheus::Prometheus,
     store::{
         remediations::{Intent, Limits, Refired, Relapse, Verified, VerifiedStep, VerifyAfter, VerifyStep},
-        timers::Claimed,
+        timers::{Claimed, Undecodable},
         Store, StoreError,
     },
     telemetry,
@@ -127,8 +127,8 @@ pub enum Done {
     /// Waiting for a person's approval: come back at this time (the request's expiry), or
     /// sooner when someone decides (the answer wakes the timer).
     Wait(DateTime<Utc>),
-    /// The timer cannot be run at all (its job cannot be decoded, or its rule no longer
-    /// remediates): a failure, with the reason, that no retry can fix.
+    /// The timer cannot be run at all (its rule no longer remediates): a failure, with the
+    /// reason, that no retry can fix.
     Rejected(String),
 }
 
@@ -189,17 +189,18 @@ impl Runner {
         self
     }
 
-    /// Runs one remediation timer to a decision; `Busy` asks the engine to come back. When
-    /// traces are exported, within a span of its own in the incident's trace.
-    pub async fn run(&self, timer: &Claimed) -> Result<Done, StoreError> {
+    /// Runs one remediation timer (`work`) to a decision; `Busy` asks the engine to come back.
+    /// When traces are exported, within a span of its own in the incident's trace.
+    pub async fn run(&self, timer: &Claimed, work: &RemediationWork) -> Result<Done, StoreError> {
         if !telemetry::exporting() {
-            return self.decide_and_act(timer).await;
+            return self.decide_and_act(timer, work).await;
         }
-        let span = tracing::info_span!("remediate", otel.name = %format_args!("remediate {}", timer.notifier),
-            action = %timer.notifier, incident_id = timer.incident.id, rule = %timer.rule, step = timer.step,
-            episode = %timer.subject, target = Empty, dry_run = Empty, verdict = Empty, remediation_id = Empty,
+        let action = work.action.as_str();
+        let span = tracing::info_span!("remediate", otel.name = %format_args!("remediate {action}"),
+            action, incident_id = timer.incident.id, rule = %timer.rule, step = work.step,
+            episode = %work.episode, target = Empty, dry_run = Empty, verdict = Empty, remediation_id = Empty,
             result = Empty, summary = Empty, otel.status_code = Empty);
-        let done = self.decide_and_act(timer).instrument(span.clone()).await;
+        let done = self.decide_and_act(timer, work).instrument(span.clone()).await;
         let failed = match &done {
             Ok(Done::Rejected(reason)) => Some(reason.clone()),
             Err(e) => Some(e.to_string()),
@@ -214,23 +215,20 @@ impl Runner {
     }
 
     /// [`Runner::run`]: the guard rails' verdict, then the action, recorded.
-    async fn decide_and_act(&self, timer: &Claimed) -> Result<Done, StoreError> {
+    async fn decide_and_act(&self, timer: &Claimed, work: &RemediationWork) -> Result<Done, StoreError> {
         let started = Instant::now();
-        let job = match RemediationJob::decode(timer.payload.as_ref()) {
-            Ok(job) => job,
-            Err(reason) => return Ok(self.reject(timer, reason)),
-        };
-        let step = timer.step.max(1);
+        let job = &work.job;
+        let step = work.step.max(1);
         let rule = self.rules.get(&timer.rule);
         let mode = rule.map_or(RuleMode::Act, |rule| rule.mode);
-        if step == 1 && self.relapsed(timer, &job, mode).await? {
+        if step == 1 && self.relapsed(timer, work, mode).await? {
             return Ok(Done::Finished);
         }
         let Some(spec) = rule.and_then(|rule| rule.remediation_step(step)) else {
             let reason = format!("rule {:?} no longer has remediation step {step}", timer.rule);
-            return Ok(self.reject(timer, reason));
+            return Ok(self.reject(timer, work, reason));
         };
-        let (params, skip, warning, recheck) = self.precheck(spec, &job).await;
+        let (params, skip, warning, recheck) = self.precheck(spec, job).await;
         let target = target_key(spec.action, &params);
         let dry_run = spec.dry_run.unwrap_or(self.guard_rails.dry_run);
         let demotion = self.store.demotion(&timer.rule, step).await?;
@@ -241,7 +239,7 @@ impl Runner {
             step,
             action: spec.action,
             target: &target,
-            episode: &timer.subject,
+            episode: &work.episode,
             fingerprint: &job.fingerprint,
             starts_at: job.starts_at,
             skip: skip.as_ref().map(|(result, _)| *result),
@@ -271,7 +269,7 @@ impl Runner {
             RemediationDecision::AwaitingApproval => {
                 let until = decided.expires_at.unwrap_or_else(Utc::now);
                 let why = demotion.map(|d| d.reason);
-                self.request_approval(timer, spec, id, (&params, &target, why), until)
+                self.request_approval(timer, work, spec, id, (&params, &target, why), until)
                     .await?;
                 return Ok(Done::Wait(until));
             }
@@ -303,7 +301,7 @@ impl Runner {
         if report.result == RemediationResult::Failure {
             span.record("otel.status_code", "ERROR");
         }
-        self.finish(timer, (spec, mode), &job, id, &target, &report, started)
+        self.finish(timer, (spec, mode), work, id, &target, &report, started)
             .await?;
         Ok(Done::Finished)
     }
@@ -386,6 +384,7 @@ impl Runner {
     async fn request_approval(
         &self,
         timer: &Claimed,
+        work: &RemediationWork,
         spec: &RemediationSpec,
         id: i64,
         (params, target, demoted): (&ActionParams, &str, Option<String>),
@@ -414,7 +413,7 @@ impl Runner {
             .inc();
         tracing::info!(
             incident_id = timer.incident.id, rule = %timer.rule, action = spec.action.as_str(), target,
-            episode = %timer.subject, remediation_id = id, until = %until, plan = %plan.summary,
+            episode = %work.episode, remediation_id = id, until = %until, plan = %plan.summary,
             "remediation awaits approval"
         );
         Ok(())
@@ -469,30 +468,27 @@ impl Runner {
         Some((RemediationResult::SkippedMaintenance, reason))
     }
 
-    /// A step's `verify_within` is up: records whether it fixed the alert and, if it did
-    /// not, schedules the next step or hands the incident to people.
-    pub async fn verify(&self, timer: &Claimed) -> Result<Done, StoreError> {
-        let job = match RemediationJob::decode(timer.payload.as_ref()) {
-            Ok(job) => job,
-            Err(reason) => return Ok(self.reject(timer, reason)),
-        };
-        let step = timer.step.max(1);
+    /// A step's `verify_within` is up (`work`): records whether it fixed the alert and, if it
+    /// did not, schedules the next step or hands the incident to people.
+    pub async fn verify(&self, timer: &Claimed, work: &RemediationWork) -> Result<Done, StoreError> {
+        let job = &work.job;
+        let step = work.step.max(1);
         if let Some(evidence) = self
             .store
-            .unread_evidence(&timer.rule, &timer.subject, step)
+            .unread_evidence(&timer.rule, &work.episode, step)
             .await?
         {
             let after = self.read(&evidence.query).await;
             self.store
-                .record_evidence_after(&timer.rule, &timer.subject, step, &after)
+                .record_evidence_after(&timer.rule, &work.episode, step, &after)
                 .await?;
         }
-        let next = self.next_job(&timer.rule, step + 1, &job);
+        let next = self.next_job(&timer.rule, step + 1, job);
         let check = VerifyStep {
             incident_id: timer.incident.id,
             rule: &timer.rule,
             step,
-            episode: &timer.subject,
+            episode: &work.episode,
             fingerprint: &job.fingerprint,
             starts_at: job.starts_at,
             next: next.as_ref().map(|(action, job)| (*action, job)),
@@ -509,17 +505,17 @@ impl Runner {
         match verified {
             Verified::Holding(until) => {
                 tracing::info!(
-                    incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
-                    episode = %timer.subject, until = %until, observed, evidence,
+                    incident_id = timer.incident.id, rule = %timer.rule, step, action = work.action.as_str(),
+                    episode = %work.episode, until = %until, observed, evidence,
                     "remediation holding: the alert resolved"
                 );
                 Ok(Done::Wait(until))
             }
             Verified::Done(verification) => {
-                self.count_verification(&timer.rule, &timer.notifier, verification, observed);
+                self.count_verification(&timer.rule, work.action.as_str(), verification, observed);
                 tracing::info!(
-                    incident_id = timer.incident.id, rule = %timer.rule, step, action = %timer.notifier,
-                    episode = %timer.subject, verification = verification.as_str(), observed, evidence,
+                    incident_id = timer.incident.id, rule = %timer.rule, step, action = work.action.as_str(),
+                    episode = %work.episode, verification = verification.as_str(), observed, evidence,
                     next_step = next.as_ref().map(|(action, _)| action.as_str()),
                     "remediation verified"
                 );
@@ -529,10 +525,10 @@ impl Runner {
     }
 
     /// The action of step `step` of `rule` and the job its timer carries for `job`'s alert.
-    fn next_job(&self, rule: &str, step: i32, job: &RemediationJob) -> Option<(Action, Value)> {
+    fn next_job(&self, rule: &str, step: i32, job: &RemediationJob) -> Option<(Action, RemediationJob)> {
         let spec = self.rules.get(rule)?.remediation_step(step)?;
         let params = spec.render(&job.labels, &job.annotations);
-        Some((spec.action, job.for_step(params).to_payload()))
+        Some((spec.action, job.for_step(params)))
     }
 
     /// Demotes the step when its relapses and failures reach `remediation.demote_after`.
@@ -584,13 +580,14 @@ impl Runner {
     async fn relapsed(
         &self,
         timer: &Claimed,
-        job: &RemediationJob,
+        work: &RemediationWork,
         mode: RuleMode,
     ) -> Result<bool, StoreError> {
+        let job = &work.job;
         let refired = Refired {
             incident_id: timer.incident.id,
             rule: &timer.rule,
-            episode: &timer.subject,
+            episode: &work.episode,
             fingerprint: &job.fingerprint,
             starts_at: job.starts_at,
             mode,
@@ -602,7 +599,7 @@ impl Runner {
         if relapse.first {
             let observed = relapse.observed;
             self.count_verification(&timer.rule, &relapse.action, Verification::Relapsed, observed);
-            log_relapse(timer, &relapse, next.as_ref().map(|(action, _)| *action));
+            log_relapse(timer, work, &relapse, next.as_ref().map(|(action, _)| *action));
             if !observed {
                 self.demote_if_due(&timer.rule, relapse.step).await?;
             }
@@ -614,7 +611,7 @@ impl Runner {
             .after_relapse(
                 timer.incident.id,
                 &timer.rule,
-                &timer.subject,
+                &work.episode,
                 (next, relapse.observed),
             )
             .await?;
@@ -622,19 +619,36 @@ impl Runner {
     }
 
     /// A timer that cannot be run: logged and counted, and a failure for the engine to record.
-    fn reject(&self, timer: &Claimed, reason: String) -> Done {
+    fn reject(&self, timer: &Claimed, work: &RemediationWork, reason: String) -> Done {
         tracing::error!(
             timer_id = timer.id, incident_id = timer.incident.id, rule = %timer.rule,
-            action = %timer.notifier, episode = %timer.subject, reason = %reason,
+            action = work.action.as_str(), episode = %work.episode, reason = %reason,
             "remediation cannot be run"
         );
-        if let Some(action) = Action::parse(&timer.notifier) {
+        self.count_failure(Some(work.action));
+        Done::Rejected(reason)
+    }
+
+    /// A remediation or verify timer whose row cannot be read (its job damaged, or written by
+    /// another version): logged and counted as one that cannot be run; the reason, for the
+    /// engine to record its failure with.
+    pub fn undecodable(&self, timer: &Undecodable) -> String {
+        tracing::error!(
+            timer_id = timer.id, incident_id = timer.incident_id, rule = %timer.rule,
+            action = timer.action.map(Action::as_str), reason = %timer.reason,
+            "remediation cannot be run"
+        );
+        self.count_failure(timer.action);
+        timer.reason.clone()
+    }
+
+    fn count_failure(&self, action: Option<Action>) {
+        if let Some(action) = action {
             self.metrics
                 .remediations
                 .with_label_values(&[action.as_str(), RemediationResult::Failure.as_str()])
                 .inc();
         }
-        Done::Rejected(reason)
     }
 
     /// Decisions medic can make without the database: the parameters rendered and valid
@@ -764,17 +778,16 @@ impl Runner {
         &self,
         timer: &Claimed,
         (spec, mode): (&RemediationSpec, RuleMode),
-        job: &RemediationJob,
+        work: &RemediationWork,
         id: i64,
         target: &str,
         report: &Report,
         started: Instant,
     ) -> Result<(), StoreError> {
-        let payload = job.to_payload();
         let verify = spec.verify_within.map(|within| VerifyAfter {
             within,
             hold: spec.hold.unwrap_or(self.guard_rails.hold),
-            job: &payload,
+            job: &work.job,
         });
         self.store
             .finish_remediation(
@@ -806,18 +819,18 @@ impl Runner {
                 .inc();
         }
         if report.result == RemediationResult::Failure && !observing {
-            self.demote_if_due(&timer.rule, timer.step.max(1)).await?;
+            self.demote_if_due(&timer.rule, work.step.max(1)).await?;
         }
         // A step skipped or failed ends the ladder: people take over at once, told what was
         // tried. A rule that only observes changes nothing, the pages' schedule included.
         let escalate = !report.result.is_done() && !observing;
         tracing::info!(
-            incident_id = timer.incident.id, rule = %timer.rule, step = timer.step.max(1), action, target,
-            episode = %timer.subject, mode = mode.as_str(), result, summary = %report.summary, escalate,
+            incident_id = timer.incident.id, rule = %timer.rule, step = work.step.max(1), action, target,
+            episode = %work.episode, mode = mode.as_str(), result, summary = %report.summary, escalate,
             "remediation"
         );
         if escalate {
-            let handover = self.store.handover(&timer.rule, &timer.subject).await?;
+            let handover = self.store.handover(&timer.rule, &work.episode).await?;
             self.store
                 .escalate_now(timer.incident.id, Some(&handover))
                 .await?;
@@ -827,10 +840,10 @@ impl Runner {
 }
 
 /// One event for a relapse: which step's fix did not hold, and what comes next.
-fn log_relapse(timer: &Claimed, relapse: &Relapse, next: Option<Action>) {
+fn log_relapse(timer: &Claimed, work: &RemediationWork, relapse: &Relapse, next: Option<Action>) {
     tracing::info!(
         incident_id = timer.incident.id, rule = %timer.rule, step = relapse.step, action = %relapse.action,
-        remediation_id = relapse.remediation_id, fixed_episode = %relapse.episode, episode = %timer.subject,
+        remediation_id = relapse.remediation_id, fixed_episode = %relapse.episode, episode = %work.episode,
         held_from = ?relapse.held_from, relapsed_at = ?relapse.relapsed_at,
         next_step = next.map(Action::as_str), "remediation relapsed: the alert fired again within hold"
     );

@@ -21,7 +21,7 @@ use super::{
     simulate::Planned,
 };
 use crate::{
-    domain::{ActionParams, RemediationJob, RemediationResult, RuleMode, TimerKind},
+    domain::{ActionParams, RemediationJob, RemediationResult, RuleMode, TimerWork},
     plan::{Plan, RemediationSpec, Rule},
     remediation::target_key,
     store::replay::{Snapshot, StoredIncident, StoredRemediation},
@@ -88,16 +88,16 @@ impl<'a> Remediator<'a> {
     /// Queues the first step of each remediation timer an incident's notifications asked for:
     /// the engine decides it as soon as the notification is recorded.
     pub fn schedule(&mut self, incident: usize, planned: &[Planned]) {
-        for p in planned.iter().filter(|p| p.timer.kind == TimerKind::Remediation) {
-            let Ok(job) = RemediationJob::decode(p.timer.payload.as_ref()) else {
+        for p in planned {
+            let TimerWork::Remediation(planned) = &p.timer.work else {
                 continue;
             };
             let work = Work {
                 incident,
                 rule: p.timer.rule.clone(),
                 step: 1,
-                episode: p.timer.subject.clone(),
-                job,
+                episode: planned.episode.clone(),
+                job: planned.job.clone(),
                 verify: false,
             };
             self.push(p.due.max(p.arrival), work);

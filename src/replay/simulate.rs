@@ -13,7 +13,10 @@ use crate::{
     alertmanager::{Status, KV},
     domain::{AlertEpisode, Fingerprint, Notification, PlannedTimer, TimerKind},
     plan::Rules,
-    store::replay::{StoredAlert, StoredIncident},
+    store::{
+        replay::{StoredAlert, StoredIncident},
+        timer_work,
+    },
 };
 
 /// A timer as intake would have written it: due `after` the incident opened, scheduled by
@@ -49,14 +52,16 @@ pub fn plan_incident(rules: &Rules, incident: &StoredIncident) -> Vec<Planned> {
         let decisions = rules
             .plan(&notification_at(incident, arrival))
             .into_iter()
-            .filter(|timer| !matches!(timer.kind, TimerKind::Context | TimerKind::ContextReady));
+            .filter(|timer| !matches!(timer.kind(), TimerKind::Context | TimerKind::ContextReady));
         for timer in decisions {
+            // The store's unique key: a timer is scheduled once per incident.
+            let (notifier, subject) = timer_work::key(&timer.work);
             let key = (
-                timer.kind,
+                timer.kind(),
                 timer.rule.clone(),
-                timer.step,
-                timer.notifier.clone(),
-                timer.subject.clone(),
+                timer.work.step(),
+                notifier,
+                subject,
             );
             if keys.insert(key) {
                 let after = TimeDelta::from_std(timer.after).unwrap_or(TimeDelta::MAX);
@@ -129,12 +134,12 @@ pub fn messages(
 ) -> Vec<Event> {
     let mut events: Vec<Event> = planned
         .iter()
-        .filter(|p| p.timer.kind == TimerKind::Opened && p.due <= horizon)
+        .filter(|p| p.timer.kind() == TimerKind::Opened && p.due <= horizon)
         .map(|p| message(p, p.due))
         .collect();
     let mut escalations: Vec<Escalation> = planned
         .iter()
-        .filter(|p| p.timer.kind == TimerKind::Escalation)
+        .filter(|p| p.timer.kind() == TimerKind::Escalation)
         .map(|planned| Escalation {
             planned,
             next: Some(planned.due),
@@ -207,13 +212,13 @@ fn hand_over(escalations: &mut [Escalation], at: DateTime<Utc>, stop: Option<Dat
     let Some(step) = escalations
         .iter()
         .filter(|e| pending(e))
-        .map(|e| e.planned.timer.step)
+        .map(|e| e.planned.timer.work.step())
         .min()
     else {
         return;
     };
     for e in escalations.iter_mut() {
-        if pending(e) && e.planned.timer.step == step && e.next.is_some_and(|n| n > at) {
+        if pending(e) && e.planned.timer.work.step() == step && e.next.is_some_and(|n| n > at) {
             e.next = Some(at);
         }
     }
@@ -229,7 +234,7 @@ fn closing<'a>(
 ) -> impl Iterator<Item = Event> + 'a {
     let heard = planned
         .iter()
-        .filter(move |p| p.timer.kind == TimerKind::Opened && p.arrival <= at)
+        .filter(move |p| p.timer.kind() == TimerKind::Opened && p.arrival <= at)
         .chain(
             escalations
                 .iter()
@@ -238,7 +243,10 @@ fn closing<'a>(
         );
     let mut first: Vec<&Planned> = Vec::new();
     for p in heard {
-        match first.iter_mut().find(|f| f.timer.notifier == p.timer.notifier) {
+        match first
+            .iter_mut()
+            .find(|f| f.timer.work.notifier() == p.timer.work.notifier())
+        {
             Some(f) if p.seq < f.seq => *f = p,
             Some(_) => {}
             None => first.push(p),
@@ -247,11 +255,11 @@ fn closing<'a>(
     first.into_iter().map(move |p| Event {
         at,
         fact: Fact::Message {
-            notifier: p.timer.notifier.clone(),
+            notifier: p.timer.work.notifier().unwrap_or_default().to_owned(),
             kind: kind.to_owned(),
             rule: p.timer.rule.clone(),
             step: 0,
-            channel: p.timer.channel.to_owned(),
+            channel: p.timer.channel.as_str().to_owned(),
         },
     })
 }
@@ -260,11 +268,11 @@ fn message(planned: &Planned, at: DateTime<Utc>) -> Event {
     Event {
         at,
         fact: Fact::Message {
-            notifier: planned.timer.notifier.clone(),
-            kind: planned.timer.kind.as_str().to_owned(),
+            notifier: planned.timer.work.notifier().unwrap_or_default().to_owned(),
+            kind: planned.timer.kind().as_str().to_owned(),
             rule: planned.timer.rule.clone(),
-            step: planned.timer.step,
-            channel: planned.timer.channel.to_owned(),
+            step: planned.timer.work.step(),
+            channel: planned.timer.channel.as_str().to_owned(),
         },
     }
 }

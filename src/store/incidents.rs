@@ -18,6 +18,7 @@ use super::{
     error::StoreError,
     remediations::RemediationRecord,
     renewals::{prepare_renew, renew_in, RenewArgs, Returned},
+    timer_work,
     timers::{Acknowledgement, TimerRecord},
 };
 use crate::{
@@ -96,28 +97,37 @@ struct TimerColumns<'a> {
     kinds: Vec<&'static str>,
     rules: Vec<&'a str>,
     steps: Vec<i32>,
-    notifiers: Vec<&'a str>,
+    notifiers: Vec<String>,
     channels: Vec<&'static str>,
     after_ms: Vec<i64>,
     repeat_ms: Vec<Option<i64>>,
-    subjects: Vec<&'a str>,
-    payloads: Vec<Option<&'a serde_json::Value>>,
+    subjects: Vec<String>,
+    payloads: Vec<Option<serde_json::Value>>,
 }
 
 impl<'a> TimerColumns<'a> {
     fn new(timers: &'a [PlannedTimer]) -> Self {
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        Self {
-            kinds: timers.iter().map(|t| t.kind.as_str()).collect(),
+        let mut columns = Self {
+            kinds: Vec::with_capacity(timers.len()),
             rules: timers.iter().map(|t| t.rule.as_str()).collect(),
-            steps: timers.iter().map(|t| t.step).collect(),
-            notifiers: timers.iter().map(|t| t.notifier.as_str()).collect(),
-            channels: timers.iter().map(|t| t.channel).collect(),
+            steps: Vec::with_capacity(timers.len()),
+            notifiers: Vec::with_capacity(timers.len()),
+            channels: timers.iter().map(|t| t.channel.as_str()).collect(),
             after_ms: timers.iter().map(|t| ms(t.after)).collect(),
             repeat_ms: timers.iter().map(|t| t.repeat.map(ms)).collect(),
-            subjects: timers.iter().map(|t| t.subject.as_str()).collect(),
-            payloads: timers.iter().map(|t| t.payload.as_ref()).collect(),
+            subjects: Vec::with_capacity(timers.len()),
+            payloads: Vec::with_capacity(timers.len()),
+        };
+        for timer in timers {
+            let row = timer_work::encode(&timer.work);
+            columns.kinds.push(row.kind.as_str());
+            columns.steps.push(row.step);
+            columns.notifiers.push(row.notifier);
+            columns.subjects.push(row.subject);
+            columns.payloads.push(row.payload);
         }
+        columns
     }
 }
 
@@ -580,7 +590,7 @@ fn incident_from(row: &Row) -> Incident {
             by,
             note: row.get(14),
             at: row.get(15),
-            via: row.get(16),
+            via: super::timers::surface(row.get(16)),
         }),
         alerts: Vec::new(),
         timers: None,

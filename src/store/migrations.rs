@@ -76,10 +76,16 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (19, "context", include_str!("../../migrations/0019_context.sql")),
     (20, "proof", include_str!("../../migrations/0020_proof.sql")),
     (21, "observe", include_str!("../../migrations/0021_observe.sql")),
+    (22, "channels", include_str!("../../migrations/0022_channels.sql")),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`: "medic" in ASCII.
 const LOCK_KEY: i64 = 0x006d_6564_6963;
+
+/// The versions of the migrations this build applies, in order.
+pub fn versions() -> Vec<i32> {
+    MIGRATIONS.iter().map(|(version, _, _)| *version).collect()
+}
 
 /// The schema version this build needs.
 pub fn latest() -> i32 {

@@ -18,6 +18,7 @@ mod renewals;
 pub mod replay;
 pub mod retention;
 pub mod slo;
+pub mod timer_work;
 pub mod timers;
 pub mod tls;
 

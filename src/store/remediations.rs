@@ -14,10 +14,11 @@ use super::{
     audit::{self, Actor},
     database::Store,
     error::StoreError,
+    timer_work,
 };
 use crate::domain::{
-    Act, Action, Evidence, Handover, Reading, RemediationDecision, RemediationResult, RuleMode, TriedStep,
-    Verification,
+    Act, Action, ApprovalQuestion, Evidence, Handover, Reading, RemediationDecision, RemediationJob,
+    RemediationReport, RemediationResult, RemediationWork, RuleMode, TimerWork, TriedStep, Verification,
 };
 
 /// What a remediation is about to do, and the limits it must respect.
@@ -76,7 +77,7 @@ pub struct VerifyStep<'a> {
     pub fingerprint: &'a str,
     pub starts_at: DateTime<Utc>,
     /// The next step's action and the job its timer carries; None at the end of the ladder.
-    pub next: Option<(Action, &'a Value)>,
+    pub next: Option<(Action, &'a RemediationJob)>,
 }
 
 /// How a verification came out, and about which step.
@@ -94,7 +95,7 @@ pub struct VerifiedStep {
 pub struct VerifyAfter<'a> {
     pub within: Duration,
     pub hold: Duration,
-    pub job: &'a Value,
+    pub job: &'a RemediationJob,
 }
 
 /// A step's evidence as the API shows it: what was read, and the line people read.
@@ -203,7 +204,8 @@ const DECIDE: &str = "
 /// Records the outcome and the evidence read before acting ($8); a success (or an observed
 /// step) with `verify_within` ($5, milliseconds) is verified then (a `verify` timer carrying
 /// the job, $6), and must then hold for $7 milliseconds. Tells the rule's `notify` list
-/// (except PagerDuty) what happened. Returns how many timers it scheduled.
+/// (except PagerDuty) what happened (the report's subject and payload, $9 and $10). Returns
+/// how many timers it scheduled.
 const FINISH: &str = "
     WITH done AS (
         UPDATE remediations SET result = $2, summary = $3, detail = $4, finished_at = now(),
@@ -228,16 +230,15 @@ const FINISH: &str = "
         INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
                             subject, payload)
         SELECT DISTINCT ON (t.notifier) d.incident_id, 'remediated', d.rule, 0, t.notifier, t.channel,
-               now(), now(), d.id::text,
-               jsonb_build_object('action', d.action, 'target', d.target, 'result', d.result,
-                                  'summary', d.summary)
+               now(), now(), $9::text, $10::jsonb
           FROM done d JOIN timers t ON t.incident_id = d.incident_id AND t.rule = d.rule
          WHERE t.kind = 'opened' AND t.channel <> 'pagerduty'
         ON CONFLICT DO NOTHING RETURNING 1)
     SELECT (SELECT count(*) FROM verify) + (SELECT count(*) FROM reports)";
 
 /// Records what a request for approval shows (the parameters and the dry run's plan) and asks
-/// the rule's `notify` list (except PagerDuty) to decide.
+/// the rule's `notify` list (except PagerDuty) to decide (the question's subject and payload,
+/// $5 and $6).
 const REQUEST: &str = "
     WITH asked AS (
         UPDATE remediations SET params = $2, plan = $3, summary = $4
@@ -246,29 +247,18 @@ const REQUEST: &str = "
     INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
                         subject, payload)
     SELECT DISTINCT ON (t.notifier) a.incident_id, 'approval', a.rule, 0, t.notifier, t.channel,
-           now(), now(), a.id::text,
-           jsonb_build_object('remediation_id', a.id, 'action', a.action, 'target', a.target,
-                              'plan', $3::text, 'expires_at', a.expires_at)
+           now(), now(), $5::text, $6::jsonb
       FROM asked a JOIN timers t ON t.incident_id = a.incident_id AND t.rule = a.rule
      WHERE t.kind = 'opened' AND t.channel <> 'pagerduty'
     ON CONFLICT DO NOTHING";
 
 /// Tells the rule's `notify` list (except PagerDuty) how a step's verification came out: a
-/// report like the step's own, its subject `<id>/verify`, with the evidence's line ($5) when
-/// the step has one. An observed step says that nothing was done.
+/// report like the step's own (its subject and payload, $4 and $5).
 const VERIFIED: &str = "
     INSERT INTO timers (incident_id, kind, rule, step, notifier, channel, scheduled_at, due_at,
                         subject, payload)
     SELECT DISTINCT ON (t.notifier) r.incident_id, 'remediated', r.rule, 0, t.notifier, t.channel,
-           now(), now(), r.id::text || '/verify',
-           jsonb_build_object('action', r.action, 'target', r.target, 'result', $4::text,
-                              'summary', CASE WHEN r.result = 'observed'
-                                              THEN 'observed, nothing was done: ' ELSE '' END
-                                         || CASE $4::text
-                                         WHEN 'fixed' THEN 'the alert resolved within verify_within and stayed resolved for hold'
-                                         WHEN 'relapsed' THEN 'the alert resolved, then fired again within hold'
-                                         ELSE 'the alert still fires after verify_within' END
-                                         || coalesce('; ' || $5::text, ''))
+           now(), now(), $4::text, $5::jsonb
       FROM remediations r JOIN timers t ON t.incident_id = r.incident_id AND t.rule = r.rule
      WHERE r.rule = $1 AND r.episode = $2 AND r.step = $3
        AND t.kind = 'opened' AND t.channel <> 'pagerduty'
@@ -337,7 +327,7 @@ const NEXT_STEP: &str = "
     ON CONFLICT DO NOTHING";
 
 /// Brings the incident's first pending escalation step forward to now, with what medic tried
-/// ($2, [`Handover::to_payload`], when it says) for its message.
+/// ($2, [`timer_work::handover_payload`], when it says) for its message.
 const ESCALATE_NOW: &str = "
     UPDATE timers t SET due_at = now(), scheduled_at = now(), updated_at = now(),
                         payload = CASE WHEN $2::jsonb IS NULL THEN t.payload
@@ -356,23 +346,89 @@ async fn go_on(
     incident_id: i64,
     rule: &str,
     episode: &str,
-    next: Option<(i32, Action, &Value)>,
+    next: Option<(i32, Action, &RemediationJob)>,
     observed: bool,
 ) -> Result<(), StoreError> {
     match next {
         Some((step, action, job)) => {
+            let work = TimerWork::Remediation(RemediationWork {
+                action,
+                step,
+                episode: episode.to_owned(),
+                job: job.clone(),
+            });
+            let row = timer_work::encode(&work);
             tx.execute(
                 NEXT_STEP,
-                &[&incident_id, &rule, &step, &action.as_str(), &episode, job],
+                &[
+                    &incident_id,
+                    &rule,
+                    &row.step,
+                    &row.notifier,
+                    &row.subject,
+                    &row.payload,
+                ],
             )
             .await?;
         }
         None if observed => {}
         None => {
-            let handover = handover(tx, rule, episode).await?.to_payload();
+            let handover = timer_work::handover_payload(&handover(tx, rule, episode).await?);
             tx.execute(ESCALATE_NOW, &[&incident_id, &handover]).await?;
         }
     }
+    Ok(())
+}
+
+/// A remediation's action and target, and until when its request for approval waits: what
+/// the reports and requests about it say.
+async fn words(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<(String, String, Option<DateTime<Utc>>), StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT action, target, expires_at FROM remediations WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map_or_else(
+        || (String::new(), String::new(), None),
+        |row| (row.get(0), row.get(1), row.get(2)),
+    ))
+}
+
+/// Tells the rule's channels how step `step` of `episode`'s ladder was verified.
+async fn tell_verification(
+    tx: &deadpool_postgres::Transaction<'_>,
+    (rule, episode, step): (&str, &str, i32),
+    verified: Verification,
+    evidence: Option<&str>,
+) -> Result<(), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT id, action, target, result = 'observed' FROM remediations
+              WHERE rule = $1 AND episode = $2 AND step = $3",
+            &[&rule, &episode, &step],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let mut report = RemediationReport::of_verification(row.get(0), row.get(1), row.get(2), verified);
+    // A rule that only observes did nothing: its report must not read as if it had.
+    if row.get::<_, bool>(3) {
+        report.summary = format!("observed, nothing was done: {}", report.summary);
+    }
+    if let Some(line) = evidence {
+        report.summary = format!("{}; {line}", report.summary);
+    }
+    let (subject, payload) = (
+        timer_work::report_subject(&report),
+        timer_work::report_payload(&report),
+    );
+    tx.execute(VERIFIED, &[&rule, &episode, &step, &subject, &payload])
+        .await?;
     Ok(())
 }
 
@@ -551,13 +607,26 @@ impl Store {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let verify_ms = verify.as_ref().map(|v| ms(v.within));
         let hold_ms = verify.as_ref().map(|v| ms(v.hold));
-        let job = verify.as_ref().map(|v| v.job);
+        let job = verify.as_ref().map(|v| timer_work::job_payload(v.job));
         let evidence = evidence.and_then(|e| serde_json::to_value(e).ok());
+        let (action, target, _) = words(&client, id).await?;
+        let report = RemediationReport {
+            remediation_id: id,
+            verification: false,
+            action,
+            target,
+            result: result.to_owned(),
+            summary: summary.to_owned(),
+        };
+        let (subject, payload) = (
+            timer_work::report_subject(&report),
+            timer_work::report_payload(&report),
+        );
         let scheduled: i64 = client
             .query_one(
                 &statement,
                 &[
-                    &id, &result, &summary, detail, &verify_ms, &job, &hold_ms, &evidence,
+                    &id, &result, &summary, detail, &verify_ms, &job, &hold_ms, &evidence, &subject, &payload,
                 ],
             )
             .await?
@@ -579,8 +648,20 @@ impl Store {
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(REQUEST).await?;
+        let (action, target, expires_at) = words(&client, id).await?;
+        let question = ApprovalQuestion {
+            remediation_id: id,
+            action,
+            target,
+            plan: plan.to_owned(),
+            expires_at,
+        };
+        let (subject, payload) = (
+            question.remediation_id.to_string(),
+            timer_work::approval_payload(&question),
+        );
         let asked = client
-            .execute(&statement, &[&id, params, &plan, &summary])
+            .execute(&statement, &[&id, params, &plan, &summary, &subject, &payload])
             .await?;
         if asked > 0 {
             client.batch_execute("NOTIFY medic_timers").await?;
@@ -602,7 +683,7 @@ impl Store {
         handover: Option<&Handover>,
     ) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let handover = handover.map(Handover::to_payload);
+        let handover = handover.map(timer_work::handover_payload);
         let moved = client.execute(ESCALATE_NOW, &[&incident_id, &handover]).await?;
         if moved > 0 {
             client.batch_execute("NOTIFY medic_timers").await?;
@@ -689,9 +770,11 @@ impl Store {
         .await?;
         // The rule's channels (except PagerDuty) hear whether it held.
         let line = state.evidence.as_ref().map(Evidence::line);
-        tx.execute(
-            VERIFIED,
-            &[&check.rule, &check.episode, &check.step, &word, &line],
+        tell_verification(
+            tx,
+            (check.rule, check.episode, check.step),
+            verification,
+            line.as_deref(),
         )
         .await?;
         if verification == Verification::NotFixed {
@@ -776,11 +859,13 @@ impl Store {
             return Ok(None);
         };
         let relapse = relapse_from(&row, true);
-        let relapsed = Verification::Relapsed.as_str();
+        let relapsed = Verification::Relapsed;
         let line = relapse.evidence.as_ref().map(Evidence::line);
-        tx.execute(
-            VERIFIED,
-            &[&refired.rule, &relapse.episode, &relapse.step, &relapsed, &line],
+        tell_verification(
+            &tx,
+            (refired.rule, &relapse.episode, relapse.step),
+            relapsed,
+            line.as_deref(),
         )
         .await?;
         tx.batch_execute("NOTIFY medic_timers").await?;
@@ -796,7 +881,7 @@ impl Store {
         incident_id: i64,
         rule: &str,
         episode: &str,
-        (next, observed): (Option<(i32, Action, &Value)>, bool),
+        (next, observed): (Option<(i32, Action, &RemediationJob)>, bool),
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -14,11 +14,12 @@ use tokio_postgres::{types::Json, Row};
 
 use super::{
     audit::{self, Actor},
+    timer_work::{self, TimerRow},
     Store, StoreError,
 };
 use crate::{
     alertmanager::KV,
-    domain::{Act, ContextSummary, Handover, TimerKind, TimerOutcome},
+    domain::{Act, Action, ContextSummary, Surface, TimerKind, TimerOutcome, TimerWork},
 };
 
 /// Channel engines LISTEN on; scheduling a timer NOTIFYs it so sleeping engines wake early.
@@ -30,11 +31,10 @@ pub struct Claimed {
     pub id: i64,
     /// The engine's lease token; the completion must present it.
     pub claim: i64,
-    pub kind: TimerKind,
+    /// The rule that asked for it (empty for a `context` timer).
     pub rule: String,
-    pub step: i32,
-    pub notifier: String,
-    pub occurrence: i32,
+    /// What it does, read from the row once ([`timer_work`](super::timer_work)).
+    pub work: TimerWork,
     /// 1 for the first attempt at this occurrence.
     pub attempt: i32,
     pub scheduled_at: DateTime<Utc>,
@@ -47,17 +47,43 @@ pub struct Claimed {
     /// notifier is being sent right now, and PagerDuty must see the trigger first.
     pub behind_inflight: bool,
     pub incident: IncidentView,
-    /// A remediation's alert episode, or the remediation a report is about.
-    pub subject: String,
-    /// A remediation's rendered parameters and alert; a report's outcome.
-    pub payload: Option<serde_json::Value>,
-    /// What a remediation ladder tried, when it brought this escalation step forward; read
-    /// from the payload once, here.
-    pub handover: Option<Handover>,
     /// The W3C trace context the incident kept when it opened, which its later work joins.
     pub traceparent: Option<String>,
     /// The short form of the incident's cluster context, once gathered.
     pub context: Option<ContextSummary>,
+}
+
+impl Claimed {
+    /// The kind of timer.
+    pub fn kind(&self) -> TimerKind {
+        self.work.kind()
+    }
+
+    /// The escalation or remediation step (0 for other kinds).
+    pub fn step(&self) -> i32 {
+        self.work.step()
+    }
+
+    /// Which sending of a repeating escalation this is; attempts are counted per occurrence.
+    pub fn occurrence(&self) -> i32 {
+        self.work.occurrence()
+    }
+}
+
+/// A claimed timer whose row cannot be read as work (damaged, or written by a version that
+/// stored it otherwise): recorded as failed with the reason, never fired as made-up work.
+#[derive(Debug, Clone)]
+pub struct Undecodable {
+    pub id: i64,
+    pub claim: i64,
+    pub kind: TimerKind,
+    pub rule: String,
+    pub incident_id: i64,
+    pub occurrence: i32,
+    pub attempt: i32,
+    /// A remediation's or verification's action, when the row names one this build knows.
+    pub action: Option<Action>,
+    pub reason: String,
 }
 
 /// The incident as a message describes it.
@@ -83,8 +109,8 @@ pub struct Acknowledgement {
     pub by: String,
     pub note: Option<String>,
     pub at: DateTime<Utc>,
-    /// The way it came: `api`, `slack`, `pagerduty`, `console`.
-    pub via: String,
+    /// The way it came.
+    pub via: Surface,
 }
 
 /// What became of one claimed timer.
@@ -128,7 +154,7 @@ const CLAIM: &str = "
            coalesce(f.labels, '{}') || i.common_labels,
            coalesce(f.annotations, '{}') || i.common_annotations,
            i.external_url, i.created_at, i.resolved_at, n.firing, n.total, c.subject, c.payload,
-           coalesce(i.acked_via, 'api'), i.traceparent,
+           i.acked_via, i.traceparent,
            (SELECT x.summary FROM incident_context x WHERE x.incident_id = c.incident_id)
       FROM claimed c
       JOIN incidents i ON i.id = c.incident_id
@@ -216,15 +242,16 @@ fn known_kinds() -> &'static [&'static str] {
 
 impl Store {
     /// Claims up to `limit` timers due within `ahead_ms` for `lease_ms` under `token`, most
-    /// overdue first. Only kinds this build knows are claimed: a timer written by a newer
-    /// replica during a rolling update waits for one that knows it.
+    /// overdue first, each read as its work once (or as [`Undecodable`]). Only kinds this
+    /// build knows are claimed: a timer written by a newer replica during a rolling update
+    /// waits for one that knows it.
     pub async fn claim_timers(
         &self,
         limit: i64,
         token: i64,
         lease_ms: i64,
         ahead_ms: i64,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<Vec<Result<Claimed, Undecodable>>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(CLAIM).await?;
         // A claim need not wait for its WAL to reach disk: if Postgres crashes and forgets
@@ -319,27 +346,50 @@ impl Store {
     }
 }
 
-fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
+/// The way an acknowledgement came, as stored (none in incidents acknowledged before it was
+/// recorded: the API's).
+pub(super) fn surface(word: Option<&str>) -> Surface {
+    word.and_then(Surface::parse).unwrap_or(Surface::Api)
+}
+
+fn claimed_from(row: &Row, claim: i64) -> Option<Result<Claimed, Undecodable>> {
     let acknowledged = row.get::<_, Option<String>>(13).map(|by| Acknowledgement {
         by,
         note: row.get(14),
         at: row.get(15),
-        via: row.get(25),
+        via: surface(row.get(25)),
     });
     let kind = TimerKind::parse(row.get(1))?;
-    let payload: Option<serde_json::Value> = row.get(24);
-    let handover = match kind {
-        TimerKind::Escalation => Handover::decode(payload.as_ref()),
-        _ => None,
-    };
-    Some(Claimed {
-        id: row.get(0),
-        claim,
+    let stored = TimerRow {
         kind,
-        rule: row.get(2),
         step: row.get(3),
         notifier: row.get(4),
+        subject: row.get(23),
         occurrence: row.get(5),
+        payload: row.get(24),
+    };
+    let action = timer_work::action_of(kind, &stored.notifier);
+    let work = match timer_work::decode(stored) {
+        Ok(work) => work,
+        Err(reason) => {
+            return Some(Err(Undecodable {
+                id: row.get(0),
+                claim,
+                kind,
+                rule: row.get(2),
+                incident_id: row.get(11),
+                occurrence: row.get(5),
+                attempt: row.get(6),
+                action,
+                reason,
+            }))
+        }
+    };
+    Some(Ok(Claimed {
+        id: row.get(0),
+        claim,
+        rule: row.get(2),
+        work,
         attempt: row.get(6),
         scheduled_at: row.get(7),
         lateness: row.get(8),
@@ -357,16 +407,13 @@ fn claimed_from(row: &Row, claim: i64) -> Option<Claimed> {
             firing_alerts: row.get(21),
             alerts: row.get(22),
         },
-        subject: row.get(23),
-        payload,
-        handover,
         traceparent: row.get(26),
         context: row
             .try_get::<_, Option<Json<ContextSummary>>>(27)
             .ok()
             .flatten()
             .map(|Json(summary)| summary),
-    })
+    }))
 }
 
 /// What acknowledging did.
@@ -404,7 +451,7 @@ impl Store {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT status, acked_by, ack_note, acked_at, coalesce(acked_via, 'api') FROM incidents
+                "SELECT status, acked_by, ack_note, acked_at, acked_via FROM incidents
                   WHERE id = $1 FOR UPDATE",
                 &[&incident],
             )
@@ -432,7 +479,7 @@ impl Store {
                 by,
                 note: row.get(2),
                 at: row.get(3),
-                via: row.get(4),
+                via: surface(row.get(4)),
             };
             return Ok(AckResult::Acknowledged {
                 ack,
@@ -473,7 +520,7 @@ impl Store {
                 by: by.to_owned(),
                 note: note.map(str::to_owned),
                 at,
-                via: actor.surface.as_str().to_owned(),
+                via: actor.surface,
             },
             newly: true,
             cancelled: closed.get(0),

@@ -810,14 +810,18 @@ async fn a_message_held_by_a_window_that_just_ended_is_released_at_once() {
         .unwrap()
         .get(0);
     let claimed = store.claim_timers(10, 42, 60_000, 0).await.unwrap();
-    let mine = claimed.into_iter().find(|t| t.id == timer).expect("claimed");
+    let mine = claimed
+        .into_iter()
+        .flatten()
+        .find(|t| t.id == timer)
+        .expect("claimed");
 
     // The window ends between the engine's decision to hold and the record of it.
     store.end_window(window.id, &actor).await.unwrap().expect("ended");
     let completion = medic::store::timers::Completion {
         id: mine.id,
         claim: mine.claim,
-        occurrence: mine.occurrence,
+        occurrence: mine.occurrence(),
         attempt: mine.attempt,
         started_at: chrono::Utc::now(),
         outcome: medic::domain::TimerOutcome::Muted {

@@ -41,6 +41,7 @@ mod retention;
 mod search;
 mod slo;
 mod slo_report;
+mod timer_rows;
 mod tls;
 mod traces;
 mod trust;

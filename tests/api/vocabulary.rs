@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use medic::domain::{
-    Act, Auth, HeartbeatState, RemediationResult, RuleMode, Surface, TimerKind, TimerOutcome, Verification,
+    Act, Auth, Channel, HeartbeatState, RemediationResult, RuleMode, Surface, TimerKind, TimerOutcome,
+    Verification,
 };
 
 use crate::helpers::TestApp;
@@ -76,6 +77,9 @@ async fn the_schema_accepts_exactly_the_results_and_kinds_medic_writes() {
     assert_eq!(allowed(&app, "audit_events_action_check").await, acts);
     let surfaces = words(Surface::ALL.map(Surface::as_str));
     assert_eq!(allowed(&app, "audit_events_channel_check").await, surfaces);
+    assert_eq!(allowed(&app, "incidents_acked_via_check").await, surfaces);
+    let channels = words(Channel::ALL.map(Channel::as_str));
+    assert_eq!(allowed(&app, "timers_channel_check").await, channels);
     let states = words(HeartbeatState::ALL.map(HeartbeatState::as_str));
     assert_eq!(allowed(&app, "heartbeats_state_check").await, states);
 }

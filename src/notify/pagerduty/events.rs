@@ -33,7 +33,7 @@ fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
         .as_ref()
         .map(|key| key.expose_secret().to_owned())
         .unwrap_or_default();
-    let action = match message.timer.kind {
+    let action = match message.timer.kind() {
         TimerKind::Opened | TimerKind::Escalation => "trigger",
         TimerKind::Acknowledged => "acknowledge",
         // Remediation reports, requests for approval and cluster context are not scheduled
@@ -80,7 +80,7 @@ fn payload(message: &Message<'_>) -> Value {
             "firing_alerts": incident.firing_alerts,
             "medic_incident": incident.id,
             "rule": message.timer.rule,
-            "escalation_step": message.timer.step,
+            "escalation_step": message.timer.step(),
         },
     });
     if let Some(tried) = message.remediation_tried() {

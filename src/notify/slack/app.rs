@@ -25,7 +25,12 @@ use serde_json::{json, Value};
 
 use super::{buttons::Button, context, text::escape, webhook};
 use crate::notify::{Failure, Message};
-use crate::{domain::TimerKind, plan::NotifierEndpoint, store::Store, telemetry};
+use crate::{
+    domain::{TimerKind, TimerWork},
+    plan::NotifierEndpoint,
+    store::Store,
+    telemetry,
+};
 
 /// Error words worth a retry; every other `ok: false` fails at once.
 const RETRYABLE: &[&str] = &[
@@ -149,7 +154,7 @@ pub async fn send(
 ) -> Result<u16, Failure> {
     let store = store.ok_or_else(|| permanent("a slack_app notifier needs the database".into()))?;
     let api = Api { client, endpoint };
-    let kind = message.timer.kind;
+    let kind = message.timer.kind();
     if matches!(
         kind,
         TimerKind::Remediation | TimerKind::Verify | TimerKind::Context
@@ -219,7 +224,7 @@ async fn root(
     }
     let key = format!("{}:{notifier}", message.dedup_key());
     // A first attempt cannot have posted before; a later one may have, unanswered.
-    if message.timer.attempt > 1 || message.timer.occurrence > 0 {
+    if message.timer.attempt > 1 || message.timer.occurrence() > 0 {
         if let Some((channel, ts)) = find(api, &key).await {
             let (channel, ts) = store
                 .record_slack_message(incident, notifier, &channel, &ts)
@@ -293,25 +298,19 @@ async fn update(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -
 async fn reply(api: &Api<'_>, channel: &str, ts: &str, message: &Message<'_>) -> Result<(), Failure> {
     let headline = message.headline();
     let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&headline)}})];
-    if message.timer.kind == TimerKind::Approval {
-        let id = message
-            .timer
-            .payload
-            .as_ref()
-            .and_then(|p| p["remediation_id"].as_i64());
-        if let Some(id) = id {
-            blocks.push(json!({"type": "actions", "elements": [
-                Button::Approve(id).element(),
-                Button::Reject(id).element(),
-            ]}));
-        }
+    if let TimerWork::Approval { question, .. } = &message.timer.work {
+        let id = question.remediation_id;
+        blocks.push(json!({"type": "actions", "elements": [
+            Button::Approve(id).element(),
+            Button::Reject(id).element(),
+        ]}));
     }
     let body = json!({
         "channel": channel,
         "thread_ts": ts,
         "text": escape(&headline),
         "blocks": blocks,
-        "reply_broadcast": message.timer.kind == TimerKind::Escalation,
+        "reply_broadcast": message.timer.kind() == TimerKind::Escalation,
         "unfurl_links": false,
     });
     api.call("chat.postMessage", &body).await.map(|_| ())
@@ -344,21 +343,13 @@ fn root_blocks(message: &Message<'_>) -> Value {
         }
         first["text"]["text"] = json!(text);
     }
-    if message.timer.kind == TimerKind::Remediated {
-        if let Some(payload) = &message.timer.payload {
-            let text = |k: &str| payload[k].as_str().unwrap_or("?").to_owned();
-            let line = format!(
-                "Last remediation: {} {}: *{}* {}",
-                text("action"),
-                text("target"),
-                text("result"),
-                text("summary")
-            );
-            if let Some(blocks) = blocks.as_array_mut() {
-                blocks.push(
-                    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&line)}]}),
-                );
-            }
+    if let TimerWork::Remediated { report, .. } = &message.timer.work {
+        let line = format!(
+            "Last remediation: {} {}: *{}* {}",
+            report.action, report.target, report.result, report.summary
+        );
+        if let Some(blocks) = blocks.as_array_mut() {
+            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&line)}]}));
         }
     }
     if let (Some(summary), Some(blocks)) = (&message.timer.context, blocks.as_array_mut()) {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::text::escape;
 use crate::notify::Message;
 use crate::{
-    domain::{Severity, TimerKind},
+    domain::{Severity, TimerKind, TimerWork},
     plan::NotifierEndpoint,
 };
 
@@ -46,13 +46,12 @@ fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
 /// Red for critical, orange for errors, yellow for warnings, blue for the rest; green once
 /// resolved, grey once acknowledged.
 fn colour(message: &Message<'_>) -> &'static str {
-    let payload = message.timer.payload.as_ref();
-    match message.timer.kind {
-        TimerKind::Resolved => "#2EB67D",
-        TimerKind::Acknowledged => "#9E9E9E",
-        TimerKind::Remediated => match payload.and_then(|p| p["result"].as_str()) {
-            Some("success") => "#2EB67D",
-            Some("failure") => "#E01E5A",
+    match &message.timer.work {
+        TimerWork::Resolved { .. } => "#2EB67D",
+        TimerWork::Acknowledged { .. } => "#9E9E9E",
+        TimerWork::Remediated { report, .. } => match report.result.as_str() {
+            "success" => "#2EB67D",
+            "failure" => "#E01E5A",
             _ => "#9E9E9E",
         },
         _ => match Severity::from_label(message.severity()) {
@@ -73,7 +72,7 @@ pub fn blocks(message: &Message<'_>) -> Value {
     if let Some(description) = message.description() {
         text.push_str(&format!("\n_{}_", escape(description)));
     }
-    if let (TimerKind::Acknowledged, Some(ack)) = (message.timer.kind, &incident.acknowledged) {
+    if let (TimerKind::Acknowledged, Some(ack)) = (message.timer.kind(), &incident.acknowledged) {
         if let Some(note) = &ack.note {
             text.push_str(&format!("\n> {}", escape(note)));
         }

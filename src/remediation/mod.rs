@@ -275,7 +275,7 @@ impl Runner {
             }
             RemediationDecision::Act | RemediationDecision::DryRun => {
                 let evidence = match decided.decision {
-                    RemediationDecision::Act => self.evidence_before(spec, &job).await,
+                    RemediationDecision::Act => self.evidence_before(spec, job).await,
                     _ => None,
                 };
                 let report = self
@@ -284,7 +284,7 @@ impl Runner {
                 report.warned(warning).with_evidence(evidence)
             }
             RemediationDecision::Observe => {
-                let evidence = self.evidence_before(spec, &job).await;
+                let evidence = self.evidence_before(spec, job).await;
                 let approval = intent
                     .approval
                     .then(|| demotion.map_or_else(|| "approval: required".to_owned(), |d| d.reason));

@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use serde_json::Value;
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
     sink::{Reply, Sink},
     TestApp,
 };
@@ -46,15 +46,15 @@ async fn fire(app: &TestApp) -> i64 {
 
 /// The incident's only timer once it leaves `pending`.
 async fn settled(app: &TestApp, id: i64, within: Duration) -> Value {
-    let started = std::time::Instant::now();
-    loop {
+    eventually("the timer to leave pending", within, || async {
         let timer = app.incident(id).await["timers"][0].clone();
         if timer["state"] != "pending" {
-            return timer;
+            Ok(timer)
+        } else {
+            Err(timer)
         }
-        assert!(started.elapsed() < within, "still pending: {timer}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -173,13 +173,12 @@ async fn healthz_fails_when_the_engine_stops_going_round() {
     assert!(before > 1.7e9, "{before}");
     fire(&app).await;
     let started = std::time::Instant::now();
-    while app.get_anonymous("/healthz").await.status() == 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "a stalled engine still reads healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "a stalled engine to fail /healthz",
+        Duration::from_secs(10),
+        || async { app.get_anonymous("/healthz").await.status() != 200 },
+    )
+    .await;
     let body: Value = app.get_anonymous("/healthz").await.json().await.unwrap();
     assert_eq!(body["status"], "engine stalled");
     assert!(
@@ -248,7 +247,7 @@ engine: {{concurrency: 1, remediation_concurrency: 1, request_timeout: 1s, lease
         "the page waited {:?}",
         started.elapsed()
     );
-    let done = loop {
+    let done = eventually("the remediation to finish", WAIT, || async {
         let incident = app.incident(id).await;
         let finished = incident["remediations"]
             .as_array()
@@ -256,15 +255,9 @@ engine: {{concurrency: 1, remediation_concurrency: 1, request_timeout: 1s, lease
             .iter()
             .find(|r| !r["finished_at"].is_null())
             .cloned();
-        if let Some(done) = finished {
-            break done;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "the remediation never finished: {incident}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        finished.ok_or(incident)
+    })
+    .await;
     assert_eq!(done["result"], "failure", "{done}");
     assert!(
         done["summary"].as_str().unwrap().starts_with("deadline"),
@@ -320,20 +313,11 @@ async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
     );
     let client = reqwest::Client::new();
     let address = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{address}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "medic did not become ready");
+    eventually("medic to become ready", Duration::from_secs(10), || async {
+        let ready = client.get(format!("{address}/readyz")).send().await;
+        ready.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     let payload = notification(
         "g",
         "firing",
@@ -356,13 +340,10 @@ async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
         .unwrap()
         .success());
     let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = medic.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "medic did not stop");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = eventually("medic to stop", Duration::from_secs(15), || {
+        std::future::ready(medic.0.try_wait().unwrap())
+    })
+    .await;
     assert!(status.success(), "{status}");
     assert!(
         started.elapsed() >= Duration::from_millis(1500),

@@ -2,7 +2,7 @@
 //! restarts and last log lines (redacted) to Slack, the console, the API and PagerDuty; a
 //! hanging API never delays the first message.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::{
     console::{get_page, session_cookie},
     helpers::{
+        eventually,
         fake_kube::FakeKube,
         firing_alert,
         sink::{Reply, Sink},
@@ -136,33 +137,28 @@ async fn fire(app: &TestApp, pod: &str) -> i64 {
 
 /// The incident's context once gathered.
 async fn context(app: &TestApp, id: i64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let what = format!("the context of incident {id}");
+    eventually(&what, WAIT, || async {
         let response = app.get(&format!("/api/v1/incidents/{id}/context")).await;
         if response.status() == 200 {
-            return response.json().await.unwrap();
+            return Ok(response.json::<Value>().await.unwrap());
         }
         assert_eq!(response.status(), 404, "before it is gathered");
-        assert!(Instant::now() < deadline, "no context for incident {id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Err("404")
+    })
+    .await
 }
 
 /// Slack's bodies at `path` that `matches`, once one has arrived.
 async fn slack_sent(sink: &Sink, path: &str, matches: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = sink
-            .received_at(path)
+    let what = format!("a message matching at {path}");
+    eventually(&what, WAIT, || async {
+        sink.received_at(path)
             .into_iter()
             .map(|r| r.body)
             .find(|b| matches(b))
-        {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "nothing matching at {path}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

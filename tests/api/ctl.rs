@@ -2,15 +2,14 @@
 //! rejecting requests, the pause, maintenance windows, where the token comes from, and what
 //! a refusal, a usage error or an unreachable medic look like.
 
-use std::{
-    io::Write,
-    time::{Duration, Instant},
-};
+use std::{io::Write, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{fake_kube::FakeKube, firing_alert, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER};
+use crate::helpers::{
+    eventually, fake_kube::FakeKube, firing_alert, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -107,8 +106,7 @@ rules:
 
 /// `medic ctl approvals -o json` until the incident's request shows; returns the request.
 async fn awaiting(app: &TestApp, incident_id: i64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("a request for approval", WAIT, || async {
         let listed = ctl(
             &["--url", &app.address, "approvals", "-o", "json"],
             &[("MEDIC_TOKEN", VIEWER.2)],
@@ -116,12 +114,10 @@ async fn awaiting(app: &TestApp, incident_id: i64) -> Value {
         .await
         .json();
         let requests = listed["remediations"].as_array().expect("remediations").clone();
-        if let Some(found) = requests.into_iter().find(|r| r["incident_id"] == incident_id) {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "no request for approval: {listed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let found = requests.into_iter().find(|r| r["incident_id"] == incident_id);
+        found.ok_or(listed)
+    })
+    .await
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
     sink::{Reply, Sink},
     TestApp,
 };
@@ -48,15 +48,16 @@ async fn fire(app: &TestApp) -> i64 {
 
 /// Waits until the incident's only timer leaves `pending`, and returns it.
 async fn settled_timer(app: &TestApp, id: i64) -> Value {
-    for _ in 0..200 {
+    eventually("the timer to leave pending", Duration::from_secs(10), || async {
         let incident = app.incident(id).await;
         let timer = incident["timers"][0].clone();
         if timer["state"] != "pending" {
-            return timer;
+            Ok(timer)
+        } else {
+            Err(incident)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timer still pending: {}", app.incident(id).await);
+    })
+    .await
 }
 
 #[tokio::test]
@@ -175,7 +176,8 @@ engine:
     let app = TestApp::builder().config(&yaml).spawn().await;
     let id = fire(&app).await;
     sink.wait_for("/hook", 1, WAIT).await;
-    for _ in 0..100 {
+    let what = "the unreachable notifier to be given up on";
+    let gone = eventually(what, Duration::from_secs(10), || async {
         let incident = app.incident(id).await;
         let gone = incident["timers"]
             .as_array()
@@ -185,14 +187,15 @@ engine:
             .cloned()
             .unwrap();
         if gone["state"] == "failed" {
-            assert!(
-                gone["last_error"].as_str().unwrap().contains("connection"),
-                "{gone}"
-            );
-            assert!(gone["attempts"].as_array().unwrap().len() >= 2);
-            return;
+            Ok(gone)
+        } else {
+            Err(gone)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the unreachable notifier was never given up on");
+    })
+    .await;
+    assert!(
+        gone["last_error"].as_str().unwrap().contains("connection"),
+        "{gone}"
+    );
+    assert!(gone["attempts"].as_array().unwrap().len() >= 2);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
     sink::{Reply, Sink},
     TestApp, OTHER_RESPONDER,
 };
@@ -131,12 +131,15 @@ async fn an_incident_is_announced_escalated_to_pagerduty_and_resolved() {
             .filter(|e| e["event"] == "message_sent")
             .count()
     };
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut incident = app.incident(id).await;
-    while sent(&incident) < 6 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        incident = app.incident(id).await;
-    }
+    let incident = eventually("the sixth send recorded", WAIT, || async {
+        let incident = app.incident(id).await;
+        if sent(&incident) >= 6 {
+            Ok(incident)
+        } else {
+            Err(incident)
+        }
+    })
+    .await;
     let events: Vec<&str> = incident["timeline"]
         .as_array()
         .unwrap()

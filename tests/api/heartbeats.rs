@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use crate::{
     console::{get_page, session_cookie},
-    helpers::{firing_alert, notification, serve_command, sink::Sink, TestApp, TOKEN, VIEWER},
+    helpers::{
+        eventually, firing_alert, notification, ok_200, serve_command, sink::Sink, TestApp, TOKEN, VIEWER,
+    },
 };
 
 /// A heartbeat expected every second, missing after two.
@@ -73,15 +75,18 @@ fn events(sink: &Sink, path: &str, event: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The webhook messages of this event received at `path`, once there are at least `n`.
 async fn wait_for_event(sink: &Sink, path: &str, event: &str, n: usize, within: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    loop {
+    let what = format!("{n} {event} message(s) at {path}");
+    eventually(&what, within, || async {
         let seen = events(sink, path, event);
-        if seen.len() >= n || Instant::now() > deadline {
-            return seen;
+        if seen.len() >= n {
+            Ok(seen)
+        } else {
+            Err(format!("{} so far", seen.len()))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 async fn heartbeats(app: &TestApp) -> Vec<Value> {
@@ -299,7 +304,11 @@ async fn three_replicas_one_killed_during_the_silence_page_exactly_once() {
         }
     };
     for (_, _, port) in &replicas {
-        wait_until(|| post(*port), Duration::from_secs(20)).await;
+        eventually("the replica to answer 200", Duration::from_secs(20), || async {
+            let status = post(*port).await.map(|r| r.status().as_u16());
+            status.map_err(|e| e.to_string()).and_then(ok_200)
+        })
+        .await;
     }
     for i in 0..8 {
         let port = replicas[i % 3].2;
@@ -324,22 +333,6 @@ async fn three_replicas_one_killed_during_the_silence_page_exactly_once() {
     for (child, _, _) in &mut replicas[1..] {
         child.kill().unwrap();
         child.wait().unwrap();
-    }
-}
-
-/// Polls until `attempt` answers 200.
-async fn wait_until<F, Fut>(attempt: F, within: Duration)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if matches!(attempt().await, Ok(r) if r.status() == 200) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "medic never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use crate::helpers::{alerts_with_labels, fake_kube::FakeKube, shared_postgres, unique_name, TestApp};
+use crate::helpers::{
+    alerts_with_labels, eventually, fake_kube::FakeKube, shared_postgres, unique_name, TestApp,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -134,8 +136,8 @@ fn rules_yaml() -> String {
 
 /// Every remediation's result by episode, once `count` have finished.
 async fn results(app: &TestApp, count: usize) -> BTreeMap<String, (String, String)> {
-    let started = std::time::Instant::now();
-    loop {
+    let what = format!("{count} remediations to finish");
+    eventually(&what, WAIT, || async {
         let rows = app
             .sql()
             .await
@@ -146,15 +148,12 @@ async fn results(app: &TestApp, count: usize) -> BTreeMap<String, (String, Strin
             .await
             .unwrap();
         if rows.len() >= count {
-            return rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
+            Ok(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+        } else {
+            Err(format!("{} finished", rows.len()))
         }
-        assert!(
-            started.elapsed() < WAIT,
-            "{} of {count} remediations finished",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

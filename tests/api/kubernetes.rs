@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     config::{assert_problem, problems_in},
+    eventually,
     fake_kube::{FakeKube, TOKEN},
     firing_alert,
     sink::Sink,
@@ -105,19 +106,17 @@ async fn fire(app: &TestApp, alertname: &str, fingerprint: &str, mut labels: Val
 
 /// The incident's first finished remediation.
 async fn outcome(app: &TestApp, id: i64) -> Value {
-    for _ in 0..400 {
+    eventually("a remediation to finish", Duration::from_secs(20), || async {
         let incident = app.incident(id).await;
-        if let Some(done) = incident["remediations"]
+        let done = incident["remediations"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| !r["finished_at"].is_null())
-        {
-            return done.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no remediation finished: {}", app.incident(id).await);
+            .cloned();
+        done.ok_or(incident)
+    })
+    .await
 }
 
 /// The pods evicted, in order.

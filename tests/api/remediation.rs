@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{firing_alert, sink::Sink, TestApp};
+use crate::helpers::{eventually, firing_alert, sink::Sink, TestApp};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -91,7 +91,8 @@ engine: {{lease: 10s, request_timeout: 2s}}
 
 /// Waits until the incident has `n` finished remediations, and returns them.
 async fn remediations(app: &TestApp, id: i64, n: usize) -> Vec<Value> {
-    for _ in 0..300 {
+    let what = format!("{n} remediations to finish");
+    eventually(&what, WAIT, || async {
         let incident = app.incident(id).await;
         let done: Vec<Value> = incident["remediations"]
             .as_array()
@@ -101,11 +102,12 @@ async fn remediations(app: &TestApp, id: i64, n: usize) -> Vec<Value> {
             .cloned()
             .collect();
         if done.len() >= n {
-            return done;
+            Ok(done)
+        } else {
+            Err(incident)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no remediation finished: {}", app.incident(id).await);
+    })
+    .await
 }
 
 async fn active_sleeps(app: &TestApp, role: &str) -> i64 {

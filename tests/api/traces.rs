@@ -14,7 +14,7 @@ use std::{
     io::BufRead,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use opentelemetry_proto::tonic::{
@@ -33,7 +33,7 @@ use tonic::transport::{
 };
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
     sink::{Reply, Sink},
     TOKEN,
 };
@@ -260,16 +260,11 @@ impl Medic {
             lines,
         };
         let client = reqwest::Client::new();
-        let started = Instant::now();
-        while !client
-            .get(format!("{}/readyz", medic.address))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(started.elapsed() < WAIT, "medic did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("medic to become ready", WAIT, || async {
+            let ready = client.get(format!("{}/readyz", medic.address)).send().await;
+            ready.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
         drop(file);
         medic
     }
@@ -301,14 +296,10 @@ impl Medic {
             .status()
             .unwrap()
             .success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < WAIT, "medic did not stop");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("medic to stop", WAIT, || {
+            std::future::ready(self.child.try_wait().unwrap())
+        })
+        .await
     }
 }
 
@@ -350,8 +341,7 @@ fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
 
 /// Waits until the collector holds spans of trace `trace_id` with every name in `names`.
 async fn wait_for_trace(collector: &Collector, trace_id: &[u8], names: &[&str]) -> Vec<(String, Span)> {
-    let started = Instant::now();
-    loop {
+    eventually("the whole trace", WAIT, || async {
         let trace: Vec<(String, Span)> = spans(collector)
             .into_iter()
             .filter(|(_, span)| span.trace_id == trace_id)
@@ -360,15 +350,12 @@ async fn wait_for_trace(collector: &Collector, trace_id: &[u8], names: &[&str]) 
             .iter()
             .all(|name| trace.iter().any(|(_, span)| span.name == *name))
         {
-            return trace;
+            return Ok(trace);
         }
         let seen: Vec<&str> = trace.iter().map(|(_, span)| span.name.as_str()).collect();
-        assert!(
-            started.elapsed() < WAIT,
-            "trace incomplete after {WAIT:?}: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(format!("{seen:?}"))
+    })
+    .await
 }
 
 /// `00-<trace id>-<span id>-<flags>` as bytes.

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Stdio, time::Duration};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde_json::{json, Value};
 
-use crate::helpers::TestApp;
+use crate::helpers::{eventually, TestApp};
 
 /// A headless Chromium, driven over WebDriver with plain HTTP.
 pub(super) struct Browser {
@@ -43,12 +43,10 @@ impl Browser {
             .expect("chromedriver (apt-get install chromium chromium-driver)");
         let http = reqwest::Client::new();
         let root = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if http.get(format!("{root}/status")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("chromedriver to answer", Duration::from_secs(10), || async {
+            http.get(format!("{root}/status")).send().await.is_ok()
+        })
+        .await;
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1300"]}}}});
         let session: Value = http
@@ -106,31 +104,32 @@ impl Browser {
     /// yet (the incident list redraws itself every few seconds; a click's navigation may still
     /// be loading), for up to 15 s.
     async fn on_element(&self, css: &str, actions: &[(&str, Value)]) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        let search = json!({"using": "css selector", "value": css});
-        loop {
-            let attempt = async {
-                let found = self
-                    .try_call(reqwest::Method::POST, "/element", Some(search.clone()))
-                    .await?;
-                let element = found[ELEMENT].as_str().unwrap_or_default().to_owned();
-                let mut last = found;
-                for (action, body) in actions {
-                    let path = format!("/element/{element}{action}");
-                    last = self
-                        .try_call(reqwest::Method::POST, &path, Some(body.clone()))
-                        .await?;
-                }
-                Ok::<Value, Value>(last)
-            };
-            match attempt.await {
-                Ok(answer) => return answer,
-                Err(answer) if std::time::Instant::now() < deadline && page_moved(&answer) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(answer) => panic!("{css}: {answer}"),
+        let what = format!("{css} on the page");
+        eventually(&what, Duration::from_secs(15), || async {
+            match self.try_on_element(css, actions).await {
+                Err(answer) if !page_moved(&answer) => panic!("{css}: {answer}"),
+                answer => answer,
             }
+        })
+        .await
+    }
+
+    /// Finds `css` and calls each `(action, body)` on it once: the last answer, or the first
+    /// error.
+    async fn try_on_element(&self, css: &str, actions: &[(&str, Value)]) -> Result<Value, Value> {
+        let search = json!({"using": "css selector", "value": css});
+        let found = self
+            .try_call(reqwest::Method::POST, "/element", Some(search))
+            .await?;
+        let element = found[ELEMENT].as_str().unwrap_or_default().to_owned();
+        let mut last = found;
+        for (action, body) in actions {
+            let path = format!("/element/{element}{action}");
+            last = self
+                .try_call(reqwest::Method::POST, &path, Some(body.clone()))
+                .await?;
         }
+        Ok(last)
     }
 
     pub(super) async fn count(&self, css: &str) -> usize {
@@ -155,48 +154,50 @@ impl Browser {
 
     /// The page's text; tried again while a page that replaced the last one loads.
     pub(super) async fn text(&self) -> String {
+        eventually("the page to settle", Duration::from_secs(5), || self.try_text()).await
+    }
+
+    async fn try_text(&self) -> Result<String, Value> {
         let search = json!({"using": "css selector", "value": "body"});
-        for _ in 0..50 {
-            let found = self
-                .try_call(reqwest::Method::POST, "/element", Some(search.clone()))
-                .await;
-            if let Ok(body) = found {
-                let path = format!("/element/{}/text", body[ELEMENT].as_str().unwrap());
-                if let Ok(text) = self.try_call(reqwest::Method::GET, &path, None).await {
-                    return text.as_str().unwrap().to_owned();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the page never settled")
+        let body = self
+            .try_call(reqwest::Method::POST, "/element", Some(search))
+            .await?;
+        let path = format!("/element/{}/text", body[ELEMENT].as_str().unwrap());
+        let text = self.try_call(reqwest::Method::GET, &path, None).await?;
+        Ok(text.as_str().unwrap().to_owned())
     }
 
     /// The page's text once `ready` holds for it (a click's navigation may still be loading),
-    /// or as it is after 15 s.
+    /// within 15 s.
     pub(super) async fn text_when(&self, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let text = self.text().await;
-            if ready(&text) || std::time::Instant::now() > deadline {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(
+            "the page to show what the test waits for",
+            Duration::from_secs(15),
+            || async {
+                let text = self.text().await;
+                if ready(&text) {
+                    Ok(text)
+                } else {
+                    Err(text)
+                }
+            },
+        )
+        .await
     }
 
-    /// Whether the page's URL comes to end with `suffix` within 15 s (a click's navigation may
-    /// still be on its way).
-    pub(super) async fn reaches(&self, suffix: &str) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if self.url().await.ends_with(suffix) {
-                return true;
+    /// Waits until the page's URL ends with `suffix`, within 15 s (a click's navigation may still
+    /// be on its way).
+    pub(super) async fn reaches(&self, suffix: &str) {
+        let what = format!("the page's URL to end with {suffix}");
+        eventually(&what, Duration::from_secs(15), || async {
+            let url = self.url().await;
+            if url.ends_with(suffix) {
+                Ok(())
+            } else {
+                Err(url)
             }
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     async fn url(&self) -> String {

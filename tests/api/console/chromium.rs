@@ -9,7 +9,7 @@ use super::{
     browser::Browser,
     setups::{incident_posted, memory_payload, sixty_incidents_the_oldest_acknowledged, RULES_YAML},
 };
-use crate::helpers::{firing_alert, TestApp, RESPONDER, VIEWER};
+use crate::helpers::{eventually, firing_alert, TestApp, RESPONDER, VIEWER};
 
 #[tokio::test]
 async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium() {
@@ -19,7 +19,7 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
     let browser = Browser::start("responder").await;
 
     browser.go(&format!("{}/ui/", app.address)).await;
-    assert!(browser.reaches("/ui/login").await, "sent to sign in");
+    browser.reaches("/ui/login").await; // sent to sign in
     browser.screenshot("1-login").await;
     browser.sign_in(&app, RESPONDER.2).await;
     let list = browser.text_when(|t| t.contains("DiskFull")).await;
@@ -48,7 +48,7 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
 
     browser.click("table.incidents a").await;
     let page = browser.text_when(|t| t.contains("Timeline")).await;
-    assert!(browser.reaches(&format!("/ui/incidents/{id}")).await);
+    browser.reaches(&format!("/ui/incidents/{id}")).await;
     assert!(
         page.contains("Runbook") && page.contains("Timeline") && page.contains("opened"),
         "{page}"
@@ -81,9 +81,9 @@ async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium()
     browser.resize(1280, 1300).await;
 
     browser.click("header form button").await;
-    assert!(browser.reaches("/ui/login").await, "signed out");
+    browser.reaches("/ui/login").await; // signed out
     browser.go(&format!("{}/ui/", app.address)).await;
-    assert!(browser.reaches("/ui/login").await, "the session is gone");
+    browser.reaches("/ui/login").await; // the session is gone
     browser.quit().await;
 }
 
@@ -136,15 +136,11 @@ rules:
     payload["commonLabels"] = payload["alerts"][0]["labels"].clone();
     payload["groupLabels"] = json!({"alertname": "HighMemoryUsage"});
     let id = app.post_for_incident(&payload).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while app
-        .count("SELECT count(*) FROM remediations WHERE result = 'awaiting_approval'")
-        .await
-        == 0
-    {
-        assert!(std::time::Instant::now() < deadline, "no request for approval");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let waiting = "SELECT count(*) FROM remediations WHERE result = 'awaiting_approval'";
+    eventually("a request for approval", Duration::from_secs(20), || async {
+        app.count(waiting).await > 0
+    })
+    .await;
 
     let browser = Browser::start("approval").await;
     browser.sign_in(&app, RESPONDER.2).await;
@@ -164,20 +160,17 @@ rules:
     browser.go(&format!("{}/ui/incidents/{id}", app.address)).await;
     browser.screenshot("3-incident-waiting").await;
     browser.click("button.approve").await;
-    assert!(browser.reaches(&format!("/ui/incidents/{id}")).await);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let remediations = app.incident(id).await["remediations"].clone();
-        if remediations[0]["result"] == "success" {
-            assert_eq!(remediations[0]["approval"]["decided_by"], "alice");
-            break;
+    browser.reaches(&format!("/ui/incidents/{id}")).await;
+    let acted = eventually("the approved step to act", Duration::from_secs(20), || async {
+        let remediation = app.incident(id).await["remediations"][0].clone();
+        if remediation["result"] == "success" {
+            Ok(remediation)
+        } else {
+            Err(remediation)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never acted: {remediations}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert_eq!(acted["approval"]["decided_by"], "alice");
     let audit = app
         .count("SELECT count(*) FROM audit_events WHERE action = 'approve' AND channel = 'console'")
         .await;

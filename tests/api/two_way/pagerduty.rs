@@ -4,7 +4,7 @@
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 
-use super::setup::{acknowledged_by, app, metric_reaches, slack, users, PD_OLD_SECRET, PD_SECRET, WAIT};
+use super::setup::{acknowledged_by, app, slack, users, PD_OLD_SECRET, PD_SECRET, WAIT};
 use crate::helpers::{firing_alert, TestApp};
 
 /// A PagerDuty v3 webhook, signed with these secrets (PagerDuty lists one per secret).
@@ -136,7 +136,8 @@ async fn pagerduty_webhooks_acknowledge_and_stop_escalation_when_signed() {
     assert_eq!(said[0]["by"], "alice");
     assert_eq!(said[0]["via"], "pagerduty");
     // Each acknowledgement from PagerDuty counted the escalation it stopped.
-    metric_reaches(&app, "medic_timers_cancelled_total", 2.0).await;
+    app.metric_becomes("medic_timers_cancelled_total", 2.0, WAIT)
+        .await;
 
     // Another installation's incident, or an event medic does not act on: 200, ignored.
     for event in [

@@ -2,12 +2,13 @@
 //! notifiers and users mapped to Slack and PagerDuty, signed Slack clicks, and waiting for what
 //! medic does after it answered.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 
 use crate::helpers::{
+    eventually,
     sink::{Reply, Sink},
     TestApp,
 };
@@ -88,21 +89,10 @@ pub(super) fn root_posts(slack: &Sink) -> Vec<Value> {
         .collect()
 }
 
-pub(super) async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The first body Slack received at `method` (e.g. `/api/chat.update`) that `matches`, once
 /// it has arrived.
 pub(super) async fn sent(slack: &Sink, method: &str, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
-    until(what, || {
+    eventually(what, WAIT, || async {
         slack
             .received_at(method)
             .into_iter()
@@ -148,19 +138,6 @@ pub(super) fn urlencode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-/// Waits until the metric's sample has this value (actions from Slack are done after the answer).
-pub(super) async fn metric_reaches(app: &TestApp, sample: &str, value: f64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now = app.metric(sample).await;
-        if now == value {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sample} is {now}, expected {value}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 pub(super) async fn acknowledged_by(app: &TestApp, id: i64) -> Value {

@@ -4,13 +4,12 @@
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
 
 use super::setup::{app, interaction, sent, slack, ROOT_TS, SIGNING_SECRET, WAIT};
-use crate::helpers::firing_alert;
+use crate::helpers::{eventually, firing_alert};
 
 /// A real Alertmanager 0.25 on a free port.
 struct Alertmanager {
@@ -45,15 +44,11 @@ async fn alertmanager() -> Alertmanager {
         .spawn()
         .expect("start prometheus-alertmanager (apt-get install prometheus-alertmanager)");
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("Alertmanager to start", WAIT, || async {
         let ready = reqwest::get(format!("{url}/-/ready")).await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Alertmanager did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ready.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     Alertmanager {
         child,
         url,
@@ -184,20 +179,14 @@ async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() 
     .send()
     .await
     .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let active: Vec<Value> = am_silences(&am)
+    let silence = eventually("a silence from the Slack button", WAIT, || async {
+        am_silences(&am)
             .await
             .into_iter()
-            .filter(|s| s["status"]["state"] == "active")
-            .collect();
-        if let Some(silence) = active.first() {
-            assert_eq!(silence["createdBy"], "alice");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no silence from the Slack button");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .find(|s| s["status"]["state"] == "active")
+    })
+    .await;
+    assert_eq!(silence["createdBy"], "alice");
     // The silence changes nothing the message shows, so its thread says who silenced it.
     let told = sent(
         &slack,

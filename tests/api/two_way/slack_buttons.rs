@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::setup::{
-    acknowledged_by, app, interaction, metric_reaches, root_posts, sent, slack, until, users, ROOT_TS,
-    SIGNING_SECRET, WAIT,
+    acknowledged_by, app, interaction, root_posts, sent, slack, users, ROOT_TS, SIGNING_SECRET, WAIT,
 };
-use crate::helpers::{firing_alert, shared_postgres, sink::Sink, unique_name, TestApp};
+use crate::helpers::{eventually, firing_alert, shared_postgres, sink::Sink, unique_name, TestApp};
 
 #[tokio::test]
 async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
@@ -75,19 +74,16 @@ async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
-    let deadline = Instant::now() + WAIT;
-    let ack = loop {
+    let ack = eventually("the acknowledgement from Slack", WAIT, || async {
         let ack = acknowledged_by(&app, id).await;
-        if !ack.is_null() {
-            break ack;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (!ack.is_null()).then_some(ack)
+    })
+    .await;
     assert_eq!(ack["by"], "alice");
     assert_eq!(ack["via"], "slack");
     // Counted as any acknowledgement is: the pending escalation it stopped.
-    metric_reaches(&app, "medic_timers_cancelled_total", 1.0).await;
+    app.metric_becomes("medic_timers_cancelled_total", 1.0, WAIT)
+        .await;
     let incident = app.incident(id).await;
     let event = incident["timeline"]
         .as_array()
@@ -122,7 +118,7 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
     let id = app
         .post_for_incident(&firing_alert("g6", "PoolFull", "00000000000000a6", json!({})))
         .await;
-    let request = until_json(&app, "/api/v1/remediations?state=awaiting_approval").await;
+    let request = first_awaiting_approval(&app).await;
     assert_eq!(request["incident_id"], id);
     let rid = request["id"].to_string();
     // The request reached the thread with its buttons.
@@ -150,22 +146,19 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
         .send()
         .await
         .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let r = eventually("the approved step to finish", WAIT, || async {
         let incident = app.incident(id).await;
-        let r = &incident["remediations"][0];
-        if !r["finished_at"].is_null() && r["result"] != "awaiting_approval" {
-            assert_eq!(r["approval"]["decided_by"], "alice");
-            assert_eq!(r["approval"]["approved"], true);
-            assert_ne!(r["result"], "skipped_unapproved");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{incident}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let r = incident["remediations"][0].clone();
+        let decided = !r["finished_at"].is_null() && r["result"] != "awaiting_approval";
+        decided.then_some(r).ok_or(incident)
+    })
+    .await;
+    assert_eq!(r["approval"]["decided_by"], "alice");
+    assert_eq!(r["approval"]["approved"], true);
+    assert_ne!(r["result"], "skipped_unapproved");
     // The step's result is a reply in the thread (a verification is reported the same way);
     // the message itself shows the last remediation.
-    let reports = until("the result in the thread", || {
+    let reports = eventually("the result in the thread", WAIT, || async {
         let reports: Vec<String> = slack
             .received_at("/api/chat.postMessage")
             .into_iter()
@@ -222,16 +215,13 @@ rules:
         .await
 }
 
-async fn until_json(app: &TestApp, path: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let body = app.get_json(path).await;
-        if let Some(first) = body["remediations"].as_array().and_then(|r| r.first()) {
-            return first.clone();
-        }
-        assert!(Instant::now() < deadline, "{path}: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The first request for approval, once there is one.
+async fn first_awaiting_approval(app: &TestApp) -> Value {
+    eventually("a request for approval", WAIT, || async {
+        let body = app.get_json("/api/v1/remediations?state=awaiting_approval").await;
+        body["remediations"].get(0).cloned().ok_or(body)
+    })
+    .await
 }
 
 #[tokio::test]

@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::setup::{
-    acknowledged_by, app, root_posts, sent, slack, until, users, ROOT_TS, SIGNING_SECRET, WAIT,
-};
-use crate::helpers::{firing_alert, sink::Reply, TestApp};
+use super::setup::{acknowledged_by, app, root_posts, sent, slack, users, ROOT_TS, SIGNING_SECRET, WAIT};
+use crate::helpers::{eventually, firing_alert, sink::Reply, TestApp};
 
 #[tokio::test]
 async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in_the_thread() {
@@ -68,7 +66,7 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
             .any(|b| b["type"] == "actions"),
         "no Acknowledge button once acknowledged"
     );
-    let replies = until("a thread reply", || {
+    let replies = eventually("a thread reply", WAIT, || async {
         let replies: Vec<Value> = slack
             .received_at("/api/chat.postMessage")
             .into_iter()
@@ -181,7 +179,7 @@ async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
     let limited = app
         .post_for_incident(&firing_alert("g2b", "A2", "00000000000000c2", json!({})))
         .await;
-    let posts = until("the post retried after a 429", || {
+    let posts = eventually("the post retried after a 429", WAIT, || async {
         let posts: Vec<_> = slack
             .received_at("/api/chat.postMessage")
             .into_iter()
@@ -203,8 +201,7 @@ async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
     let id = app
         .post_for_incident(&firing_alert("g3", "B", "00000000000000a3", json!({})))
         .await;
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let opened = eventually("the announcement to fail for good", WAIT, || async {
         let incident = app.incident(id).await;
         let opened = incident["timers"]
             .as_array()
@@ -213,21 +210,18 @@ async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
             .find(|t| t["kind"] == "opened")
             .cloned()
             .unwrap();
-        if opened["state"] == "failed" {
-            assert_eq!(
-                opened["attempts"].as_array().unwrap().len(),
-                1,
-                "not retried: {opened}"
-            );
-            assert!(opened["last_error"]
-                .as_str()
-                .unwrap()
-                .contains("channel_not_found"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "{incident}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (opened["state"] == "failed").then_some(opened).ok_or(incident)
+    })
+    .await;
+    assert_eq!(
+        opened["attempts"].as_array().unwrap().len(),
+        1,
+        "not retried: {opened}"
+    );
+    assert!(opened["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("channel_not_found"));
 }
 
 #[tokio::test]
@@ -258,7 +252,7 @@ async fn a_post_whose_answer_was_lost_is_found_in_the_channel_not_made_twice() {
     for (key, value) in [("channel", "C0TEST"), ("include_all_metadata", "true")] {
         assert!(form.contains(&(key.to_owned(), value.to_owned())), "{form:?}");
     }
-    let stored = until("the message recorded", || recorded_ts(&app.database_url, id)).await;
+    let stored = eventually("the message recorded", WAIT, || recorded_ts(&app, id)).await;
     assert_eq!(stored, "1700000000.000999");
     assert_eq!(root_posts(&slack).len(), 1, "the lost post only, none again");
     app.acknowledge(id, &json!({})).await;
@@ -266,26 +260,14 @@ async fn a_post_whose_answer_was_lost_is_found_in_the_channel_not_made_twice() {
     assert_eq!(updates[0].body["ts"], "1700000000.000999");
 }
 
-/// The recorded ts, read synchronously (for `until`).
-fn recorded_ts(url: &str, id: i64) -> Option<String> {
-    let url = url.to_owned();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.ok()?;
-            tokio::spawn(connection);
-            client
-                .query_opt("SELECT ts FROM slack_messages WHERE incident_id = $1", &[&id])
-                .await
-                .ok()?
-                .map(|row| row.get(0))
-        })
-    })
-    .join()
-    .unwrap()
+/// The message's ts medic recorded for the incident, if it has.
+async fn recorded_ts(app: &TestApp, id: i64) -> Option<String> {
+    app.sql()
+        .await
+        .query_opt("SELECT ts FROM slack_messages WHERE incident_id = $1", &[&id])
+        .await
+        .unwrap()
+        .map(|row| row.get(0))
 }
 
 /// Every text field of a message reaches Slack escaped, so an alert cannot ping a channel or
@@ -342,8 +324,8 @@ async fn an_acknowledgement_lasts_until_the_incident_resolves_and_a_refire_pages
     let again = app.post_for_incident(&refire).await;
     assert_ne!(again, id);
     assert!(acknowledged_by(&app, again).await.is_null());
-    until("a second root message", || {
-        (root_posts(&slack).len() >= 2).then_some(())
+    eventually("a second root message", WAIT, || async {
+        root_posts(&slack).len() >= 2
     })
     .await;
 }

@@ -6,33 +6,28 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::FutureExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{
     eventually, notification,
+    settings::{rule, settings, step, webhook, TestSettings},
     sink::{Reply, Sink},
     TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn yaml(sink: &Sink, retry: &str) -> String {
-    format!(
-        r#"
-notifiers:
-  hook: {{type: webhook, url: "{url}"}}
-rules:
-  - name: everything
-    notify: [hook]
-engine:
-  lease: 5s
-  safety_poll: 1s
-  request_timeout: 1s
-  stall_after: 3s
-  retry: {retry}
-"#,
-        url = sink.url("/hook")
-    )
+/// A webhook told of every incident, retried from `initial_backoff` up to `max_backoff` until
+/// `give_up_after`.
+fn hook_retrying(sink: &Sink, initial_backoff: &str, max_backoff: &str, give_up_after: &str) -> TestSettings {
+    let retry = json!({"initial_backoff": initial_backoff, "max_backoff": max_backoff, "give_up_after": give_up_after});
+    settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .rule(rule("everything").notify(&["hook"]))
+        .with(
+            "engine",
+            json!({"lease": "5s", "safety_poll": "1s", "request_timeout": "1s", "stall_after": "3s", "retry": retry}),
+        )
 }
 
 async fn fire(app: &TestApp) -> i64 {
@@ -62,10 +57,7 @@ async fn retry_after_zero_cannot_make_medic_retry_faster_than_its_backoff() {
     let sink = Sink::start(1).await;
     sink.set_default("/hook", Reply::status(429).with_header("Retry-After", "0"));
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 500ms, max_backoff: 2s, give_up_after: 4s}",
-        ))
+        .settings(&hook_retrying(&sink, "500ms", "2s", "4s"))
         .spawn()
         .await;
     let id = fire(&app).await;
@@ -87,10 +79,7 @@ async fn an_absurd_retry_after_waits_until_the_horizon_and_no_longer() {
         Reply::status(503).with_header("Retry-After", "99999999999999999"),
     );
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 1s, give_up_after: 3s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "1s", "3s"))
         .spawn()
         .await;
     let id = fire(&app).await;
@@ -111,10 +100,7 @@ async fn a_redirect_from_a_notifier_is_a_failure_naming_where_it_pointed() {
         Reply::status(307).with_header("Location", "http://elsewhere.example/steal"),
     );
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 1s, give_up_after: 10s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "1s", "10s"))
         .spawn()
         .await;
     let id = fire(&app).await;
@@ -132,10 +118,7 @@ async fn a_redirect_from_a_notifier_is_a_failure_naming_where_it_pointed() {
 async fn a_panic_in_a_timers_work_is_a_recorded_failure_retried_to_a_final_state() {
     let sink = Sink::start(1).await;
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: 2s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "400ms", "2s"))
         .fault(Arc::new(|_| async { panic!("injected by the test") }.boxed()))
         .spawn()
         .await;
@@ -158,10 +141,7 @@ async fn a_panic_in_a_timers_work_is_a_recorded_failure_retried_to_a_final_state
 async fn healthz_fails_when_the_engine_stops_going_round() {
     let sink = Sink::start(1).await;
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: 2s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "400ms", "2s"))
         .env("MEDIC_ENGINE__CONCURRENCY", 1)
         .fault(Arc::new(|_| {
             tokio::time::sleep(Duration::from_secs(3600)).boxed()
@@ -218,25 +198,28 @@ async fn black_hole() -> (u16, tokio::task::JoinHandle<()>) {
 async fn a_remediation_stuck_on_a_silent_database_hits_its_deadline_while_pages_go_out() {
     let (port, _hole) = black_hole().await;
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        r#"
-kubernetes: {{enabled: false}}
-notifiers:
-  hook: {{type: webhook, url: "{url}"}}
-remediation:
-  action_timeout: 3s
-  databases:
-    silent: {{url: "postgres://medic@127.0.0.1:{port}/app?sslmode=disable", users: [app]}}
-rules:
-  - name: pool
-    matchers: ['alertname="HighErrorRate"']
-    notify: [hook]
-    remediate: {{action: postgres_relieve_pool, params: {{database: silent, threshold: 10s}}}}
-engine: {{concurrency: 1, remediation_concurrency: 1, request_timeout: 1s, lease: 5s}}
-"#,
-        url = sink.url("/hook")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let silent = format!("postgres://medic@127.0.0.1:{port}/app?sslmode=disable");
+    let settings = settings()
+        .without_kubernetes()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .with(
+            "remediation",
+            json!({"action_timeout": "3s", "databases": {"silent": {"url": silent, "users": ["app"]}}}),
+        )
+        .rule(
+            rule("pool")
+                .matching(r#"alertname="HighErrorRate""#)
+                .notify(&["hook"])
+                .remediate(step(
+                    "postgres_relieve_pool",
+                    json!({"database": "silent", "threshold": "10s"}),
+                )),
+        )
+        .with(
+            "engine",
+            json!({"concurrency": 1, "remediation_concurrency": 1, "request_timeout": "1s", "lease": "5s"}),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let started = std::time::Instant::now();
     let id = fire(&app).await;
 
@@ -284,11 +267,11 @@ impl Drop for Process {
 async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
     let sink = Sink::start(1).await;
     sink.set_default("/hook", Reply::status(200).with_delay(Duration::from_secs(2)));
-    let engine = format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{}\"}}\nrules:\n  - name: everything\n    notify: [hook]\n\
-         engine: {{lease: 10s, request_timeout: 5s}}\n",
-        sink.url("/hook")
-    );
+    let engine = settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .rule(rule("everything").notify(&["hook"]))
+        .with("engine", json!({"lease": "10s", "request_timeout": "5s"}))
+        .yaml();
     let (settings, _) = TestApp::builder().config(&engine).load().await;
     let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -13,6 +13,7 @@ use crate::{
         eventually,
         fake_kube::FakeKube,
         firing_alert,
+        settings::{pagerduty, rule, settings, slack_app},
         sink::{Reply, Sink},
         TestApp, VIEWER,
     },
@@ -23,7 +24,7 @@ const ROOT_TS: &str = "1700000000.000100";
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "hunter2-planted";
 
-/// A cluster, a Slack and PagerDuty, and medic gathering context with `extra` settings.
+/// A cluster, a Slack and PagerDuty, and medic gathering context.
 struct Setup {
     kube: FakeKube,
     _kubeconfig: tempfile::NamedTempFile,
@@ -31,7 +32,7 @@ struct Setup {
     app: TestApp,
 }
 
-async fn setup(kube: FakeKube, extra: &str) -> Setup {
+async fn setup(kube: FakeKube) -> Setup {
     let kubeconfig = kube.kubeconfig();
     let sink = Sink::start(1).await;
     sink.set_default(
@@ -42,22 +43,16 @@ async fn setup(kube: FakeKube, extra: &str) -> Setup {
         "/api/",
         Reply::status(200).with_body(r#"{"ok":true,"messages":[]}"#),
     );
-    let yaml = format!(
-        r#"
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 10s}}
-notifiers:
-  slack-app: {{type: slack_app, bot_token: xoxb-test, signing_secret: s3cr3t-signing, channel: C0TEST, api_url: "{api}"}}
-  pagerduty: {{type: pagerduty, url: "{pd}", routing_key: rk}}
-rules:
-  - name: crashing
-    notify: [slack-app]
-    escalation: [{{after: 2s, notify: [pagerduty]}}]
-{extra}"#,
-        kubeconfig = kubeconfig.path().display(),
-        api = sink.url("/api"),
-        pd = sink.url("/pagerduty"),
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let settings = settings()
+        .kubernetes(kubeconfig.path(), "10s")
+        .notifier("slack-app", slack_app(&sink.url("/api"), "s3cr3t-signing"))
+        .notifier("pagerduty", pagerduty(&sink.url("/pagerduty"), "rk"))
+        .rule(
+            rule("crashing")
+                .notify(&["slack-app"])
+                .escalate("2s", &["pagerduty"]),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     Setup {
         kube,
         _kubeconfig: kubeconfig,
@@ -164,7 +159,7 @@ async fn slack_sent(sink: &Sink, path: &str, matches: impl Fn(&Value) -> bool) -
 #[tokio::test]
 async fn a_crash_looping_pods_incident_shows_its_rollout_events_restarts_and_redacted_last_words() {
     let (kube, pod) = crash_looping_cluster().await;
-    let Setup { kube, sink, app, .. } = setup(kube, "").await;
+    let Setup { kube, sink, app, .. } = setup(kube).await;
     let id = fire(&app, &pod).await;
 
     let context = context(&app, id).await;
@@ -324,7 +319,7 @@ async fn a_hanging_api_never_delays_the_first_message_and_the_context_says_timeo
             app,
             kube: _kube,
             ..
-        } = setup(kube, "").await;
+        } = setup(kube).await;
         let posted = SystemTime::now();
         let id = fire(&app, &pod).await;
         let seconds = first_message_after(&sink, posted).await;
@@ -360,7 +355,7 @@ async fn a_missing_permission_is_named_in_the_errors_and_the_rest_is_kept() {
     let (kube, pod) = crash_looping_cluster().await;
     kube.forbid("events");
     kube.forbid("pods/log");
-    let Setup { app, kube: _kube, .. } = setup(kube, "").await;
+    let Setup { app, kube: _kube, .. } = setup(kube).await;
     let id = fire(&app, &pod).await;
     let context = context(&app, id).await;
     assert_eq!(context["complete"], false);

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    eventually, fake_kube::FakeKube, firing_alert, sink::Sink, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER,
-    VIEWER,
+    eventually,
+    fake_kube::FakeKube,
+    firing_alert,
+    settings::{rollout_restart, rule, scale_up, settings, slack, Part},
+    sink::Sink,
+    TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER,
 };
 
 const NS: &str = "shop";
@@ -31,52 +35,40 @@ async fn setup(deployments: &[&str]) -> Setup {
     }
     let kubeconfig = kube.kubeconfig();
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        r#"
-dry_run: false
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-notifiers:
-  slack: {{type: slack, url: "{slack}"}}
-  oncall: {{type: slack, url: "{oncall}"}}
-remediation:
-  namespaces: {{allow: [{NS}]}}
-  budget: {{per_target: 10/1h}}
-  approval: {{timeout: {approval}s}}
-  hold: 1s
-rules:
-  - name: ladder
-    matchers: ['alertname="MemoryLeak"']
-    notify: [slack]
-    escalation: [{{after: 1h, notify: [oncall]}}]
-    remediate:
-      - action: scale_up
-        params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 1, max: 10}}
-        cooldown: 0s
-        verify_within: 1s
-      - action: rollout_restart
-        params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}"}}
-        cooldown: 0s
-        verify_within: 1s
-  - name: careful
-    matchers: ['alertname="HighMemoryUsage"']
-    notify: [slack]
-    escalation: [{{after: 1h, notify: [oncall]}}]
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 2, max: 5}}
-      cooldown: 0s
-      approval: required
-  - name: slow
-    matchers: ['alertname="Slow"']
-    notify: [slack]
-    escalation: [{{after: 1s, notify: [oncall]}}]
-engine: {{request_timeout: 2s}}
-"#,
-        kubeconfig = kubeconfig.path().display(),
-        slack = sink.url("/slack"),
-        oncall = sink.url("/oncall"),
-        approval = APPROVAL_TIMEOUT.as_secs(),
-    );
+    let approval = format!("{}s", APPROVAL_TIMEOUT.as_secs());
+    let checked = |step: Part| step.with("cooldown", "0s").with("verify_within", "1s");
+    let yaml = settings()
+        .with("dry_run", false)
+        .kubernetes(kubeconfig.path(), "5s")
+        .notifier("slack", slack(&sink.url("/slack")))
+        .notifier("oncall", slack(&sink.url("/oncall")))
+        .with(
+            "remediation",
+            json!({"namespaces": {"allow": [NS]}, "budget": {"per_target": "10/1h"},
+                   "approval": {"timeout": approval}, "hold": "1s"}),
+        )
+        .rule(
+            rule("ladder")
+                .matching(r#"alertname="MemoryLeak""#)
+                .notify(&["slack"])
+                .escalate("1h", &["oncall"])
+                .ladder([checked(scale_up(1, 10)), checked(rollout_restart())]),
+        )
+        .rule(
+            rule("careful")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .notify(&["slack"])
+                .escalate("1h", &["oncall"])
+                .remediate(scale_up(2, 5).with("cooldown", "0s").with("approval", "required")),
+        )
+        .rule(
+            rule("slow")
+                .matching(r#"alertname="Slow""#)
+                .notify(&["slack"])
+                .escalate("1s", &["oncall"]),
+        )
+        .with("engine", json!({"request_timeout": "2s"}))
+        .yaml();
     let app = TestApp::builder().config(&yaml).spawn().await;
     Setup {
         kube,

@@ -8,7 +8,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    eventually, fake_kube::FakeKube, firing_alert, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER,
+    eventually,
+    fake_kube::FakeKube,
+    firing_alert,
+    settings::{rule, scale_up, settings},
+    TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -84,23 +88,16 @@ async fn medic_asking_approval() -> (FakeKube, tempfile::NamedTempFile, TestApp)
     let kube = FakeKube::start().await;
     kube.add_deployment("shop", "api", 1, &[("app", "api")]);
     let kubeconfig = kube.kubeconfig();
-    let yaml = format!(
-        r#"
-dry_run: false
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-remediation:
-  namespaces: {{allow: [shop]}}
-rules:
-  - name: careful
-    matchers: ['alertname="HighMemoryUsage"']
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 2, max: 5}}
-      approval: required
-"#,
-        kubeconfig = kubeconfig.path().display(),
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let settings = settings()
+        .with("dry_run", false)
+        .kubernetes(kubeconfig.path(), "5s")
+        .with("remediation", json!({"namespaces": {"allow": ["shop"]}}))
+        .rule(
+            rule("careful")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .remediate(scale_up(2, 5).with("approval", "required")),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     (kube, kubeconfig, app)
 }
 

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{
     eventually, notification,
+    settings::{rule, settings, webhook},
     sink::{Reply, Sink},
     TestApp,
 };
@@ -16,21 +17,18 @@ const WAIT: Duration = Duration::from_secs(10);
 /// One webhook notifier told when the incident opens.
 async fn setup(give_up_after: &str) -> (Sink, TestApp) {
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        r#"
-notifiers:
-  audit-hook: {{type: webhook, url: "{url}", bearer_token: "hook-secret"}}
-rules:
-  - name: everything
-    notify: [audit-hook]
-engine:
-  lease: 5s
-  request_timeout: 2s
-  retry: {{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: {give_up_after}}}
-"#,
-        url = sink.url("/hook")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let retry = json!({"initial_backoff": "200ms", "max_backoff": "400ms", "give_up_after": give_up_after});
+    let settings = settings()
+        .notifier(
+            "audit-hook",
+            webhook(&sink.url("/hook")).with("bearer_token", "hook-secret"),
+        )
+        .rule(rule("everything").notify(&["audit-hook"]))
+        .with(
+            "engine",
+            json!({"lease": "5s", "request_timeout": "2s", "retry": retry}),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     (sink, app)
 }
 
@@ -158,22 +156,16 @@ async fn an_unreachable_notifier_is_retried() {
         .local_addr()
         .unwrap()
         .port();
-    let yaml = format!(
-        r#"
-notifiers:
-  gone: {{type: webhook, url: "http://127.0.0.1:{port}/hook"}}
-  audit-hook: {{type: webhook, url: "{url}"}}
-rules:
-  - name: everything
-    notify: [gone, audit-hook]
-engine:
-  lease: 5s
-  request_timeout: 1s
-  retry: {{initial_backoff: 100ms, max_backoff: 200ms, give_up_after: 1s}}
-"#,
-        url = sink.url("/hook")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let retry = json!({"initial_backoff": "100ms", "max_backoff": "200ms", "give_up_after": "1s"});
+    let settings = settings()
+        .notifier("gone", webhook(&format!("http://127.0.0.1:{port}/hook")))
+        .notifier("audit-hook", webhook(&sink.url("/hook")))
+        .rule(rule("everything").notify(&["gone", "audit-hook"]))
+        .with(
+            "engine",
+            json!({"lease": "5s", "request_timeout": "1s", "retry": retry}),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let id = fire(&app).await;
     sink.wait_for("/hook", 1, WAIT).await;
     let what = "the unreachable notifier to be given up on";

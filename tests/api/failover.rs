@@ -9,7 +9,12 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{eventually, notification, sink::Sink, Durability, TempPostgres, TestApp};
+use crate::helpers::{
+    eventually, notification,
+    settings::{rule, settings, webhook},
+    sink::Sink,
+    Durability, TempPostgres, TestApp,
+};
 
 /// Posts one notification of a new group every 50 ms until told to stop; the group keys
 /// that were answered 200, and every status seen.
@@ -59,11 +64,16 @@ async fn a_promoted_standby_takes_over_and_every_acknowledged_notification_is_th
         standby.port()
     );
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{}\"}}\nrules:\n  - name: all\n    notify: [hook]\n",
-        sink.url("/hook")
+    let settings = settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .rule(rule("all").notify(&["hook"]));
+    let app = Arc::new(
+        TestApp::builder()
+            .settings(&settings)
+            .database(&url)
+            .spawn()
+            .await,
     );
-    let app = Arc::new(TestApp::builder().config(&yaml).database(&url).spawn().await);
 
     let stop = Arc::new(Mutex::new(false));
     let posting = tokio::spawn(post_continuously(app.clone(), stop.clone()));

@@ -28,6 +28,8 @@ pub mod fake_kube;
 mod postgres;
 #[path = "../support/prometheus.rs"]
 pub mod prometheus;
+#[path = "../support/settings.rs"]
+pub mod settings;
 #[path = "../support/sink.rs"]
 #[allow(dead_code)]
 pub mod sink;
@@ -115,6 +117,12 @@ impl TestAppBuilder {
     pub fn config(mut self, yaml: &str) -> Self {
         self.yaml = Some(yaml.to_owned());
         self
+    }
+
+    /// Settings built by [`settings::settings`], without the test users if they name their own.
+    pub fn settings(mut self, settings: &settings::TestSettings) -> Self {
+        self.no_users |= settings.has_server();
+        self.config(&settings.yaml())
     }
 
     /// Sets one `MEDIC_*` variable.

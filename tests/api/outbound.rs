@@ -14,12 +14,14 @@ use std::{
 };
 
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{
     helpers::{
         config::check_config,
         eventually, notification,
+        settings::{rule, settings, webhook, TestSettings},
         sink::{Reply, Sink},
         TestApp, TOKEN,
     },
@@ -96,11 +98,13 @@ impl Drop for TlsSink {
     }
 }
 
-fn hook_yaml(url: &str) -> String {
-    format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{url}\"}}\nrules:\n  - name: everything\n    notify: [hook]\n\
-         engine: {{request_timeout: 2s, retry: {{initial_backoff: 200ms, max_backoff: 1s}}}}\n"
-    )
+/// A webhook at `url` told of every incident.
+fn hook(url: &str) -> TestSettings {
+    let retry = json!({"initial_backoff": "200ms", "max_backoff": "1s"});
+    settings()
+        .notifier("hook", webhook(url))
+        .rule(rule("everything").notify(&["hook"]))
+        .with("engine", json!({"request_timeout": "2s", "retry": retry}))
 }
 
 /// medic's binary, killed when dropped.
@@ -137,7 +141,7 @@ async fn serve_with_ca(yaml: &str, ca_file: &Path) -> (Process, String) {
 #[tokio::test]
 async fn a_webhook_signed_by_the_ca_in_ssl_cert_file_is_delivered() {
     let receiver = TlsSink::start().await;
-    let yaml = hook_yaml(&receiver.url("/hook"));
+    let yaml = hook(&receiver.url("/hook")).yaml();
     let (_medic, address) = serve_with_ca(&yaml, &receiver.ca_file()).await;
 
     let posted = reqwest::Client::new()
@@ -164,7 +168,7 @@ async fn a_webhook_signed_by_an_unknown_ca_is_refused_and_retried() {
     // Whatever SSL_CERT_FILE this process has (the platform's bundle, or none), it does not
     // hold the CA the sink was just given.
     let app = TestApp::builder()
-        .config(&hook_yaml(&receiver.url("/hook")))
+        .settings(&hook(&receiver.url("/hook")))
         .spawn()
         .await;
     app.post_for_incident(&notification(
@@ -197,7 +201,11 @@ async fn a_webhook_signed_by_an_unknown_ca_is_refused_and_retried() {
 #[tokio::test]
 async fn a_log_notifier_records_the_message_as_sent_and_sends_nothing() {
     let app = TestApp::builder()
-        .config("notifiers:\n  console: {type: log}\nrules:\n  - name: everything\n    notify: [console]\n")
+        .settings(
+            &settings()
+                .notifier("console", json!({"type": "log"}))
+                .rule(rule("everything").notify(&["console"])),
+        )
         .spawn()
         .await;
     let id = app
@@ -248,10 +256,10 @@ fn a_log_notifier_with_a_url_is_refused() {
 
 #[tokio::test]
 async fn an_unreadable_ssl_cert_file_stops_medic_at_start_saying_why() {
-    let file = crate::helpers::yaml_file(&format!(
-        "{}server: {{listen: \"127.0.0.1:0\"}}\nkubernetes: {{enabled: false}}\n",
-        hook_yaml("https://localhost:1/hook")
-    ));
+    let settings = hook("https://localhost:1/hook")
+        .server("listen", "127.0.0.1:0")
+        .without_kubernetes();
+    let file = crate::helpers::yaml_file(&settings.yaml());
     let mut medic = Process(
         Command::new(env!("CARGO_BIN_EXE_medic"))
             .args(["serve", "--config"])

@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use prost::Message as _;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tonic::transport::{
     server::{ServerTlsConfig, TcpIncoming},
     Identity, Server,
@@ -34,6 +34,7 @@ use tonic::transport::{
 
 use crate::helpers::{
     eventually, notification,
+    settings::{pagerduty, rule, settings, slack_app, step},
     sink::{Reply, Sink},
     TOKEN,
 };
@@ -223,20 +224,18 @@ impl Medic {
             "/slack/api/chat.postMessage",
             Reply::status(200).with_body(r#"{"ok":true,"channel":"C0TEST","ts":"1700000000.000100"}"#),
         );
-        let yaml = format!(
-            "notifiers:\n  pagerduty: {{type: pagerduty, url: \"{}\", routing_key: rk-1}}\n\
-             \x20 slack-app: {{type: slack_app, bot_token: xoxb-test, signing_secret: s3cret-s3cret, \
-             channel: C0TEST, api_url: \"{}\"}}\n\
-             rules:\n  - name: page\n    notify: [pagerduty, slack-app]\n\
-             \x20   remediate: {{action: scale_up, params: {{namespace: prod, deployment: app}}}}\n\
-             kubernetes: {{enabled: false}}\n\
-             engine: {{lease: 10s, request_timeout: 5s}}\n\
-             telemetry: {{otlp: {{headers: {{{}: {}}}}}}}\n",
-            pager.url("/pagerduty"),
-            pager.url("/slack/api"),
-            TEAM_HEADER.0,
-            TEAM_HEADER.1,
-        );
+        let (team, name) = TEAM_HEADER;
+        let yaml = settings()
+            .notifier("pagerduty", pagerduty(&pager.url("/pagerduty"), "rk-1"))
+            .notifier("slack-app", slack_app(&pager.url("/slack/api"), "s3cret-s3cret"))
+            .rule(rule("page").notify(&["pagerduty", "slack-app"]).remediate(step(
+                "scale_up",
+                json!({"namespace": "prod", "deployment": "app"}),
+            )))
+            .without_kubernetes()
+            .with("engine", json!({"lease": "10s", "request_timeout": "5s"}))
+            .with("telemetry", json!({"otlp": {"headers": {team: name}}}))
+            .yaml();
         let (mut command, file, port) = crate::helpers::serve_command(&yaml).await;
         let mut child = command
             .env("MEDIC_LOG__FORMAT", "json")

@@ -7,9 +7,13 @@ use serde_json::json;
 
 use super::{
     browser::Browser,
-    setups::{incident_posted, memory_payload, sixty_incidents_the_oldest_acknowledged, RULES_YAML},
+    setups::{incident_posted, memory_payload, rules_settings, sixty_incidents_the_oldest_acknowledged},
 };
-use crate::helpers::{eventually, firing_alert, TestApp, RESPONDER, VIEWER};
+use crate::helpers::{
+    eventually, firing_alert,
+    settings::{rule, scale_up, settings, slack},
+    TestApp, RESPONDER, VIEWER,
+};
 
 #[tokio::test]
 async fn an_on_call_person_signs_in_filters_opens_and_acknowledges_in_chromium() {
@@ -107,30 +111,22 @@ async fn a_responder_approves_a_waiting_remediation_in_chromium() {
     kube.add_deployment("shop", "api", 1, &[("app", "api")]);
     let kubeconfig = kube.kubeconfig();
     let sink = crate::helpers::sink::Sink::start(1).await;
-    let yaml = format!(
-        r#"
-dry_run: false
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-notifiers:
-  slack: {{type: slack, url: "{slack}"}}
-remediation:
-  namespaces: {{allow: [shop]}}
-  approval: {{timeout: 1h}}
-rules:
-  - name: careful
-    matchers: ['alertname="HighMemoryUsage"']
-    notify: [slack]
-    escalation: [{{after: 1h, notify: [slack]}}]
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 2, max: 5}}
-      cooldown: 0s
-      approval: required
-"#,
-        kubeconfig = kubeconfig.path().display(),
-        slack = sink.url("/slack"),
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let settings = settings()
+        .with("dry_run", false)
+        .kubernetes(kubeconfig.path(), "5s")
+        .notifier("slack", slack(&sink.url("/slack")))
+        .with(
+            "remediation",
+            json!({"namespaces": {"allow": ["shop"]}, "approval": {"timeout": "1h"}}),
+        )
+        .rule(
+            rule("careful")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .notify(&["slack"])
+                .escalate("1h", &["slack"])
+                .remediate(scale_up(2, 5).with("cooldown", "0s").with("approval", "required")),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let labels = json!({"namespace": "shop", "deployment": "api", "severity": "warning"});
     let mut payload = firing_alert("g1", "HighMemoryUsage", "00000000000000d1", labels);
     payload["commonLabels"] = payload["alerts"][0]["labels"].clone();
@@ -183,7 +179,7 @@ rules:
 
 #[tokio::test]
 async fn the_explain_box_shows_the_rule_its_action_and_its_timers_in_chromium() {
-    let app = TestApp::builder().config(RULES_YAML).spawn().await;
+    let app = TestApp::builder().settings(&rules_settings()).spawn().await;
     let browser = Browser::start("explain").await;
     browser.sign_in(&app, VIEWER.2).await;
     browser.text_when(|t| t.contains("vera (viewer)")).await;

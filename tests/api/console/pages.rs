@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 
 use super::{
     client::{client, csrf_of, get_page, post_form, session_cookie},
-    setups::{incident_posted, memory_payload, sixty_incidents_the_oldest_acknowledged, RULES_YAML},
+    setups::{incident_posted, memory_payload, rules_settings, sixty_incidents_the_oldest_acknowledged},
 };
-use crate::helpers::{TestApp, ADMIN, RESPONDER, VIEWER};
+use crate::helpers::{settings::settings, TestApp, ADMIN, RESPONDER, VIEWER};
 
 #[tokio::test]
 async fn the_list_filters_by_matchers_and_its_refreshing_fragment_keeps_the_filter() {
@@ -97,7 +97,7 @@ async fn fake_alertmanager() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Val
 async fn silence_1h_silences_the_incidents_alerts_in_alertmanager() {
     let (am, received) = fake_alertmanager().await;
     let app = TestApp::builder()
-        .config(&format!("alertmanager: {{url: \"{am}\"}}\n"))
+        .settings(&settings().with("alertmanager", json!({"url": am})))
         .spawn()
         .await;
     let id = incident_posted(&app, "{}:{alertname=\"HighLatency\"}", "HighLatency", "shop").await;
@@ -212,7 +212,7 @@ async fn maintenance_windows_and_the_pause_switch_follow_the_roles() {
 
 #[tokio::test]
 async fn the_explain_box_answers_without_javascript_and_a_bad_payload_is_a_422_page() {
-    let app = TestApp::builder().config(RULES_YAML).spawn().await;
+    let app = TestApp::builder().settings(&rules_settings()).spawn().await;
     let cookie = session_cookie(&app, VIEWER.2).await;
     let page = get_page(&app, &cookie, "/ui/rules").await.text().await.unwrap();
     assert!(

@@ -4,7 +4,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{firing_alert, TestApp};
+use crate::helpers::{
+    firing_alert,
+    settings::{rollout_restart, rule, scale_up, settings, slack, TestSettings},
+    TestApp,
+};
 
 pub(super) async fn incident_posted(app: &TestApp, group: &str, alertname: &str, namespace: &str) -> i64 {
     let mut payload = firing_alert(
@@ -23,26 +27,24 @@ pub(super) async fn incident_posted(app: &TestApp, group: &str, alertname: &str,
 }
 
 /// A rule with matchers, an escalation step and a two-step ladder, for the rules page.
-pub(super) const RULES_YAML: &str = r#"
-dry_run: true
-notifiers:
-  slack: {type: slack, url: "http://127.0.0.1:9/slack"}
-remediation:
-  namespaces: {allow: [shop]}
-rules:
-  - name: memory-in-shop
-    matchers: ['alertname="HighMemoryUsage"', 'namespace=~"shop|shop-canary"']
-    severities: [warning, critical]
-    notify: [slack]
-    escalation: [{after: 15m, notify: [slack]}]
-    remediate:
-      - action: scale_up
-        params: {namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}", step: 2, max: 5}
-        verify_within: 5m
-      - action: rollout_restart
-        params: {namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}"}
-        approval: required
-"#;
+pub(super) fn rules_settings() -> TestSettings {
+    settings()
+        .with("dry_run", true)
+        .notifier("slack", slack("http://127.0.0.1:9/slack"))
+        .with("remediation", json!({"namespaces": {"allow": ["shop"]}}))
+        .rule(
+            rule("memory-in-shop")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .matching(r#"namespace=~"shop|shop-canary""#)
+                .with("severities", json!(["warning", "critical"]))
+                .notify(&["slack"])
+                .escalate("15m", &["slack"])
+                .ladder([
+                    scale_up(2, 5).with("verify_within", "5m"),
+                    rollout_restart().with("approval", "required"),
+                ]),
+        )
+}
 
 pub(super) fn memory_payload() -> String {
     let labels = json!({"namespace": "shop", "deployment": "api", "severity": "warning"});

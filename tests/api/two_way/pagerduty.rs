@@ -5,7 +5,11 @@ use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 
 use super::setup::{acknowledged_by, app, slack, users, PD_OLD_SECRET, PD_SECRET, WAIT};
-use crate::helpers::{firing_alert, TestApp};
+use crate::helpers::{
+    firing_alert,
+    settings::{self, rule, settings},
+    TestApp,
+};
 
 /// A PagerDuty v3 webhook, signed with these secrets (PagerDuty lists one per secret).
 fn pagerduty(app: &TestApp, event: &Value, secrets: &[&str]) -> reqwest::RequestBuilder {
@@ -39,7 +43,7 @@ fn pd_event(kind: &str, key: &str, agent: &str) -> Value {
 #[tokio::test]
 async fn pagerduty_webhooks_acknowledge_and_stop_escalation_when_signed() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let first = app
         .post_for_incident(&firing_alert("g7", "E", "00000000000000a7", json!({})))
         .await;
@@ -158,15 +162,12 @@ async fn pagerduty_webhooks_acknowledge_and_stop_escalation_when_signed() {
 #[tokio::test]
 async fn dedup_keys_carry_the_installation_name() {
     let slack = slack().await;
-    let app = TestApp::builder()
-        .without_users()
-        .config(&format!(
-            "{}  instance: eu-west\nnotifiers:\n  pd: {{type: pagerduty, url: \"{}\", routing_key: rk}}\nrules:\n  - name: all\n    notify: [pd]\n",
-            users(),
-            slack.url("/pd")
-        ))
-        .spawn()
-        .await;
+    let settings = settings()
+        .users(users())
+        .server("instance", "eu-west")
+        .notifier("pd", settings::pagerduty(&slack.url("/pd"), "rk"))
+        .rule(rule("all").notify(&["pd"]));
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let id = app
         .post_for_incident(&firing_alert("g9", "G", "00000000000000a9", json!({})))
         .await;
@@ -177,7 +178,7 @@ async fn dedup_keys_carry_the_installation_name() {
 #[tokio::test]
 async fn pagerduty_signature_headers_are_bounded_before_any_mac_is_computed() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert("g-pd", "P", "00000000000000c2", json!({})))
         .await;

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     eventually,
+    settings::{pagerduty, rule, settings, slack_app, TestSettings},
     sink::{Reply, Sink},
     TestApp,
 };
@@ -19,14 +20,40 @@ pub(super) const PD_SECRET: &str = "pd-webhook-secret";
 pub(super) const PD_OLD_SECRET: &str = "pd-webhook-secret-old";
 pub(super) const ROOT_TS: &str = "1700000000.000100";
 
-pub(super) fn users() -> &'static str {
-    "server:
-  auth:
-    users:
-      - {name: alice, role: responder, token: alice-token-0123456789, slack_user_id: UALICE, pagerduty_user_id: PALICE}
-      - {name: vera, role: viewer, token: vera-token-0123456789, slack_user_id: UVERA}
-      - {name: ada, role: admin, token: ada-token-0123456789}
-"
+/// The users: alice (responder) and vera (viewer) known to Slack, alice to PagerDuty too; ada
+/// (admin) to neither.
+pub(super) fn users() -> Value {
+    json!([
+        {"name": "alice", "role": "responder", "token": "alice-token-0123456789",
+         "slack_user_id": "UALICE", "pagerduty_user_id": "PALICE"},
+        {"name": "vera", "role": "viewer", "token": "vera-token-0123456789", "slack_user_id": "UVERA"},
+        {"name": "ada", "role": "admin", "token": "ada-token-0123456789"},
+    ])
+}
+
+/// The [`users`] and a Slack app whose Web API is `slack`: what every two-way medic has.
+pub(super) fn with_slack_app(slack: &Sink) -> TestSettings {
+    let app = slack_app(&slack.url("/api"), SIGNING_SECRET);
+    settings().users(users()).notifier("slack-app", app)
+}
+
+/// A medic with the Slack app, two PagerDuty integrations whose webhooks it trusts (the second
+/// as if its secret were being rotated), and one rule telling the Slack app, escalating in an
+/// hour.
+pub(super) fn two_way(slack: &Sink) -> TestSettings {
+    let pd = slack.url("/pagerduty");
+    let retry = json!({"initial_backoff": "100ms", "max_backoff": "2s", "give_up_after": "30s"});
+    with_slack_app(slack)
+        .notifier(
+            "pagerduty",
+            pagerduty(&pd, "rk").with("webhook_secret", PD_SECRET),
+        )
+        .notifier(
+            "pagerduty-old",
+            pagerduty(&pd, "rk2").with("webhook_secret", PD_OLD_SECRET),
+        )
+        .rule(rule("all").notify(&["slack-app"]).escalate("1h", &["slack-app"]))
+        .with("engine", json!({"request_timeout": "2s", "retry": retry}))
 }
 
 /// A local Slack Web API: every method answers `ok` (the post with a `ts`).
@@ -43,41 +70,9 @@ pub(super) async fn slack() -> Sink {
     sink
 }
 
-pub(super) async fn app(slack: &Sink, extra: &str, database: Option<&str>) -> TestApp {
-    let yaml = format!(
-        r#"{users}
-notifiers:
-  slack-app:
-    type: slack_app
-    bot_token: xoxb-test
-    signing_secret: {SIGNING_SECRET}
-    channel: C0TEST
-    api_url: "{api}"
-  pagerduty:
-    type: pagerduty
-    url: "{pd}"
-    routing_key: rk
-    webhook_secret: {PD_SECRET}
-  pagerduty-old:
-    type: pagerduty
-    url: "{pd}"
-    routing_key: rk2
-    webhook_secret: {PD_OLD_SECRET}
-rules:
-  - name: all
-    notify: [slack-app]
-    escalation: [{{after: 1h, notify: [slack-app]}}]
-engine: {{request_timeout: 2s, retry: {{initial_backoff: 100ms, max_backoff: 2s, give_up_after: 30s}}}}
-{extra}"#,
-        users = users(),
-        api = slack.url("/api"),
-        pd = slack.url("/pagerduty"),
-    );
-    let mut builder = TestApp::builder().without_users().config(&yaml);
-    if let Some(url) = database {
-        builder = builder.database(url);
-    }
-    builder.spawn().await
+/// A medic with the [`two_way`] settings.
+pub(super) async fn app(slack: &Sink) -> TestApp {
+    TestApp::builder().settings(&two_way(slack)).spawn().await
 }
 
 pub(super) fn root_posts(slack: &Sink) -> Vec<Value> {

@@ -8,8 +8,8 @@ use std::{
 
 use serde_json::{json, Value};
 
-use super::setup::{app, interaction, sent, slack, ROOT_TS, SIGNING_SECRET, WAIT};
-use crate::helpers::{eventually, firing_alert};
+use super::setup::{app, interaction, sent, slack, two_way, ROOT_TS, SIGNING_SECRET, WAIT};
+use crate::helpers::{eventually, firing_alert, TestApp};
 
 /// A real Alertmanager 0.25 on a free port.
 struct Alertmanager {
@@ -69,7 +69,8 @@ async fn am_silences(am: &Alertmanager) -> Vec<Value> {
 async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() {
     let am = alertmanager().await;
     let slack = slack().await;
-    let app = app(&slack, &format!("alertmanager: {{url: \"{}\"}}\n", am.url), None).await;
+    let settings = two_way(&slack).with("alertmanager", json!({"url": am.url}));
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let mut alert = firing_alert("g10", "Noisy", "00000000000000b1", json!({"namespace": "shop"}));
     alert["groupLabels"] = json!({"alertname": "Noisy", "namespace": "shop"});
     let id = app.post_for_incident(&alert).await;
@@ -207,7 +208,7 @@ async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() 
 #[tokio::test]
 async fn silencing_without_an_alertmanager_says_so() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert("g11", "H", "00000000000000b2", json!({})))
         .await;
@@ -233,7 +234,8 @@ async fn silencing_without_an_alertmanager_says_so() {
 async fn silencing_a_silenced_incident_extends_its_silence_instead_of_making_another() {
     let am = alertmanager().await;
     let slack = slack().await;
-    let app = app(&slack, &format!("alertmanager: {{url: \"{}\"}}\n", am.url), None).await;
+    let settings = two_way(&slack).with("alertmanager", json!({"url": am.url}));
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let mut alert = firing_alert("g-ext", "Noisy", "00000000000000c4", json!({"namespace": "shop"}));
     alert["groupLabels"] = json!({"alertname": "Noisy", "namespace": "shop"});
     let id = app.post_for_incident(&alert).await;

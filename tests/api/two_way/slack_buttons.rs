@@ -6,14 +6,19 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::setup::{
-    acknowledged_by, app, interaction, root_posts, sent, slack, users, ROOT_TS, SIGNING_SECRET, WAIT,
+    acknowledged_by, app, interaction, root_posts, sent, slack, two_way, with_slack_app, ROOT_TS,
+    SIGNING_SECRET, WAIT,
 };
-use crate::helpers::{eventually, firing_alert, shared_postgres, sink::Sink, unique_name, TestApp};
+use crate::helpers::{
+    eventually, firing_alert,
+    settings::{rule, step},
+    shared_postgres, unique_name, TestApp,
+};
 
 #[tokio::test]
 async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert("g5", "D", "00000000000000a5", json!({})))
         .await;
@@ -106,15 +111,28 @@ async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
 async fn approve_and_reject_buttons_decide_requests_for_approval() {
     let slack = slack().await;
     let database = shared_postgres().create_database(&unique_name()).await;
-    let extra = format!(
-        r#"remediation:
-  limits: {{min_query_age: 100ms}}
-  databases:
-    app: {{url: "{database}", users: [nobody_here]}}
-"#
-    );
+    let remediation = json!({
+        "limits": {"min_query_age": "100ms"},
+        "databases": {"app": {"url": database, "users": ["nobody_here"]}},
+    });
     // One rule, whose step needs approval.
-    let app = app_with_rule(&slack, &extra, &database).await;
+    let settings = with_slack_app(&slack)
+        .without_kubernetes()
+        .rule(
+            rule("pool").notify(&["slack-app"]).remediate(
+                step(
+                    "postgres_relieve_pool",
+                    json!({"database": "app", "threshold": "1s"}),
+                )
+                .with("approval", "required"),
+            ),
+        )
+        .with("remediation", remediation);
+    let app = TestApp::builder()
+        .settings(&settings)
+        .database(&database)
+        .spawn()
+        .await;
     let id = app
         .post_for_incident(&firing_alert("g6", "PoolFull", "00000000000000a6", json!({})))
         .await;
@@ -185,36 +203,6 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
     assert_eq!(root_posts(&slack).len(), 1, "one message per incident");
 }
 
-async fn app_with_rule(slack: &Sink, extra: &str, database: &str) -> TestApp {
-    let yaml = format!(
-        r#"{users}
-notifiers:
-  slack-app:
-    type: slack_app
-    bot_token: xoxb-test
-    signing_secret: {SIGNING_SECRET}
-    channel: C0TEST
-    api_url: "{api}"
-kubernetes: {{enabled: false}}
-rules:
-  - name: pool
-    notify: [slack-app]
-    remediate:
-      action: postgres_relieve_pool
-      params: {{database: app, threshold: 1s}}
-      approval: required
-{extra}"#,
-        users = users(),
-        api = slack.url("/api"),
-    );
-    TestApp::builder()
-        .without_users()
-        .config(&yaml)
-        .database(database)
-        .spawn()
-        .await
-}
-
 /// The first request for approval, once there is one.
 async fn first_awaiting_approval(app: &TestApp) -> Value {
     eventually("a request for approval", WAIT, || async {
@@ -227,8 +215,12 @@ async fn first_awaiting_approval(app: &TestApp) -> Value {
 #[tokio::test]
 async fn a_replayed_slack_click_is_refused_by_every_replica() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
-    let other = self::app(&slack, "", Some(&app.database_url)).await;
+    let app = app(&slack).await;
+    let other = TestApp::builder()
+        .settings(&two_way(&slack))
+        .database(&app.database_url)
+        .spawn()
+        .await;
     let id = app
         .post_for_incident(&firing_alert("g-replay", "R", "00000000000000c1", json!({})))
         .await;

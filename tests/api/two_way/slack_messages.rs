@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::setup::{acknowledged_by, app, root_posts, sent, slack, users, ROOT_TS, SIGNING_SECRET, WAIT};
-use crate::helpers::{eventually, firing_alert, sink::Reply, TestApp};
+use super::setup::{acknowledged_by, app, root_posts, sent, slack, with_slack_app, ROOT_TS, WAIT};
+use crate::helpers::{eventually, firing_alert, settings::rule, sink::Reply, TestApp};
 
 #[tokio::test]
 async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in_the_thread() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert(
             "g1",
@@ -113,24 +113,9 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
 #[tokio::test]
 async fn escalations_are_thread_replies_also_shown_in_the_channel() {
     let slack = slack().await;
-    let yaml = format!(
-        r#"{users}
-notifiers:
-  slack-app:
-    type: slack_app
-    bot_token: xoxb-test
-    signing_secret: {SIGNING_SECRET}
-    channel: C0TEST
-    api_url: "{api}"
-rules:
-  - name: all
-    notify: [slack-app]
-    escalation: [{{after: 1s, notify: [slack-app]}}]
-"#,
-        users = users(),
-        api = slack.url("/api"),
-    );
-    let app = TestApp::builder().without_users().config(&yaml).spawn().await;
+    let settings =
+        with_slack_app(&slack).rule(rule("all").notify(&["slack-app"]).escalate("1s", &["slack-app"]));
+    let app = TestApp::builder().settings(&settings).spawn().await;
     app.post_for_incident(&firing_alert("g13", "J", "00000000000000b4", json!({})))
         .await;
     let escalated = sent(
@@ -158,7 +143,7 @@ async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
             .with_header("Retry-After", "1")
             .with_body(r#"{"ok":false,"error":"ratelimited"}"#)],
     );
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let started = Instant::now();
     app.post_for_incident(&firing_alert("g2", "A", "00000000000000a2", json!({})))
         .await;
@@ -235,7 +220,7 @@ async fn a_post_whose_answer_was_lost_is_found_in_the_channel_not_made_twice() {
             r#"{"ok":true,"messages":[{"ts":"1700000000.000999","metadata":{"event_type":"medic_incident","event_payload":{"key":"medic-incident-1:slack-app"}}}]}"#,
         ),
     );
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert("g4", "C", "00000000000000a4", json!({})))
         .await;
@@ -275,7 +260,7 @@ async fn recorded_ts(app: &TestApp, id: i64) -> Option<String> {
 #[tokio::test]
 async fn a_channel_mention_in_an_alertname_reaches_slack_escaped() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let hostile = "<!channel> <https://evil.example|ack> & more";
     let mut payload = firing_alert("g-hostile", hostile, "00000000000000c3", json!({}));
     payload["groupLabels"] = json!({"alertname": hostile});
@@ -306,7 +291,7 @@ async fn a_channel_mention_in_an_alertname_reaches_slack_escaped() {
 #[tokio::test]
 async fn an_acknowledgement_lasts_until_the_incident_resolves_and_a_refire_pages_again() {
     let slack = slack().await;
-    let app = app(&slack, "", None).await;
+    let app = app(&slack).await;
     let alert = firing_alert("g12", "I", "00000000000000b3", json!({}));
     let id = app.post_for_incident(&alert).await;
     app.acknowledge(id, &json!({})).await;

@@ -270,18 +270,18 @@ async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
     let engine = settings()
         .notifier("hook", webhook(&sink.url("/hook")))
         .rule(rule("everything").notify(&["hook"]))
-        .with("engine", json!({"lease": "10s", "request_timeout": "5s"}))
-        .yaml();
-    let (settings, _) = TestApp::builder().config(&engine).load().await;
-    let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
+        .with("engine", json!({"lease": "10s", "request_timeout": "5s"}));
+    let (loaded, _) = TestApp::builder().settings(&engine).load().await;
+    let url = secrecy::ExposeSecret::expose_secret(&loaded.database.url).to_owned();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let file = crate::helpers::yaml_file(&format!(
-        "{engine}server:\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 10\n"
-    ));
+    let served = engine
+        .server("listen", format!("127.0.0.1:{port}"))
+        .server("shutdown_timeout_seconds", 10);
+    let file = crate::helpers::yaml_file(&served.yaml());
     let mut medic = Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
             .args(["serve", "--config"])

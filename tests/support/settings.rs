@@ -36,7 +36,7 @@ impl TestSettings {
         self
     }
 
-    /// Adds a rule after those before it (the first that matches wins).
+    /// Adds a rule after those before it.
     pub fn rule(mut self, rule: Rule) -> Self {
         let rules = self.sections.entry("rules").or_insert_with(|| json!([]));
         rules.as_array_mut().expect("rules is a list").push(rule.0.into());

@@ -11,6 +11,8 @@
 //! medic quiet; Prometheus stopped, exactly one HeartbeatMissing page; started again, exactly
 //! one resolve. Each step is asserted; a timeline is printed.
 
+#[path = "support/eventually.rs"]
+mod eventually;
 #[path = "support/fake_kube/mod.rs"]
 #[allow(dead_code)]
 mod fake_kube;
@@ -32,6 +34,7 @@ use std::{
 };
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use eventually::eventually;
 use fake_kube::FakeKube;
 use postgres::{Durability, TempPostgres};
 use serde_json::Value;
@@ -110,7 +113,7 @@ async fn run() {
     );
     let client = reqwest::Client::new();
     let medic = format!("http://127.0.0.1:{medic_port}");
-    wait_until("medic ready", || async {
+    eventually("medic ready", WAIT, || async {
         get_status(&client, &format!("{medic}/readyz")).await == 200
     })
     .await;
@@ -145,7 +148,7 @@ async fn run() {
     };
     let prometheus = start_prometheus();
     let prom = format!("http://127.0.0.1:{prom_port}");
-    wait_until("Prometheus scrapes medic and the target", || async {
+    eventually("Prometheus scrapes medic and the target", WAIT, || async {
         let up = query(&client, &prom, "sum(up)").await;
         up == Some(2.0)
     })
@@ -170,7 +173,7 @@ async fn run() {
     assert!(text.contains("[FIRING:1] HighMemoryUsage"), "{text}");
     t.step("Slack: incident opened (Prometheus rule fired, Alertmanager posted to medic with the token)");
 
-    wait_until("the Deployment scaled up", || async {
+    eventually("the Deployment scaled up", WAIT, || async {
         kube.deployment(NS, "whiteboard-app").unwrap()["spec"]["replicas"] == 4
     })
     .await;
@@ -266,7 +269,7 @@ async fn heartbeat(
 
     let _prometheus = start_prometheus();
     t.step("Prometheus started again");
-    wait_until("the heartbeat's incident resolved", || async {
+    eventually("the heartbeat's incident resolved", WAIT, || async {
         events("resolved") == 1
     })
     .await;
@@ -498,21 +501,6 @@ async fn query(client: &reqwest::Client, prom: &str, expr: &str) -> Option<f64> 
         .await
         .ok()?;
     body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
-async fn wait_until<F, Fut>(what: &str, mut ready: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if ready().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn free_port() -> u16 {

@@ -15,7 +15,7 @@ use medic::{
 };
 use serde_json::{json, Value};
 
-use crate::helpers::{alerts_with_labels, TestApp, RESPONDER, VIEWER};
+use crate::helpers::{alerts_with_labels, eventually, TestApp, RESPONDER, VIEWER};
 
 /// A transaction holding `table` locked against everyone, so that a read of it waits.
 async fn lock(app: &TestApp, table: &str) -> tokio_postgres::Client {
@@ -29,7 +29,8 @@ async fn lock(app: &TestApp, table: &str) -> tokio_postgres::Client {
 /// Waits until `n` connections of the read pool wait for a lock.
 async fn readers_waiting(app: &TestApp, n: i64) {
     let db = app.sql().await;
-    for _ in 0..200 {
+    let what = format!("{n} readers to wait for the lock");
+    eventually(&what, Duration::from_secs(5), || async {
         let waiting: i64 = db
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'medic-read'
@@ -39,12 +40,9 @@ async fn readers_waiting(app: &TestApp, n: i64) {
             .await
             .unwrap()
             .get(0);
-        if waiting >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{n} readers never waited");
+        (waiting >= n).then_some(()).ok_or(waiting)
+    })
+    .await;
 }
 
 /// A GET as `token`, in the background.

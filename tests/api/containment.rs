@@ -6,33 +6,28 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::FutureExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
+    settings::{rule, settings, step, webhook, TestSettings},
     sink::{Reply, Sink},
     TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn yaml(sink: &Sink, retry: &str) -> String {
-    format!(
-        r#"
-notifiers:
-  hook: {{type: webhook, url: "{url}"}}
-rules:
-  - name: everything
-    notify: [hook]
-engine:
-  lease: 5s
-  safety_poll: 1s
-  request_timeout: 1s
-  stall_after: 3s
-  retry: {retry}
-"#,
-        url = sink.url("/hook")
-    )
+/// A webhook told of every incident, retried from `initial_backoff` up to `max_backoff` until
+/// `give_up_after`.
+fn hook_retrying(sink: &Sink, initial_backoff: &str, max_backoff: &str, give_up_after: &str) -> TestSettings {
+    let retry = json!({"initial_backoff": initial_backoff, "max_backoff": max_backoff, "give_up_after": give_up_after});
+    settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .rule(rule("everything").notify(&["hook"]))
+        .with(
+            "engine",
+            json!({"lease": "5s", "safety_poll": "1s", "request_timeout": "1s", "stall_after": "3s", "retry": retry}),
+        )
 }
 
 async fn fire(app: &TestApp) -> i64 {
@@ -46,15 +41,15 @@ async fn fire(app: &TestApp) -> i64 {
 
 /// The incident's only timer once it leaves `pending`.
 async fn settled(app: &TestApp, id: i64, within: Duration) -> Value {
-    let started = std::time::Instant::now();
-    loop {
+    eventually("the timer to leave pending", within, || async {
         let timer = app.incident(id).await["timers"][0].clone();
         if timer["state"] != "pending" {
-            return timer;
+            Ok(timer)
+        } else {
+            Err(timer)
         }
-        assert!(started.elapsed() < within, "still pending: {timer}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -62,10 +57,7 @@ async fn retry_after_zero_cannot_make_medic_retry_faster_than_its_backoff() {
     let sink = Sink::start(1).await;
     sink.set_default("/hook", Reply::status(429).with_header("Retry-After", "0"));
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 500ms, max_backoff: 2s, give_up_after: 4s}",
-        ))
+        .settings(&hook_retrying(&sink, "500ms", "2s", "4s"))
         .spawn()
         .await;
     let id = fire(&app).await;
@@ -87,10 +79,7 @@ async fn an_absurd_retry_after_waits_until_the_horizon_and_no_longer() {
         Reply::status(503).with_header("Retry-After", "99999999999999999"),
     );
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 1s, give_up_after: 3s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "1s", "3s"))
         .spawn()
         .await;
     let id = fire(&app).await;
@@ -111,10 +100,7 @@ async fn a_redirect_from_a_notifier_is_a_failure_naming_where_it_pointed() {
         Reply::status(307).with_header("Location", "http://elsewhere.example/steal"),
     );
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 1s, give_up_after: 10s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "1s", "10s"))
         .spawn()
         .await;
     let id = fire(&app).await;
@@ -132,10 +118,7 @@ async fn a_redirect_from_a_notifier_is_a_failure_naming_where_it_pointed() {
 async fn a_panic_in_a_timers_work_is_a_recorded_failure_retried_to_a_final_state() {
     let sink = Sink::start(1).await;
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: 2s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "400ms", "2s"))
         .fault(Arc::new(|_| async { panic!("injected by the test") }.boxed()))
         .spawn()
         .await;
@@ -158,10 +141,7 @@ async fn a_panic_in_a_timers_work_is_a_recorded_failure_retried_to_a_final_state
 async fn healthz_fails_when_the_engine_stops_going_round() {
     let sink = Sink::start(1).await;
     let app = TestApp::builder()
-        .config(&yaml(
-            &sink,
-            "{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: 2s}",
-        ))
+        .settings(&hook_retrying(&sink, "200ms", "400ms", "2s"))
         .env("MEDIC_ENGINE__CONCURRENCY", 1)
         .fault(Arc::new(|_| {
             tokio::time::sleep(Duration::from_secs(3600)).boxed()
@@ -173,13 +153,12 @@ async fn healthz_fails_when_the_engine_stops_going_round() {
     assert!(before > 1.7e9, "{before}");
     fire(&app).await;
     let started = std::time::Instant::now();
-    while app.get_anonymous("/healthz").await.status() == 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "a stalled engine still reads healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "a stalled engine to fail /healthz",
+        Duration::from_secs(10),
+        || async { app.get_anonymous("/healthz").await.status() != 200 },
+    )
+    .await;
     let body: Value = app.get_anonymous("/healthz").await.json().await.unwrap();
     assert_eq!(body["status"], "engine stalled");
     assert!(
@@ -219,25 +198,28 @@ async fn black_hole() -> (u16, tokio::task::JoinHandle<()>) {
 async fn a_remediation_stuck_on_a_silent_database_hits_its_deadline_while_pages_go_out() {
     let (port, _hole) = black_hole().await;
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        r#"
-kubernetes: {{enabled: false}}
-notifiers:
-  hook: {{type: webhook, url: "{url}"}}
-remediation:
-  action_timeout: 3s
-  databases:
-    silent: {{url: "postgres://medic@127.0.0.1:{port}/app?sslmode=disable", users: [app]}}
-rules:
-  - name: pool
-    matchers: ['alertname="HighErrorRate"']
-    notify: [hook]
-    remediate: {{action: postgres_relieve_pool, params: {{database: silent, threshold: 10s}}}}
-engine: {{concurrency: 1, remediation_concurrency: 1, request_timeout: 1s, lease: 5s}}
-"#,
-        url = sink.url("/hook")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let silent = format!("postgres://medic@127.0.0.1:{port}/app?sslmode=disable");
+    let settings = settings()
+        .without_kubernetes()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .with(
+            "remediation",
+            json!({"action_timeout": "3s", "databases": {"silent": {"url": silent, "users": ["app"]}}}),
+        )
+        .rule(
+            rule("pool")
+                .matching(r#"alertname="HighErrorRate""#)
+                .notify(&["hook"])
+                .remediate(step(
+                    "postgres_relieve_pool",
+                    json!({"database": "silent", "threshold": "10s"}),
+                )),
+        )
+        .with(
+            "engine",
+            json!({"concurrency": 1, "remediation_concurrency": 1, "request_timeout": "1s", "lease": "5s"}),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let started = std::time::Instant::now();
     let id = fire(&app).await;
 
@@ -248,7 +230,7 @@ engine: {{concurrency: 1, remediation_concurrency: 1, request_timeout: 1s, lease
         "the page waited {:?}",
         started.elapsed()
     );
-    let done = loop {
+    let done = eventually("the remediation to finish", WAIT, || async {
         let incident = app.incident(id).await;
         let finished = incident["remediations"]
             .as_array()
@@ -256,15 +238,9 @@ engine: {{concurrency: 1, remediation_concurrency: 1, request_timeout: 1s, lease
             .iter()
             .find(|r| !r["finished_at"].is_null())
             .cloned();
-        if let Some(done) = finished {
-            break done;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "the remediation never finished: {incident}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        finished.ok_or(incident)
+    })
+    .await;
     assert_eq!(done["result"], "failure", "{done}");
     assert!(
         done["summary"].as_str().unwrap().starts_with("deadline"),
@@ -291,21 +267,21 @@ impl Drop for Process {
 async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
     let sink = Sink::start(1).await;
     sink.set_default("/hook", Reply::status(200).with_delay(Duration::from_secs(2)));
-    let engine = format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{}\"}}\nrules:\n  - name: everything\n    notify: [hook]\n\
-         engine: {{lease: 10s, request_timeout: 5s}}\n",
-        sink.url("/hook")
-    );
-    let (settings, _) = TestApp::builder().config(&engine).load().await;
-    let url = secrecy::ExposeSecret::expose_secret(&settings.database.url).to_owned();
+    let engine = settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .rule(rule("everything").notify(&["hook"]))
+        .with("engine", json!({"lease": "10s", "request_timeout": "5s"}));
+    let (loaded, _) = TestApp::builder().settings(&engine).load().await;
+    let url = secrecy::ExposeSecret::expose_secret(&loaded.database.url).to_owned();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let file = crate::helpers::yaml_file(&format!(
-        "{engine}server:\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 10\n"
-    ));
+    let served = engine
+        .server("listen", format!("127.0.0.1:{port}"))
+        .server("shutdown_timeout_seconds", 10);
+    let file = crate::helpers::yaml_file(&served.yaml());
     let mut medic = Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
             .args(["serve", "--config"])
@@ -320,20 +296,11 @@ async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
     );
     let client = reqwest::Client::new();
     let address = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{address}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "medic did not become ready");
+    eventually("medic to become ready", Duration::from_secs(10), || async {
+        let ready = client.get(format!("{address}/readyz")).send().await;
+        ready.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     let payload = notification(
         "g",
         "firing",
@@ -356,13 +323,10 @@ async fn sigterm_mid_send_lets_the_send_finish_and_records_it_once() {
         .unwrap()
         .success());
     let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = medic.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "medic did not stop");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = eventually("medic to stop", Duration::from_secs(15), || {
+        std::future::ready(medic.0.try_wait().unwrap())
+    })
+    .await;
     assert!(status.success(), "{status}");
     assert!(
         started.elapsed() >= Duration::from_millis(1500),

@@ -2,7 +2,7 @@
 //! restarts and last log lines (redacted) to Slack, the console, the API and PagerDuty; a
 //! hanging API never delays the first message.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -10,8 +10,10 @@ use serde_json::{json, Value};
 use crate::{
     console::{get_page, session_cookie},
     helpers::{
+        eventually,
         fake_kube::FakeKube,
         firing_alert,
+        settings::{pagerduty, rule, settings, slack_app},
         sink::{Reply, Sink},
         TestApp, VIEWER,
     },
@@ -22,7 +24,7 @@ const ROOT_TS: &str = "1700000000.000100";
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "hunter2-planted";
 
-/// A cluster, a Slack and PagerDuty, and medic gathering context with `extra` settings.
+/// A cluster, a Slack and PagerDuty, and medic gathering context.
 struct Setup {
     kube: FakeKube,
     _kubeconfig: tempfile::NamedTempFile,
@@ -30,7 +32,7 @@ struct Setup {
     app: TestApp,
 }
 
-async fn setup(kube: FakeKube, extra: &str) -> Setup {
+async fn setup(kube: FakeKube) -> Setup {
     let kubeconfig = kube.kubeconfig();
     let sink = Sink::start(1).await;
     sink.set_default(
@@ -41,22 +43,16 @@ async fn setup(kube: FakeKube, extra: &str) -> Setup {
         "/api/",
         Reply::status(200).with_body(r#"{"ok":true,"messages":[]}"#),
     );
-    let yaml = format!(
-        r#"
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 10s}}
-notifiers:
-  slack-app: {{type: slack_app, bot_token: xoxb-test, signing_secret: s3cr3t-signing, channel: C0TEST, api_url: "{api}"}}
-  pagerduty: {{type: pagerduty, url: "{pd}", routing_key: rk}}
-rules:
-  - name: crashing
-    notify: [slack-app]
-    escalation: [{{after: 2s, notify: [pagerduty]}}]
-{extra}"#,
-        kubeconfig = kubeconfig.path().display(),
-        api = sink.url("/api"),
-        pd = sink.url("/pagerduty"),
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let settings = settings()
+        .kubernetes(kubeconfig.path(), "10s")
+        .notifier("slack-app", slack_app(&sink.url("/api"), "s3cr3t-signing"))
+        .notifier("pagerduty", pagerduty(&sink.url("/pagerduty"), "rk"))
+        .rule(
+            rule("crashing")
+                .notify(&["slack-app"])
+                .escalate("2s", &["pagerduty"]),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     Setup {
         kube,
         _kubeconfig: kubeconfig,
@@ -136,39 +132,34 @@ async fn fire(app: &TestApp, pod: &str) -> i64 {
 
 /// The incident's context once gathered.
 async fn context(app: &TestApp, id: i64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let what = format!("the context of incident {id}");
+    eventually(&what, WAIT, || async {
         let response = app.get(&format!("/api/v1/incidents/{id}/context")).await;
         if response.status() == 200 {
-            return response.json().await.unwrap();
+            return Ok(response.json::<Value>().await.unwrap());
         }
         assert_eq!(response.status(), 404, "before it is gathered");
-        assert!(Instant::now() < deadline, "no context for incident {id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Err("404")
+    })
+    .await
 }
 
 /// Slack's bodies at `path` that `matches`, once one has arrived.
 async fn slack_sent(sink: &Sink, path: &str, matches: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = sink
-            .received_at(path)
+    let what = format!("a message matching at {path}");
+    eventually(&what, WAIT, || async {
+        sink.received_at(path)
             .into_iter()
             .map(|r| r.body)
             .find(|b| matches(b))
-        {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "nothing matching at {path}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn a_crash_looping_pods_incident_shows_its_rollout_events_restarts_and_redacted_last_words() {
     let (kube, pod) = crash_looping_cluster().await;
-    let Setup { kube, sink, app, .. } = setup(kube, "").await;
+    let Setup { kube, sink, app, .. } = setup(kube).await;
     let id = fire(&app, &pod).await;
 
     let context = context(&app, id).await;
@@ -328,7 +319,7 @@ async fn a_hanging_api_never_delays_the_first_message_and_the_context_says_timeo
             app,
             kube: _kube,
             ..
-        } = setup(kube, "").await;
+        } = setup(kube).await;
         let posted = SystemTime::now();
         let id = fire(&app, &pod).await;
         let seconds = first_message_after(&sink, posted).await;
@@ -364,7 +355,7 @@ async fn a_missing_permission_is_named_in_the_errors_and_the_rest_is_kept() {
     let (kube, pod) = crash_looping_cluster().await;
     kube.forbid("events");
     kube.forbid("pods/log");
-    let Setup { app, kube: _kube, .. } = setup(kube, "").await;
+    let Setup { app, kube: _kube, .. } = setup(kube).await;
     let id = fire(&app, &pod).await;
     let context = context(&app, id).await;
     assert_eq!(context["complete"], false);

@@ -6,7 +6,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    fake_kube::FakeKube, firing_alert, sink::Sink, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER,
+    eventually,
+    fake_kube::FakeKube,
+    firing_alert,
+    settings::{rollout_restart, rule, scale_up, settings, slack, Part},
+    sink::Sink,
+    TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER,
 };
 
 const NS: &str = "shop";
@@ -30,52 +35,40 @@ async fn setup(deployments: &[&str]) -> Setup {
     }
     let kubeconfig = kube.kubeconfig();
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        r#"
-dry_run: false
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-notifiers:
-  slack: {{type: slack, url: "{slack}"}}
-  oncall: {{type: slack, url: "{oncall}"}}
-remediation:
-  namespaces: {{allow: [{NS}]}}
-  budget: {{per_target: 10/1h}}
-  approval: {{timeout: {approval}s}}
-  hold: 1s
-rules:
-  - name: ladder
-    matchers: ['alertname="MemoryLeak"']
-    notify: [slack]
-    escalation: [{{after: 1h, notify: [oncall]}}]
-    remediate:
-      - action: scale_up
-        params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 1, max: 10}}
-        cooldown: 0s
-        verify_within: 1s
-      - action: rollout_restart
-        params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}"}}
-        cooldown: 0s
-        verify_within: 1s
-  - name: careful
-    matchers: ['alertname="HighMemoryUsage"']
-    notify: [slack]
-    escalation: [{{after: 1h, notify: [oncall]}}]
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 2, max: 5}}
-      cooldown: 0s
-      approval: required
-  - name: slow
-    matchers: ['alertname="Slow"']
-    notify: [slack]
-    escalation: [{{after: 1s, notify: [oncall]}}]
-engine: {{request_timeout: 2s}}
-"#,
-        kubeconfig = kubeconfig.path().display(),
-        slack = sink.url("/slack"),
-        oncall = sink.url("/oncall"),
-        approval = APPROVAL_TIMEOUT.as_secs(),
-    );
+    let approval = format!("{}s", APPROVAL_TIMEOUT.as_secs());
+    let checked = |step: Part| step.with("cooldown", "0s").with("verify_within", "1s");
+    let yaml = settings()
+        .with("dry_run", false)
+        .kubernetes(kubeconfig.path(), "5s")
+        .notifier("slack", slack(&sink.url("/slack")))
+        .notifier("oncall", slack(&sink.url("/oncall")))
+        .with(
+            "remediation",
+            json!({"namespaces": {"allow": [NS]}, "budget": {"per_target": "10/1h"},
+                   "approval": {"timeout": approval}, "hold": "1s"}),
+        )
+        .rule(
+            rule("ladder")
+                .matching(r#"alertname="MemoryLeak""#)
+                .notify(&["slack"])
+                .escalate("1h", &["oncall"])
+                .ladder([checked(scale_up(1, 10)), checked(rollout_restart())]),
+        )
+        .rule(
+            rule("careful")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .notify(&["slack"])
+                .escalate("1h", &["oncall"])
+                .remediate(scale_up(2, 5).with("cooldown", "0s").with("approval", "required")),
+        )
+        .rule(
+            rule("slow")
+                .matching(r#"alertname="Slow""#)
+                .notify(&["slack"])
+                .escalate("1s", &["oncall"]),
+        )
+        .with("engine", json!({"request_timeout": "2s"}))
+        .yaml();
     let app = TestApp::builder().config(&yaml).spawn().await;
     Setup {
         kube,
@@ -103,16 +96,12 @@ async fn resolve(app: &TestApp, alertname: &str, fingerprint: &str, deployment: 
 
 /// Polls the incident until `done` holds for its remediations; returns them.
 async fn remediations_until(app: &TestApp, id: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("the remediations to get there", WAIT, || async {
         let incident = app.incident(id).await;
         let remediations = incident["remediations"].as_array().unwrap().clone();
-        if done(&remediations) {
-            return remediations;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting: {incident}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        done(&remediations).then_some(remediations).ok_or(incident)
+    })
+    .await
 }
 
 fn replicas(kube: &FakeKube, name: &str) -> i64 {
@@ -178,20 +167,12 @@ async fn a_ladder_climbs_while_the_alert_fires_and_hands_over_saying_what_it_tri
         paged[0].text
     );
     // The rule's channel heard each verification.
-    let deadline = Instant::now() + WAIT;
-    while texts(&s.sink.received_at("/slack"))
-        .iter()
-        .filter(|t| t.contains("[REMEDIATION NOT_FIXED]"))
-        .count()
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            texts(&s.sink.received_at("/slack"))
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("two verifications in the rule's channel", WAIT, || async {
+        let heard = texts(&s.sink.received_at("/slack"));
+        let not_fixed = heard.iter().filter(|t| t.contains("[REMEDIATION NOT_FIXED]"));
+        (not_fixed.count() >= 2).then_some(()).ok_or(format!("{heard:?}"))
+    })
+    .await;
     for (action, n) in [("scale_up", 1.0), ("rollout_restart", 1.0)] {
         assert_eq!(
             s.app
@@ -244,20 +225,17 @@ async fn a_step_is_fixed_when_its_alert_resolves_in_time_and_the_ladder_stops() 
 
 /// Waits for a request for approval on the incident; returns it as the list shows it.
 async fn awaiting(app: &TestApp, incident_id: i64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("a request for approval", WAIT, || async {
         let body = app.get_json("/api/v1/remediations?state=awaiting_approval").await;
-        if let Some(found) = body["remediations"]
+        let found = body["remediations"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| r["incident_id"] == incident_id)
-        {
-            return found.clone();
-        }
-        assert!(Instant::now() < deadline, "no request for approval: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .cloned();
+        found.ok_or(body)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -476,15 +454,6 @@ async fn a_request_on_an_incident_that_resolves_is_closed_and_cannot_be_approved
     assert_eq!(replicas(&s.kube, "api"), 1);
 }
 
-/// Polls a replica's `/metrics` until the sample reads `value`.
-async fn metric_becomes(app: &TestApp, sample: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while app.metric(sample).await != value {
-        assert!(Instant::now() < deadline, "{sample} never became {value}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_pause_through_one_replica_holds_in_the_other_until_resumed_there() {
     let s = setup(&["web", "api", "cache"]).await;
@@ -512,7 +481,9 @@ async fn a_pause_through_one_replica_holds_in_the_other_until_resumed_there() {
         (shown - until).abs() < chrono::TimeDelta::milliseconds(1),
         "{state}"
     );
-    metric_becomes(&other, "medic_remediation_paused", 1.0).await;
+    other
+        .metric_becomes("medic_remediation_paused", 1.0, Duration::from_secs(5))
+        .await;
 
     // Alerts through either replica: every decision, whichever engine takes it, is paused.
     let first = fire(&s.app, "MemoryLeak", "00000000000000e3", "web").await;
@@ -528,7 +499,9 @@ async fn a_pause_through_one_replica_holds_in_the_other_until_resumed_there() {
     let resumed = send(&other, reqwest::Method::DELETE, ADMIN.2, pause, None).await;
     assert_eq!(resumed.status(), 200);
     assert_eq!(s.app.get_json(pause).await["paused"], false);
-    metric_becomes(&s.app, "medic_remediation_paused", 0.0).await;
+    s.app
+        .metric_becomes("medic_remediation_paused", 0.0, Duration::from_secs(5))
+        .await;
     let id = fire(&s.app, "MemoryLeak", "00000000000000e5", "cache").await;
     let done = remediations_until(&s.app, id, |r| !r.is_empty() && !r[0]["finished_at"].is_null()).await;
     assert_eq!(done[0]["result"], "success");

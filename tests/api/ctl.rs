@@ -2,15 +2,18 @@
 //! rejecting requests, the pause, maintenance windows, where the token comes from, and what
 //! a refusal, a usage error or an unreachable medic look like.
 
-use std::{
-    io::Write,
-    time::{Duration, Instant},
-};
+use std::{io::Write, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{fake_kube::FakeKube, firing_alert, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER};
+use crate::helpers::{
+    eventually,
+    fake_kube::FakeKube,
+    firing_alert,
+    settings::{rule, scale_up, settings},
+    TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, VIEWER,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -85,30 +88,22 @@ async fn medic_asking_approval() -> (FakeKube, tempfile::NamedTempFile, TestApp)
     let kube = FakeKube::start().await;
     kube.add_deployment("shop", "api", 1, &[("app", "api")]);
     let kubeconfig = kube.kubeconfig();
-    let yaml = format!(
-        r#"
-dry_run: false
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-remediation:
-  namespaces: {{allow: [shop]}}
-rules:
-  - name: careful
-    matchers: ['alertname="HighMemoryUsage"']
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 2, max: 5}}
-      approval: required
-"#,
-        kubeconfig = kubeconfig.path().display(),
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let settings = settings()
+        .with("dry_run", false)
+        .kubernetes(kubeconfig.path(), "5s")
+        .with("remediation", json!({"namespaces": {"allow": ["shop"]}}))
+        .rule(
+            rule("careful")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .remediate(scale_up(2, 5).with("approval", "required")),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     (kube, kubeconfig, app)
 }
 
 /// `medic ctl approvals -o json` until the incident's request shows; returns the request.
 async fn awaiting(app: &TestApp, incident_id: i64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("a request for approval", WAIT, || async {
         let listed = ctl(
             &["--url", &app.address, "approvals", "-o", "json"],
             &[("MEDIC_TOKEN", VIEWER.2)],
@@ -116,12 +111,10 @@ async fn awaiting(app: &TestApp, incident_id: i64) -> Value {
         .await
         .json();
         let requests = listed["remediations"].as_array().expect("remediations").clone();
-        if let Some(found) = requests.into_iter().find(|r| r["incident_id"] == incident_id) {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "no request for approval: {listed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let found = requests.into_iter().find(|r| r["incident_id"] == incident_id);
+        found.ok_or(listed)
+    })
+    .await
 }
 
 #[tokio::test]

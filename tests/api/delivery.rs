@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
+    settings::{rule, settings, webhook},
     sink::{Reply, Sink},
     TestApp,
 };
@@ -16,21 +17,18 @@ const WAIT: Duration = Duration::from_secs(10);
 /// One webhook notifier told when the incident opens.
 async fn setup(give_up_after: &str) -> (Sink, TestApp) {
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        r#"
-notifiers:
-  audit-hook: {{type: webhook, url: "{url}", bearer_token: "hook-secret"}}
-rules:
-  - name: everything
-    notify: [audit-hook]
-engine:
-  lease: 5s
-  request_timeout: 2s
-  retry: {{initial_backoff: 200ms, max_backoff: 400ms, give_up_after: {give_up_after}}}
-"#,
-        url = sink.url("/hook")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let retry = json!({"initial_backoff": "200ms", "max_backoff": "400ms", "give_up_after": give_up_after});
+    let settings = settings()
+        .notifier(
+            "audit-hook",
+            webhook(&sink.url("/hook")).with("bearer_token", "hook-secret"),
+        )
+        .rule(rule("everything").notify(&["audit-hook"]))
+        .with(
+            "engine",
+            json!({"lease": "5s", "request_timeout": "2s", "retry": retry}),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     (sink, app)
 }
 
@@ -48,15 +46,16 @@ async fn fire(app: &TestApp) -> i64 {
 
 /// Waits until the incident's only timer leaves `pending`, and returns it.
 async fn settled_timer(app: &TestApp, id: i64) -> Value {
-    for _ in 0..200 {
+    eventually("the timer to leave pending", Duration::from_secs(10), || async {
         let incident = app.incident(id).await;
         let timer = incident["timers"][0].clone();
         if timer["state"] != "pending" {
-            return timer;
+            Ok(timer)
+        } else {
+            Err(incident)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timer still pending: {}", app.incident(id).await);
+    })
+    .await
 }
 
 #[tokio::test]
@@ -157,25 +156,20 @@ async fn an_unreachable_notifier_is_retried() {
         .local_addr()
         .unwrap()
         .port();
-    let yaml = format!(
-        r#"
-notifiers:
-  gone: {{type: webhook, url: "http://127.0.0.1:{port}/hook"}}
-  audit-hook: {{type: webhook, url: "{url}"}}
-rules:
-  - name: everything
-    notify: [gone, audit-hook]
-engine:
-  lease: 5s
-  request_timeout: 1s
-  retry: {{initial_backoff: 100ms, max_backoff: 200ms, give_up_after: 1s}}
-"#,
-        url = sink.url("/hook")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let retry = json!({"initial_backoff": "100ms", "max_backoff": "200ms", "give_up_after": "1s"});
+    let settings = settings()
+        .notifier("gone", webhook(&format!("http://127.0.0.1:{port}/hook")))
+        .notifier("audit-hook", webhook(&sink.url("/hook")))
+        .rule(rule("everything").notify(&["gone", "audit-hook"]))
+        .with(
+            "engine",
+            json!({"lease": "5s", "request_timeout": "1s", "retry": retry}),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let id = fire(&app).await;
     sink.wait_for("/hook", 1, WAIT).await;
-    for _ in 0..100 {
+    let what = "the unreachable notifier to be given up on";
+    let gone = eventually(what, Duration::from_secs(10), || async {
         let incident = app.incident(id).await;
         let gone = incident["timers"]
             .as_array()
@@ -185,14 +179,15 @@ engine:
             .cloned()
             .unwrap();
         if gone["state"] == "failed" {
-            assert!(
-                gone["last_error"].as_str().unwrap().contains("connection"),
-                "{gone}"
-            );
-            assert!(gone["attempts"].as_array().unwrap().len() >= 2);
-            return;
+            Ok(gone)
+        } else {
+            Err(gone)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the unreachable notifier was never given up on");
+    })
+    .await;
+    assert!(
+        gone["last_error"].as_str().unwrap().contains("connection"),
+        "{gone}"
+    );
+    assert!(gone["attempts"].as_array().unwrap().len() >= 2);
 }

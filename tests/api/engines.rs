@@ -15,7 +15,9 @@ use medic::{
 use secrecy::SecretString;
 
 use crate::helpers::{
-    notification, shared_postgres,
+    notification,
+    settings::{pagerduty, rule, settings},
+    shared_postgres,
     sink::{Reply, Sink},
     unique_name, Durability, TempPostgres, TestApp,
 };
@@ -195,18 +197,18 @@ async fn an_escalation_due_while_postgres_restarts_fires_once_it_is_back() {
     let url = postgres.create_database("medic").await;
     let sink = Sink::start(1).await;
     sink.set_default("/pagerduty", Reply::status(202));
-    let yaml = format!(
-        r#"
-notifiers:
-  pagerduty: {{type: pagerduty, url: "{pd}", routing_key: "rk"}}
-rules:
-  - name: page
-    escalation: [{{after: 2s, notify: [pagerduty]}}]
-engine: {{lease: 5s, request_timeout: 2s}}
-"#,
-        pd = sink.url("/pagerduty")
-    );
-    let app = TestApp::builder().config(&yaml).database(&url).spawn().await;
+    let settings = settings()
+        .notifier("pagerduty", pagerduty(&sink.url("/pagerduty"), "rk"))
+        .rule(rule("page").escalate("2s", &["pagerduty"]))
+        .with(
+            "engine",
+            serde_json::json!({"lease": "5s", "request_timeout": "2s"}),
+        );
+    let app = TestApp::builder()
+        .settings(&settings)
+        .database(&url)
+        .spawn()
+        .await;
     let payload = notification(
         "g",
         "firing",

@@ -6,39 +6,43 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
+    settings::{pagerduty, rule, settings, slack, TestSettings},
     sink::{Reply, Sink},
     TestApp, OTHER_RESPONDER,
 };
 
 const FIRING_AT: &str = "2026-11-26T10:00:00Z";
 
-/// The issue's example policy, with a delay short enough for a test.
-fn config(sink: &Sink, after: &str, extra_step: &str) -> String {
-    format!(
-        r##"
-notifiers:
-  incidents-slack: {{type: slack, url: "{slack}", channel: "#incidents"}}
-  oncall-slack: {{type: slack, url: "{oncall}", channel: "#on-call"}}
-  pagerduty: {{type: pagerduty, url: "{pd}", routing_key: "routing-key-1"}}
-rules:
-  - name: high-error-rate
-    matchers: ['alertname="HighErrorRate"']
-    notify: [incidents-slack]
-    runbook_url: https://runbooks.example/high-error-rate
-    escalation:
-      - after: {after}
-        notify: [pagerduty, oncall-slack]
-        {extra_step}
-engine:
-  lease: 5s
-  request_timeout: 2s
-  retry: {{initial_backoff: 100ms, max_backoff: 500ms, give_up_after: 30s}}
-"##,
-        slack = sink.url("/slack/incidents"),
-        oncall = sink.url("/slack/oncall"),
-        pd = sink.url("/pagerduty"),
-    )
+/// The issue's example policy, with a delay short enough for a test, its escalation step
+/// repeated every `repeat` if given.
+fn policy(sink: &Sink, after: &str, repeat: Option<&str>) -> TestSettings {
+    let mut escalation = json!({"after": after, "notify": ["pagerduty", "oncall-slack"]});
+    if let Some(repeat) = repeat {
+        escalation["repeat"] = json!(repeat);
+    }
+    let retry = json!({"initial_backoff": "100ms", "max_backoff": "500ms", "give_up_after": "30s"});
+    settings()
+        .notifier(
+            "incidents-slack",
+            slack(&sink.url("/slack/incidents")).with("channel", "#incidents"),
+        )
+        .notifier(
+            "oncall-slack",
+            slack(&sink.url("/slack/oncall")).with("channel", "#on-call"),
+        )
+        .notifier("pagerduty", pagerduty(&sink.url("/pagerduty"), "routing-key-1"))
+        .rule(
+            rule("high-error-rate")
+                .matching(r#"alertname="HighErrorRate""#)
+                .notify(&["incidents-slack"])
+                .with("runbook_url", "https://runbooks.example/high-error-rate")
+                .with("escalation", json!([escalation])),
+        )
+        .with(
+            "engine",
+            json!({"lease": "5s", "request_timeout": "2s", "retry": retry}),
+        )
 }
 
 async fn setup(after: &str) -> (Sink, TestApp) {
@@ -47,7 +51,10 @@ async fn setup(after: &str) -> (Sink, TestApp) {
         "/pagerduty",
         Reply::status(202).with_body(r#"{"status":"success"}"#),
     );
-    let app = TestApp::builder().config(&config(&sink, after, "")).spawn().await;
+    let app = TestApp::builder()
+        .settings(&policy(&sink, after, None))
+        .spawn()
+        .await;
     (sink, app)
 }
 
@@ -131,12 +138,15 @@ async fn an_incident_is_announced_escalated_to_pagerduty_and_resolved() {
             .filter(|e| e["event"] == "message_sent")
             .count()
     };
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut incident = app.incident(id).await;
-    while sent(&incident) < 6 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        incident = app.incident(id).await;
-    }
+    let incident = eventually("the sixth send recorded", WAIT, || async {
+        let incident = app.incident(id).await;
+        if sent(&incident) >= 6 {
+            Ok(incident)
+        } else {
+            Err(incident)
+        }
+    })
+    .await;
     let events: Vec<&str> = incident["timeline"]
         .as_array()
         .unwrap()
@@ -316,7 +326,7 @@ async fn the_last_step_repeats_until_the_incident_resolves() {
     let sink = Sink::start(1).await;
     sink.set_default("/pagerduty", Reply::status(202));
     let app = TestApp::builder()
-        .config(&config(&sink, "100ms", "repeat: 400ms"))
+        .settings(&policy(&sink, "100ms", Some("400ms")))
         .spawn()
         .await;
     fire(&app, "repeating").await;

@@ -9,7 +9,12 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{notification, sink::Sink, Durability, TempPostgres, TestApp};
+use crate::helpers::{
+    eventually, notification,
+    settings::{rule, settings, webhook},
+    sink::Sink,
+    Durability, TempPostgres, TestApp,
+};
 
 /// Posts one notification of a new group every 50 ms until told to stop; the group keys
 /// that were answered 200, and every status seen.
@@ -59,11 +64,16 @@ async fn a_promoted_standby_takes_over_and_every_acknowledged_notification_is_th
         standby.port()
     );
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{}\"}}\nrules:\n  - name: all\n    notify: [hook]\n",
-        sink.url("/hook")
+    let settings = settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .rule(rule("all").notify(&["hook"]));
+    let app = Arc::new(
+        TestApp::builder()
+            .settings(&settings)
+            .database(&url)
+            .spawn()
+            .await,
     );
-    let app = Arc::new(TestApp::builder().config(&yaml).database(&url).spawn().await);
 
     let stop = Arc::new(Mutex::new(false));
     let posting = tokio::spawn(post_continuously(app.clone(), stop.clone()));
@@ -72,19 +82,13 @@ async fn a_promoted_standby_takes_over_and_every_acknowledged_notification_is_th
     tokio::time::sleep(Duration::from_secs(2)).await;
     standby.promote();
     // Recorded on the new primary, and its engine sends what that schedules.
-    let started = std::time::Instant::now();
     let before = sink.received_at("/hook").len();
-    loop {
+    let what = "medic to resume on the new primary";
+    eventually(what, Duration::from_secs(30), || async {
         let seen = app.count("SELECT count(*) FROM alert_groups").await;
-        if sink.received_at("/hook").len() > before + 3 && seen > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "medic did not resume on the new primary"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        sink.received_at("/hook").len() > before + 3 && seen > 0
+    })
+    .await;
     *stop.lock().unwrap() = true;
     let (recorded, statuses) = posting.await.unwrap();
 
@@ -105,14 +109,12 @@ async fn a_promoted_standby_takes_over_and_every_acknowledged_notification_is_th
         .collect();
     let listening = "SELECT count(*) FROM pg_stat_activity
                       WHERE application_name = 'medic' AND query = 'LISTEN medic_timers'";
-    let started = std::time::Instant::now();
-    while client.query_one(listening, &[]).await.unwrap().get::<_, i64>(0) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the engine's LISTEN did not reconnect"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the engine's LISTEN to reconnect",
+        Duration::from_secs(15),
+        || async { client.query_one(listening, &[]).await.unwrap().get::<_, i64>(0) > 0 },
+    )
+    .await;
     let lost: Vec<&String> = recorded.iter().filter(|g| !stored.contains(g)).collect();
     assert!(
         lost.is_empty(),

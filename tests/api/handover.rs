@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::helpers::{
     fake_kube::FakeKube,
     firing_alert,
+    settings::{pagerduty, rollout_restart, rule, scale_up, settings, slack, webhook, Part},
     sink::{Received, Reply, Sink},
     TestApp,
 };
@@ -34,41 +35,30 @@ async fn setup() -> Setup {
         "/pagerduty",
         Reply::status(202).with_body(r#"{"status":"success"}"#),
     );
-    let yaml = format!(
-        r#"
-dry_run: false
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-notifiers:
-  slack: {{type: slack, url: "{slack}"}}
-  pagerduty: {{type: pagerduty, url: "{pd}", routing_key: "routing-key-1"}}
-  hook: {{type: webhook, url: "{hook}"}}
-remediation:
-  namespaces: {{allow: [{NS}]}}
-  budget: {{per_target: 10/1h}}
-rules:
-  - name: ladder
-    matchers: ['alertname="MemoryLeak"']
-    escalation: [{{after: 1h, notify: [pagerduty, hook, slack]}}]
-    remediate:
-      - action: scale_up
-        params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}", step: 1, max: 10}}
-        cooldown: 0s
-        verify_within: 1s
-      - action: rollout_restart
-        params: {{namespace: "{{{{ labels.namespace }}}}", deployment: "{{{{ labels.deployment }}}}"}}
-        cooldown: 0s
-        verify_within: 1s
-  - name: plain
-    matchers: ['alertname="Slow"']
-    escalation: [{{after: 1h, notify: [pagerduty, hook]}}]
-engine: {{request_timeout: 2s}}
-"#,
-        kubeconfig = kubeconfig.path().display(),
-        slack = sink.url("/slack"),
-        pd = sink.url("/pagerduty"),
-        hook = sink.url("/hook"),
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let checked = |step: Part| step.with("cooldown", "0s").with("verify_within", "1s");
+    let settings = settings()
+        .with("dry_run", false)
+        .kubernetes(kubeconfig.path(), "5s")
+        .notifier("slack", slack(&sink.url("/slack")))
+        .notifier("pagerduty", pagerduty(&sink.url("/pagerduty"), "routing-key-1"))
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .with(
+            "remediation",
+            json!({"namespaces": {"allow": [NS]}, "budget": {"per_target": "10/1h"}}),
+        )
+        .rule(
+            rule("ladder")
+                .matching(r#"alertname="MemoryLeak""#)
+                .escalate("1h", &["pagerduty", "hook", "slack"])
+                .ladder([checked(scale_up(1, 10)), checked(rollout_restart())]),
+        )
+        .rule(
+            rule("plain")
+                .matching(r#"alertname="Slow""#)
+                .escalate("1h", &["pagerduty", "hook"]),
+        )
+        .with("engine", json!({"request_timeout": "2s"}));
+    let app = TestApp::builder().settings(&settings).spawn().await;
     Setup {
         _kube: kube,
         _kubeconfig: kubeconfig,

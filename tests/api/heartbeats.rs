@@ -15,21 +15,36 @@ use serde_json::{json, Value};
 
 use crate::{
     console::{get_page, session_cookie},
-    helpers::{firing_alert, notification, serve_command, sink::Sink, TestApp, TOKEN, VIEWER},
+    helpers::{
+        eventually, firing_alert, notification, ok_200, serve_command,
+        settings::{rule, settings, webhook, TestSettings},
+        sink::Sink,
+        TestApp, TOKEN, VIEWER,
+    },
 };
 
-/// A heartbeat expected every second, missing after two.
-fn settings(sink: &Sink, per: Option<&str>) -> String {
-    let per = per.map(|p| format!("    per: {p}\n")).unwrap_or_default();
-    format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{}\"}}\n  pager: {{type: webhook, url: \"{}\"}}\n\
-         rules:\n  - name: all\n    notify: [hook]\n\
-         heartbeats:\n  - name: watchdog\n    matchers: ['alertname=\"Watchdog\"']\n{per}\
-         \x20   expect_every: 1s\n    grace: 1s\n    forget_after: 1h\n    notify: [hook]\n\
-         \x20   escalation:\n      - after: 0s\n        notify: [pager]\n",
-        sink.url("/hook"),
-        sink.url("/pager"),
-    )
+/// Webhooks `hook` (told of every incident) and `pager`, and the Watchdog heartbeat expected
+/// every second, missing after two, paging at once: per value of the label `per` if given.
+fn watching(sink: &Sink, per: Option<&str>) -> TestSettings {
+    settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .notifier("pager", webhook(&sink.url("/pager")))
+        .rule(rule("all").notify(&["hook"]))
+        .with("heartbeats", json!([watchdog_heartbeat(per, "1s", "0s")]))
+}
+
+/// The Watchdog heartbeat, expected every `every` with a second's grace, telling `hook` and
+/// paging `pager` `after` it went missing.
+fn watchdog_heartbeat(per: Option<&str>, every: &str, after: &str) -> Value {
+    let mut heartbeat = json!({
+        "name": "watchdog", "matchers": ["alertname=\"Watchdog\""], "expect_every": every,
+        "grace": "1s", "forget_after": "1h", "notify": ["hook"],
+        "escalation": [{"after": after, "notify": ["pager"]}],
+    });
+    if let Some(per) = per {
+        heartbeat["per"] = json!(per);
+    }
+    heartbeat
 }
 
 /// Alertmanager's Watchdog notification, for `cluster` if given.
@@ -73,15 +88,18 @@ fn events(sink: &Sink, path: &str, event: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The webhook messages of this event received at `path`, once there are at least `n`.
 async fn wait_for_event(sink: &Sink, path: &str, event: &str, n: usize, within: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    loop {
+    let what = format!("{n} {event} message(s) at {path}");
+    eventually(&what, within, || async {
         let seen = events(sink, path, event);
-        if seen.len() >= n || Instant::now() > deadline {
-            return seen;
+        if seen.len() >= n {
+            Ok(seen)
+        } else {
+            Err(format!("{} so far", seen.len()))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 async fn heartbeats(app: &TestApp) -> Vec<Value> {
@@ -94,7 +112,7 @@ async fn heartbeats(app: &TestApp) -> Vec<Value> {
 #[tokio::test]
 async fn a_watchdog_that_stops_pages_once_and_its_return_resolves_once() {
     let sink = Sink::start(1).await;
-    let app = Arc::new(TestApp::builder().config(&settings(&sink, None)).spawn().await);
+    let app = Arc::new(TestApp::builder().settings(&watching(&sink, None)).spawn().await);
 
     let response = app.post_webhook(&watchdog(None)).await;
     assert_eq!(response.status(), 200);
@@ -157,7 +175,7 @@ async fn a_watchdog_that_stops_pages_once_and_its_return_resolves_once() {
 #[tokio::test]
 async fn a_notification_mixing_watchdog_and_other_alerts_records_the_others_and_renews() {
     let sink = Sink::start(1).await;
-    let app = TestApp::builder().config(&settings(&sink, None)).spawn().await;
+    let app = TestApp::builder().settings(&watching(&sink, None)).spawn().await;
     let mut payload = notification(
         "mixed",
         "firing",
@@ -184,7 +202,7 @@ async fn a_notification_mixing_watchdog_and_other_alerts_records_the_others_and_
 #[tokio::test]
 async fn a_heartbeat_never_seen_since_start_is_missing_a_window_after_start() {
     let sink = Sink::start(1).await;
-    let app = TestApp::builder().config(&settings(&sink, None)).spawn().await;
+    let app = TestApp::builder().settings(&watching(&sink, None)).spawn().await;
     let opened = wait_for_event(&sink, "/hook", "opened", 1, Duration::from_secs(6)).await;
     assert_eq!(opened.len(), 1);
     assert!(opened[0]["incident"]["annotations"]["description"]
@@ -199,7 +217,7 @@ async fn per_cluster_heartbeats_page_only_for_the_cluster_that_stops() {
     let sink = Sink::start(1).await;
     let app = Arc::new(
         TestApp::builder()
-            .config(&settings(&sink, Some("cluster")))
+            .settings(&watching(&sink, Some("cluster")))
             .spawn()
             .await,
     );
@@ -229,7 +247,7 @@ async fn per_cluster_heartbeats_page_only_for_the_cluster_that_stops() {
 async fn the_console_lists_heartbeats_with_the_incident_of_a_missing_one() {
     let sink = Sink::start(1).await;
     let app = TestApp::builder()
-        .config(&settings(&sink, Some("cluster")))
+        .settings(&watching(&sink, Some("cluster")))
         .spawn()
         .await;
     assert_eq!(app.post_webhook(&watchdog(Some("west"))).await.status(), 200);
@@ -249,11 +267,11 @@ async fn the_console_lists_heartbeats_with_the_incident_of_a_missing_one() {
 #[tokio::test]
 async fn heartbeat_out_calls_the_dead_mans_switch_while_the_engine_runs() {
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        "heartbeat_out:\n  url: \"{}\"\n  every: 1s\n  method: POST\n",
-        sink.url("/ping/abc")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let ping = json!({"url": sink.url("/ping/abc"), "every": "1s", "method": "POST"});
+    let app = TestApp::builder()
+        .settings(&settings().with("heartbeat_out", ping))
+        .spawn()
+        .await;
     let pings = sink.wait_for("/ping/abc", 2, Duration::from_secs(5)).await;
     assert!(pings.iter().all(|p| p.method == "POST"));
     assert!(app.metric("medic_heartbeat_out_pings_total{result=\"ok\"}").await >= 2.0);
@@ -264,10 +282,9 @@ async fn heartbeat_out_calls_the_dead_mans_switch_while_the_engine_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_one_killed_during_the_silence_page_exactly_once() {
     let sink = Sink::start(1).await;
-    let yaml = settings(&sink, None).replace(
-        "expect_every: 1s\n    grace: 1s",
-        "expect_every: 2s\n    grace: 1s",
-    );
+    let yaml = watching(&sink, None)
+        .with("heartbeats", json!([watchdog_heartbeat(None, "2s", "0s")]))
+        .yaml();
     let mut replicas = Vec::new();
     let mut database = None;
     for _ in 0..3 {
@@ -299,7 +316,11 @@ async fn three_replicas_one_killed_during_the_silence_page_exactly_once() {
         }
     };
     for (_, _, port) in &replicas {
-        wait_until(|| post(*port), Duration::from_secs(20)).await;
+        eventually("the replica to answer 200", Duration::from_secs(20), || async {
+            let status = post(*port).await.map(|r| r.status().as_u16());
+            status.map_err(|e| e.to_string()).and_then(ok_200)
+        })
+        .await;
     }
     for i in 0..8 {
         let port = replicas[i % 3].2;
@@ -327,27 +348,11 @@ async fn three_replicas_one_killed_during_the_silence_page_exactly_once() {
     }
 }
 
-/// Polls until `attempt` answers 200.
-async fn wait_until<F, Fut>(attempt: F, within: Duration)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if matches!(attempt().await, Ok(r) if r.status() == 200) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "medic never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn acknowledging_a_missing_heartbeat_stops_its_escalation() {
     let sink = Sink::start(1).await;
-    let yaml = settings(&sink, None).replace("- after: 0s", "- after: 3s");
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let settings = watching(&sink, None).with("heartbeats", json!([watchdog_heartbeat(None, "1s", "3s")]));
+    let app = TestApp::builder().settings(&settings).spawn().await;
     assert_eq!(app.post_webhook(&watchdog(None)).await.status(), 200);
     wait_for_event(&sink, "/hook", "opened", 1, Duration::from_secs(6)).await;
     let id = heartbeats(&app).await[0]["incident_id"].as_i64().unwrap();

@@ -19,6 +19,8 @@ use serde_json::Value;
 
 #[path = "../support/config.rs"]
 pub mod config;
+#[path = "../support/eventually.rs"]
+mod eventually;
 #[path = "../support/fake_kube/mod.rs"]
 #[allow(dead_code)]
 pub mod fake_kube;
@@ -26,10 +28,13 @@ pub mod fake_kube;
 mod postgres;
 #[path = "../support/prometheus.rs"]
 pub mod prometheus;
+#[path = "../support/settings.rs"]
+pub mod settings;
 #[path = "../support/sink.rs"]
 #[allow(dead_code)]
 pub mod sink;
 
+pub use eventually::eventually;
 pub use postgres::{Durability, TempPostgres};
 
 /// Alertmanager's token: `POST /webhook` only.
@@ -112,6 +117,12 @@ impl TestAppBuilder {
     pub fn config(mut self, yaml: &str) -> Self {
         self.yaml = Some(yaml.to_owned());
         self
+    }
+
+    /// Settings built by [`settings::settings`], without the test users if they name their own.
+    pub fn settings(mut self, settings: &settings::TestSettings) -> Self {
+        self.no_users |= settings.has_server();
+        self.config(&settings.yaml())
     }
 
     /// Sets one `MEDIC_*` variable.
@@ -350,15 +361,15 @@ impl TestApp {
     }
 
     pub async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if let Ok(response) = self.client.get(format!("{}/readyz", self.address)).send().await {
-                if response.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("medic at {} never became ready", self.address);
+        let what = format!("medic at {} to become ready", self.address);
+        eventually(&what, Duration::from_secs(10), || async {
+            let response = self.client.get(format!("{}/readyz", self.address)).send().await;
+            response
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+                .and_then(ok_200)
+        })
+        .await;
     }
 
     /// `POST /webhook` with this content type and no credentials: the test adds what it needs.
@@ -380,15 +391,15 @@ impl TestApp {
 
     /// Posts until medic answers 200 (it is recovering), for at most ten seconds.
     pub async fn post_until_recorded(&self, body: &str) -> u16 {
-        let mut status = 0;
-        for _ in 0..100 {
-            status = self.post_webhook_raw(body.to_owned()).await.status().as_u16();
-            if status == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        status
+        eventually(
+            "medic to record the notification",
+            Duration::from_secs(10),
+            || async {
+                let status = self.post_webhook_raw(body.to_owned()).await.status().as_u16();
+                ok_200(status).map(|()| status)
+            },
+        )
+        .await
     }
 
     pub async fn post_webhook(&self, payload: &Value) -> reqwest::Response {
@@ -446,6 +457,16 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
     }
 
+    /// Waits until one sample in `/metrics` reads `value`: what medic counts after it answered.
+    pub async fn metric_becomes(&self, sample: &str, value: f64, within: Duration) {
+        let what = format!("{sample} to become {value}");
+        eventually(&what, within, || async {
+            let now = self.metric(sample).await;
+            (now == value).then_some(()).ok_or(now)
+        })
+        .await;
+    }
+
     /// Counts rows with SQL, straight from the database.
     pub async fn count(&self, sql: &str) -> i64 {
         self.sql().await.query_one(sql, &[]).await.expect(sql).get(0)
@@ -484,5 +505,14 @@ impl TestApp {
 
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+    }
+}
+
+/// A status code as a look for [`eventually`]: found when it is 200, else the code seen.
+pub fn ok_200(status: u16) -> Result<(), String> {
+    if status == 200 {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
     }
 }

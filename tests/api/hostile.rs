@@ -4,7 +4,14 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use crate::helpers::{alerts_with_labels, fake_kube::FakeKube, shared_postgres, unique_name, TestApp};
+use serde_json::json;
+
+use crate::helpers::{
+    alerts_with_labels, eventually,
+    fake_kube::FakeKube,
+    settings::{rule, settings, step},
+    shared_postgres, unique_name, TestApp,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -134,8 +141,8 @@ fn rules_yaml() -> String {
 
 /// Every remediation's result by episode, once `count` have finished.
 async fn results(app: &TestApp, count: usize) -> BTreeMap<String, (String, String)> {
-    let started = std::time::Instant::now();
-    loop {
+    let what = format!("{count} remediations to finish");
+    eventually(&what, WAIT, || async {
         let rows = app
             .sql()
             .await
@@ -146,15 +153,12 @@ async fn results(app: &TestApp, count: usize) -> BTreeMap<String, (String, Strin
             .await
             .unwrap();
         if rows.len() >= count {
-            return rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
+            Ok(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+        } else {
+            Err(format!("{} finished", rows.len()))
         }
-        assert!(
-            started.elapsed() < WAIT,
-            "{} of {count} remediations finished",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -256,23 +260,24 @@ rules:
 async fn fifty_alerts_for_fifty_targets_on_two_replicas_stay_within_the_global_budget() {
     let kube = FakeKube::start().await;
     let kubeconfig = kube.kubeconfig();
-    let yaml = format!(
-        r#"kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-remediation:
-  namespaces: {{allow: [prod]}}
-  budget: {{per_target: 100/1h, per_rule: 100/1h, global: 3/1h}}
-rules:
-  - name: scale
-    matchers: ['alertname="HighMemoryUsage"']
-    remediate:
-      action: scale_up
-      params: {{namespace: prod, deployment: "{{{{ labels.deployment }}}}"}}
-"#,
-        kubeconfig = kubeconfig.path().display(),
-    );
-    let first = TestApp::builder().config(&yaml).spawn().await;
+    let budget = json!({"per_target": "100/1h", "per_rule": "100/1h", "global": "3/1h"});
+    let settings = settings()
+        .kubernetes(kubeconfig.path(), "5s")
+        .with(
+            "remediation",
+            json!({"namespaces": {"allow": ["prod"]}, "budget": budget}),
+        )
+        .rule(
+            rule("scale")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .remediate(step(
+                    "scale_up",
+                    json!({"namespace": "prod", "deployment": "{{ labels.deployment }}"}),
+                )),
+        );
+    let first = TestApp::builder().settings(&settings).spawn().await;
     let second = TestApp::builder()
-        .config(&yaml)
+        .settings(&settings)
         .database(&first.database_url)
         .spawn()
         .await;

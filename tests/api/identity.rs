@@ -2,14 +2,14 @@
 //! ends API access and console sessions, sign-in is throttled, cookies are `__Host-` only
 //! over HTTPS that medic can believe, and the SLO report's window is bounded.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{redirect::Policy, StatusCode};
 
 use crate::{
     helpers::{
         config::{check_config, yaml},
-        TestApp, RESPONDER,
+        eventually, ok_200, TestApp, RESPONDER,
     },
     trust::proxy_yaml,
 };
@@ -125,19 +125,18 @@ async fn api_status(app: &TestApp, token: &str) -> StatusCode {
 
 /// Polls until the console sends `cookie` to the sign-in page and the API refuses `token`.
 async fn until_revoked(app: &TestApp, cookie: &str, token: &str) {
-    let started = Instant::now();
-    loop {
-        let (console, to) = console_status(app, cookie).await;
-        let api = api_status(app, token).await;
-        if console == StatusCode::SEE_OTHER && to == "/ui/login" && api == 401 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still in: console {console}, API {api}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the session and the token to end",
+        Duration::from_secs(10),
+        || async {
+            let (console, to) = console_status(app, cookie).await;
+            let api = api_status(app, token).await;
+            let out = console == StatusCode::SEE_OTHER && to == "/ui/login" && api == 401;
+            out.then_some(())
+                .ok_or(format!("still in: console {console}, API {api}"))
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -166,14 +165,12 @@ async fn rotated_emptied_and_deleted_token_files_end_api_access_and_console_sess
     until_revoked(&app, &cookie, "carol-token-two-0123456789").await;
     // Back, then deleted.
     std::fs::write(&file, "carol-token-three-0123456789").unwrap();
-    let started = Instant::now();
-    while api_status(&app, "carol-token-three-0123456789").await != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the restored token is refused"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the restored token to be accepted",
+        Duration::from_secs(10),
+        || async { ok_200(api_status(&app, "carol-token-three-0123456789").await.as_u16()) },
+    )
+    .await;
     let cookie = session(&app, "carol-token-three-0123456789").await;
     std::fs::remove_file(&file).unwrap();
     until_revoked(&app, &cookie, "carol-token-three-0123456789").await;

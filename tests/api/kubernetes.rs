@@ -7,8 +7,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     config::{assert_problem, problems_in},
+    eventually,
     fake_kube::{FakeKube, TOKEN},
     firing_alert,
+    settings::{rule, settings, slack, step, ALERTS_NAMESPACE},
     sink::Sink,
     TestApp,
 };
@@ -28,67 +30,71 @@ async fn cluster(dry_run: bool, setup: impl FnOnce(&FakeKube)) -> Cluster {
     setup(&kube);
     let kubeconfig = kube.kubeconfig();
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        r#"
-dry_run: {dry_run}
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-notifiers:
-  slack: {{type: slack, url: "{slack}"}}
-  oncall: {{type: slack, url: "{oncall}"}}
-remediation:
-  namespaces: {{allow: [{NS}]}}
-  budget: {{per_target: 10/1h}}
-rules:
-  - name: memory
-    matchers: ['alertname="HighMemoryUsage"']
-    notify: [slack]
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: web, step: 2, max: 5}}
-      cooldown: 0s
-  - name: websockets
-    matchers: ['alertname="WebSocketConnectionSpike"']
-    remediate:
-      action: scale_to
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: ws, replicas: 4}}
-  - name: errors
-    matchers: ['alertname="HighErrorRate"']
-    remediate:
-      action: restart_pods
-      params:
-        namespace: "{{{{ labels.namespace }}}}"
-        selector: app=api
-        grace_period: 1s
-        max_restarts: 3
-        max_pods: 2
-        ready_timeout: 3s
-  - name: crashing-pod
-    matchers: ['alertname="PodCrashLooping"']
-    escalation: [{{after: 1h, notify: [oncall]}}]
-    remediate:
-      action: restart_pods
-      params: {{namespace: "{{{{ labels.namespace }}}}", pod: "{{{{ labels.pod }}}}", ready_timeout: 3s}}
-  - name: floor
-    matchers: ['alertname="PodsUnhealthy"']
-    remediate:
-      action: restart_pods
-      params:
-        namespace: "{{{{ labels.namespace }}}}"
-        selector: "{{{{ labels.selector }}}}"
-        min_healthy: "{{{{ labels.min_healthy }}}}"
-        ready_timeout: 3s
-      cooldown: 0s
-  - name: slow-queries
-    matchers: ['alertname="SlowDatabaseQueries"']
-    remediate:
-      action: rollout_restart
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: web}}
-"#,
-        kubeconfig = kubeconfig.path().display(),
-        slack = sink.url("/slack"),
-        oncall = sink.url("/oncall"),
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let ns = ALERTS_NAMESPACE;
+    let restart_pods = |params: Value| step("restart_pods", params);
+    let settings = settings()
+        .with("dry_run", dry_run)
+        .kubernetes(kubeconfig.path(), "5s")
+        .notifier("slack", slack(&sink.url("/slack")))
+        .notifier("oncall", slack(&sink.url("/oncall")))
+        .with(
+            "remediation",
+            json!({"namespaces": {"allow": [NS]}, "budget": {"per_target": "10/1h"}}),
+        )
+        .rule(
+            rule("memory")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .notify(&["slack"])
+                .remediate(
+                    step(
+                        "scale_up",
+                        json!({"namespace": ns, "deployment": "web", "step": 2, "max": 5}),
+                    )
+                    .with("cooldown", "0s"),
+                ),
+        )
+        .rule(
+            rule("websockets")
+                .matching(r#"alertname="WebSocketConnectionSpike""#)
+                .remediate(step(
+                    "scale_to",
+                    json!({"namespace": ns, "deployment": "ws", "replicas": 4}),
+                )),
+        )
+        .rule(
+            rule("errors")
+                .matching(r#"alertname="HighErrorRate""#)
+                .remediate(restart_pods(json!({
+                    "namespace": ns, "selector": "app=api", "grace_period": "1s", "max_restarts": 3,
+                    "max_pods": 2, "ready_timeout": "3s",
+                }))),
+        )
+        .rule(
+            rule("crashing-pod")
+                .matching(r#"alertname="PodCrashLooping""#)
+                .escalate("1h", &["oncall"])
+                .remediate(restart_pods(
+                    json!({"namespace": ns, "pod": "{{ labels.pod }}", "ready_timeout": "3s"}),
+                )),
+        )
+        .rule(
+            rule("floor").matching(r#"alertname="PodsUnhealthy""#).remediate(
+                restart_pods(json!({
+                    "namespace": ns, "selector": "{{ labels.selector }}",
+                    "min_healthy": "{{ labels.min_healthy }}", "ready_timeout": "3s",
+                }))
+                .with("cooldown", "0s"),
+            ),
+        )
+        .rule(
+            rule("slow-queries")
+                .matching(r#"alertname="SlowDatabaseQueries""#)
+                .remediate(step(
+                    "rollout_restart",
+                    json!({"namespace": ns, "deployment": "web"}),
+                )),
+        );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     Cluster {
         kube,
         _kubeconfig: kubeconfig,
@@ -105,19 +111,17 @@ async fn fire(app: &TestApp, alertname: &str, fingerprint: &str, mut labels: Val
 
 /// The incident's first finished remediation.
 async fn outcome(app: &TestApp, id: i64) -> Value {
-    for _ in 0..400 {
+    eventually("a remediation to finish", Duration::from_secs(20), || async {
         let incident = app.incident(id).await;
-        if let Some(done) = incident["remediations"]
+        let done = incident["remediations"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| !r["finished_at"].is_null())
-        {
-            return done.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no remediation finished: {}", app.incident(id).await);
+            .cloned();
+        done.ok_or(incident)
+    })
+    .await
 }
 
 /// The pods evicted, in order.
@@ -670,19 +674,15 @@ async fn an_unreachable_cluster_records_the_failure_and_medic_runs_on() {
     let kube = FakeKube::start().await;
     let kubeconfig = kube.kubeconfig();
     drop(kube);
-    let yaml = format!(
-        r#"
-kubernetes: {{kubeconfig: "{}", request_timeout: 2s}}
-rules:
-  - name: memory
-    matchers: ['alertname="HighMemoryUsage"']
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: web}}
-"#,
-        kubeconfig.path().display()
+    let settings = settings().kubernetes(kubeconfig.path(), "2s").rule(
+        rule("memory")
+            .matching(r#"alertname="HighMemoryUsage""#)
+            .remediate(step(
+                "scale_up",
+                json!({"namespace": ALERTS_NAMESPACE, "deployment": "web"}),
+            )),
     );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let id = fire(&app, "HighMemoryUsage", "0000000000000901", json!({})).await;
     let done = outcome(&app, id).await;
     assert_eq!(done["result"], "failure", "{done}");

@@ -10,16 +10,18 @@ use std::{
     path::Path,
     process::{Child, Command, Stdio},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{
     helpers::{
         config::check_config,
-        notification,
+        eventually, notification,
+        settings::{rule, settings, webhook, TestSettings},
         sink::{Reply, Sink},
         TestApp, TOKEN,
     },
@@ -96,11 +98,13 @@ impl Drop for TlsSink {
     }
 }
 
-fn hook_yaml(url: &str) -> String {
-    format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{url}\"}}\nrules:\n  - name: everything\n    notify: [hook]\n\
-         engine: {{request_timeout: 2s, retry: {{initial_backoff: 200ms, max_backoff: 1s}}}}\n"
-    )
+/// A webhook at `url` told of every incident.
+fn hook(url: &str) -> TestSettings {
+    let retry = json!({"initial_backoff": "200ms", "max_backoff": "1s"});
+    settings()
+        .notifier("hook", webhook(url))
+        .rule(rule("everything").notify(&["hook"]))
+        .with("engine", json!({"request_timeout": "2s", "retry": retry}))
 }
 
 /// medic's binary, killed when dropped.
@@ -124,14 +128,11 @@ async fn serve_with_ca(yaml: &str, ca_file: &Path) -> (Process, String) {
         .unwrap();
     let medic = Process(child);
     let address = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while !reqwest::get(format!("{address}/readyz"))
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(started.elapsed() < WAIT, "medic did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("medic to become ready", WAIT, || async {
+        let ready = reqwest::get(format!("{address}/readyz")).await;
+        ready.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     // The file is read at start; it may go now.
     drop(file);
     (medic, address)
@@ -140,7 +141,7 @@ async fn serve_with_ca(yaml: &str, ca_file: &Path) -> (Process, String) {
 #[tokio::test]
 async fn a_webhook_signed_by_the_ca_in_ssl_cert_file_is_delivered() {
     let receiver = TlsSink::start().await;
-    let yaml = hook_yaml(&receiver.url("/hook"));
+    let yaml = hook(&receiver.url("/hook")).yaml();
     let (_medic, address) = serve_with_ca(&yaml, &receiver.ca_file()).await;
 
     let posted = reqwest::Client::new()
@@ -167,7 +168,7 @@ async fn a_webhook_signed_by_an_unknown_ca_is_refused_and_retried() {
     // Whatever SSL_CERT_FILE this process has (the platform's bundle, or none), it does not
     // hold the CA the sink was just given.
     let app = TestApp::builder()
-        .config(&hook_yaml(&receiver.url("/hook")))
+        .settings(&hook(&receiver.url("/hook")))
         .spawn()
         .await;
     app.post_for_incident(&notification(
@@ -177,27 +178,22 @@ async fn a_webhook_signed_by_an_unknown_ca_is_refused_and_retried() {
     ))
     .await;
 
-    let started = Instant::now();
-    let error = loop {
+    let row = eventually("an attempt recorded", WAIT, || async {
         let sql = app.sql().await;
-        let row = sql
-            .query_opt(
-                "SELECT result, error FROM timer_attempts ORDER BY finished_at LIMIT 1",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = row {
-            assert_eq!(
-                row.get::<_, String>(0),
-                "retry",
-                "a certificate problem may pass: retried"
-            );
-            break row.get::<_, Option<String>>(1).unwrap_or_default();
-        }
-        assert!(started.elapsed() < WAIT, "no attempt recorded");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        sql.query_opt(
+            "SELECT result, error FROM timer_attempts ORDER BY finished_at LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    assert_eq!(
+        row.get::<_, String>(0),
+        "retry",
+        "a certificate problem may pass: retried"
+    );
+    let error = row.get::<_, Option<String>>(1).unwrap_or_default();
     assert!(error.contains("certificate"), "the error says why: {error}");
     assert!(receiver.sink.received_at("/hook").is_empty());
 }
@@ -205,7 +201,11 @@ async fn a_webhook_signed_by_an_unknown_ca_is_refused_and_retried() {
 #[tokio::test]
 async fn a_log_notifier_records_the_message_as_sent_and_sends_nothing() {
     let app = TestApp::builder()
-        .config("notifiers:\n  console: {type: log}\nrules:\n  - name: everything\n    notify: [console]\n")
+        .settings(
+            &settings()
+                .notifier("console", json!({"type": "log"}))
+                .rule(rule("everything").notify(&["console"])),
+        )
         .spawn()
         .await;
     let id = app
@@ -216,8 +216,7 @@ async fn a_log_notifier_records_the_message_as_sent_and_sends_nothing() {
         ))
         .await;
 
-    let started = Instant::now();
-    loop {
+    let rows = eventually("the log notifier's timer to fire", WAIT, || async {
         let sql = app.sql().await;
         let rows = sql
             .query(
@@ -227,21 +226,19 @@ async fn a_log_notifier_records_the_message_as_sent_and_sends_nothing() {
             )
             .await
             .unwrap();
-        if let Some(row) = rows.first() {
-            assert_eq!(rows.len(), 1, "one attempt, no retry");
-            assert_eq!(row.get::<_, String>(0), "sent");
-            assert_eq!(
-                row.get::<_, Option<i32>>(1),
-                None,
-                "no HTTP status: nothing was sent"
-            );
-            assert_eq!(row.get::<_, String>(2), "done");
-            assert_eq!(row.get::<_, String>(3), "log");
-            break;
-        }
-        assert!(started.elapsed() < WAIT, "the log notifier's timer did not fire");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    let row = &rows[0];
+    assert_eq!(rows.len(), 1, "one attempt, no retry");
+    assert_eq!(row.get::<_, String>(0), "sent");
+    assert_eq!(
+        row.get::<_, Option<i32>>(1),
+        None,
+        "no HTTP status: nothing was sent"
+    );
+    assert_eq!(row.get::<_, String>(2), "done");
+    assert_eq!(row.get::<_, String>(3), "log");
 }
 
 #[test]
@@ -257,12 +254,12 @@ fn a_log_notifier_with_a_url_is_refused() {
     );
 }
 
-#[test]
-fn an_unreadable_ssl_cert_file_stops_medic_at_start_saying_why() {
-    let file = crate::helpers::yaml_file(&format!(
-        "{}server: {{listen: \"127.0.0.1:0\"}}\nkubernetes: {{enabled: false}}\n",
-        hook_yaml("https://localhost:1/hook")
-    ));
+#[tokio::test]
+async fn an_unreadable_ssl_cert_file_stops_medic_at_start_saying_why() {
+    let settings = hook("https://localhost:1/hook")
+        .server("listen", "127.0.0.1:0")
+        .without_kubernetes();
+    let file = crate::helpers::yaml_file(&settings.yaml());
     let mut medic = Process(
         Command::new(env!("CARGO_BIN_EXE_medic"))
             .args(["serve", "--config"])
@@ -277,14 +274,10 @@ fn an_unreadable_ssl_cert_file_stops_medic_at_start_saying_why() {
             .spawn()
             .unwrap(),
     );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = medic.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < WAIT, "medic did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = eventually("medic to stop", WAIT, || {
+        std::future::ready(medic.0.try_wait().unwrap())
+    })
+    .await;
     assert!(!status.success());
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut medic.0.stderr.take().unwrap(), &mut stderr).unwrap();

@@ -119,16 +119,12 @@ async fn fire(app: &TestApp, alertname: &str, fingerprint: &str, deployment: &st
 
 /// Polls the incident until `done` holds for its remediations; returns them.
 async fn remediations_until(app: &TestApp, id: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    crate::helpers::eventually("the remediations to get there", WAIT, || async {
         let incident = app.incident(id).await;
         let remediations = incident["remediations"].as_array().unwrap().clone();
-        if done(&remediations) {
-            return remediations;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting: {incident}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        done(&remediations).then_some(remediations).ok_or(incident)
+    })
+    .await
 }
 
 async fn first_finished(app: &TestApp, id: i64) -> Value {

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{firing_alert, sink::Sink, TestApp};
+use crate::helpers::{
+    eventually, firing_alert,
+    settings::{rule, settings, slack, step, Part, TestSettings, ALERTS_NAMESPACE},
+    sink::Sink,
+    TestApp,
+};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -53,45 +58,59 @@ fn rand_suffix() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn config(sink: &Sink, database_url: &str, role: &str, rule_extra: &str) -> String {
-    format!(
-        r#"
-kubernetes: {{enabled: false}}
-notifiers:
-  slack: {{type: slack, url: "{slack}"}}
-  oncall: {{type: slack, url: "{oncall}"}}
-remediation:
-  # The test's sleeping sessions are young; production keeps the 5s minimum.
-  limits: {{min_query_age: 100ms}}
-  databases:
-    app: {{url: "{database_url}", users: [{role}]}}
-rules:
-  - name: pool
-    matchers: ['alertname="DatabaseConnectionPoolHigh"']
-    notify: [slack]
-    remediate:
-      action: postgres_relieve_pool
-      params: {{database: app, threshold: 300ms, max_terminations: 2}}
-      cooldown: 1h
-      {rule_extra}
-  - name: memory
-    matchers: ['alertname="HighMemoryUsage"']
-    notify: [slack]
-    escalation: [{{after: 1h, notify: [oncall]}}]
-    remediate:
-      action: scale_up
-      params: {{namespace: "{{{{ labels.namespace }}}}", deployment: app}}
-      escalate_on_failure: true
-engine: {{lease: 10s, request_timeout: 2s}}
-"#,
-        slack = sink.url("/slack"),
-        oncall = sink.url("/oncall"),
-    )
+/// `postgres_relieve_pool` of database `app` once an hour, with these parameters besides.
+fn relieve_pool(params: Value) -> Part {
+    let mut all = json!({"database": "app", "threshold": "300ms"});
+    all.as_object_mut()
+        .unwrap()
+        .extend(params.as_object().unwrap().clone());
+    step("postgres_relieve_pool", all).with("cooldown", "1h")
+}
+
+/// The `pool` rule relieving `database_url`'s pool, sessions of `role` only, with `pool`; and the
+/// `memory` rule scaling up in a medic without Kubernetes.
+fn config(sink: &Sink, database_url: &str, role: &str, pool: Part) -> TestSettings {
+    settings()
+        .without_kubernetes()
+        .notifier("slack", slack(&sink.url("/slack")))
+        .notifier("oncall", slack(&sink.url("/oncall")))
+        .with(
+            "remediation",
+            // The test's sleeping sessions are young; production keeps the 5s minimum.
+            json!({"limits": {"min_query_age": "100ms"},
+                   "databases": {"app": {"url": database_url, "users": [role]}}}),
+        )
+        .rule(
+            rule("pool")
+                .matching(r#"alertname="DatabaseConnectionPoolHigh""#)
+                .notify(&["slack"])
+                .remediate(pool),
+        )
+        .rule(
+            rule("memory")
+                .matching(r#"alertname="HighMemoryUsage""#)
+                .notify(&["slack"])
+                .escalate("1h", &["oncall"])
+                .remediate(
+                    step(
+                        "scale_up",
+                        json!({"namespace": ALERTS_NAMESPACE, "deployment": "app"}),
+                    )
+                    .with("escalate_on_failure", true),
+                ),
+        )
+        .with("engine", json!({"lease": "10s", "request_timeout": "2s"}))
+}
+
+/// Relieves the pool by terminating at most two sessions.
+fn terminate_two() -> Part {
+    relieve_pool(json!({"max_terminations": 2}))
 }
 
 /// Waits until the incident has `n` finished remediations, and returns them.
 async fn remediations(app: &TestApp, id: i64, n: usize) -> Vec<Value> {
-    for _ in 0..300 {
+    let what = format!("{n} remediations to finish");
+    eventually(&what, WAIT, || async {
         let incident = app.incident(id).await;
         let done: Vec<Value> = incident["remediations"]
             .as_array()
@@ -101,11 +120,12 @@ async fn remediations(app: &TestApp, id: i64, n: usize) -> Vec<Value> {
             .cloned()
             .collect();
         if done.len() >= n {
-            return done;
+            Ok(done)
+        } else {
+            Err(incident)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no remediation finished: {}", app.incident(id).await);
+    })
+    .await
 }
 
 async fn active_sleeps(app: &TestApp, role: &str) -> i64 {
@@ -122,7 +142,12 @@ async fn relieve_pool_terminates_the_oldest_long_queries_of_allowed_users_only()
     let allowed = Sessions::new(&probe).await;
     let other = Sessions::new(&probe).await;
     let app = TestApp::builder()
-        .config(&config(&sink, &probe.database_url, &allowed.role, ""))
+        .settings(&config(
+            &sink,
+            &probe.database_url,
+            &allowed.role,
+            terminate_two(),
+        ))
         .spawn()
         .await;
     let sleeping = [
@@ -182,11 +207,11 @@ async fn a_dry_run_plans_and_records_but_terminates_nothing() {
     let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
     let app = TestApp::builder()
-        .config(&config(
+        .settings(&config(
             &sink,
             &probe.database_url,
             &allowed.role,
-            "dry_run: true",
+            terminate_two().with("dry_run", true),
         ))
         .spawn()
         .await;
@@ -221,7 +246,12 @@ async fn a_second_alert_on_the_same_target_within_the_cooldown_is_skipped() {
     let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
     let app = TestApp::builder()
-        .config(&config(&sink, &probe.database_url, &allowed.role, ""))
+        .settings(&config(
+            &sink,
+            &probe.database_url,
+            &allowed.role,
+            terminate_two(),
+        ))
         .spawn()
         .await;
 
@@ -274,7 +304,7 @@ async fn a_denied_namespace_is_skipped_and_unavailable_kubernetes_fails_and_esca
     let sink = Sink::start(1).await;
     let probe = TestApp::builder().spawn().await;
     let app = TestApp::builder()
-        .config(&config(&sink, &probe.database_url, "nobody", ""))
+        .settings(&config(&sink, &probe.database_url, "nobody", terminate_two()))
         .spawn()
         .await;
 
@@ -318,10 +348,10 @@ async fn two_medic_instances_receiving_the_same_alert_act_once() {
     let sink = Sink::start(1).await;
     let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
-    let yaml = config(&sink, &probe.database_url, &allowed.role, "");
-    let first = TestApp::builder().config(&yaml).spawn().await;
+    let settings = config(&sink, &probe.database_url, &allowed.role, terminate_two());
+    let first = TestApp::builder().settings(&settings).spawn().await;
     let second = TestApp::builder()
-        .config(&yaml)
+        .settings(&settings)
         .database(&first.database_url)
         .spawn()
         .await;
@@ -372,13 +402,12 @@ async fn relieve_pool_also_raises_the_pool_size_variable_up_to_its_cap() {
     let sink = Sink::start(1).await;
     let probe = TestApp::builder().spawn().await;
     let allowed = Sessions::new(&probe).await;
-    let yaml = config(&sink, &probe.database_url, &allowed.role, "")
-        .replace("kubernetes: {enabled: false}", &format!("kubernetes: {{kubeconfig: \"{}\"}}", kubeconfig.path().display()))
-        .replace(
-            "params: {database: app, threshold: 300ms, max_terminations: 2}",
-            "params: {database: app, threshold: 300ms, namespace: prod, deployment: app, env: DB_POOL_MAX, pool_step: 5, pool_max: 20}",
-        );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let raise = json!({"namespace": "prod", "deployment": "app", "env": "DB_POOL_MAX", "pool_step": 5, "pool_max": 20});
+    let settings = config(&sink, &probe.database_url, &allowed.role, relieve_pool(raise)).with(
+        "kubernetes",
+        json!({"kubeconfig": kubeconfig.path().display().to_string()}),
+    );
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let _sleeping = allowed.sleep().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 

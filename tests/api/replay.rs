@@ -4,17 +4,14 @@
 //!
 //! The week is recorded once, on a runtime of its own that outlives every test.
 
-use std::{
-    collections::BTreeSet,
-    sync::OnceLock,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, sync::OnceLock, time::Duration};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::{
     config::medic,
+    eventually,
     fake_kube::FakeKube,
     notification,
     sink::{Reply, Sink},
@@ -248,20 +245,16 @@ async fn resolve(app: &TestApp, group: &str, alertname: &str, k: usize, labels: 
 
 /// Waits until nothing due is left to send, and every remediation is decided.
 async fn settle(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually("nothing due and nothing running", Duration::from_secs(60), || async {
         let busy = app
             .count(
                 "SELECT (SELECT count(*) FROM timers WHERE state = 'pending' AND (due_at <= now() OR kind = 'remediation'))
                       + (SELECT count(*) FROM remediations WHERE result = 'running')",
             )
             .await;
-        if busy == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{busy} timers still due");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (busy == 0).then_some(()).ok_or(format!("{busy} timers still due"))
+    })
+    .await;
 }
 
 fn changed_ids(report: &Report) -> BTreeSet<i64> {

@@ -9,7 +9,12 @@ use medic::{
 };
 use serde_json::Value;
 
-use crate::helpers::{notification, sink::Sink, store, TestApp};
+use crate::helpers::{
+    notification,
+    settings::{rule, settings, webhook},
+    sink::Sink,
+    store, TestApp,
+};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -25,11 +30,10 @@ fn retention(batch: i64) -> Retention {
 #[tokio::test]
 async fn old_history_is_pruned_in_batches_and_counts_stay_right() {
     let sink = Sink::start(1).await;
-    let yaml = format!(
-        "notifiers:\n  hook: {{type: webhook, url: \"{}\"}}\nrules:\n  - name: all\n    notify: [hook]\n",
-        sink.url("/hook")
-    );
-    let app = TestApp::builder().config(&yaml).spawn().await;
+    let settings = settings()
+        .notifier("hook", webhook(&sink.url("/hook")))
+        .rule(rule("all").notify(&["hook"]));
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let t = "2026-11-26T15:00:00Z";
     // A firing incident delivered 5 times, an old resolved one, and a recent resolved one.
     let firing = notification("firing", "firing", &[("00000000000000a1", "firing", t)]);

@@ -14,7 +14,7 @@ use std::{
     io::BufRead,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use opentelemetry_proto::tonic::{
@@ -26,14 +26,15 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use prost::Message as _;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tonic::transport::{
     server::{ServerTlsConfig, TcpIncoming},
     Identity, Server,
 };
 
 use crate::helpers::{
-    notification,
+    eventually, notification,
+    settings::{pagerduty, rule, settings, slack_app, step},
     sink::{Reply, Sink},
     TOKEN,
 };
@@ -223,20 +224,18 @@ impl Medic {
             "/slack/api/chat.postMessage",
             Reply::status(200).with_body(r#"{"ok":true,"channel":"C0TEST","ts":"1700000000.000100"}"#),
         );
-        let yaml = format!(
-            "notifiers:\n  pagerduty: {{type: pagerduty, url: \"{}\", routing_key: rk-1}}\n\
-             \x20 slack-app: {{type: slack_app, bot_token: xoxb-test, signing_secret: s3cret-s3cret, \
-             channel: C0TEST, api_url: \"{}\"}}\n\
-             rules:\n  - name: page\n    notify: [pagerduty, slack-app]\n\
-             \x20   remediate: {{action: scale_up, params: {{namespace: prod, deployment: app}}}}\n\
-             kubernetes: {{enabled: false}}\n\
-             engine: {{lease: 10s, request_timeout: 5s}}\n\
-             telemetry: {{otlp: {{headers: {{{}: {}}}}}}}\n",
-            pager.url("/pagerduty"),
-            pager.url("/slack/api"),
-            TEAM_HEADER.0,
-            TEAM_HEADER.1,
-        );
+        let (team, name) = TEAM_HEADER;
+        let yaml = settings()
+            .notifier("pagerduty", pagerduty(&pager.url("/pagerduty"), "rk-1"))
+            .notifier("slack-app", slack_app(&pager.url("/slack/api"), "s3cret-s3cret"))
+            .rule(rule("page").notify(&["pagerduty", "slack-app"]).remediate(step(
+                "scale_up",
+                json!({"namespace": "prod", "deployment": "app"}),
+            )))
+            .without_kubernetes()
+            .with("engine", json!({"lease": "10s", "request_timeout": "5s"}))
+            .with("telemetry", json!({"otlp": {"headers": {team: name}}}))
+            .yaml();
         let (mut command, file, port) = crate::helpers::serve_command(&yaml).await;
         let mut child = command
             .env("MEDIC_LOG__FORMAT", "json")
@@ -260,16 +259,11 @@ impl Medic {
             lines,
         };
         let client = reqwest::Client::new();
-        let started = Instant::now();
-        while !client
-            .get(format!("{}/readyz", medic.address))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(started.elapsed() < WAIT, "medic did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("medic to become ready", WAIT, || async {
+            let ready = client.get(format!("{}/readyz", medic.address)).send().await;
+            ready.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
         drop(file);
         medic
     }
@@ -301,14 +295,10 @@ impl Medic {
             .status()
             .unwrap()
             .success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < WAIT, "medic did not stop");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("medic to stop", WAIT, || {
+            std::future::ready(self.child.try_wait().unwrap())
+        })
+        .await
     }
 }
 
@@ -350,8 +340,7 @@ fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
 
 /// Waits until the collector holds spans of trace `trace_id` with every name in `names`.
 async fn wait_for_trace(collector: &Collector, trace_id: &[u8], names: &[&str]) -> Vec<(String, Span)> {
-    let started = Instant::now();
-    loop {
+    eventually("the whole trace", WAIT, || async {
         let trace: Vec<(String, Span)> = spans(collector)
             .into_iter()
             .filter(|(_, span)| span.trace_id == trace_id)
@@ -360,15 +349,12 @@ async fn wait_for_trace(collector: &Collector, trace_id: &[u8], names: &[&str]) 
             .iter()
             .all(|name| trace.iter().any(|(_, span)| span.name == *name))
         {
-            return trace;
+            return Ok(trace);
         }
         let seen: Vec<&str> = trace.iter().map(|(_, span)| span.name.as_str()).collect();
-        assert!(
-            started.elapsed() < WAIT,
-            "trace incomplete after {WAIT:?}: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(format!("{seen:?}"))
+    })
+    .await
 }
 
 /// `00-<trace id>-<span id>-<flags>` as bytes.

@@ -7,7 +7,9 @@ use std::{path::Path, time::Duration};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{fixture, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, TOKEN, VIEWER};
+use crate::helpers::{
+    eventually, fixture, ok_200, TestApp, ADMIN, OTHER_RESPONDER, RESPONDER, TOKEN, VIEWER,
+};
 
 /// What a caller sends: nothing, a token nobody has, Alertmanager's, or a user's.
 #[derive(Debug, Clone, Copy)]
@@ -165,13 +167,9 @@ async fn a_state_change_that_is_not_json_is_415_so_a_form_cannot_post_it() {
 /// `POST /webhook`); how long it took.
 async fn until_accepted(app: &TestApp, who: Who, within: Duration) -> Duration {
     let started = std::time::Instant::now();
-    while started.elapsed() < within {
-        if status_of(app, who).await == 200 {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{who:?} not accepted within {within:?}");
+    let what = format!("{who:?} to be accepted");
+    eventually(&what, within, || async { ok_200(status_of(app, who).await) }).await;
+    started.elapsed()
 }
 
 async fn status_of(app: &TestApp, who: Who) -> u16 {
@@ -250,14 +248,12 @@ async fn rotated_token_files_work_within_ten_seconds_and_the_old_tokens_stop() {
         )
         .await
     };
-    let started = std::time::Instant::now();
-    while webhook_two().await != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the rotated webhook token is refused"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the rotated webhook token to be accepted",
+        Duration::from_secs(10),
+        || async { ok_200(webhook_two().await.as_u16()) },
+    )
+    .await;
     until_accepted(
         &app,
         Who::User("user-token-two-0123456789"),

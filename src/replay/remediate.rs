@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::{
     event::{decision_word, Event, Fact, ACTED},
     rails::Rails,
-    report::TOLERANCE,
+    report::ENGINE_LAG,
     simulate::Planned,
 };
 use crate::{
@@ -118,7 +118,7 @@ impl<'a> Remediator<'a> {
             false => self
                 .recorded
                 .get(&(work.rule.as_str(), work.episode.as_str(), work.step))
-                .filter(|r| r.started_at >= at && r.started_at - at <= TOLERANCE)
+                .filter(|r| r.started_at >= at && r.started_at - at <= ENGINE_LAG)
                 .map_or(at, |r| r.started_at),
         };
         self.queue.push(Reverse((at, self.work.len())));

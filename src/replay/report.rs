@@ -13,6 +13,13 @@ use super::event::{Event, Fact};
 /// that caused it was recorded; due times fixed by the settings match to the microsecond.
 pub const TOLERANCE: TimeDelta = TimeDelta::seconds(5);
 
+/// How long after its due time a recorded remediation decision is still taken as the
+/// engine's decision of that work, and how far apart a recorded and a replayed decision may
+/// be: the engine decides when a replica is free, which under load (or behind a queue of due
+/// timers) is seconds after the notification, not moments. What a decision says is compared
+/// exactly; only its time gets this room.
+pub const ENGINE_LAG: TimeDelta = TimeDelta::seconds(60);
+
 /// What the replay found.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -68,17 +75,17 @@ impl Summary {
 }
 
 /// The facts of each side without a partner on the other: the same fact within
-/// [`TOLERANCE`]. Both come back in time order.
+/// [`TOLERANCE`] ([`ENGINE_LAG`] for a remediation decision and its report or request for
+/// approval). Both come back in time order.
 pub fn unmatched(mut recorded: Vec<Event>, mut replayed: Vec<Event>) -> (Vec<Event>, Vec<Event>) {
     recorded.sort_by_key(|e| e.at);
     replayed.sort_by_key(|e| e.at);
     let mut taken = vec![false; recorded.len()];
     let mut left = Vec::new();
     for event in replayed {
-        let partner = recorded
-            .iter()
-            .enumerate()
-            .position(|(i, r)| !taken[i] && r.fact == event.fact && (r.at - event.at).abs() <= TOLERANCE);
+        let partner = recorded.iter().enumerate().position(|(i, r)| {
+            !taken[i] && r.fact == event.fact && (r.at - event.at).abs() <= room(&event.fact)
+        });
         match partner {
             Some(i) => taken[i] = true,
             None => left.push(event),
@@ -91,6 +98,16 @@ pub fn unmatched(mut recorded: Vec<Event>, mut replayed: Vec<Event>) -> (Vec<Eve
         .map(|(e, _)| e)
         .collect();
     (recorded, left)
+}
+
+/// How far apart in time two equal facts may be and still be one.
+fn room(fact: &Fact) -> TimeDelta {
+    match fact {
+        Fact::Remediation { .. } => ENGINE_LAG,
+        // What a decision tells people is due when the decision was made.
+        Fact::Message { kind, .. } if kind == "remediated" || kind == "approval" => ENGINE_LAG,
+        Fact::Rule { .. } | Fact::Message { .. } => TOLERANCE,
+    }
 }
 
 impl fmt::Display for Report {

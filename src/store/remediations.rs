@@ -892,7 +892,8 @@ impl Store {
     }
 
     /// Requests for approval and what became of them, newest first: those in `state` (a
-    /// result, e.g. `awaiting_approval`), or every step that needed approval.
+    /// result, e.g. `awaiting_approval`), or every step that needed approval. A request still
+    /// being prepared (its dry run not yet stored) is not listed: nobody has been asked yet.
     pub async fn approval_requests(
         &self,
         state: Option<&str>,
@@ -905,6 +906,9 @@ impl Store {
                         expires_at, decided_by, decided_at
                    FROM remediations
                   WHERE requested_at IS NOT NULL AND ($1::text IS NULL OR result = $1)
+                    -- Listed once asked: the dry run's plan and the parameters are stored in
+                    -- the same statement that asks people (REQUEST), moments after the decision.
+                    AND (result <> 'awaiting_approval' OR params IS NOT NULL)
                   ORDER BY requested_at DESC, id DESC LIMIT $2",
                 &[&state, &limit],
             )

@@ -3,7 +3,7 @@
 //! rail and records what it would have done, and changes nothing; the query is read before the
 //! step acts and when it is verified.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -11,6 +11,7 @@ use crate::{
     console::{get_page, session_cookie},
     helpers::{
         config::{assert_problem, check_config, problems_in, yaml, AUTH},
+        eventually,
         fake_kube::FakeKube,
         firing_alert,
         prometheus::{self, Prometheus},
@@ -135,16 +136,12 @@ async fn resolve(app: &TestApp, mut payload: Value) {
 
 /// Polls the incident until `done` holds for its remediations; returns them.
 async fn remediations_until(app: &TestApp, id: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("the incident's remediations", WAIT, || async {
         let incident = app.incident(id).await;
         let remediations = incident["remediations"].as_array().unwrap().clone();
-        if done(&remediations) {
-            return remediations;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting: {incident}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        done(&remediations).then_some(remediations).ok_or(incident)
+    })
+    .await
 }
 
 async fn finished(app: &TestApp, id: i64) -> Value {
@@ -157,15 +154,16 @@ async fn finished(app: &TestApp, id: i64) -> Value {
 
 /// Waits for a message at `path` containing `text`.
 async fn heard(sink: &Sink, path: &str, text: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(&format!("{text:?} at {path}"), WAIT, || async {
         let heard = sink.received_at(path);
-        if heard.iter().any(|m| m.text.contains(text)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {text:?} at {path}: {heard:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let texts: Vec<String> = heard.iter().map(|m| m.text.clone()).collect();
+        texts
+            .iter()
+            .any(|t| t.contains(text))
+            .then_some(())
+            .ok_or(format!("{texts:?}"))
+    })
+    .await
 }
 
 fn replicas(kube: &FakeKube, name: &str) -> i64 {
@@ -420,8 +418,7 @@ async fn observed_relapses_demote_nothing() {
 /// Polls Prometheus until `query` yields `value`.
 async fn until_prometheus_says(prometheus: &str, query: &str, value: &str) {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(&format!("Prometheus to say {query} = {value}"), WAIT, || async {
         let body: Value = client
             .get(format!("{prometheus}/api/v1/query"))
             .query(&[("query", query)])
@@ -431,12 +428,11 @@ async fn until_prometheus_says(prometheus: &str, query: &str, value: &str) {
             .json()
             .await
             .unwrap();
-        if body["data"]["result"][0]["value"][1] == value {
-            return;
-        }
-        assert!(Instant::now() < deadline, "Prometheus says {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (body["data"]["result"][0]["value"][1] == value)
+            .then_some(())
+            .ok_or(body)
+    })
+    .await
 }
 
 fn exposition(value: f64) -> Reply {

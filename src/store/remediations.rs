@@ -908,7 +908,7 @@ impl Store {
                   WHERE requested_at IS NOT NULL AND ($1::text IS NULL OR result = $1)
                     -- Listed once asked: the dry run's plan and the parameters are stored in
                     -- the same statement that asks people (REQUEST), moments after the decision.
-                    AND (result <> 'awaiting_approval' OR params IS NOT NULL)
+                    AND (result <> 'awaiting_approval' OR plan IS NOT NULL)
                   ORDER BY requested_at DESC, id DESC LIMIT $2",
                 &[&state, &limit],
             )

@@ -261,18 +261,24 @@ async fn ten_thousand_distinct_filter_shapes_leave_memory_flat() {
         .await
         .unwrap()
         .get(0);
-    let (postgres_before, medic_before) = (private_memory(&backend.to_string()), private_memory("self"));
-    for n in 200..10_200 {
-        reads.list_incidents(page(shape(n))).await.unwrap();
-    }
-    let postgres_grew = private_memory(&backend.to_string()) - postgres_before;
-    let medic_grew = private_memory("self") - medic_before;
     const LIMIT: i64 = 32 << 20;
-    assert!(
-        postgres_grew < LIMIT,
-        "Postgres' backend grew {postgres_grew} bytes"
-    );
-    assert!(medic_grew < LIMIT, "medic grew {medic_grew} bytes");
+    // The backend is this test's alone; medic's memory is the test process's, shared with the
+    // tests running beside it, whose growth can land in any one pass. A leak per shape grows in
+    // every pass of new shapes: so a pass over the limit is measured once more, with new shapes.
+    let mut passes = Vec::new();
+    for pass in 0..2 {
+        let (postgres_before, medic_before) = (private_memory(&backend.to_string()), private_memory("self"));
+        for n in 200 + pass * 10_000..10_200 + pass * 10_000 {
+            reads.list_incidents(page(shape(n))).await.unwrap();
+        }
+        let postgres_grew = private_memory(&backend.to_string()) - postgres_before;
+        let medic_grew = private_memory("self") - medic_before;
+        passes.push((postgres_grew, medic_grew));
+        if postgres_grew < LIMIT && medic_grew < LIMIT {
+            return;
+        }
+    }
+    panic!("memory grew over {LIMIT} bytes in both passes of 10,000 new shapes (Postgres' backend, medic): {passes:?}");
 }
 
 /// The plan node under `plan` that runs as a subplan, if any.

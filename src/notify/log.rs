@@ -2,7 +2,7 @@
 //! on a laptop shows what Slack or PagerDuty would have received; in production a log
 //! pipeline may forward it.
 
-use super::Message;
+use super::message::Message;
 use crate::plan::NotifierEndpoint;
 
 /// Writes the message: its headline, and the summary, runbook and console link when there are.

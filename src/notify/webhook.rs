@@ -5,7 +5,7 @@ use reqwest::{Client, RequestBuilder, Url};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use super::Message;
+use super::message::Message;
 use crate::plan::NotifierEndpoint;
 
 /// The POST for one delivery.

@@ -8,7 +8,7 @@ use reqwest::{Client, RequestBuilder, Url};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use crate::notify::Message;
+use crate::notify::message::Message;
 use crate::{
     domain::{Severity, TimerKind},
     plan::NotifierEndpoint,

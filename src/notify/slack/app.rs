@@ -24,7 +24,10 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{buttons::Button, context, text::escape, webhook};
-use crate::notify::{Failure, Message};
+use crate::notify::{
+    failure::{transport_error, Failure},
+    message::{elapsed_between, Message},
+};
 use crate::{
     domain::{TimerKind, TimerWork},
     plan::NotifierEndpoint,
@@ -97,7 +100,7 @@ impl Api<'_> {
                 status: None,
                 retryable: true,
                 retry_after: None,
-                reason: format!("{method}: {}", crate::notify::transport_error(&e)),
+                reason: format!("{method}: {}", transport_error(&e)),
             })?;
         let status = response.status();
         let retry_after = response
@@ -323,7 +326,7 @@ fn state_headline(message: &Message<'_>) -> String {
     if !incident.firing {
         return format!(
             "[RESOLVED] {name} after {}",
-            crate::notify::elapsed_between(incident.created_at, incident.resolved_at)
+            elapsed_between(incident.created_at, incident.resolved_at)
         );
     }
     match &incident.acknowledged {

@@ -8,7 +8,7 @@ use reqwest::{Client, RequestBuilder, Url};
 use serde_json::{json, Value};
 
 use super::text::escape;
-use crate::notify::Message;
+use crate::notify::message::Message;
 use crate::{
     domain::{Severity, TimerKind, TimerWork},
     plan::NotifierEndpoint,

@@ -22,7 +22,13 @@ pub use self::{
     failure::Failure,
     message::{dedup_key, incident_of, Message},
 };
-use crate::{config::NotifierType, outbound, plan::NotifierEndpoint, store::Store, telemetry};
+use crate::{
+    config::NotifierType,
+    outbound,
+    plan::{Endpoint, NotifierEndpoint, SlackApp},
+    store::Store,
+    telemetry,
+};
 
 /// The configured notifiers and one HTTP client for all of them.
 #[derive(Clone)]
@@ -70,21 +76,22 @@ impl Notifiers {
         &self.client
     }
 
-    /// The Slack apps, for the interactions they receive.
-    pub fn slack_apps(&self) -> impl Iterator<Item = &NotifierEndpoint> {
-        self.endpoints
-            .values()
-            .filter(|e| e.kind == NotifierType::SlackApp)
+    /// The Slack apps, each with its notifier's name, for the interactions they receive.
+    pub fn slack_apps(&self) -> impl Iterator<Item = (&str, &SlackApp)> {
+        self.endpoints.values().filter_map(|e| match &e.endpoint {
+            Endpoint::SlackApp(app) => Some((e.name.as_str(), app)),
+            _ => None,
+        })
     }
 
     /// The type of the named notifier, if configured.
     pub fn kind(&self, name: &str) -> Option<NotifierType> {
-        self.endpoints.get(name).map(|t| t.kind)
+        self.endpoints.get(name).map(|t| t.endpoint.kind())
     }
 
     /// Delivers one message; Ok carries the HTTP status (none for a `log` notifier).
     pub async fn send(&self, notifier: &str, message: &Message<'_>) -> Result<Option<u16>, Failure> {
-        let Some(endpoint) = self.endpoints.get(notifier) else {
+        let Some(NotifierEndpoint { name, endpoint }) = self.endpoints.get(notifier) else {
             return Err(Failure {
                 status: None,
                 retryable: false,
@@ -92,36 +99,36 @@ impl Notifiers {
                 reason: format!("no notifier named {notifier:?} is configured"),
             });
         };
-        if endpoint.kind == NotifierType::Log {
-            log::write(endpoint, message);
-            return Ok(None);
-        }
-        let span = match telemetry::exporting() {
-            true => request_span(notifier, endpoint.kind, message),
-            false => Span::none(),
+        let span = match (endpoint, telemetry::exporting()) {
+            (Endpoint::Log, _) | (_, false) => Span::none(),
+            (_, true) => request_span(notifier, endpoint.kind(), message),
         };
-        let url = match (endpoint.kind, &endpoint.url) {
-            (NotifierType::SlackApp, _) => {
-                let sent = slack::app::send(&self.client, endpoint, self.store.as_ref(), message);
+        let client = &self.client;
+        let request = match endpoint {
+            Endpoint::Log => {
+                log::write(name, message);
+                return Ok(None);
+            }
+            Endpoint::SlackApp(app) => {
+                let sent = slack::app::send(client, name, app, self.store.as_ref(), message);
                 let result = sent.instrument(span.clone()).await;
                 record_result(&span, &result);
                 return result.map(Some);
             }
-            (_, Some(url)) => url.clone(),
-            // The plan gives every notifier that sends a URL.
-            (kind, None) => {
-                return Err(Failure {
-                    status: None,
-                    retryable: false,
-                    retry_after: None,
-                    reason: format!("a {} notifier without a URL", kind.as_str()),
-                })
+            Endpoint::Slack {
+                webhook_url,
+                channel,
+                username,
+            } => {
+                let (channel, username) = (channel.as_deref(), username.as_deref());
+                slack::webhook::request(client, webhook_url.clone(), channel, username, message)
             }
-        };
-        let request = match endpoint.kind {
-            NotifierType::Slack => slack::webhook::request(&self.client, url, endpoint, message),
-            NotifierType::Pagerduty => pagerduty::events::request(&self.client, url, endpoint, message),
-            _ => webhook::request(&self.client, url, endpoint, message),
+            Endpoint::PagerDuty { routing_key, url } => {
+                pagerduty::events::request(client, url.clone(), routing_key, message)
+            }
+            Endpoint::Webhook { url, bearer_token } => {
+                webhook::request(client, url.clone(), bearer_token.as_ref(), message)
+            }
         };
         let result = self.execute(request, &span).instrument(span.clone()).await;
         record_result(&span, &result);

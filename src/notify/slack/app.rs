@@ -30,7 +30,7 @@ use crate::notify::{
 };
 use crate::{
     domain::{TimerKind, TimerWork},
-    plan::NotifierEndpoint,
+    plan::SlackApp,
     store::Store,
     telemetry,
 };
@@ -53,7 +53,9 @@ const EVENT_TYPE: &str = "medic_incident";
 /// One call to Slack's Web API.
 pub struct Api<'a> {
     pub client: &'a Client,
-    pub endpoint: &'a NotifierEndpoint,
+    /// The notifier's name, under which its messages are recorded.
+    pub notifier: &'a str,
+    pub app: &'a SlackApp,
 }
 
 impl Api<'_> {
@@ -72,21 +74,12 @@ impl Api<'_> {
 
     /// A POST to `<api_url>/<method>` with the bot token.
     fn request(&self, method: &str) -> Result<reqwest::RequestBuilder, Failure> {
-        let mut url = self
-            .endpoint
-            .url
-            .clone()
-            .ok_or_else(|| permanent("no api_url".into()))?;
+        let mut url = self.app.api_url.clone();
         url.path_segments_mut()
             .map_err(|_| permanent("api_url cannot take a method".into()))?
             .pop_if_empty()
             .push(method);
-        let token = self
-            .endpoint
-            .bearer_token
-            .as_ref()
-            .map(|t| t.expose_secret().to_owned())
-            .unwrap_or_default();
+        let token = self.app.bot_token.expose_secret();
         Ok(self.client.post(url).bearer_auth(token))
     }
 
@@ -151,12 +144,17 @@ fn permanent(reason: String) -> Failure {
 /// thread for what happened.
 pub async fn send(
     client: &Client,
-    endpoint: &NotifierEndpoint,
+    notifier: &str,
+    app: &SlackApp,
     store: Option<&Store>,
     message: &Message<'_>,
 ) -> Result<u16, Failure> {
     let store = store.ok_or_else(|| permanent("a slack_app notifier needs the database".into()))?;
-    let api = Api { client, endpoint };
+    let api = Api {
+        client,
+        notifier,
+        app,
+    };
     let kind = message.timer.kind();
     if matches!(
         kind,
@@ -211,7 +209,7 @@ async fn root(
     message: &Message<'_>,
 ) -> Result<(String, String, bool), Failure> {
     let incident = message.timer.incident.id;
-    let notifier = &api.endpoint.name;
+    let notifier = api.notifier;
     let unavailable = |e: crate::store::StoreError| Failure {
         status: None,
         retryable: true,
@@ -237,7 +235,7 @@ async fn root(
         }
     }
     let body = json!({
-        "channel": api.endpoint.channel,
+        "channel": api.app.channel,
         "text": escape(&state_headline(message)),
         "blocks": root_blocks(message),
         "unfurl_links": false,
@@ -261,7 +259,7 @@ async fn root(
 /// Looks for the incident's message among the channel's latest, by its metadata key. Only a
 /// channel given by ID can be read back; any failure means "not found" (the post goes ahead).
 async fn find(api: &Api<'_>, key: &str) -> Option<(String, String)> {
-    let channel = api.endpoint.channel.as_deref()?;
+    let channel = api.app.channel.as_str();
     if !looks_like_id(channel) {
         return None;
     }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod capacity;
 pub mod context;
+pub mod explain;
 pub mod heartbeats;
 pub mod integrations;
 pub mod jwt;

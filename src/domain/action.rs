@@ -500,6 +500,20 @@ impl ActionParams {
     }
 }
 
+/// What cooldowns, budgets and the per-target lock count by; built from validated parameters
+/// in canonical form, so two spellings of one object share them.
+pub fn target_key(action: Action, params: &ActionParams) -> String {
+    let ns = params.text("namespace").unwrap_or("-");
+    match action {
+        Action::RestartPods => match params.text("pod") {
+            Some(pod) => format!("pod/{ns}/{pod}"),
+            None => format!("pods/{ns}/{}", params.text("selector").unwrap_or("-")),
+        },
+        Action::PostgresRelievePool => format!("database/{}", params.text("database").unwrap_or("-")),
+        _ => format!("deployment/{ns}/{}", params.text("deployment").unwrap_or("-")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -535,19 +549,5 @@ mod tests {
         ] {
             assert!(MinHealthy::parse(&bad).is_err(), "{bad} accepted");
         }
-    }
-}
-
-/// What cooldowns, budgets and the per-target lock count by; built from validated parameters
-/// in canonical form, so two spellings of one object share them.
-pub fn target_key(action: Action, params: &ActionParams) -> String {
-    let ns = params.text("namespace").unwrap_or("-");
-    match action {
-        Action::RestartPods => match params.text("pod") {
-            Some(pod) => format!("pod/{ns}/{pod}"),
-            None => format!("pods/{ns}/{}", params.text("selector").unwrap_or("-")),
-        },
-        Action::PostgresRelievePool => format!("database/{}", params.text("database").unwrap_or("-")),
-        _ => format!("deployment/{ns}/{}", params.text("deployment").unwrap_or("-")),
     }
 }

@@ -1,12 +1,12 @@
 //! `medic explain`: what medic would do with a payload (or labels), from the compiled settings
-//! alone; the explanation itself is [`crate::remediation::explain`], which the console shows too.
+//! alone; the explanation itself is [`crate::plan::explain`], which the console shows too.
 
 use std::{path::Path, process::ExitCode};
 
 use crate::{
     config::Source,
     plan,
-    remediation::explain::{explain as describe, notification},
+    plan::explain::{explain as describe, notification},
 };
 
 /// Prints the explanation; exit 1 if the config or the payload is not valid.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{slo::check_brackets, Problem};
+use super::{problem::Problem, slo::check_brackets};
 use crate::domain::HumanDuration;
 
 /// Filled with the entry's `namespace` in its queries.

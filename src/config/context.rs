@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Problem;
+use super::problem::Problem;
 use crate::domain::HumanDuration;
 
 /// The default `redact` patterns: `key=value` secrets, AWS access key ids, JWTs.

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::Problem;
+use super::problem::Problem;
 use crate::domain::{HumanDuration, RuleMode, ValueFormat};
 
 /// Where a notifier sends.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{escalation::StepSettings, Problem};
+use super::{escalation::StepSettings, problem::Problem};
 use crate::domain::HumanDuration;
 
 /// One entry of `heartbeats:`: alerts that renew it, how often they must, whom to tell.

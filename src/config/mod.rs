@@ -9,6 +9,7 @@ mod escalation;
 mod heartbeats;
 mod jwt;
 mod postgres;
+mod problem;
 mod remediation;
 mod server;
 mod slo;
@@ -16,7 +17,6 @@ mod telemetry;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fmt,
     path::PathBuf,
     time::Duration,
 };
@@ -37,6 +37,7 @@ pub use escalation::{
 pub use heartbeats::{HeartbeatOutSettings, HeartbeatSettings, PingMethod};
 pub use jwt::{JwtSettings, OneOrMany};
 pub use postgres::{PgConnection, SessionLimits, Tls, TlsMode};
+pub use problem::{Problem, Problems};
 pub use remediation::{
     ApprovalSettings, Budget, BudgetSettings, FlappingSettings, KubernetesSettings, LimitsSettings,
     NamespaceSettings, RemediationSettings, TargetDatabaseSettings,
@@ -190,42 +191,6 @@ impl Default for RetentionSettings {
             interval: HumanDuration(Duration::from_secs(60)),
             batch: 1000,
         }
-    }
-}
-
-/// One thing wrong with the configuration, at a key path such as `server.auth.bearer_token`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-/// Every problem found in a configuration.
-#[derive(Debug, thiserror::Error)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration:")?;
-        for problem in &self.0 {
-            write!(f, "\n  {problem}")?;
-        }
-        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use secrecy::SecretString;
 use serde::{de, Deserialize, Deserializer};
 
-use super::Problem;
+use super::problem::Problem;
 use crate::domain::{HumanDuration, ParamLimits};
 
 /// `remediation:`: what every rule's action must respect.

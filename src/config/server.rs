@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{
     jwt::{JwtSettings, OneOrMany},
     postgres::{PgConnection, SessionLimits},
-    Problem,
+    problem::Problem,
 };
 use crate::domain::{HumanDuration, Role};
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::Problem;
+use super::problem::Problem;
 use crate::domain::HumanDuration;
 
 /// What a ratio SLI's queries must contain: the range each recording rule fills in.

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, collections::HashMap, time::Duration};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::Problem;
+use super::problem::Problem;
 use crate::domain::HumanDuration;
 
 /// The path under a collector's base URL that takes traces (OTLP/HTTP; gRPC names its

@@ -99,6 +99,10 @@ impl Default for ParamLimits {
 pub const DEFAULT_MAX_PODS: i64 = 3;
 /// `restart_pods` waits this long for each replacement unless `ready_timeout` says otherwise.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Whose floor holds which pods, as `medic explain` and the README say it: `min_healthy` stands
+/// in for a PodDisruptionBudget only where there is none.
+pub const FLOOR_RULE: &str = "pods a PodDisruptionBudget covers are governed by it alone (its 429 is \
+    skipped_pdb); min_healthy is the floor only for workloads no budget covers";
 /// `restart_pods` keeps half of a workload's desired pods Ready unless `min_healthy` says
 /// otherwise.
 pub const DEFAULT_MIN_HEALTHY: MinHealthy = MinHealthy::Percent(50);
@@ -493,6 +497,20 @@ impl ActionParams {
             None => Ok(DEFAULT_MIN_HEALTHY),
             Some(value) => MinHealthy::parse(value).map_err(|e| format!("parameter \"min_healthy\": {e}")),
         }
+    }
+}
+
+/// What cooldowns, budgets and the per-target lock count by; built from validated parameters
+/// in canonical form, so two spellings of one object share them.
+pub fn target_key(action: Action, params: &ActionParams) -> String {
+    let ns = params.text("namespace").unwrap_or("-");
+    match action {
+        Action::RestartPods => match params.text("pod") {
+            Some(pod) => format!("pod/{ns}/{pod}"),
+            None => format!("pods/{ns}/{}", params.text("selector").unwrap_or("-")),
+        },
+        Action::PostgresRelievePool => format!("database/{}", params.text("database").unwrap_or("-")),
+        _ => format!("deployment/{ns}/{}", params.text("deployment").unwrap_or("-")),
     }
 }
 

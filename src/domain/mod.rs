@@ -22,8 +22,8 @@ mod severity;
 mod timer;
 
 pub use action::{
-    param, Action, ActionParams, Cap, Check, MinHealthy, ParamKind, ParamLimits, ParamSpec, DEFAULT_MAX_PODS,
-    DEFAULT_READY_TIMEOUT,
+    param, target_key, Action, ActionParams, Cap, Check, MinHealthy, ParamKind, ParamLimits, ParamSpec,
+    DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT, FLOOR_RULE,
 };
 pub use actor::{Act, Actor, Auth, Surface, Text};
 pub use context::{

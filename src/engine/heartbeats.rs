@@ -4,17 +4,13 @@
 //! escalation are ordinary timers, planned by the heartbeat's rule, so the claim loop sends
 //! them as it sends any other.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::Engine;
+use super::{heartbeat_watch::Watch, Engine};
 use crate::{
     domain::{Notification, PlannedTimer},
-    metrics::HeartbeatMetrics,
     plan::Heartbeats,
     store::{
         heartbeats::{Due, Missed, Watched},
@@ -32,13 +28,6 @@ const CONTENDED: Duration = Duration::from_millis(200);
 const BATCH: i64 = 50;
 /// How often forgotten `per` values are looked for.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
-
-/// The heartbeats an engine watches, and where it counts what it finds.
-#[derive(Clone)]
-pub(super) struct Watch {
-    pub heartbeats: Arc<Heartbeats>,
-    pub metrics: HeartbeatMetrics,
-}
 
 impl Engine {
     /// Watches the heartbeats until `stopped`: arms them once, then opens the incidents of

@@ -19,6 +19,7 @@
 mod claim;
 mod completions;
 mod fire;
+mod heartbeat_watch;
 mod heartbeats;
 pub mod pulse;
 pub mod retry;
@@ -35,7 +36,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use self::{retry::Backoff, wake::Idle};
+use self::{heartbeat_watch::Watch, retry::Backoff, wake::Idle};
 use crate::{
     config::EngineSettings,
     context::Gatherer,
@@ -78,7 +79,7 @@ pub struct Engine {
     /// Gathers cluster context for `context` timers, in tasks of its own; without it they fail.
     context: Option<Arc<Gatherer>>,
     /// The heartbeats whose deadlines this engine watches, when any is configured.
-    heartbeats: Option<heartbeats::Watch>,
+    heartbeats: Option<Watch>,
     /// medic's own pulse, sent outward while the claim loop goes round.
     pulse: Option<Arc<pulse::Pulse>>,
 }
@@ -173,7 +174,7 @@ impl Engine {
     /// Lets this engine watch heartbeats' deadlines and open the incidents of missing ones.
     pub fn with_heartbeats(mut self, heartbeats: Arc<Heartbeats>, metrics: HeartbeatMetrics) -> Self {
         if !heartbeats.is_empty() {
-            self.heartbeats = Some(heartbeats::Watch { heartbeats, metrics });
+            self.heartbeats = Some(Watch { heartbeats, metrics });
         }
         self
     }

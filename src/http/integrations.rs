@@ -41,8 +41,8 @@ pub async fn slack_interactions(
         signature: header(&req, "X-Slack-Signature"),
         body: &body,
     };
-    let app = match signature::verify(state.notifiers.slack_apps(), &state.store, &signed).await {
-        Ok(app) => app.clone(),
+    let (notifier, app) = match signature::verify(state.notifiers.slack_apps(), &state.store, &signed).await {
+        Ok((notifier, app)) => (notifier.to_owned(), app.clone()),
         Err(Unsigned::Refused(reason)) => return Err(unauthorized(reason)),
         Err(Unsigned::Store(e)) => return Err(ApiError::from_store(e, state.retry_after)),
     };
@@ -52,7 +52,7 @@ pub async fn slack_interactions(
     let state = state.into_inner();
     tokio::spawn(async move {
         let known = state.integrations.slack_users.get(&click.user);
-        let api = interactions::api(state.notifiers.client(), &app);
+        let api = interactions::api(state.notifiers.client(), &notifier, &app);
         interactions::answer(click, known, &state.acts, api).await;
     });
     Ok(HttpResponse::Ok().finish())

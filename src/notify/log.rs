@@ -2,14 +2,13 @@
 //! on a laptop shows what Slack or PagerDuty would have received; in production a log
 //! pipeline may forward it.
 
-use super::Message;
-use crate::plan::NotifierEndpoint;
+use super::message::Message;
 
 /// Writes the message: its headline, and the summary, runbook and console link when there are.
-pub fn write(endpoint: &NotifierEndpoint, message: &Message<'_>) {
+pub fn write(notifier: &str, message: &Message<'_>) {
     let timer = message.timer;
     tracing::info!(
-        notifier = %endpoint.name,
+        notifier,
         incident_id = timer.incident.id,
         event = timer.kind().as_str(),
         rule = %timer.rule,

@@ -2,17 +2,16 @@
 //! the `Idempotency-Key` header (stable across retries), and an optional bearer token.
 
 use reqwest::{Client, RequestBuilder, Url};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use super::Message;
-use crate::plan::NotifierEndpoint;
+use super::message::Message;
 
 /// The POST for one delivery.
 pub fn request(
     client: &Client,
     url: Url,
-    endpoint: &NotifierEndpoint,
+    bearer_token: Option<&SecretString>,
     message: &Message<'_>,
 ) -> RequestBuilder {
     let delivery_id = message.delivery_id();
@@ -20,7 +19,7 @@ pub fn request(
         .post(url)
         .header("Idempotency-Key", &delivery_id)
         .json(&body(message, &delivery_id));
-    if let Some(token) = &endpoint.bearer_token {
+    if let Some(token) = bearer_token {
         request = request.bearer_auth(token.expose_secret());
     }
     request

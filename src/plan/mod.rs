@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod capacity;
 pub mod context;
+pub mod explain;
 pub mod heartbeats;
 pub mod integrations;
 pub mod jwt;
@@ -29,7 +30,7 @@ pub use capacity::Capacity;
 pub use context::{ContextPlan, ContextTarget, Redactor};
 pub use heartbeats::{Heartbeat, Heartbeats};
 pub use integrations::{AlertmanagerEndpoint, Integrations, Known};
-pub use notifiers::NotifierEndpoint;
+pub use notifiers::{Endpoint, NotifierEndpoint, SlackApp};
 pub use remediation::{GuardRails, RemediationSpec, TargetDatabase, VerifyQuery};
 pub use rules::{NotifierRef, Rule, Rules};
 pub use secrets::Secret;

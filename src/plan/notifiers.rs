@@ -7,32 +7,90 @@ use secrecy::{ExposeSecret, SecretString};
 use super::secrets::secret_from;
 use crate::config::{NotifierSettings, NotifierType, Problem, PAGERDUTY_EVENTS_URL, SLACK_API_URL};
 
-/// A notifier with its secrets read and checked.
-#[derive(Clone)]
+/// A notifier with its secrets read and checked: its name and where it sends.
+#[derive(Clone, Debug)]
 pub struct NotifierEndpoint {
+    /// The key under `notifiers`.
     pub name: String,
-    pub kind: NotifierType,
-    /// Where to send; `None` only for a `log` notifier, which sends nothing.
-    pub url: Option<reqwest::Url>,
-    pub channel: Option<String>,
-    pub username: Option<String>,
-    pub routing_key: Option<SecretString>,
-    /// A webhook's bearer token, or a Slack app's bot token.
-    pub bearer_token: Option<SecretString>,
-    /// A Slack app's signing secret (its interactions are signed with it).
-    pub signing_secret: Option<SecretString>,
-    /// A PagerDuty webhook subscription's secret (what PagerDuty sends back is signed with it).
-    pub webhook_secret: Option<SecretString>,
+    /// Where it sends, with what its kind needs.
+    pub endpoint: Endpoint,
 }
 
-impl fmt::Debug for NotifierEndpoint {
+/// Where one notifier sends, one variant per kind, each holding what that kind cannot send
+/// without: a notifier without its URL (or a PagerDuty one without its routing key, a Slack
+/// app without its tokens or channel) cannot be built, so sending never finds one missing.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// A generic webhook: a JSON document POSTed to `url`.
+    Webhook {
+        /// Where to POST.
+        url: reqwest::Url,
+        /// Sent as `Authorization: Bearer`, when set.
+        bearer_token: Option<SecretString>,
+    },
+    /// A Slack incoming webhook.
+    Slack {
+        /// The hook's URL, itself the credential.
+        webhook_url: reqwest::Url,
+        /// Overrides the hook's channel, when set.
+        channel: Option<String>,
+        /// Overrides the hook's user name, when set.
+        username: Option<String>,
+    },
+    /// A Slack app, posting through the Web API and receiving clicks.
+    SlackApp(SlackApp),
+    /// PagerDuty's Events API v2.
+    PagerDuty {
+        /// The integration's routing key.
+        routing_key: SecretString,
+        /// The Events API (`PAGERDUTY_EVENTS_URL` unless `url` is set).
+        url: reqwest::Url,
+    },
+    /// medic's own log: nothing sent.
+    Log,
+}
+
+/// What a Slack app needs: its Web API, its tokens and the channel it posts in.
+#[derive(Clone)]
+pub struct SlackApp {
+    /// Slack's Web API (`SLACK_API_URL` unless `api_url` is set).
+    pub api_url: reqwest::Url,
+    /// The bot token every call carries.
+    pub bot_token: SecretString,
+    /// What Slack signs the app's interactions with.
+    pub signing_secret: SecretString,
+    /// The channel's ID (`C…`) or name.
+    pub channel: String,
+}
+
+impl Endpoint {
+    /// The notifier's type, as settings spell it.
+    pub fn kind(&self) -> NotifierType {
+        match self {
+            Endpoint::Webhook { .. } => NotifierType::Webhook,
+            Endpoint::Slack { .. } => NotifierType::Slack,
+            Endpoint::SlackApp(_) => NotifierType::SlackApp,
+            Endpoint::PagerDuty { .. } => NotifierType::Pagerduty,
+            Endpoint::Log => NotifierType::Log,
+        }
+    }
+}
+
+impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL itself may be the credential (Slack): show only where it points.
-        f.debug_struct("NotifierEndpoint")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("host", &self.url.as_ref().and_then(|u| u.host_str()))
-            .field("channel", &self.channel)
+        let (url, channel) = match self {
+            Endpoint::Webhook { url, .. } | Endpoint::PagerDuty { url, .. } => (Some(url), None),
+            Endpoint::Slack {
+                webhook_url, channel, ..
+            } => (Some(webhook_url), channel.as_deref()),
+            Endpoint::SlackApp(app) => (Some(&app.api_url), Some(app.channel.as_str())),
+            Endpoint::Log => (None, None),
+        };
+        f.debug_struct("Endpoint")
+            .field("kind", &self.kind())
+            .field("host", &url.and_then(|u| u.host_str()))
+            .field("channel", &channel)
             .finish_non_exhaustive()
     }
 }
@@ -116,16 +174,33 @@ fn endpoint(
     if problems.len() != start {
         return None;
     }
+    // Every `?` below stands for a problem already pushed: settings that pass the checks
+    // above hold what their kind needs.
+    let endpoint = match settings.kind {
+        NotifierType::Webhook => Endpoint::Webhook {
+            url: url?,
+            bearer_token,
+        },
+        NotifierType::Slack => Endpoint::Slack {
+            webhook_url: url?,
+            channel: settings.channel.clone(),
+            username: settings.username.clone(),
+        },
+        NotifierType::SlackApp => Endpoint::SlackApp(SlackApp {
+            api_url: url?,
+            bot_token: bot_token?,
+            signing_secret: signing_secret?,
+            channel: settings.channel.clone()?,
+        }),
+        NotifierType::Pagerduty => Endpoint::PagerDuty {
+            routing_key: routing_key?,
+            url: url?,
+        },
+        NotifierType::Log => Endpoint::Log,
+    };
     Some(NotifierEndpoint {
         name: name.to_owned(),
-        kind: settings.kind,
-        url,
-        channel: settings.channel.clone(),
-        username: settings.username.clone(),
-        routing_key,
-        bearer_token: bearer_token.or(bot_token),
-        signing_secret,
-        webhook_secret,
+        endpoint,
     })
 }
 

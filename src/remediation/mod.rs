@@ -23,10 +23,10 @@
 //! as evidence (`error ratio 7.2% → 0.4%`); a query that fails or yields other than one series
 //! records why, and never holds the step up.
 
-pub mod explain;
 mod gitops;
 mod kube;
 mod postgres_pool;
+mod report;
 mod restart_pods;
 mod rollout;
 mod scale;
@@ -39,11 +39,15 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tracing::{field::Empty, Instrument, Span};
 
-pub use self::kube::{controller, selector_query, Kube, KubeError};
 pub(crate) use self::restart_pods::is_ready;
+pub use self::{
+    kube::{controller, selector_query, Kube, KubeError},
+    report::Report,
+};
+pub use crate::domain::target_key;
 use crate::{
     control::Control,
     domain::{
@@ -60,62 +64,6 @@ use crate::{
     },
     telemetry,
 };
-
-/// What a handler did.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// `Success`, `Failure`, `DryRun`, `SkippedPdb`, `SkippedMinHealthy` or `SkippedNoop`
-    /// from a handler; any result from the guard rails.
-    pub result: RemediationResult,
-    /// One line for people: before and after.
-    pub summary: String,
-    pub detail: Value,
-    /// What the step's `verify_query` read before it acted.
-    pub evidence: Option<Evidence>,
-}
-
-impl Report {
-    pub fn new(result: RemediationResult, summary: String, detail: Value) -> Self {
-        Self {
-            result,
-            summary,
-            detail,
-            evidence: None,
-        }
-    }
-    pub fn success(summary: String, detail: Value) -> Self {
-        Self::new(RemediationResult::Success, summary, detail)
-    }
-    pub fn dry_run(summary: String, detail: Value) -> Self {
-        Self::new(RemediationResult::DryRun, summary, detail)
-    }
-    /// Nothing to do: at the cap, already enough replicas, no unhealthy pod.
-    pub fn noop(summary: String) -> Self {
-        Self::new(RemediationResult::SkippedNoop, summary, json!({}))
-    }
-
-    /// The report with a warning (a GitOps controller may revert it) in its summary and its
-    /// detail, when the action did something or planned to.
-    fn warned(mut self, warning: Option<String>) -> Self {
-        let Some(warning) = warning.filter(|_| self.result.is_done()) else {
-            return self;
-        };
-        self.summary = format!("{}; {warning}", self.summary);
-        if let Some(detail) = self.detail.as_object_mut() {
-            detail.insert("gitops_warning".into(), Value::String(warning));
-        }
-        self
-    }
-
-    /// The report with the evidence read before acting, its value in the summary.
-    fn with_evidence(mut self, evidence: Option<Evidence>) -> Self {
-        if let Some(evidence) = &evidence {
-            self.summary = format!("{}; {}", self.summary, evidence.line());
-        }
-        self.evidence = evidence;
-        self
-    }
-}
 
 /// How a remediation timer ended, for the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -847,18 +795,4 @@ fn log_relapse(timer: &Claimed, work: &RemediationWork, relapse: &Relapse, next:
         held_from = ?relapse.held_from, relapsed_at = ?relapse.relapsed_at,
         next_step = next.map(Action::as_str), "remediation relapsed: the alert fired again within hold"
     );
-}
-
-/// What cooldowns, budgets and the per-target lock count by; built from validated parameters
-/// in canonical form, so two spellings of one object share them.
-pub fn target_key(action: Action, params: &ActionParams) -> String {
-    let ns = params.text("namespace").unwrap_or("-");
-    match action {
-        Action::RestartPods => match params.text("pod") {
-            Some(pod) => format!("pod/{ns}/{pod}"),
-            None => format!("pods/{ns}/{}", params.text("selector").unwrap_or("-")),
-        },
-        Action::PostgresRelievePool => format!("database/{}", params.text("database").unwrap_or("-")),
-        _ => format!("deployment/{ns}/{}", params.text("deployment").unwrap_or("-")),
-    }
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::{
     gitops::{self, Verdict},
     kube::Kube,
-    Report,
+    report::Report,
 };
 use crate::{
     config::{PgConnection, SessionLimits},

@@ -7,7 +7,7 @@
 //! whatever its state: the alert named it.
 //!
 //! `min_healthy` (default 50%) stands in for the PodDisruptionBudget many Deployments lack,
-//! and only there ([`FLOOR_RULE`]): a pod a budget covers (`budgets`) is governed by the budget
+//! and only there ([`crate::domain::FLOOR_RULE`]): a pod a budget covers (`budgets`) is governed by the budget
 //! alone. For any other pod, before each eviction, the first too, the pod's workload must keep
 //! at least that share (or count) of its desired pods Ready once the pod is gone (`floor` says
 //! which workload and which pods count). Evicting a pod that is not Ready takes nothing away,
@@ -23,6 +23,7 @@
 
 mod budgets;
 mod floor;
+mod pods;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -33,15 +34,16 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
-use self::{budgets::Budgets, floor::Floor};
-use super::{kube::Kube, Report};
+pub(crate) use self::pods::is_ready;
+use self::{
+    budgets::Budgets,
+    floor::Floor,
+    pods::{name, ready_condition},
+};
+use super::{kube::Kube, report::Report};
 use crate::domain::{ActionParams, MinHealthy, RemediationResult, DEFAULT_MAX_PODS, DEFAULT_READY_TIMEOUT};
 
 const POLL: Duration = Duration::from_millis(250);
-
-/// Whose floor holds which pods, as `medic explain` and the README say it.
-pub const FLOOR_RULE: &str = "pods a PodDisruptionBudget covers are governed by it alone (its 429 is \
-    skipped_pdb); min_healthy is the floor only for workloads no budget covers";
 
 pub async fn restart_pods(kube: &Kube, params: &ActionParams, dry_run: bool) -> Result<Report, String> {
     let namespace = params.required("namespace")?;
@@ -267,26 +269,6 @@ fn selector_of(pod: &Pod) -> Option<String> {
             .collect::<Vec<_>>()
             .join(","),
     )
-}
-
-fn name(pod: &Pod) -> String {
-    pod.metadata.name.clone().unwrap_or_default()
-}
-
-/// Whether the pod has the Ready condition.
-pub(crate) fn is_ready(pod: &Pod) -> bool {
-    ready_condition(pod).is_some_and(|(ready, _)| ready)
-}
-
-/// The Ready condition: whether it holds, and since when.
-fn ready_condition(pod: &Pod) -> Option<(bool, Option<chrono::DateTime<Utc>>)> {
-    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
-    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
-    let since = ready
-        .last_transition_time
-        .as_ref()
-        .and_then(|t| chrono::DateTime::from_timestamp_millis(t.0.as_millisecond()));
-    Some((ready.status == "True", since))
 }
 
 /// Crash-looping, restarted too often, or not Ready for longer than the grace period.

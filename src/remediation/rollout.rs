@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{kube::Kube, Report};
+use super::{kube::Kube, report::Report};
 use crate::domain::ActionParams;
 
 /// The annotation kubectl sets.

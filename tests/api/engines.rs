@@ -4,12 +4,12 @@
 use std::{collections::BTreeMap, collections::HashMap, sync::Arc, time::Duration};
 
 use medic::{
-    config::{DatabaseSettings, EngineSettings, NotifierType},
+    config::{DatabaseSettings, EngineSettings},
     domain::HumanDuration,
     engine::Engine,
     metrics::Metrics,
     notify::Notifiers,
-    plan::{NotifierEndpoint, Rules},
+    plan::{Endpoint, NotifierEndpoint, Rules},
     store::Store,
 };
 use secrecy::SecretString;
@@ -51,14 +51,10 @@ fn engine_settings(lease: Duration, request_timeout: Duration) -> EngineSettings
 fn notifiers(sink: &Sink, settings: &EngineSettings) -> Notifiers {
     let endpoint = NotifierEndpoint {
         name: "sink".into(),
-        kind: NotifierType::Webhook,
-        url: Some(reqwest::Url::parse(&sink.url("/hook")).unwrap()),
-        channel: None,
-        username: None,
-        routing_key: None,
-        bearer_token: None,
-        signing_secret: None,
-        webhook_secret: None,
+        endpoint: Endpoint::Webhook {
+            url: reqwest::Url::parse(&sink.url("/hook")).unwrap(),
+            bearer_token: None,
+        },
     };
     Notifiers::new(
         BTreeMap::from([("sink".to_owned(), endpoint)]),

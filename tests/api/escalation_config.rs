@@ -6,6 +6,7 @@ use std::time::Duration;
 use medic::{
     alertmanager::KV,
     config::{load, NotifierType, Source, PAGERDUTY_EVENTS_URL},
+    plan::{Endpoint, NotifierEndpoint},
 };
 use secrecy::ExposeSecret;
 
@@ -89,44 +90,41 @@ fn a_full_config_with_every_type_of_notifier_loads_into_targets_and_rules() {
     );
     let slack = &targets["incidents-slack"];
     assert_eq!(slack.name, "incidents-slack");
-    assert_eq!(slack.kind, NotifierType::Slack);
+    assert_eq!(slack.endpoint.kind(), NotifierType::Slack);
+    let Endpoint::Slack {
+        webhook_url,
+        channel,
+        username,
+    } = &slack.endpoint
+    else {
+        panic!("a slack notifier built as {:?}", slack.endpoint);
+    };
     assert_eq!(
-        slack.url.as_ref().unwrap().as_str(),
+        webhook_url.as_str(),
         "https://hooks.slack.com/services/T000/B000/XXXX"
     );
-    assert_eq!(slack.channel.as_deref(), Some("#incidents"));
-    assert_eq!(slack.username.as_deref(), Some("medic"));
-    assert!(slack.routing_key.is_none() && slack.bearer_token.is_none());
+    assert_eq!(channel.as_deref(), Some("#incidents"));
+    assert_eq!(username.as_deref(), Some("medic"));
 
-    let pagerduty = &targets["pagerduty"];
-    assert_eq!(pagerduty.kind, NotifierType::Pagerduty);
+    let pagerduty = |name: &str| match &targets[name].endpoint {
+        Endpoint::PagerDuty { routing_key, url } => (url.as_str(), routing_key.expose_secret()),
+        other => panic!("{name} built as {other:?}"),
+    };
     assert_eq!(
-        pagerduty.url.as_ref().unwrap().as_str(),
-        PAGERDUTY_EVENTS_URL,
+        pagerduty("pagerduty"),
+        (PAGERDUTY_EVENTS_URL, "R0UTING-KEY"),
         "the default events URL"
     );
     assert_eq!(
-        pagerduty.routing_key.as_ref().map(ExposeSecret::expose_secret),
-        Some("R0UTING-KEY")
+        pagerduty("pagerduty-proxy"),
+        ("http://pd-proxy.internal:8080/v2/enqueue", "PROXY-KEY")
     );
-    let proxy = &targets["pagerduty-proxy"];
-    assert_eq!(proxy.kind, NotifierType::Pagerduty);
+    let Endpoint::Webhook { url, bearer_token } = &targets["audit-hook"].endpoint else {
+        panic!("a webhook notifier built as {:?}", targets["audit-hook"].endpoint);
+    };
+    assert_eq!(url.as_str(), "https://audit.example.com/medic");
     assert_eq!(
-        proxy.url.as_ref().unwrap().as_str(),
-        "http://pd-proxy.internal:8080/v2/enqueue"
-    );
-    assert_eq!(
-        proxy.routing_key.as_ref().map(ExposeSecret::expose_secret),
-        Some("PROXY-KEY")
-    );
-    let hook = &targets["audit-hook"];
-    assert_eq!(hook.kind, NotifierType::Webhook);
-    assert_eq!(
-        hook.url.as_ref().unwrap().as_str(),
-        "https://audit.example.com/medic"
-    );
-    assert_eq!(
-        hook.bearer_token.as_ref().map(ExposeSecret::expose_secret),
+        bearer_token.as_ref().map(ExposeSecret::expose_secret),
         Some("AUDIT-TOKEN")
     );
 
@@ -224,13 +222,7 @@ fn a_secret_can_be_read_from_a_file_and_is_trimmed() {
     let targets = medic::plan::compile(&load_yaml(&text, &[]).unwrap())
         .unwrap()
         .notifiers;
-    assert_eq!(
-        targets["pagerduty"]
-            .routing_key
-            .as_ref()
-            .map(ExposeSecret::expose_secret),
-        Some("key-from-a-file")
-    );
+    assert_eq!(routing_key(&targets["pagerduty"]), Some("key-from-a-file"));
 }
 
 #[test]
@@ -262,16 +254,10 @@ fn notifier_secrets_come_from_the_environment_with_hyphens_written_as_underscore
         ..
     } = medic::plan::compile(&settings).unwrap();
     assert_eq!(
-        targets["incidents-slack"].url.as_ref().unwrap().as_str(),
+        slack_url(&targets["incidents-slack"]),
         "https://hooks.slack.com/services/from-env"
     );
-    assert_eq!(
-        targets["pagerduty"]
-            .routing_key
-            .as_ref()
-            .map(ExposeSecret::expose_secret),
-        Some("key-from-env")
-    );
+    assert_eq!(routing_key(&targets["pagerduty"]), Some("key-from-env"));
     assert_eq!(rules.get("all").unwrap().notify.len(), 2);
 }
 
@@ -292,14 +278,11 @@ fn the_environment_beats_the_file_for_notifier_secrets() {
     .unwrap();
     let targets = medic::plan::compile(&settings).unwrap().notifiers;
     assert_eq!(
-        targets["incidents-slack"].url.as_ref().unwrap().as_str(),
+        slack_url(&targets["incidents-slack"]),
         "https://hooks.slack.com/services/from-env"
     );
     assert_eq!(
-        targets["pagerduty"]
-            .routing_key
-            .as_ref()
-            .map(ExposeSecret::expose_secret),
+        routing_key(&targets["pagerduty"]),
         Some("00123"),
         "a numeric-looking key must stay a string"
     );
@@ -554,10 +537,7 @@ fn secrets_never_appear_in_debug_output() {
         ..
     } = medic::plan::compile(&settings).unwrap();
     assert_eq!(
-        targets["pd"]
-            .routing_key
-            .as_ref()
-            .map(ExposeSecret::expose_secret),
+        routing_key(&targets["pd"]),
         Some(from_env.as_str()),
         "the secrets are there"
     );
@@ -632,14 +612,24 @@ fn the_example_config_checks_and_its_documented_secret_variables_apply() {
     } = medic::plan::compile(&settings).unwrap();
     assert!(!rules.is_empty(), "the example shows rules");
     assert_eq!(
-        targets["incidents-slack"].url.as_ref().unwrap().as_str(),
+        slack_url(&targets["incidents-slack"]),
         "https://hooks.slack.com/services/from-env"
     );
-    assert_eq!(
-        targets["pagerduty"]
-            .routing_key
-            .as_ref()
-            .map(ExposeSecret::expose_secret),
-        Some("key-from-env")
-    );
+    assert_eq!(routing_key(&targets["pagerduty"]), Some("key-from-env"));
+}
+
+/// A PagerDuty notifier's routing key, None for another kind.
+fn routing_key(notifier: &NotifierEndpoint) -> Option<&str> {
+    match &notifier.endpoint {
+        Endpoint::PagerDuty { routing_key, .. } => Some(routing_key.expose_secret()),
+        _ => None,
+    }
+}
+
+/// A Slack notifier's webhook URL.
+fn slack_url(notifier: &NotifierEndpoint) -> &str {
+    match &notifier.endpoint {
+        Endpoint::Slack { webhook_url, .. } => webhook_url.as_str(),
+        other => panic!("{} built as {other:?}", notifier.name),
+    }
 }

@@ -17,8 +17,8 @@ use super::{
 use crate::{
     domain::{HumanDuration, Role, RuleMode, Text},
     http::{error::ApiError, state::State},
+    plan::explain::{self, Explanation, Run, StepExplained, StepOutcome},
     plan::{GuardRails, Rule},
-    remediation::explain::{self, Explanation, Run, StepExplained, StepOutcome},
     store::{demotions::Demotion, effectiveness::StepRecord},
 };
 

@@ -5,14 +5,11 @@
 //! 429 when rate limited and 5xx when it has trouble.
 
 use reqwest::{Client, RequestBuilder, Url};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use crate::notify::Message;
-use crate::{
-    domain::{Severity, TimerKind},
-    plan::NotifierEndpoint,
-};
+use crate::domain::{Severity, TimerKind};
+use crate::notify::message::Message;
 
 /// PagerDuty's limit on `payload.summary`.
 const SUMMARY_LIMIT: usize = 1024;
@@ -21,18 +18,14 @@ const SUMMARY_LIMIT: usize = 1024;
 pub fn request(
     client: &Client,
     url: Url,
-    endpoint: &NotifierEndpoint,
+    routing_key: &SecretString,
     message: &Message<'_>,
 ) -> RequestBuilder {
-    client.post(url).json(&body(endpoint, message))
+    client.post(url).json(&body(routing_key, message))
 }
 
-fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
-    let routing_key = endpoint
-        .routing_key
-        .as_ref()
-        .map(|key| key.expose_secret().to_owned())
-        .unwrap_or_default();
+fn body(routing_key: &SecretString, message: &Message<'_>) -> Value {
+    let routing_key = routing_key.expose_secret();
     let action = match message.timer.kind() {
         TimerKind::Opened | TimerKind::Escalation => "trigger",
         TimerKind::Acknowledged => "acknowledge",

@@ -24,10 +24,13 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{buttons::Button, context, text::escape, webhook};
-use crate::notify::{Failure, Message};
+use crate::notify::{
+    failure::{transport_error, Failure},
+    message::{elapsed_between, Message},
+};
 use crate::{
     domain::{TimerKind, TimerWork},
-    plan::NotifierEndpoint,
+    plan::SlackApp,
     store::Store,
     telemetry,
 };
@@ -50,7 +53,9 @@ const EVENT_TYPE: &str = "medic_incident";
 /// One call to Slack's Web API.
 pub struct Api<'a> {
     pub client: &'a Client,
-    pub endpoint: &'a NotifierEndpoint,
+    /// The notifier's name, under which its messages are recorded.
+    pub notifier: &'a str,
+    pub app: &'a SlackApp,
 }
 
 impl Api<'_> {
@@ -69,21 +74,12 @@ impl Api<'_> {
 
     /// A POST to `<api_url>/<method>` with the bot token.
     fn request(&self, method: &str) -> Result<reqwest::RequestBuilder, Failure> {
-        let mut url = self
-            .endpoint
-            .url
-            .clone()
-            .ok_or_else(|| permanent("no api_url".into()))?;
+        let mut url = self.app.api_url.clone();
         url.path_segments_mut()
             .map_err(|_| permanent("api_url cannot take a method".into()))?
             .pop_if_empty()
             .push(method);
-        let token = self
-            .endpoint
-            .bearer_token
-            .as_ref()
-            .map(|t| t.expose_secret().to_owned())
-            .unwrap_or_default();
+        let token = self.app.bot_token.expose_secret();
         Ok(self.client.post(url).bearer_auth(token))
     }
 
@@ -97,7 +93,7 @@ impl Api<'_> {
                 status: None,
                 retryable: true,
                 retry_after: None,
-                reason: format!("{method}: {}", crate::notify::transport_error(&e)),
+                reason: format!("{method}: {}", transport_error(&e)),
             })?;
         let status = response.status();
         let retry_after = response
@@ -148,12 +144,17 @@ fn permanent(reason: String) -> Failure {
 /// thread for what happened.
 pub async fn send(
     client: &Client,
-    endpoint: &NotifierEndpoint,
+    notifier: &str,
+    app: &SlackApp,
     store: Option<&Store>,
     message: &Message<'_>,
 ) -> Result<u16, Failure> {
     let store = store.ok_or_else(|| permanent("a slack_app notifier needs the database".into()))?;
-    let api = Api { client, endpoint };
+    let api = Api {
+        client,
+        notifier,
+        app,
+    };
     let kind = message.timer.kind();
     if matches!(
         kind,
@@ -208,7 +209,7 @@ async fn root(
     message: &Message<'_>,
 ) -> Result<(String, String, bool), Failure> {
     let incident = message.timer.incident.id;
-    let notifier = &api.endpoint.name;
+    let notifier = api.notifier;
     let unavailable = |e: crate::store::StoreError| Failure {
         status: None,
         retryable: true,
@@ -234,7 +235,7 @@ async fn root(
         }
     }
     let body = json!({
-        "channel": api.endpoint.channel,
+        "channel": api.app.channel,
         "text": escape(&state_headline(message)),
         "blocks": root_blocks(message),
         "unfurl_links": false,
@@ -258,7 +259,7 @@ async fn root(
 /// Looks for the incident's message among the channel's latest, by its metadata key. Only a
 /// channel given by ID can be read back; any failure means "not found" (the post goes ahead).
 async fn find(api: &Api<'_>, key: &str) -> Option<(String, String)> {
-    let channel = api.endpoint.channel.as_deref()?;
+    let channel = api.app.channel.as_str();
     if !looks_like_id(channel) {
         return None;
     }
@@ -323,7 +324,7 @@ fn state_headline(message: &Message<'_>) -> String {
     if !incident.firing {
         return format!(
             "[RESOLVED] {name} after {}",
-            crate::notify::elapsed_between(incident.created_at, incident.resolved_at)
+            elapsed_between(incident.created_at, incident.resolved_at)
         );
     }
     match &incident.acknowledged {

@@ -9,7 +9,7 @@ use super::{app::Api, buttons::Button, text::escape};
 use crate::{
     acts::Acts,
     domain::{Actor, Auth, Surface},
-    plan::{Known, NotifierEndpoint},
+    plan::{Known, SlackApp},
 };
 
 /// One button click, as Slack's `block_actions` payload says it.
@@ -141,9 +141,10 @@ pub async fn answer(click: Click, known: Option<&Known>, acts: &Acts, api: Api<'
 }
 
 /// The app a click came through, for its answer.
-pub fn api<'a>(client: &'a reqwest::Client, app: &'a NotifierEndpoint) -> Api<'a> {
+pub fn api<'a>(client: &'a reqwest::Client, notifier: &'a str, app: &'a SlackApp) -> Api<'a> {
     Api {
         client,
-        endpoint: app,
+        notifier,
+        app,
     }
 }

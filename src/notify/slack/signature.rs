@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    plan::NotifierEndpoint,
+    plan::SlackApp,
     store::{Store, StoreError},
 };
 
@@ -40,10 +40,10 @@ pub struct Signed<'a> {
 /// The Slack app whose signing secret signed this request, if one did, it is fresh, and no
 /// replica has taken it before.
 pub async fn verify<'a>(
-    apps: impl Iterator<Item = &'a NotifierEndpoint>,
+    apps: impl Iterator<Item = (&'a str, &'a SlackApp)>,
     store: &Store,
     request: &Signed<'_>,
-) -> Result<&'a NotifierEndpoint, Unsigned> {
+) -> Result<(&'a str, &'a SlackApp), Unsigned> {
     let app = signer(apps, request, chrono::Utc::now().timestamp())?;
     let signature = request.signature.unwrap_or_default().trim();
     let seen = Sha256::digest(signature.as_bytes());
@@ -56,10 +56,10 @@ pub async fn verify<'a>(
 
 /// The app whose secret signed the request at `now` (Unix seconds).
 fn signer<'a>(
-    mut apps: impl Iterator<Item = &'a NotifierEndpoint>,
+    mut apps: impl Iterator<Item = (&'a str, &'a SlackApp)>,
     request: &Signed<'_>,
     now: i64,
-) -> Result<&'a NotifierEndpoint, Unsigned> {
+) -> Result<(&'a str, &'a SlackApp), Unsigned> {
     let timestamp = request.timestamp.ok_or(Unsigned::Refused("no Slack timestamp"))?;
     let at: i64 = timestamp
         .trim()
@@ -76,16 +76,14 @@ fn signer<'a>(
     let Ok(presented) = hex::decode(hex) else {
         return Err(Unsigned::Refused("wrong Slack signature"));
     };
-    apps.find(|app| {
-        app.signing_secret.as_ref().is_some_and(|secret| {
-            let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()) else {
-                return false;
-            };
-            for part in [b"v0:".as_slice(), timestamp.as_bytes(), b":", request.body] {
-                mac.update(part);
-            }
-            mac.verify_slice(&presented).is_ok()
-        })
+    apps.find(|(_, app)| {
+        let Ok(mut mac) = HmacSha256::new_from_slice(app.signing_secret.expose_secret().as_bytes()) else {
+            return false;
+        };
+        for part in [b"v0:".as_slice(), timestamp.as_bytes(), b":", request.body] {
+            mac.update(part);
+        }
+        mac.verify_slice(&presented).is_ok()
     })
     .ok_or(Unsigned::Refused("wrong Slack signature"))
 }

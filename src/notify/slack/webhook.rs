@@ -8,23 +8,21 @@ use reqwest::{Client, RequestBuilder, Url};
 use serde_json::{json, Value};
 
 use super::text::escape;
-use crate::notify::Message;
-use crate::{
-    domain::{Severity, TimerKind, TimerWork},
-    plan::NotifierEndpoint,
-};
+use crate::domain::{Severity, TimerKind, TimerWork};
+use crate::notify::message::Message;
 
 /// The POST for one message.
 pub fn request(
     client: &Client,
     url: Url,
-    endpoint: &NotifierEndpoint,
+    channel: Option<&str>,
+    username: Option<&str>,
     message: &Message<'_>,
 ) -> RequestBuilder {
-    client.post(url).json(&body(endpoint, message))
+    client.post(url).json(&body(channel, username, message))
 }
 
-fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
+fn body(channel: Option<&str>, username: Option<&str>, message: &Message<'_>) -> Value {
     let headline = message.headline();
     let mut body = json!({
         "text": escape(&headline),
@@ -34,10 +32,10 @@ fn body(endpoint: &NotifierEndpoint, message: &Message<'_>) -> Value {
             "blocks": blocks(message),
         }],
     });
-    if let Some(channel) = &endpoint.channel {
+    if let Some(channel) = channel {
         body["channel"] = json!(channel);
     }
-    if let Some(username) = &endpoint.username {
+    if let Some(username) = username {
         body["username"] = json!(username);
     }
     body

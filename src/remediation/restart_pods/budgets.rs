@@ -12,7 +12,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
 };
 
-use crate::remediation::Kube;
+use crate::remediation::kube::Kube;
 
 /// The namespace's budgets, as they stood when the run began.
 pub(super) struct Budgets {

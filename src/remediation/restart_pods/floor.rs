@@ -24,10 +24,10 @@ use k8s_openapi::{
 };
 use serde_json::{json, Value};
 
-use super::{is_ready, name};
+use super::pods::{is_ready, name};
 use crate::{
     domain::MinHealthy,
-    remediation::{controller, selector_query, Kube},
+    remediation::kube::{controller, selector_query, Kube},
 };
 
 /// The floor under one pod's eviction.

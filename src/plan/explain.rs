@@ -16,12 +16,15 @@ use serde_json::Value;
 use crate::{
     alertmanager::{Alert, Data, Status, KV, SUPPORTED_VERSION},
     domain::{
-        Action, ActionParams, AlertEpisode, HumanDuration, Notification, RuleMode, TimerKind, TimerWork,
+        target_key, Action, ActionParams, AlertEpisode, HumanDuration, Notification, RuleMode, TimerKind,
+        TimerWork, FLOOR_RULE,
     },
-    plan::{
-        matchers::{Matchers, Op},
-        GuardRails, RemediationSpec, Rules,
-    },
+};
+
+use super::{
+    matchers::{Matchers, Op},
+    remediation::{GuardRails, RemediationSpec},
+    rules::Rules,
 };
 
 /// What one notification would set going.
@@ -181,7 +184,7 @@ fn outcome(spec: &RemediationSpec, rails: &GuardRails, alert: &AlertEpisode) -> 
     let json = |params: &crate::domain::ActionParams| serde_json::to_string(&params.0).unwrap_or_default();
     match spec.action.validate(&params, &rails.limits) {
         Ok(params) => StepOutcome::Runs(Run {
-            target: super::target_key(spec.action, &params),
+            target: target_key(spec.action, &params),
             namespace_allowed: params
                 .text("namespace")
                 .is_none_or(|ns| rails.namespace_allowed(ns)),
@@ -220,16 +223,13 @@ fn gitops(spec: &RemediationSpec, params: &ActionParams) -> Option<String> {
     })
 }
 
-/// `restart_pods`' floor: `min_healthy 50%; ` and the rule ([`super::restart_pods::FLOOR_RULE`]).
+/// `restart_pods`' floor: `min_healthy 50%; ` and the rule ([`FLOOR_RULE`]).
 fn floor(action: Action, params: &ActionParams) -> Option<String> {
     if action != Action::RestartPods {
         return None;
     }
     let min_healthy = params.min_healthy().ok()?;
-    Some(format!(
-        "min_healthy {min_healthy}; {}",
-        super::restart_pods::FLOOR_RULE
-    ))
+    Some(format!("min_healthy {min_healthy}; {FLOOR_RULE}"))
 }
 
 impl fmt::Display for Explanation {

@@ -18,6 +18,7 @@ use crate::{
         sink::{Reply, Sink},
         TestApp, VIEWER,
     },
+    proof::remediation_head,
 };
 
 const NS: &str = "shop";
@@ -65,17 +66,7 @@ rules:
     };
     let config = format!(
         r#"
-dry_run: false
-kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
-notifiers:
-  slack: {{type: slack, url: "{slack}"}}
-  oncall: {{type: slack, url: "{oncall}"}}
-remediation:
-  namespaces: {{allow: [{NS}]}}
-  budget: {{per_target: 100/1h, per_rule: 100/1h, global: 100/1h}}
-  flapping: {{max_fires: 100, window: 1h}}
-  demote_after: {{count: 3, window: 1h}}
-{evidence}  - name: watch
+{head}{evidence}  - name: watch
     matchers: ['alertname="Busy"']
     notify: [slack]
     escalation: [{{after: 1h, notify: [oncall]}}]
@@ -105,9 +96,11 @@ remediation:
       - {scale}, cooldown: 0s, verify_within: 1s, hold: 30s}}
 engine: {{request_timeout: 2s}}
 "#,
-        kubeconfig = kubeconfig.path().display(),
-        slack = sink.url("/slack"),
-        oncall = sink.url("/oncall"),
+        head = remediation_head(
+            &kubeconfig.path().display().to_string(),
+            &sink.url("/slack"),
+            &sink.url("/oncall")
+        ),
     );
     let app = TestApp::builder().config(&config).spawn().await;
     Setup {

@@ -22,14 +22,10 @@ struct Setup {
 
 /// Every rule escalates to `oncall` after an hour, so that only a handover pages within a
 /// test's wait.
-async fn setup(deployments: &[&str]) -> Setup {
-    let kube = FakeKube::start().await;
-    for name in deployments {
-        kube.add_deployment(NS, name, 1, &[("app", name)]);
-    }
-    let kubeconfig = kube.kubeconfig();
-    let sink = Sink::start(1).await;
-    let yaml = format!(
+/// The settings both this file's and observe's medic start from: a fake cluster, two Slack
+/// channels, generous budgets and `demote_after` at three in an hour; their rules follow.
+pub fn remediation_head(kubeconfig: &str, slack: &str, oncall: &str) -> String {
+    format!(
         r#"
 dry_run: false
 kubernetes: {{kubeconfig: "{kubeconfig}", request_timeout: 5s}}
@@ -41,7 +37,20 @@ remediation:
   budget: {{per_target: 100/1h, per_rule: 100/1h, global: 100/1h}}
   flapping: {{max_fires: 100, window: 1h}}
   demote_after: {{count: 3, window: 1h}}
-rules:
+"#
+    )
+}
+
+async fn setup(deployments: &[&str]) -> Setup {
+    let kube = FakeKube::start().await;
+    for name in deployments {
+        kube.add_deployment(NS, name, 1, &[("app", name)]);
+    }
+    let kubeconfig = kube.kubeconfig();
+    let sink = Sink::start(1).await;
+    let yaml = format!(
+        r#"
+{head}rules:
   - name: scale
     matchers: ['alertname="Busy"']
     notify: [slack]
@@ -94,9 +103,11 @@ rules:
       hold: 30s
 engine: {{request_timeout: 2s}}
 "#,
-        kubeconfig = kubeconfig.path().display(),
-        slack = sink.url("/slack"),
-        oncall = sink.url("/oncall"),
+        head = remediation_head(
+            &kubeconfig.path().display().to_string(),
+            &sink.url("/slack"),
+            &sink.url("/oncall")
+        ),
     );
     let app = TestApp::builder().config(&yaml).spawn().await;
     Setup {

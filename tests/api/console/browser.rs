@@ -27,6 +27,13 @@ fn page_moved(answer: &Value) -> bool {
     )
 }
 
+/// Whether Chromium refused a screenshot only because the page has not been laid out yet.
+fn not_laid_out(answer: &Value) -> bool {
+    answer["value"]["message"]
+        .as_str()
+        .is_some_and(|message| message.contains("Cannot take screenshot with 0"))
+}
+
 impl Browser {
     pub(super) async fn start(test: &str) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -218,15 +225,25 @@ impl Browser {
     }
 
     /// The whole page, not only the window (Chromium's DevTools command through chromedriver).
+    /// Tried again for up to 5 s while the page has no size yet: between a navigation or a resize
+    /// and the next layout, Chromium answers "Cannot take screenshot with 0 width".
     pub(super) async fn screenshot(&self, name: &str) {
         let params = json!({"format": "png", "captureBeyondViewport": true});
-        let png = self
-            .call(
-                reqwest::Method::POST,
-                "/goog/cdp/execute",
-                Some(json!({"cmd": "Page.captureScreenshot", "params": params})),
-            )
-            .await;
+        let command = json!({"cmd": "Page.captureScreenshot", "params": params});
+        let png = eventually(
+            "the page to be laid out for a screenshot",
+            Duration::from_secs(5),
+            || async {
+                match self
+                    .try_call(reqwest::Method::POST, "/goog/cdp/execute", Some(command.clone()))
+                    .await
+                {
+                    Err(answer) if !not_laid_out(&answer) => panic!("screenshot {name}: {answer}"),
+                    answer => answer,
+                }
+            },
+        )
+        .await;
         let png = &png["data"];
         let bytes = STANDARD.decode(png.as_str().unwrap()).unwrap();
         std::fs::write(format!("{}-{name}.png", self.shots.display()), bytes).unwrap();

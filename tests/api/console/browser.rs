@@ -18,20 +18,23 @@ pub(super) struct Browser {
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// Whether a WebDriver error says the element went away or is not there yet, rather than that
-/// the test asked for something wrong (W3C WebDriver error codes).
+/// Whether a WebDriver error says the page was between two states rather than that the test
+/// asked for something wrong: the element went away or is not drawn yet (W3C WebDriver error
+/// codes), a navigation replaced the page under the command, or the page has no layout yet
+/// (Chromium refuses a screenshot of a page 0 pixels wide).
 fn page_moved(answer: &Value) -> bool {
+    let code = answer["value"]["error"].as_str();
+    let message = answer["value"]["message"].as_str().unwrap_or_default();
     matches!(
-        answer["value"]["error"].as_str(),
+        code,
         Some("stale element reference" | "no such element" | "element not interactable")
-    )
-}
-
-/// Whether Chromium refused a screenshot only because the page has not been laid out yet.
-fn not_laid_out(answer: &Value) -> bool {
-    answer["value"]["message"]
-        .as_str()
-        .is_some_and(|message| message.contains("Cannot take screenshot with 0"))
+    ) || [
+        "aborted by navigation",
+        "Not attached to an active page",
+        "Cannot take screenshot with 0",
+    ]
+    .iter()
+    .any(|transient| message.contains(transient))
 }
 
 impl Browser {
@@ -225,8 +228,8 @@ impl Browser {
     }
 
     /// The whole page, not only the window (Chromium's DevTools command through chromedriver).
-    /// Tried again for up to 5 s while the page has no size yet: between a navigation or a resize
-    /// and the next layout, Chromium answers "Cannot take screenshot with 0 width".
+    /// Tried again for up to 5 s while the page is between two states (a navigation or a resize
+    /// not yet laid out).
     pub(super) async fn screenshot(&self, name: &str) {
         let params = json!({"format": "png", "captureBeyondViewport": true});
         let command = json!({"cmd": "Page.captureScreenshot", "params": params});
@@ -238,7 +241,7 @@ impl Browser {
                     .try_call(reqwest::Method::POST, "/goog/cdp/execute", Some(command.clone()))
                     .await
                 {
-                    Err(answer) if !not_laid_out(&answer) => panic!("screenshot {name}: {answer}"),
+                    Err(answer) if !page_moved(&answer) => panic!("screenshot {name}: {answer}"),
                     answer => answer,
                 }
             },

@@ -430,8 +430,11 @@ async fn three_relapses_demote_a_step_until_an_admin_promotes_it() {
     // The fourth firing waits for a person, saying why.
     let fourth = episode("Sticky", "00000000000000c1", "cache", "2026-11-26T04:00:00Z");
     let id = s.app.post_for_incident(&fourth).await;
+    // Asked once the plan is stored: the decision to ask is committed a moment before its dry
+    // run's plan, and the incident shows the step in between.
     let asked = remediations_until(&s.app, id, |r| {
-        r.iter().any(|r| r["result"] == "awaiting_approval")
+        r.iter()
+            .any(|r| r["result"] == "awaiting_approval" && r["approval"]["plan"].is_string())
     })
     .await;
     let request = asked.iter().find(|r| r["result"] == "awaiting_approval").unwrap();

@@ -14,13 +14,12 @@ use crate::{
         fake_kube::FakeKube,
         firing_alert,
         settings::{pagerduty, rule, settings, slack_app},
-        sink::{Reply, Sink},
+        sink::{Sink, SLACK_ROOT_TS},
         TestApp, VIEWER,
     },
 };
 
 const NS: &str = "shop";
-const ROOT_TS: &str = "1700000000.000100";
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "hunter2-planted";
 
@@ -34,15 +33,7 @@ struct Setup {
 
 async fn setup(kube: FakeKube) -> Setup {
     let kubeconfig = kube.kubeconfig();
-    let sink = Sink::start(1).await;
-    sink.set_default(
-        "/api/chat.postMessage",
-        Reply::status(200).with_body(&format!(r#"{{"ok":true,"channel":"C0TEST","ts":"{ROOT_TS}"}}"#)),
-    );
-    sink.set_default(
-        "/api/",
-        Reply::status(200).with_body(r#"{"ok":true,"messages":[]}"#),
-    );
+    let sink = Sink::slack_web_api().await;
     let settings = settings()
         .kubernetes(kubeconfig.path(), "10s")
         .notifier("slack-app", slack_app(&sink.url("/api"), "s3cr3t-signing"))
@@ -239,7 +230,7 @@ async fn a_crash_looping_pods_incident_shows_its_rollout_events_restarts_and_red
 
     // Slack: the reply in the thread, the line on the message; never the password.
     let reply = slack_sent(&sink, "/api/chat.postMessage", |b| {
-        b["thread_ts"] == ROOT_TS
+        b["thread_ts"] == SLACK_ROOT_TS
             && b["text"]
                 .as_str()
                 .is_some_and(|t| t.starts_with("Cluster context"))

@@ -170,6 +170,9 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
     response.body(reply.body)
 }
 
+/// The `ts` the local Slack Web API ([`Sink::slack_web_api`]) gives every message it posts.
+pub const SLACK_ROOT_TS: &str = "1700000000.000100";
+
 /// A recording HTTP server on 127.0.0.1 with a free port.
 #[allow(dead_code)]
 pub struct Sink {
@@ -227,6 +230,23 @@ impl Sink {
             handle,
             finished,
         }
+    }
+
+    /// A local Slack Web API under `/api/`: every method answers `ok`, `chat.postMessage` with
+    /// the channel `C0TEST` and the `ts` [`SLACK_ROOT_TS`].
+    pub async fn slack_web_api() -> Sink {
+        let sink = Sink::start(1).await;
+        sink.set_default(
+            "/api/chat.postMessage",
+            Reply::status(200).with_body(&format!(
+                r#"{{"ok":true,"channel":"C0TEST","ts":"{SLACK_ROOT_TS}"}}"#
+            )),
+        );
+        sink.set_default(
+            "/api/",
+            Reply::status(200).with_body(r#"{"ok":true,"messages":[]}"#),
+        );
+        sink
     }
 
     /// http://127.0.0.1:PORT followed by `path` (which starts with '/').

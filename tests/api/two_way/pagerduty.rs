@@ -4,7 +4,8 @@
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
 
-use super::setup::{acknowledged_by, app, slack, users, PD_OLD_SECRET, PD_SECRET, WAIT};
+use super::setup::{acknowledged_by, app, users, PD_OLD_SECRET, PD_SECRET, WAIT};
+use crate::helpers::sink::Sink;
 use crate::helpers::{
     firing_alert,
     settings::{self, rule, settings},
@@ -42,7 +43,7 @@ fn pd_event(kind: &str, key: &str, agent: &str) -> Value {
 
 #[tokio::test]
 async fn pagerduty_webhooks_acknowledge_and_stop_escalation_when_signed() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let first = app
         .post_for_incident(&firing_alert("g7", "E", "00000000000000a7", json!({})))
@@ -161,7 +162,7 @@ async fn pagerduty_webhooks_acknowledge_and_stop_escalation_when_signed() {
 
 #[tokio::test]
 async fn dedup_keys_carry_the_installation_name() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let settings = settings()
         .users(users())
         .server("instance", "eu-west")
@@ -177,7 +178,7 @@ async fn dedup_keys_carry_the_installation_name() {
 
 #[tokio::test]
 async fn pagerduty_signature_headers_are_bounded_before_any_mac_is_computed() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert("g-pd", "P", "00000000000000c2", json!({})))

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{
     eventually,
     settings::{pagerduty, rule, settings, slack_app, TestSettings},
-    sink::{Reply, Sink},
+    sink::{Sink, SLACK_ROOT_TS},
     TestApp,
 };
 
@@ -18,7 +18,6 @@ pub(super) const WAIT: Duration = Duration::from_secs(15);
 pub(super) const SIGNING_SECRET: &str = "slack-signing-secret";
 pub(super) const PD_SECRET: &str = "pd-webhook-secret";
 pub(super) const PD_OLD_SECRET: &str = "pd-webhook-secret-old";
-pub(super) const ROOT_TS: &str = "1700000000.000100";
 
 /// The users: alice (responder) and vera (viewer) known to Slack, alice to PagerDuty too; ada
 /// (admin) to neither.
@@ -54,20 +53,6 @@ pub(super) fn two_way(slack: &Sink) -> TestSettings {
         )
         .rule(rule("all").notify(&["slack-app"]).escalate("1h", &["slack-app"]))
         .with("engine", json!({"request_timeout": "2s", "retry": retry}))
-}
-
-/// A local Slack Web API: every method answers `ok` (the post with a `ts`).
-pub(super) async fn slack() -> Sink {
-    let sink = Sink::start(1).await;
-    sink.set_default(
-        "/api/chat.postMessage",
-        Reply::status(200).with_body(&format!(r#"{{"ok":true,"channel":"C0TEST","ts":"{ROOT_TS}"}}"#)),
-    );
-    sink.set_default(
-        "/api/",
-        Reply::status(200).with_body(r#"{"ok":true,"messages":[]}"#),
-    );
-    sink
 }
 
 /// A medic with the [`two_way`] settings.
@@ -110,7 +95,7 @@ pub(super) fn interaction(
         "type": "block_actions",
         "user": {"id": user},
         "channel": {"id": "C0TEST"},
-        "container": {"channel_id": "C0TEST", "message_ts": ROOT_TS},
+        "container": {"channel_id": "C0TEST", "message_ts": SLACK_ROOT_TS},
         "actions": [{"action_id": action_id, "value": value, "type": "button"}],
     });
     let body = format!("payload={}", urlencode(&payload.to_string()));

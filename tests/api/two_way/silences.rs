@@ -8,7 +8,8 @@ use std::{
 
 use serde_json::{json, Value};
 
-use super::setup::{app, interaction, sent, slack, two_way, ROOT_TS, SIGNING_SECRET, WAIT};
+use super::setup::{app, interaction, sent, two_way, SIGNING_SECRET, WAIT};
+use crate::helpers::sink::{Sink, SLACK_ROOT_TS};
 use crate::helpers::{eventually, firing_alert, TestApp};
 
 /// A real Alertmanager 0.25 on a free port.
@@ -68,7 +69,7 @@ async fn am_silences(am: &Alertmanager) -> Vec<Value> {
 #[tokio::test]
 async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() {
     let am = alertmanager().await;
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let settings = two_way(&slack).with("alertmanager", json!({"url": am.url}));
     let app = TestApp::builder().settings(&settings).spawn().await;
     let mut alert = firing_alert("g10", "Noisy", "00000000000000b1", json!({"namespace": "shop"}));
@@ -196,7 +197,7 @@ async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() 
         |b| b["text"].as_str().is_some_and(|t| t.starts_with("Silenced")),
     )
     .await;
-    assert_eq!(told["thread_ts"], ROOT_TS);
+    assert_eq!(told["thread_ts"], SLACK_ROOT_TS);
     assert_eq!(told["channel"], "C0TEST");
     let text = told["text"].as_str().unwrap();
     assert!(
@@ -207,7 +208,7 @@ async fn silences_are_made_and_expired_in_alertmanager_from_the_api_and_slack() 
 
 #[tokio::test]
 async fn silencing_without_an_alertmanager_says_so() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert("g11", "H", "00000000000000b2", json!({})))
@@ -233,7 +234,7 @@ async fn silencing_without_an_alertmanager_says_so() {
 #[tokio::test]
 async fn silencing_a_silenced_incident_extends_its_silence_instead_of_making_another() {
     let am = alertmanager().await;
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let settings = two_way(&slack).with("alertmanager", json!({"url": am.url}));
     let app = TestApp::builder().settings(&settings).spawn().await;
     let mut alert = firing_alert("g-ext", "Noisy", "00000000000000c4", json!({"namespace": "shop"}));

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::setup::{
-    acknowledged_by, app, interaction, root_posts, sent, slack, two_way, with_slack_app, ROOT_TS,
-    SIGNING_SECRET, WAIT,
+    acknowledged_by, app, interaction, root_posts, sent, two_way, with_slack_app, SIGNING_SECRET, WAIT,
 };
+use crate::helpers::sink::{Sink, SLACK_ROOT_TS};
 use crate::helpers::{
     eventually, firing_alert,
     settings::{rule, step},
@@ -17,7 +17,7 @@ use crate::helpers::{
 
 #[tokio::test]
 async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert("g5", "D", "00000000000000a5", json!({})))
@@ -109,7 +109,7 @@ async fn slack_buttons_act_as_the_mapped_medic_user_and_refuse_everyone_else() {
 
 #[tokio::test]
 async fn approve_and_reject_buttons_decide_requests_for_approval() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let database = shared_postgres().create_database(&unique_name()).await;
     let remediation = json!({
         "limits": {"min_query_age": "100ms"},
@@ -147,7 +147,7 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
         |b| b["text"].as_str().is_some_and(|t| t.contains("APPROVAL NEEDED")),
     )
     .await;
-    assert_eq!(asked["thread_ts"], ROOT_TS);
+    assert_eq!(asked["thread_ts"], SLACK_ROOT_TS);
     let elements = &asked["blocks"][1]["elements"];
     assert_eq!(elements[0]["action_id"], "medic_approve");
     assert_eq!(elements[0]["value"], rid);
@@ -180,7 +180,7 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
         let reports: Vec<String> = slack
             .received_at("/api/chat.postMessage")
             .into_iter()
-            .filter(|r| r.body["thread_ts"] == ROOT_TS)
+            .filter(|r| r.body["thread_ts"] == SLACK_ROOT_TS)
             .filter_map(|r| r.body["text"].as_str().map(str::to_owned))
             .filter(|t| t.starts_with("[REMEDIATION "))
             .collect();
@@ -199,7 +199,7 @@ async fn approve_and_reject_buttons_decide_requests_for_approval() {
         },
     )
     .await;
-    assert_eq!(update["ts"], ROOT_TS);
+    assert_eq!(update["ts"], SLACK_ROOT_TS);
     assert_eq!(root_posts(&slack).len(), 1, "one message per incident");
 }
 
@@ -214,7 +214,7 @@ async fn first_awaiting_approval(app: &TestApp) -> Value {
 
 #[tokio::test]
 async fn a_replayed_slack_click_is_refused_by_every_replica() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let other = TestApp::builder()
         .settings(&two_way(&slack))

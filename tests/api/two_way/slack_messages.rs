@@ -6,12 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::setup::{acknowledged_by, app, root_posts, sent, slack, with_slack_app, ROOT_TS, WAIT};
-use crate::helpers::{eventually, firing_alert, settings::rule, sink::Reply, TestApp};
+use super::setup::{acknowledged_by, app, root_posts, sent, with_slack_app, WAIT};
+use crate::helpers::{
+    eventually, firing_alert,
+    settings::rule,
+    sink::{Reply, Sink, SLACK_ROOT_TS},
+    TestApp,
+};
 
 #[tokio::test]
 async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in_the_thread() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let id = app
         .post_for_incident(&firing_alert(
@@ -51,7 +56,7 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
     let ack = app.acknowledge(id, &json!({"note": "looking"})).await;
     assert_eq!(ack.status(), 200);
     let updates = slack.wait_for("/api/chat.update", 1, WAIT).await;
-    assert_eq!(updates[0].body["ts"], ROOT_TS);
+    assert_eq!(updates[0].body["ts"], SLACK_ROOT_TS);
     assert_eq!(updates[0].body["channel"], "C0TEST");
     let text = updates[0].body["text"].as_str().unwrap();
     assert!(
@@ -71,7 +76,7 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
             .received_at("/api/chat.postMessage")
             .into_iter()
             .map(|r| r.body)
-            .filter(|b| b["thread_ts"] == ROOT_TS)
+            .filter(|b| b["thread_ts"] == SLACK_ROOT_TS)
             .collect();
         (!replies.is_empty()).then_some(replies)
     })
@@ -85,7 +90,7 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
         .await
         .unwrap()
         .get(0);
-    assert_eq!(stored, ROOT_TS);
+    assert_eq!(stored, SLACK_ROOT_TS);
 
     // Resolved: the same message says so, and loses its buttons for good.
     let mut resolved = firing_alert(
@@ -105,14 +110,14 @@ async fn a_slack_app_keeps_one_message_per_incident_updated_with_its_timeline_in
         |b| b["text"].as_str().is_some_and(|t| t.starts_with("[RESOLVED]")),
     )
     .await;
-    assert_eq!(update["ts"], ROOT_TS);
+    assert_eq!(update["ts"], SLACK_ROOT_TS);
     assert!(!update["blocks"].to_string().contains("medic_ack"), "{update}");
     assert_eq!(root_posts(&slack).len(), 1, "still one message");
 }
 
 #[tokio::test]
 async fn escalations_are_thread_replies_also_shown_in_the_channel() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let settings =
         with_slack_app(&slack).rule(rule("all").notify(&["slack-app"]).escalate("1s", &["slack-app"]));
     let app = TestApp::builder().settings(&settings).spawn().await;
@@ -129,14 +134,14 @@ async fn escalations_are_thread_replies_also_shown_in_the_channel() {
         },
     )
     .await;
-    assert_eq!(escalated["thread_ts"], ROOT_TS);
+    assert_eq!(escalated["thread_ts"], SLACK_ROOT_TS);
     assert_eq!(escalated["reply_broadcast"], true);
     assert_eq!(root_posts(&slack).len(), 1, "no second message");
 }
 
 #[tokio::test]
 async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     slack.enqueue(
         "/api/chat.postMessage",
         vec![Reply::status(200)
@@ -211,7 +216,7 @@ async fn slack_errors_are_retried_or_final_as_slack_documents_them() {
 
 #[tokio::test]
 async fn a_post_whose_answer_was_lost_is_found_in_the_channel_not_made_twice() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     // The first post "goes through" but its answer is a 500; the channel's history has it.
     slack.enqueue("/api/chat.postMessage", vec![Reply::status(500)]);
     slack.set_default(
@@ -259,7 +264,7 @@ async fn recorded_ts(app: &TestApp, id: i64) -> Option<String> {
 /// render a link: the root message's `text` and blocks, its update, and its thread.
 #[tokio::test]
 async fn a_channel_mention_in_an_alertname_reaches_slack_escaped() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let hostile = "<!channel> <https://evil.example|ack> & more";
     let mut payload = firing_alert("g-hostile", hostile, "00000000000000c3", json!({}));
@@ -290,7 +295,7 @@ async fn a_channel_mention_in_an_alertname_reaches_slack_escaped() {
 
 #[tokio::test]
 async fn an_acknowledgement_lasts_until_the_incident_resolves_and_a_refire_pages_again() {
-    let slack = slack().await;
+    let slack = Sink::slack_web_api().await;
     let app = app(&slack).await;
     let alert = firing_alert("g12", "I", "00000000000000b3", json!({}));
     let id = app.post_for_incident(&alert).await;
